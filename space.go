@@ -1,0 +1,94 @@
+package insitu
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Space is a box in Rⁿ: one entry per input coordinate. Names and Units may
+// be empty; when present they have one entry per coordinate.
+type Space struct {
+	Names []string
+	Units []string
+	Lower []float64
+	Upper []float64
+}
+
+// Box returns an n-dimensional space with the same bounds on every coordinate.
+func Box(n int, lo, hi float64) Space {
+	s := Space{Lower: make([]float64, n), Upper: make([]float64, n)}
+	for i := range n {
+		s.Lower[i], s.Upper[i] = lo, hi
+	}
+	return s
+}
+
+// Dim returns the number of coordinates.
+func (s Space) Dim() int { return len(s.Lower) }
+
+// Name returns the name of coordinate i, or "x[i]" when the space has no names.
+func (s Space) Name(i int) string {
+	if i < len(s.Names) && s.Names[i] != "" {
+		return s.Names[i]
+	}
+	return fmt.Sprintf("x[%d]", i)
+}
+
+// Validate reports the first problem with the space, naming the coordinate.
+func (s Space) Validate() error {
+	n := len(s.Lower)
+	switch {
+	case n == 0:
+		return errors.New("space has zero dimensions")
+	case len(s.Upper) != n:
+		return fmt.Errorf("space has %d lower bounds but %d upper bounds", n, len(s.Upper))
+	case len(s.Names) != 0 && len(s.Names) != n:
+		return fmt.Errorf("space has %d coordinates but %d names", n, len(s.Names))
+	case len(s.Units) != 0 && len(s.Units) != n:
+		return fmt.Errorf("space has %d coordinates but %d units", n, len(s.Units))
+	}
+	for i := range n {
+		lo, hi := s.Lower[i], s.Upper[i]
+		switch {
+		case math.IsNaN(lo) || math.IsInf(lo, 0):
+			return fmt.Errorf("coordinate %d (%s): lower bound %v is not finite", i, s.Name(i), lo)
+		case math.IsNaN(hi) || math.IsInf(hi, 0):
+			return fmt.Errorf("coordinate %d (%s): upper bound %v is not finite", i, s.Name(i), hi)
+		case lo > hi:
+			return fmt.Errorf("coordinate %d (%s): lower bound %v exceeds upper bound %v", i, s.Name(i), lo, hi)
+		}
+	}
+	return nil
+}
+
+// Contains returns nil when x has the right length, is finite and lies in
+// the box, and otherwise an error naming the first offending coordinate.
+func (s Space) Contains(x []float64) error {
+	if len(x) != len(s.Lower) {
+		return fmt.Errorf("input has %d coordinates, space has %d", len(x), len(s.Lower))
+	}
+	for i, v := range x {
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return fmt.Errorf("coordinate %d (%s): value %v is not finite", i, s.Name(i), v)
+		case v < s.Lower[i] || v > s.Upper[i]:
+			return fmt.Errorf("coordinate %d (%s): value %v outside [%v, %v]", i, s.Name(i), v, s.Lower[i], s.Upper[i])
+		}
+	}
+	return nil
+}
+
+// Clamp projects x into the box in place and returns how many coordinates
+// moved. NaN coordinates are left alone: clamping must not hide them.
+func (s Space) Clamp(x []float64) int {
+	n := 0
+	for i, v := range x {
+		if v < s.Lower[i] {
+			x[i], n = s.Lower[i], n+1
+		} else if v > s.Upper[i] {
+			x[i], n = s.Upper[i], n+1
+		}
+	}
+	return n
+}
