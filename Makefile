@@ -1,0 +1,45 @@
+# insitu — see README.md. Every target works on a fresh machine with Go.
+GO      ?= go
+BIN     ?= bin/insitu
+PKGS    ?= ./...
+BENCH   ?= .
+BENCHTIME ?= 1s
+
+.PHONY: all build test fmt-check vet bench demo fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/insitu
+
+# gofmt check, go vet, then every test under the race detector.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+fmt-check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Benchmarks of every hot path. Compare figures as ratios within one run:
+# the machines are shared and noisy.
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
+
+# The gradient-quality study on the CNON twin (table on stdout, CSV and PNG
+# in out/study-gradient). About ten minutes on 2 cores.
+demo: build
+	./$(BIN) study gradient configs/study-gradient.yaml --out out/study-gradient
+
+# A short run of every fuzz target (each gets FUZZTIME).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin out
