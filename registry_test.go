@@ -1,0 +1,95 @@
+package insitu
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+type constBox struct {
+	spec Spec
+	val  float64
+}
+
+func (c constBox) Spec() Spec { return c.spec }
+func (c constBox) Query(_ context.Context, x []float64) ([]float64, error) {
+	return []float64{c.val}, nil
+}
+
+func init() {
+	Register("registry-test", func(_ context.Context, p Params) (BlackBox, error) {
+		cfg := struct {
+			Dim   int     `mapstructure:"dim"`
+			Value float64 `mapstructure:"value"`
+		}{Dim: 2}
+		if err := p.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		if cfg.Dim < 0 {
+			return nil, p.Errorf("dim", "must be ≥ 0, got %d", cfg.Dim)
+		}
+		return constBox{Spec{Name: "registry-test", In: Box(cfg.Dim, 0, 1), Out: []string{"v"}}, cfg.Value}, nil
+	})
+}
+
+func TestRegistryBuildsByKind(t *testing.T) {
+	ctx := context.Background()
+	b, err := New(ctx, Params{Kind: "registry-test", Values: map[string]any{"dim": 3, "value": "2.5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Spec().In.Dim(); got != 3 {
+		t.Errorf("dim %d, want 3", got)
+	}
+	y, _ := b.Query(ctx, []float64{0, 0, 0})
+	if y[0] != 2.5 {
+		t.Errorf("value %v, want 2.5 (weakly typed from a string)", y[0])
+	}
+	if !IsRegistered("registry-test") {
+		t.Error("kind not listed")
+	}
+}
+
+func TestRegistryErrorsNameFileAndKey(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		p    Params
+		want []string
+	}{
+		{Params{Kind: "nope", File: "a.yaml"}, []string{"a.yaml", "blackbox.kind", `unknown kind "nope"`, "registry-test"}},
+		{Params{Kind: "registry-test", File: "b.yaml", Values: map[string]any{"bogus": 1}}, []string{"b.yaml", "bogus"}},
+		{Params{Kind: "registry-test", File: "c.yaml", Values: map[string]any{"dim": "many"}}, []string{"c.yaml", "dim"}},
+		{Params{Kind: "registry-test", File: "d.yaml", Prefix: "rig.sensor", Values: map[string]any{"dim": -1}}, []string{"d.yaml: rig.sensor.dim", "must be ≥ 0"}},
+		// A constructor that returns an invalid Spec is caught by New.
+		{Params{Kind: "registry-test", File: "e.yaml", Values: map[string]any{"dim": 0}}, []string{"e.yaml", "zero dimensions"}},
+	}
+	for _, c := range cases {
+		_, err := New(ctx, c.p)
+		if err == nil {
+			t.Errorf("%+v: no error", c.p)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%+v: error %q lacks %q", c.p, err, w)
+			}
+		}
+	}
+}
+
+func TestRegisterTwicePanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("second Register of a kind did not panic")
+		}
+	}()
+	Register("registry-test", func(context.Context, Params) (BlackBox, error) { return nil, nil })
+}
+
+func TestQueryBatchFallsBackToQuery(t *testing.T) {
+	b := constBox{Spec{Name: "c", In: Box(1, 0, 1), Out: []string{"v"}}, 4}
+	ys, err := QueryBatch(context.Background(), b, [][]float64{{0}, {1}, {0.5}})
+	if err != nil || len(ys) != 3 || ys[2][0] != 4 {
+		t.Fatalf("QueryBatch = %v, %v", ys, err)
+	}
+}
