@@ -1,0 +1,22 @@
+// Package surrogate is the differentiable model f_θ ≈ F that insitu uses
+// only for its input Jacobian: the optimizer queries the black box for
+// y = F(x) and takes J_fθ(x)ᵀ·∇g(y) from the surrogate (Model.VJP).
+//
+// An MLP (Linear → optional LayerNorm → GELU per hidden layer, last layer
+// linear, float64) is wrapped by a Model that maps inputs from their box to
+// [0,1] and z-scores outputs, so VJP and Jacobian are in raw units. A
+// Trainer fits it with Adam on a Dataset under MAE, MSE or the GradPIE-kNN
+// loss, which matches differences between each point and its k nearest
+// neighbours, (f(x_j) − f(x_i)) − (y_j − y_i), and so teaches the Jacobian
+// rather than the values. Each GradPIE minibatch runs one forward pass over
+// the unique points (anchors plus their neighbours) and one backward pass.
+//
+// Matrix work goes through gonum's blas64, so an OpenBLAS backend can be
+// installed with blas64.Use. gonum's GEMM is several times slower with a
+// transposed first operand, so weight gradients use an explicitly
+// transposed copy of the activations.
+//
+// Models are saved in a versioned binary format with a JSON header and a
+// CRC-32 (Model.Save, Load); Adam and Trainer state implement
+// encoding.BinaryMarshaler for checkpoints.
+package surrogate

@@ -1,0 +1,189 @@
+package surrogate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+
+	"github.com/insitu-lab/insitu"
+)
+
+// File format, all integers little-endian:
+//
+//	magic "INSITUSG" | version uint32 | header length uint32 | param count uint64
+//	| JSON header | params (float64 bits) | CRC-32 (IEEE) of all preceding bytes
+//
+// The fixed prefix gives the file's length before anything is parsed, so a
+// short file is reported as truncated and any flipped byte as a checksum
+// mismatch.
+const (
+	fileMagic   = "INSITUSG"
+	fileVersion = 1
+	filePrefix  = len(fileMagic) + 4 + 4 + 8
+)
+
+// Errors of Load; test with errors.Is.
+var (
+	ErrNotSurrogate = errors.New("not an insitu surrogate file")
+	ErrFileVersion  = errors.New("unsupported surrogate file version")
+	ErrTruncated    = errors.New("truncated surrogate file")
+	ErrChecksum     = errors.New("surrogate file checksum mismatch")
+	ErrParamCount   = errors.New("surrogate file parameter count mismatch")
+)
+
+// fileError carries a specific message and one of the sentinel errors.
+type fileError struct {
+	kind error
+	msg  string
+}
+
+func (e *fileError) Error() string { return "surrogate: " + e.msg }
+func (e *fileError) Unwrap() error { return e.kind }
+
+type fileHeader struct {
+	In        int       `json:"in"`
+	Out       int       `json:"out"`
+	Hidden    []int     `json:"hidden"`
+	LayerNorm bool      `json:"layer_norm"`
+	Names     []string  `json:"names,omitempty"`
+	Units     []string  `json:"units,omitempty"`
+	Lower     []float64 `json:"lower"`
+	Upper     []float64 `json:"upper"`
+	OutMean   []float64 `json:"out_mean"`
+	OutStd    []float64 `json:"out_std"`
+	ScaleSet  bool      `json:"scale_set"`
+	Params    int       `json:"params"`
+}
+
+// Save writes the model (architecture, input space, output scale and
+// parameters) in the versioned binary format Load reads.
+func (m *Model) Save(w io.Writer) error {
+	h := fileHeader{
+		In: m.mlp.in, Out: m.mlp.out, Hidden: m.mlp.arch.Hidden, LayerNorm: m.mlp.arch.LayerNorm,
+		Names: m.space.Names, Units: m.space.Units, Lower: m.space.Lower, Upper: m.space.Upper,
+		OutMean: m.mean, OutStd: m.std, ScaleSet: m.scaleSet, Params: len(m.mlp.params),
+	}
+	if err := writeModel(w, h, m.mlp.params); err != nil {
+		return fmt.Errorf("surrogate: saving model: %w", err)
+	}
+	return nil
+}
+
+func writeModel(w io.Writer, h fileHeader, params []float64) error {
+	js, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	crc := crc32.NewIEEE()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<16)
+	b := make([]byte, 0, filePrefix)
+	b = append(b, fileMagic...)
+	b = binary.LittleEndian.AppendUint32(b, fileVersion)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(js)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(params)))
+	bw.Write(b)
+	bw.Write(js)
+	var buf [8]byte
+	for _, p := range params {
+		binary.LittleEndian.PutUint64(buf[:], math.Float64bits(p))
+		bw.Write(buf[:])
+	}
+	if err := bw.Flush(); err != nil { // bufio keeps the first write error
+		return err
+	}
+	_, err = w.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+	return err
+}
+
+// Load reads a model written by Save. The errors wrap ErrNotSurrogate,
+// ErrFileVersion, ErrTruncated, ErrChecksum or ErrParamCount.
+func Load(r io.Reader) (*Model, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("surrogate: reading model: %w", err)
+	}
+	n := len(data)
+	if n < len(fileMagic) {
+		if bytes.HasPrefix([]byte(fileMagic), data) {
+			return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
+		}
+		return nil, &fileError{ErrNotSurrogate, ErrNotSurrogate.Error()}
+	}
+	if string(data[:len(fileMagic)]) != fileMagic {
+		return nil, &fileError{ErrNotSurrogate, ErrNotSurrogate.Error()}
+	}
+	if n < len(fileMagic)+4 {
+		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
+	}
+	if v := binary.LittleEndian.Uint32(data[len(fileMagic):]); v != fileVersion {
+		return nil, &fileError{ErrFileVersion, fmt.Sprintf("surrogate file version %d, this build reads version %d", v, fileVersion)}
+	}
+	if n < filePrefix {
+		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
+	}
+	hlen := uint64(binary.LittleEndian.Uint32(data[12:]))
+	np := binary.LittleEndian.Uint64(data[16:])
+	const maxParams = 1 << 40
+	if np > maxParams {
+		return nil, &fileError{ErrChecksum, fmt.Sprintf("corrupt file: it claims %d parameters", np)}
+	}
+	want := uint64(filePrefix) + hlen + 8*np + 4
+	switch {
+	case uint64(n) < want:
+		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes, the header says %d", n, want)}
+	case uint64(n) > want:
+		return nil, &fileError{ErrChecksum, fmt.Sprintf("corrupt file: %d bytes, the header says %d", n, want)}
+	}
+	if got, stored := crc32.ChecksumIEEE(data[:n-4]), binary.LittleEndian.Uint32(data[n-4:]); got != stored {
+		return nil, &fileError{ErrChecksum, fmt.Sprintf("checksum mismatch (stored %08x, computed %08x): the file is corrupt", stored, got)}
+	}
+	var h fileHeader
+	if err := json.Unmarshal(data[filePrefix:filePrefix+int(hlen)], &h); err != nil {
+		return nil, fmt.Errorf("surrogate: model header: %w", err)
+	}
+	arch := Arch{Hidden: h.Hidden, LayerNorm: h.LayerNorm}
+	s := insitu.Space{Names: h.Names, Units: h.Units, Lower: h.Lower, Upper: h.Upper}
+	if err := h.validate(arch, s); err != nil {
+		return nil, fmt.Errorf("surrogate: model header: %w", err)
+	}
+	if need := arch.NumParams(h.In, h.Out); uint64(need) != np || h.Params != need {
+		return nil, &fileError{ErrParamCount, fmt.Sprintf("parameter count mismatch: the file has %d parameters, its architecture needs %d", np, need)}
+	}
+	mlp := newMLPShape(h.In, h.Out, arch)
+	off := filePrefix + int(hlen)
+	for i := range mlp.params {
+		mlp.params[i] = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8*i:]))
+	}
+	m := newModel(s, mlp)
+	copy(m.mean, h.OutMean)
+	copy(m.std, h.OutStd)
+	m.scaleSet = h.ScaleSet
+	return m, nil
+}
+
+func (h *fileHeader) validate(arch Arch, s insitu.Space) error {
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("input space: %w", err)
+	}
+	if err := arch.Validate(); err != nil {
+		return err
+	}
+	if h.In != s.Dim() || h.Out < 1 {
+		return fmt.Errorf("shape %d→%d does not match a %d-dimensional space", h.In, h.Out, s.Dim())
+	}
+	if len(h.OutMean) != h.Out || len(h.OutStd) != h.Out {
+		return fmt.Errorf("output scale has %d means and %d stds for %d outputs", len(h.OutMean), len(h.OutStd), h.Out)
+	}
+	for o, sd := range h.OutStd {
+		if !(sd > 0) || math.IsInf(sd, 0) || math.IsNaN(h.OutMean[o]) || math.IsInf(h.OutMean[o], 0) {
+			return fmt.Errorf("output %d: mean %v, std %v", o, h.OutMean[o], sd)
+		}
+	}
+	return nil
+}

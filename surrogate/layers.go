@@ -1,0 +1,265 @@
+package surrogate
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// The kernels below work on row-major batches (rows × width). They are
+// separate functions, not methods, so each layer can be checked against
+// finite differences on its own.
+
+const lnEps = 1e-5
+
+// parMinElems is the pass size (in elements) below which elementwise work
+// stays on the calling goroutine: spawning costs about a microsecond, a GELU
+// element about 15 ns.
+const parMinElems = 1 << 13
+
+// gemvParMinElems is the matrix size above which a single-row product is
+// split across goroutines: GEMV streams the matrix once and is bound by
+// memory bandwidth, which one core does not saturate.
+const gemvParMinElems = 1 << 17
+
+// parallel reports whether a pass over rows×width elements is worth
+// splitting. Kernels test it before building the closure for parallelRows,
+// so the serial path does not allocate.
+func parallel(rows, width int) bool {
+	return rows > 1 && rows*width >= parMinElems && runtime.GOMAXPROCS(0) > 1
+}
+
+// parallelRows splits [0, rows) into one contiguous chunk per processor.
+// Callers compute each output element independently of the chunking, so
+// results never depend on the number of processors.
+func parallelRows(rows int, fn func(r0, r1 int)) {
+	chunks := min(runtime.GOMAXPROCS(0), rows)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		r0, r1 := c*rows/chunks, (c+1)*rows/chunks
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(r0, r1)
+		}()
+	}
+	wg.Wait()
+}
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C on row-major slices through
+// blas64, so blas64.Use can swap the backend. A is m×k (or k×m when tA is
+// Trans), B is k×n (or n×k), C is m×n.
+func gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
+	if m == 1 && tA == blas.NoTrans {
+		// A single row is a GEMV; gonum's GEMM would spawn goroutines for
+		// 64-column blocks of it.
+		gemvRow(tB, n, k, alpha, a, b, beta, c)
+		return
+	}
+	ar, ac := m, k
+	if tA != blas.NoTrans {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tB != blas.NoTrans {
+		br, bc = n, k
+	}
+	blas64.Gemm(tA, tB, alpha,
+		blas64.General{Rows: ar, Cols: ac, Data: a, Stride: max(ac, 1)},
+		blas64.General{Rows: br, Cols: bc, Data: b, Stride: max(bc, 1)},
+		beta,
+		blas64.General{Rows: m, Cols: n, Data: c, Stride: max(n, 1)})
+}
+
+// gemvRow computes the row c = alpha·a·op(B) + beta·c, a of length k, c of
+// length n, B k×n (NoTrans) or n×k (Trans). Large products are split over
+// disjoint ranges of c; each element is still one reduction over the same
+// data in the same order, so with gonum's kernels the split does not change
+// the result.
+func gemvRow(tB blas.Transpose, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
+	if n < 2 || n*k < gemvParMinElems || runtime.GOMAXPROCS(0) < 2 {
+		gemvPart(tB, n, k, alpha, a, b, beta, c, 0, n)
+		return
+	}
+	parallelRows(n, func(j0, j1 int) { gemvPart(tB, n, k, alpha, a, b, beta, c, j0, j1) })
+}
+
+// gemvPart computes elements j0..j1 of gemvRow's c.
+func gemvPart(tB blas.Transpose, n, k int, alpha float64, a, b []float64, beta float64, c []float64, j0, j1 int) {
+	x, y := blas64.Vector{N: k, Data: a, Inc: 1}, blas64.Vector{N: j1 - j0, Data: c[j0:j1], Inc: 1}
+	if tB == blas.NoTrans { // c = Bᵀ·a over columns j0..j1 of B
+		blas64.Gemv(blas.Trans, alpha, blas64.General{Rows: k, Cols: j1 - j0, Data: b[j0:], Stride: max(n, 1)}, x, beta, y)
+	} else { // c = B·a over rows j0..j1 of B
+		blas64.Gemv(blas.NoTrans, alpha, blas64.General{Rows: j1 - j0, Cols: k, Data: b[j0*k:], Stride: max(k, 1)}, x, beta, y)
+	}
+}
+
+// transpose writes the rows×cols matrix src as the cols×rows matrix dst,
+// in tiles so both sides stay in cache.
+func transpose(dst, src []float64, rows, cols int) {
+	const tile = 32
+	for i0 := 0; i0 < rows; i0 += tile {
+		i1 := min(i0+tile, rows)
+		for j0 := 0; j0 < cols; j0 += tile {
+			j1 := min(j0+tile, cols)
+			for i := i0; i < i1; i++ {
+				row := src[i*cols : i*cols+cols]
+				for j := j0; j < j1; j++ {
+					dst[j*rows+i] = row[j]
+				}
+			}
+		}
+	}
+}
+
+// linearForward computes z = x·W + b for a rows×in batch x, W in×out.
+func linearForward(x []float64, rows, in, out int, w, b, z []float64) {
+	for r := range rows {
+		copy(z[r*out:r*out+out], b)
+	}
+	gemm(blas.NoTrans, blas.NoTrans, rows, out, in, 1, x, w, 1, z)
+}
+
+// linearBackward accumulates gW += xᵀ·dz and gb += Σ_rows dz when gw is not
+// nil, and writes dx = dz·Wᵀ when dx is not nil. xt is scratch of at least
+// in×rows: gonum's GEMM is several times slower with a transposed first
+// operand, so xᵀ is formed explicitly.
+func linearBackward(x, dz []float64, rows, in, out int, w, gw, gb, dx, xt []float64) {
+	if gw != nil {
+		for r := range rows {
+			row := dz[r*out : r*out+out]
+			for j, v := range row {
+				gb[j] += v
+			}
+		}
+		if rows == 1 {
+			// An outer product: no transpose needed, x is already a column.
+			gemm(blas.NoTrans, blas.NoTrans, in, out, 1, 1, x, dz, 1, gw)
+		} else {
+			transpose(xt, x, rows, in)
+			gemm(blas.NoTrans, blas.NoTrans, in, out, rows, 1, xt, dz, 1, gw)
+		}
+	}
+	if dx != nil {
+		gemm(blas.NoTrans, blas.Trans, rows, in, out, 1, dz, w, 0, dx)
+	}
+}
+
+// geluForward writes a = h·Φ(h) (exact erf form) and, when dact is not nil,
+// the derivative Φ(h) + h·φ(h), so the backward pass needs no erf. a may
+// alias h.
+func geluForward(h, a, dact []float64, rows, width int) {
+	if !parallel(rows, width) {
+		geluRange(h, a, dact, 0, rows*width)
+		return
+	}
+	parallelRows(rows, func(r0, r1 int) { geluRange(h, a, dact, r0*width, r1*width) })
+}
+
+func geluRange(h, a, dact []float64, lo, hi int) {
+	if dact == nil {
+		for i, v := range h[lo:hi] {
+			a[lo+i] = v * 0.5 * (1 + math.Erf(v*math.Sqrt2/2))
+		}
+		return
+	}
+	const invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
+	for i, v := range h[lo:hi] {
+		cdf := 0.5 * (1 + math.Erf(v*math.Sqrt2/2))
+		dact[lo+i] = cdf + v*invSqrt2Pi*math.Exp(-0.5*v*v)
+		a[lo+i] = v * cdf
+	}
+}
+
+// geluBackward writes dh = da ⊙ dact. dh may alias da.
+func geluBackward(da, dact, dh []float64, rows, width int) {
+	// One multiply per element: memory bound, not worth goroutines.
+	for i, d := range dact[:rows*width] {
+		dh[i] = da[i] * d
+	}
+}
+
+// layerNormForward normalizes each row of z over its features and writes
+// xhat = (z − μ)/σ, rstd = 1/σ per row, and h = γ⊙xhat + β. h may alias z.
+// σ² is the biased variance plus lnEps; statistics use two passes so large
+// offsets do not cancel.
+func layerNormForward(z []float64, rows, width int, gamma, beta, xhat, rstd, h []float64) {
+	if !parallel(rows, width) {
+		layerNormForwardRows(z, width, gamma, beta, xhat, rstd, h, 0, rows)
+		return
+	}
+	parallelRows(rows, func(r0, r1 int) { layerNormForwardRows(z, width, gamma, beta, xhat, rstd, h, r0, r1) })
+}
+
+func layerNormForwardRows(z []float64, width int, gamma, beta, xhat, rstd, h []float64, r0, r1 int) {
+	inv := 1 / float64(width)
+	for r := r0; r < r1; r++ {
+		zr := z[r*width : r*width+width]
+		var mu float64
+		for _, v := range zr {
+			mu += v
+		}
+		mu *= inv
+		var vr float64
+		for _, v := range zr {
+			d := v - mu
+			vr += d * d
+		}
+		rs := 1 / math.Sqrt(vr*inv+lnEps)
+		rstd[r] = rs
+		xr := xhat[r*width : r*width+width]
+		hr := h[r*width : r*width+width]
+		for j, v := range zr {
+			xn := (v - mu) * rs
+			xr[j] = xn
+			hr[j] = gamma[j]*xn + beta[j]
+		}
+	}
+}
+
+// layerNormParamGrads accumulates dγ += Σ_rows dh⊙xhat and dβ += Σ_rows dh.
+// It runs on one goroutine so the sums are in a fixed order.
+func layerNormParamGrads(dh, xhat []float64, rows, width int, dgamma, dbeta []float64) {
+	for r := range rows {
+		dr := dh[r*width : r*width+width]
+		xr := xhat[r*width : r*width+width]
+		for j, d := range dr {
+			dgamma[j] += d * xr[j]
+			dbeta[j] += d
+		}
+	}
+}
+
+// layerNormBackward writes dz from dh: with g = γ⊙dh,
+// dz = rstd·(g − mean(g) − xhat·mean(g⊙xhat)). dz may alias dh.
+func layerNormBackward(dh, xhat, rstd, gamma []float64, rows, width int, dz []float64) {
+	if !parallel(rows, width) {
+		layerNormBackwardRows(dh, xhat, rstd, gamma, width, dz, 0, rows)
+		return
+	}
+	parallelRows(rows, func(r0, r1 int) { layerNormBackwardRows(dh, xhat, rstd, gamma, width, dz, r0, r1) })
+}
+
+func layerNormBackwardRows(dh, xhat, rstd, gamma []float64, width int, dz []float64, r0, r1 int) {
+	inv := 1 / float64(width)
+	for r := r0; r < r1; r++ {
+		dr := dh[r*width : r*width+width]
+		xr := xhat[r*width : r*width+width]
+		var sg, sgx float64
+		for j, d := range dr {
+			g := d * gamma[j]
+			sg += g
+			sgx += g * xr[j]
+		}
+		sg *= inv
+		sgx *= inv
+		rs := rstd[r]
+		zr := dz[r*width : r*width+width]
+		for j, d := range dr {
+			zr[j] = rs * (d*gamma[j] - sg - xr[j]*sgx)
+		}
+	}
+}
