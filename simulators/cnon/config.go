@@ -1,0 +1,139 @@
+package cnon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/insitu-lab/insitu"
+)
+
+// Config holds the parameters of a twin. The mapstructure tags are the keys
+// of a configuration file's blackbox section.
+type Config struct {
+	N       int     `mapstructure:"n"`       // oscillators: input and output dimension
+	Horizon float64 `mapstructure:"horizon"` // integration time T
+	Steps   int     `mapstructure:"steps"`   // RK4 steps; dt = Horizon/Steps
+
+	// C = C0·ones + C1·U(−1,1) and e = E0·ones + E1·U(−1,1), drawn once
+	// from Seed.
+	C0 float64 `mapstructure:"c0"`
+	C1 float64 `mapstructure:"c1"`
+	E0 float64 `mapstructure:"e0"`
+	E1 float64 `mapstructure:"e1"`
+
+	Seed uint64 `mapstructure:"seed"` // draws C, e, the coupling perturbation and every noise stream
+
+	// The reality gap, off by default. Eta and CouplingNoise change the
+	// system itself (VJP includes them); InputNoise and OutputNoise are
+	// per-query noise (VJP ignores them).
+	Eta           float64 `mapstructure:"eta"`            // nonlinearity sin((1+η)q)
+	CouplingNoise float64 `mapstructure:"coupling_noise"` // std of a fixed seeded perturbation of C
+	InputNoise    float64 `mapstructure:"input_noise"`    // std of Gaussian noise on q(0), every query
+	OutputNoise   float64 `mapstructure:"output_noise"`   // std of Gaussian noise on q(T), every query
+}
+
+// DefaultConfig returns the ideal twin of the spec: N = 10, T = 5 in 50 RK4
+// steps (dt = 0.1), c0 = c1 = e0 = e1 = 0.1, seed 1, no reality gap.
+func DefaultConfig() Config {
+	return Config{
+		N:       10,
+		Horizon: 5,
+		Steps:   50,
+		C0:      0.1,
+		C1:      0.1,
+		E0:      0.1,
+		E1:      0.1,
+		Seed:    1,
+	}
+}
+
+// Limits that catch a typo before it allocates gigabytes: the coupling
+// matrix has N² entries and the VJP tape 4·Steps·N.
+const (
+	MaxN     = 1024
+	MaxSteps = 1_000_000
+	maxTape  = 1 << 26 // entries of the VJP tape (512 MiB)
+)
+
+// ConfigError is one problem with a Config, naming its key.
+type ConfigError struct {
+	Key string // mapstructure key, e.g. "steps"
+	Msg string // e.g. "must be ≥ 1, got 0"
+}
+
+func (e *ConfigError) Error() string { return "cnon: " + e.Key + ": " + e.Msg }
+
+// Validate reports every problem with c at once, each a *ConfigError
+// naming its key, joined with errors.Join; nil when c is usable.
+func (c Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, &p)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) problems() []ConfigError {
+	var ps []ConfigError
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+	if c.N < 1 || c.N > MaxN {
+		bad("n", "must be in [1, %d], got %d", MaxN, c.N)
+	}
+	if !finite(c.Horizon) || c.Horizon <= 0 {
+		bad("horizon", "must be positive and finite, got %v", c.Horizon)
+	}
+	switch {
+	case c.Steps < 1:
+		bad("steps", "must be ≥ 1, got %d", c.Steps)
+	case c.Steps > MaxSteps:
+		bad("steps", "must be ≤ %d, got %d", MaxSteps, c.Steps)
+	case c.N >= 1 && c.N <= MaxN && 4*c.Steps*c.N > maxTape:
+		bad("steps", "%d steps at n = %d need a VJP tape of %d values, more than %d", c.Steps, c.N, 4*c.Steps*c.N, maxTape)
+	}
+	for _, f := range []struct {
+		key string
+		v   float64
+	}{{"c0", c.C0}, {"c1", c.C1}, {"e0", c.E0}, {"e1", c.E1}} {
+		if !finite(f.v) {
+			bad(f.key, "must be finite, got %v", f.v)
+		}
+	}
+	// η ≤ −1 flips or removes the restoring force: no longer a pendulum.
+	if !finite(c.Eta) || c.Eta <= -1 {
+		bad("eta", "must be finite and > −1, got %v", c.Eta)
+	}
+	for _, f := range []struct {
+		key string
+		v   float64
+	}{{"coupling_noise", c.CouplingNoise}, {"input_noise", c.InputNoise}, {"output_noise", c.OutputNoise}} {
+		if !finite(f.v) || f.v < 0 {
+			bad(f.key, "must be a finite standard deviation ≥ 0, got %v", f.v)
+		}
+	}
+	return ps
+}
+
+func init() { insitu.Register("cnon", factory) }
+
+// factory builds a twin from a configuration file's blackbox section: keys
+// left out keep their defaults, unknown keys are errors.
+func factory(_ context.Context, p insitu.Params) (insitu.BlackBox, error) {
+	cfg := DefaultConfig()
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, pr := range cfg.problems() {
+		errs = append(errs, p.Errorf(pr.Key, "%s", pr.Msg))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return New(cfg)
+}
