@@ -46,7 +46,7 @@ func TestBruteNeighborsIncremental(t *testing.T) {
 	}
 	pts = append(pts, slices.Clone(pts[3]))
 	for _, k := range []int{1, 3, 7} {
-		nb := newBruteNeighbors(3, k)
+		nb := newNeighborLister(3, k)
 		// Appended one at a time, in chunks and all at once: always exact.
 		for start, step := 0, 1; start < len(pts); start, step = start+step, step+1 {
 			end := min(start+step, len(pts))
@@ -62,7 +62,7 @@ func TestBruteNeighborsIncremental(t *testing.T) {
 			}
 		}
 	}
-	one := newBruteNeighbors(2, 5)
+	one := newNeighborLister(2, 5)
 	one.Append([]float64{0, 0})
 	if got := one.Neighbors(0); len(got) != 0 {
 		t.Errorf("a single point has neighbours %v", got)

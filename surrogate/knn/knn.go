@@ -16,6 +16,7 @@ package knn
 import (
 	"errors"
 	"math"
+	"slices"
 )
 
 // Index keeps, for every point, its k nearest other points (self excluded),
@@ -94,6 +95,10 @@ func (x *Index) Append(points ...[]float64) {
 		return
 	}
 	n := x.Len()
+	x.pts = slices.Grow(x.pts, m*x.dim)
+	x.norms = slices.Grow(x.norms, m)
+	x.lists = slices.Grow(x.lists, m)
+	x.dists = slices.Grow(x.dists, m)
 	for _, p := range points {
 		x.pts = append(x.pts, p...)
 		x.norms = append(x.norms, sqNorm(p))
@@ -122,7 +127,11 @@ func (x *Index) appendDirect(n int) {
 
 // insert offers neighbour j at squared distance d to the list of point i.
 func (x *Index) insert(i, j int, d float64) {
-	x.lists[i], x.dists[i] = insertNeighbor(x.lists[i], x.dists[i], j, d, x.k)
+	list, dist := x.lists[i], x.dists[i]
+	if len(list) == x.k && !before(d, j, dist[x.k-1], list[x.k-1]) {
+		return // the common case; skip storing the slices back
+	}
+	x.lists[i], x.dists[i] = insertNeighbor(list, dist, j, d, x.k)
 }
 
 // bound returns the squared distance a candidate must not exceed to enter

@@ -1,6 +1,7 @@
 package knn
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -145,6 +146,33 @@ func TestMatchesBruteForce(t *testing.T) {
 							checkIndex(t, x, pts, k)
 						})
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestBruteForceTieOrder checks the reference itself against a sort by
+// (distance, index), on point sets full of ties.
+func TestBruteForceTieOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, kind := range []int{kindGrid, kindDup, kindOffsetGrid} {
+		pts := genPoints(rng, 60, 2, kind)
+		for _, k := range []int{1, 3, 59, 100} {
+			got := BruteForce(pts, k)
+			for i := range pts {
+				var want []int
+				for j := range pts {
+					if j != i {
+						want = append(want, j)
+					}
+				}
+				slices.SortStableFunc(want, func(a, b int) int {
+					return cmp.Compare(sqDist(pts[i], pts[a]), sqDist(pts[i], pts[b]))
+				})
+				want = want[:min(k, len(want))]
+				if !slices.Equal(got[i], want) {
+					t.Fatalf("%s k=%d: BruteForce list %d = %v, want %v", kindNames[kind], k, i, got[i], want)
 				}
 			}
 		}
