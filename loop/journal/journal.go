@@ -1,0 +1,489 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// FileName is the journal's file name inside a run directory.
+const FileName = "journal.db"
+
+// SchemaVersion is the layout this package writes and reads.
+const SchemaVersion = 1
+
+var (
+	// ErrExists: Create was given a directory that already holds a journal.
+	ErrExists = errors.New("run directory already holds a journal")
+	// ErrSchema: the file is not a journal of SchemaVersion.
+	ErrSchema = errors.New("unsupported journal schema")
+	// ErrReadOnly: a write on a journal opened with OpenReadOnly.
+	ErrReadOnly = errors.New("journal is read-only")
+	// ErrClosed: a call after Close.
+	ErrClosed = errors.New("journal is closed")
+	// ErrNotFound: no query with that id.
+	ErrNotFound = errors.New("no such query")
+)
+
+// RunStatus is the state of a whole run.
+type RunStatus string
+
+const (
+	RunRunning     RunStatus = "running"
+	RunFinished    RunStatus = "finished"
+	RunFailed      RunStatus = "failed"
+	RunInterrupted RunStatus = "interrupted" // Ctrl-C, SIGTERM, a tripped interlock; resumable
+)
+
+func (s RunStatus) valid() bool {
+	switch s {
+	case RunRunning, RunFinished, RunFailed, RunInterrupted:
+		return true
+	}
+	return false
+}
+
+// Direction says whether the objective is minimized or maximized; List and
+// Summary use it to pick the best query.
+type Direction string
+
+const (
+	Minimize Direction = "min"
+	Maximize Direction = "max"
+)
+
+// Meta describes a run.
+type Meta struct {
+	Version   string    // insitu version string that wrote the journal
+	Method    string    // optimizer, e.g. "gradpie"
+	Kind      string    // black box kind, e.g. "cnon" or "rig"
+	Seed      uint64    // the run's one seed
+	Direction Direction // Minimize when empty
+	Created   time.Time // now when zero
+	Status    RunStatus // RunRunning when empty
+}
+
+// SyncPolicy chooses when Finish is committed.
+type SyncPolicy int
+
+const (
+	// SyncPerIteration batches Finishes until Sync: one commit per iteration.
+	SyncPerIteration SyncPolicy = iota
+	// SyncEvery commits each Finish before it returns.
+	SyncEvery
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncPerIteration:
+		return "per-iteration"
+	case SyncEvery:
+		return "every"
+	}
+	return "SyncPolicy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Option configures Create and Open.
+type Option func(*options)
+
+type options struct {
+	sync        SyncPolicy
+	keep        int
+	busyTimeout time.Duration
+}
+
+func defaultOptions() options {
+	return options{sync: SyncPerIteration, keep: 3, busyTimeout: 10 * time.Second}
+}
+
+// WithSync sets the durability policy of Finish (default SyncPerIteration).
+func WithSync(p SyncPolicy) Option { return func(o *options) { o.sync = p } }
+
+// WithKeepCheckpoints sets how many checkpoints SaveCheckpoint keeps (default
+// 3, at least 1); older ones are deleted to bound the file size.
+func WithKeepCheckpoints(n int) Option { return func(o *options) { o.keep = n } }
+
+// WithBusyTimeout bounds how long a statement waits for another process that
+// holds the database lock (default 10 s).
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
+func (o options) validate() error {
+	if o.sync != SyncPerIteration && o.sync != SyncEvery {
+		return fmt.Errorf("unknown sync policy %v", o.sync)
+	}
+	if o.keep < 1 {
+		return fmt.Errorf("keep checkpoints = %d, want at least 1", o.keep)
+	}
+	if o.busyTimeout < 0 {
+		return fmt.Errorf("busy timeout %v is negative", o.busyTimeout)
+	}
+	return nil
+}
+
+// Journal is an open run journal. Its methods are safe for concurrent use.
+type Journal struct {
+	path     string
+	opts     options
+	readOnly bool
+
+	mu      sync.Mutex // serializes every statement on conn and guards the fields below
+	db      *sql.DB
+	conn    *sql.Conn // the one connection: transactions are managed by hand on it
+	inTx    bool      // a write transaction is open
+	pending int       // Finishes in the open transaction
+	closed  bool
+}
+
+// Path is the journal file's path.
+func (j *Journal) Path() string { return j.path }
+
+// Dir is the run directory.
+func (j *Journal) Dir() string { return filepath.Dir(j.path) }
+
+// Pending is the number of Finishes not yet committed.
+func (j *Journal) Pending() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.pending
+}
+
+func (j *Journal) errorf(op string, err error) error {
+	return fmt.Errorf("journal %s: %s: %w", j.path, op, err)
+}
+
+// Create makes dir (if needed) and a new journal in it holding meta and the
+// resolved config. It refuses a directory that already holds a journal: a
+// crashed run is resumed with Open, never overwritten.
+func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	path, err := filepath.Abs(filepath.Join(dir, FileName))
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: create: %w", filepath.Join(dir, FileName), err)
+	}
+	fail := func(err error) (*Journal, error) { return nil, fmt.Errorf("journal %s: create: %w", path, err) }
+	if err := o.validate(); err != nil {
+		return fail(err)
+	}
+	if meta.Direction == "" {
+		meta.Direction = Minimize
+	}
+	if meta.Direction != Minimize && meta.Direction != Maximize {
+		return fail(fmt.Errorf("direction %q, want %q or %q", meta.Direction, Minimize, Maximize))
+	}
+	if meta.Status == "" {
+		meta.Status = RunRunning
+	}
+	if !meta.Status.valid() {
+		return fail(fmt.Errorf("unknown run status %q", meta.Status))
+	}
+	if meta.Created.IsZero() {
+		meta.Created = time.Now()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fail(err)
+	}
+	// A WAL or shared-memory file left without its database would be
+	// replayed into the new one: refuse those as well as the journal.
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if _, err := os.Lstat(p); err == nil {
+			return fail(fmt.Errorf("%w: %s exists; resume the run with Open or choose a new directory", ErrExists, p))
+		}
+	}
+	// O_EXCL makes the refusal atomic even against a concurrent Create.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fail(fmt.Errorf("%w: %s exists; resume the run with Open or choose a new directory", ErrExists, path))
+		}
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	removeAll := func() {
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			os.Remove(p)
+		}
+	}
+	j, err := open(path, o, false)
+	if err != nil {
+		removeAll()
+		return fail(err)
+	}
+	if err := j.initSchema(meta, configYAML); err != nil { // already names the journal and "create"
+		j.closeConn()
+		removeAll()
+		return nil, err
+	}
+	// The directory entry of a new file is durable only once the directory
+	// itself is synced.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		j.Close()
+		return fail(err)
+	}
+	return j, nil
+}
+
+// Open opens an existing journal for writing: to resume a run.
+func Open(dir string, opts ...Option) (*Journal, error) {
+	return openDir(dir, false, opts)
+}
+
+// OpenReadOnly opens an existing journal for reading, for show and export;
+// it may be used while another process writes the journal.
+func OpenReadOnly(dir string, opts ...Option) (*Journal, error) {
+	return openDir(dir, true, opts)
+}
+
+func openDir(dir string, readOnly bool, opts []Option) (*Journal, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	path, err := filepath.Abs(filepath.Join(dir, FileName))
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: open: %w", filepath.Join(dir, FileName), err)
+	}
+	fail := func(err error) (*Journal, error) { return nil, fmt.Errorf("journal %s: open: %w", path, err) }
+	if err := o.validate(); err != nil {
+		return fail(err)
+	}
+	// Without this check SQLite would create an empty database.
+	if _, err := os.Stat(path); err != nil {
+		return fail(err)
+	}
+	j, err := open(path, o, readOnly)
+	if err != nil {
+		return fail(err)
+	}
+	if err := j.checkSchema(); err != nil {
+		j.closeConn()
+		return fail(err)
+	}
+	return j, nil
+}
+
+func open(path string, o options, readOnly bool) (*Journal, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(o.busyTimeout.Milliseconds(), 10)+")")
+	if readOnly {
+		q.Set("mode", "ro")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)") // a WAL commit is fsynced before it returns
+		q.Add("_pragma", "foreign_keys(1)")
+	}
+	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	j := &Journal{path: path, opts: o, readOnly: readOnly, db: db, conn: conn}
+	if !readOnly {
+		var mode string
+		if err := conn.QueryRowContext(context.Background(), "PRAGMA journal_mode").Scan(&mode); err != nil {
+			j.closeConn()
+			return nil, err
+		}
+		if mode != "wal" {
+			j.closeConn()
+			return nil, fmt.Errorf("journal mode is %q, want wal", mode)
+		}
+	}
+	return j, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (j *Journal) closeConn() error {
+	err := j.conn.Close()
+	if derr := j.db.Close(); err == nil {
+		err = derr
+	}
+	return err
+}
+
+// Close commits pending Finishes and closes the journal. Calling it again
+// does nothing.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	err := j.commitLocked(context.Background())
+	j.closed = true
+	if cerr := j.closeConn(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return j.errorf("close", err)
+	}
+	return nil
+}
+
+// usable is called with mu held.
+func (j *Journal) usable(write bool) error {
+	if j.closed {
+		return ErrClosed
+	}
+	if write && j.readOnly {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// read runs fn with mu held. Inside an open transaction fn sees the pending
+// Finishes, which is what the loop expects of its own journal.
+func (j *Journal) read(ctx context.Context, op string, fn func(ctx context.Context, c *sql.Conn) error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.usable(false); err != nil {
+		return j.errorf(op, err)
+	}
+	if err := fn(ctx, j.conn); err != nil {
+		return j.errorf(op, err)
+	}
+	return nil
+}
+
+// beginLocked opens the write transaction unless one is open. IMMEDIATE
+// takes the write lock now, so a reader in another process cannot make a
+// later statement fail to upgrade its lock.
+func (j *Journal) beginLocked(ctx context.Context) error { // ctx must not be cancellable, see write
+	if j.inTx {
+		return nil
+	}
+	if _, err := j.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	j.inTx = true
+	return nil
+}
+
+// commitLocked commits the open transaction, if any. It ignores ctx's
+// cancellation: what is in the transaction has been paid for.
+func (j *Journal) commitLocked(ctx context.Context) error {
+	if !j.inTx {
+		return nil
+	}
+	if _, err := j.conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+		return err
+	}
+	j.inTx, j.pending = false, 0
+	return nil
+}
+
+// write runs fn inside the write transaction, under a savepoint so that a
+// failing fn leaves nothing half-written, and commits at once unless batch
+// is set (a Finish under SyncPerIteration). A failing fn still commits the
+// pending Finishes.
+//
+// fn never sees ctx's cancellation: SQLite rolls back the whole transaction
+// when a write inside it is interrupted, and that would take the pending
+// Finishes with it. Writes are short and local; callers that must not start
+// once cancelled (Begin) check ctx before calling write.
+func (j *Journal) write(ctx context.Context, op string, batch bool, fn func(ctx context.Context, c *sql.Conn) error) error {
+	ctx = context.WithoutCancel(ctx)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.usable(true); err != nil {
+		return j.errorf(op, err)
+	}
+	if err := j.beginLocked(ctx); err != nil {
+		return j.errorf(op, err)
+	}
+	if _, err := j.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		return j.errorf(op, err)
+	}
+	ferr := fn(ctx, j.conn)
+	if ferr != nil {
+		if _, err := j.conn.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+			return j.errorf(op, errors.Join(ferr, err))
+		}
+	}
+	if _, err := j.conn.ExecContext(ctx, "RELEASE op"); err != nil {
+		return j.errorf(op, errors.Join(ferr, err))
+	}
+	if ferr == nil && batch {
+		j.pending++
+	}
+	if ferr != nil || !batch {
+		if err := j.commitLocked(ctx); err != nil {
+			return j.errorf(op, errors.Join(ferr, err))
+		}
+	}
+	if ferr != nil {
+		return j.errorf(op, ferr)
+	}
+	return nil
+}
+
+// Sync commits the pending Finishes. The loop calls it at the end of each
+// iteration, before it acts on the results.
+func (j *Journal) Sync(ctx context.Context) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.usable(false); err != nil {
+		return j.errorf("sync", err)
+	}
+	if err := j.commitLocked(ctx); err != nil {
+		return j.errorf("sync", err)
+	}
+	return nil
+}
+
+// IntegrityCheck runs SQLite's integrity check and reports any problem.
+func (j *Journal) IntegrityCheck(ctx context.Context) error {
+	return j.read(ctx, "integrity check", func(ctx context.Context, c *sql.Conn) error {
+		rows, err := c.QueryContext(ctx, "PRAGMA integrity_check")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var msgs []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				return err
+			}
+			msgs = append(msgs, s)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(msgs) != 1 || msgs[0] != "ok" {
+			return fmt.Errorf("integrity check failed: %q", msgs)
+		}
+		return nil
+	})
+}

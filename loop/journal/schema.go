@@ -1,0 +1,192 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// schema is version 1. The CHECK constraints repeat the Go enums so that a
+// file written by a buggy or foreign tool fails loudly instead of confusing a
+// resume.
+const schema = `
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value NOT NULL
+);
+CREATE TABLE queries (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	iteration   INTEGER NOT NULL,
+	slot        INTEGER NOT NULL CHECK (slot >= -1),
+	role        TEXT NOT NULL CHECK (role IN ('init', 'step', 'local', 'baseline', 'eval')),
+	status      TEXT NOT NULL CHECK (status IN ('started', 'done', 'failed', 'remeasured')),
+	key         TEXT UNIQUE,
+	x           BLOB NOT NULL,
+	y           BLOB,
+	objective   REAL,
+	error       TEXT,
+	started_at  INTEGER NOT NULL,
+	finished_at INTEGER
+);
+CREATE INDEX queries_status ON queries (status, role);
+CREATE TABLE events (
+	id       INTEGER PRIMARY KEY AUTOINCREMENT,
+	time     INTEGER NOT NULL,
+	kind     TEXT NOT NULL,
+	detail   TEXT NOT NULL,
+	name     TEXT,
+	value    REAL,
+	query_id INTEGER
+);
+CREATE TABLE iterations (
+	iteration      INTEGER PRIMARY KEY,
+	queries        INTEGER NOT NULL,
+	best           REAL,
+	step_objective REAL,
+	train_loss     REAL,
+	controller_s   REAL NOT NULL,
+	box_s          REAL NOT NULL,
+	projected      INTEGER NOT NULL,
+	time           INTEGER NOT NULL
+);
+CREATE TABLE checkpoints (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	iteration  INTEGER NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE TABLE checkpoint_parts (
+	checkpoint_id INTEGER NOT NULL REFERENCES checkpoints (id) ON DELETE CASCADE,
+	name          TEXT NOT NULL,
+	data          BLOB NOT NULL,
+	PRIMARY KEY (checkpoint_id, name)
+);
+`
+
+// Keys of the meta table.
+const (
+	keySchema    = "schema_version"
+	keyVersion   = "insitu_version"
+	keyMethod    = "method"
+	keyKind      = "kind"
+	keySeed      = "seed"
+	keyDirection = "direction"
+	keyCreated   = "created"
+	keyStatus    = "status"
+	keyConfig    = "config"
+)
+
+func (j *Journal) initSchema(m Meta, configYAML []byte) error {
+	ctx := context.Background()
+	return j.write(ctx, "create", false, func(ctx context.Context, c *sql.Conn) error {
+		if _, err := c.ExecContext(ctx, schema); err != nil {
+			return err
+		}
+		kv := [][2]any{
+			{keySchema, strconv.Itoa(SchemaVersion)},
+			{keyVersion, m.Version},
+			{keyMethod, m.Method},
+			{keyKind, m.Kind},
+			{keySeed, strconv.FormatUint(m.Seed, 10)}, // text: a uint64 does not fit SQLite's INTEGER
+			{keyDirection, string(m.Direction)},
+			{keyCreated, strconv.FormatInt(m.Created.UnixNano(), 10)},
+			{keyStatus, string(m.Status)},
+			{keyConfig, string(configYAML)},
+		}
+		for _, p := range kv {
+			if _, err := c.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?)", p[0], p[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (j *Journal) checkSchema() error {
+	var v string
+	err := j.conn.QueryRowContext(context.Background(), "SELECT value FROM meta WHERE key = ?", keySchema).Scan(&v)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) || strings.Contains(err.Error(), "no such table") {
+			return fmt.Errorf("%w: not an insitu journal (no schema version)", ErrSchema)
+		}
+		return err
+	}
+	if v != strconv.Itoa(SchemaVersion) {
+		return fmt.Errorf("%w: schema version %s, this build reads version %d", ErrSchema, v, SchemaVersion)
+	}
+	return nil
+}
+
+// Meta returns the run's metadata.
+func (j *Journal) Meta(ctx context.Context) (Meta, error) {
+	var m Meta
+	err := j.read(ctx, "meta", func(ctx context.Context, c *sql.Conn) error {
+		kv, err := readMeta(ctx, c)
+		if err != nil {
+			return err
+		}
+		m, err = parseMeta(kv)
+		return err
+	})
+	return m, err
+}
+
+func readMeta(ctx context.Context, c *sql.Conn) (map[string]string, error) {
+	rows, err := c.QueryContext(ctx, "SELECT key, value FROM meta WHERE key != ?", keyConfig)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	kv := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		kv[k] = v
+	}
+	return kv, rows.Err()
+}
+
+func parseMeta(kv map[string]string) (Meta, error) {
+	m := Meta{
+		Version:   kv[keyVersion],
+		Method:    kv[keyMethod],
+		Kind:      kv[keyKind],
+		Direction: Direction(kv[keyDirection]),
+		Status:    RunStatus(kv[keyStatus]),
+	}
+	var err error
+	if m.Seed, err = strconv.ParseUint(kv[keySeed], 10, 64); err != nil {
+		return m, fmt.Errorf("meta %s: %w", keySeed, err)
+	}
+	ns, err := strconv.ParseInt(kv[keyCreated], 10, 64)
+	if err != nil {
+		return m, fmt.Errorf("meta %s: %w", keyCreated, err)
+	}
+	m.Created = time.Unix(0, ns)
+	return m, nil
+}
+
+// Config returns the resolved config the run was created with.
+func (j *Journal) Config(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := j.read(ctx, "config", func(ctx context.Context, c *sql.Conn) error {
+		return c.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = ?", keyConfig).Scan(&b)
+	})
+	return b, err
+}
+
+// SetStatus records the run's status, committed at once.
+func (j *Journal) SetStatus(ctx context.Context, s RunStatus) error {
+	if !s.valid() {
+		return j.errorf("set status", fmt.Errorf("unknown run status %q", s))
+	}
+	return j.write(ctx, "set status", false, func(ctx context.Context, c *sql.Conn) error {
+		_, err := c.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", string(s), keyStatus)
+		return err
+	})
+}

@@ -1,0 +1,195 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/surrogate"
+)
+
+// adamX is one slot's Adam state on x (normalized units).
+type adamX struct {
+	m, v []float64
+	t    int
+}
+
+func (a *adamX) clone() *adamX {
+	return &adamX{m: slices.Clone(a.m), v: slices.Clone(a.v), t: a.t}
+}
+
+// step returns u − lr·m̂/(√v̂ + ε) for the descent direction g.
+func (a *adamX) step(u, g []float64, lr float64) []float64 {
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	if a.m == nil {
+		a.m, a.v = make([]float64, len(u)), make([]float64, len(u))
+	}
+	a.t++
+	c1, c2 := 1-math.Pow(b1, float64(a.t)), 1-math.Pow(b2, float64(a.t))
+	out := make([]float64, len(u))
+	for i := range u {
+		a.m[i] = b1*a.m[i] + (1-b1)*g[i]
+		a.v[i] = b2*a.v[i] + (1-b2)*g[i]*g[i]
+		out[i] = u[i] - lr*(a.m[i]/c1)/(math.Sqrt(a.v[i]/c2)+eps)
+	}
+	return out
+}
+
+// newSurrogate builds the model and trainer of a surrogate method, with
+// the output scale taken from the samples measured so far.
+func (r *runner) newSurrogate() (*surrogate.Trainer, *surrogate.Dataset, error) {
+	s := r.cfg.Surrogate
+	m, err := surrogate.NewModel(r.space, len(r.p.Box.Spec().Out), surrogate.Arch{Hidden: s.Hidden, LayerNorm: s.LayerNorm}, r.cfg.Seed^saltSurrogate)
+	if err != nil {
+		return nil, nil, fmt.Errorf("surrogate: %w", err)
+	}
+	ys := make([][]float64, len(r.ev.samples))
+	for i, smp := range r.ev.samples {
+		ys[i] = smp.Y
+	}
+	m.SetOutputScale(ys)
+	tr, err := surrogate.NewTrainer(m, surrogate.TrainConfig{
+		Loss: r.cfg.Loss(), Norm: s.Norm, K: s.K, Batch: s.Batch, LR: s.LR, Lambda: s.Lambda,
+	}, r.cfg.Seed^saltSurrogate)
+	if err != nil {
+		return nil, nil, fmt.Errorf("surrogate: %w", err)
+	}
+	d := surrogate.NewDataset(m)
+	for _, smp := range r.ev.samples {
+		d.Append(smp.X, smp.Y)
+	}
+	r.model = m
+	return tr, d, nil
+}
+
+// gradient returns the descent direction at sample i in normalized units:
+// ±(J(x)ᵀ ∇g(y))·width, J from the surrogate or the twin, y measured.
+func (r *runner) gradient(ctx context.Context, s Sample) ([]float64, error) {
+	v := r.p.Objective.Grad(s.Y)
+	var g []float64
+	if r.cfg.Method == MethodExact {
+		var err error
+		if g, err = r.p.Exact.VJP(ctx, s.X, v); err != nil {
+			return nil, fmt.Errorf("exact gradient: %w", err)
+		}
+	} else {
+		g = r.model.VJP(s.X, v)
+	}
+	sign := 1.0
+	if r.p.Direction == Maximize {
+		sign = -1
+	}
+	for k := range g {
+		g[k] *= sign * r.width[k]
+	}
+	return g, nil
+}
+
+// online is Algorithm 1 (gradpie, mae, mse), and the same loop with the
+// twin's exact gradient (exact).
+func (r *runner) online(ctx context.Context) error {
+	if _, err := r.initial(ctx); err != nil {
+		return err
+	}
+	var (
+		tr   *surrogate.Trainer
+		data *surrogate.Dataset
+	)
+	if r.cfg.UsesSurrogate() {
+		var err error
+		if tr, data, err = r.newSurrogate(); err != nil {
+			return err
+		}
+		if r.cfg.Surrogate.InitialEpochs > 0 {
+			if _, err := tr.Fit(ctx, data, r.cfg.Surrogate.InitialEpochs, nil); err != nil {
+				return err
+			}
+		}
+	}
+	local := r.rng(saltLocal)
+	// states maps a sample to the Adam state of the slot whose trajectory
+	// is at it: a slot keeps its moments while it steps from the point it
+	// stepped from or to last time, and starts afresh on any other point.
+	states := map[int]*adamX{}
+	for t := 1; t <= r.cfg.Iterations; t++ {
+		r.beginIteration(t)
+		trainLoss := math.NaN()
+		if tr != nil {
+			for n := data.Len(); n < r.ev.n(); n++ {
+				data.Append(r.ev.samples[n].X, r.ev.samples[n].Y)
+			}
+			var err error
+			if trainLoss, err = tr.Fit(ctx, data, r.cfg.Surrogate.Epochs, nil); err != nil {
+				return err
+			}
+		}
+		// The surrogate is frozen from here to the end of the iteration:
+		// every step uses the same model.
+		top := r.topK(r.cfg.TopK)
+		steps := make([][]float64, len(top))
+		slotState := make([]*adamX, len(top))
+		for slot, p := range top {
+			g, err := r.gradient(ctx, r.ev.samples[p])
+			if err != nil {
+				return err
+			}
+			st, ok := states[p]
+			if !ok {
+				st = &adamX{}
+			} else {
+				st = st.clone()
+			}
+			x, clipped := r.fromUnit(st.step(r.toUnit(r.ev.samples[p].X), g, r.cfg.StepLR))
+			if clipped {
+				r.projected++
+			}
+			steps[slot], slotState[slot] = x, st
+		}
+		next := map[int]*adamX{}
+		stepF := math.NaN()
+		for slot, x := range steps {
+			idx, err := r.ev.eval(ctx, journal.RoleStep, slot, [][]float64{x})
+			for _, i := range idx {
+				next[i], next[top[slot]] = slotState[slot], slotState[slot]
+				if f := r.ev.samples[i].F; math.IsNaN(stepF) || r.ev.better(f, stepF) {
+					stepF = f
+				}
+			}
+			if err != nil {
+				return r.finishPartial(ctx, err, stepF, trainLoss)
+			}
+			if m := r.cfg.Local.Samples; m > 0 {
+				u := r.toUnit(x)
+				xs := make([][]float64, m)
+				for k := range xs {
+					v := make([]float64, len(u))
+					for i := range v {
+						v[i] = u[i] + r.cfg.Local.Sigma*local.NormFloat64()
+					}
+					xs[k], _ = r.fromUnit(v)
+				}
+				if _, err := r.ev.eval(ctx, journal.RoleLocal, slot, xs); err != nil {
+					return r.finishPartial(ctx, err, stepF, trainLoss)
+				}
+			}
+		}
+		states = next
+		if err := r.endIteration(ctx, stepF, trainLoss); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishPartial records an iteration cut short by the budget, a
+// cancellation or a failed query, so that the journal shows the queries it
+// made, and passes err on.
+func (r *runner) finishPartial(ctx context.Context, err error, stepF, trainLoss float64) error {
+	if rerr := r.endIteration(ctx, stepF, trainLoss); rerr != nil && !errors.Is(rerr, errStop) {
+		return errors.Join(err, rerr)
+	}
+	return err
+}

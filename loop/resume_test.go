@@ -1,0 +1,151 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/insitu-lab/insitu/loop/journal"
+)
+
+func createJournal(t *testing.T, dir string, method string) *journal.Journal {
+	t.Helper()
+	j, err := journal.Create(dir, journal.Meta{Method: method, Kind: "cnon", Seed: 1}, []byte("method: "+method+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func journaledXs(t *testing.T, j *journal.Journal) [][]float64 {
+	t.Helper()
+	qs, err := j.Queries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs := make([][]float64, len(qs))
+	for i, q := range qs {
+		if q.Status != journal.StatusDone && q.Status != journal.StatusRemeasured {
+			t.Errorf("query %d (%s) has status %s", q.ID, q.Key, q.Status)
+		}
+		xs[i] = q.X
+	}
+	return xs
+}
+
+// TestResumeEqualsAnUninterruptedRun interrupts runs of every method at
+// several iterations and resumes them on the same journal: nothing is
+// queried twice, and the finished run equals one that was never stopped.
+func TestResumeEqualsAnUninterruptedRun(t *testing.T) {
+	for _, m := range Methods {
+		t.Run(m, func(t *testing.T) {
+			cfg := smallConfig(m)
+			ref := createJournal(t, t.TempDir(), m)
+			defer ref.Close()
+			want, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), ref, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantXs := journaledXs(t, ref)
+
+			dir := t.TempDir()
+			for _, stopAt := range []int{1, 4, 6} {
+				j, err := journal.Open(dir)
+				if stopAt == 1 {
+					j = createJournal(t, dir, m)
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				res, err := Run(ctx, cfg, cnonProblem(t, 4, 2), j, func(p Progress) {
+					if p.Iteration == stopAt {
+						cancel()
+					}
+				})
+				cancel()
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("stop at %d: err %v", stopAt, err)
+				}
+				if stopAt > 1 && res.Replayed == 0 {
+					t.Errorf("stop at %d: nothing replayed from the journal", stopAt)
+				}
+				j.Close()
+			}
+			j, err := journal.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			got, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), j, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Replayed == 0 || got.Remeasured != 0 {
+				t.Errorf("final resume replayed %d, remeasured %d", got.Replayed, got.Remeasured)
+			}
+			gotXs := journaledXs(t, j)
+			if len(gotXs) != len(wantXs) {
+				t.Fatalf("resumed journal has %d queries, uninterrupted %d", len(gotXs), len(wantXs))
+			}
+			for i := range gotXs {
+				if !sameBits(gotXs[i], wantXs[i]) {
+					t.Fatalf("query %d differs after resume", i)
+				}
+			}
+			if math.Float64bits(got.Best.F) != math.Float64bits(want.Best.F) || got.Queries != want.Queries {
+				t.Errorf("resumed best %v after %d queries, uninterrupted %v after %d", got.Best.F, got.Queries, want.Best.F, want.Queries)
+			}
+			its, err := j.Iterations(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(its) != cfg.Iterations+1 {
+				t.Errorf("%d iteration records, want %d", len(its), cfg.Iterations+1)
+			}
+		})
+	}
+}
+
+// TestResumeRemeasuresAStartedQuery: an intent without a result (the
+// process died while the device worked) is measured again and marked.
+func TestResumeRemeasuresAStartedQuery(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig(MethodRandom)
+	j := createJournal(t, dir, cfg.Method)
+	p := cnonProblem(t, 4, 2)
+	// Journal the first initial point's intent by hand, as a crashed run
+	// would have left it.
+	x := (&runner{cfg: cfg, lo: p.Box.Spec().In.Lower, width: []float64{2, 2, 2, 2}, space: p.Box.Spec().In}).uniform((&runner{cfg: cfg}).rng(saltInit), 1)[0]
+	if _, err := j.Begin(context.Background(), journal.Intent{Role: journal.RoleInit, Slot: journal.NoSlot, Key: "q0000000", X: x}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), cfg, p, j, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Remeasured != 1 {
+		t.Errorf("remeasured %d queries, want 1", res.Remeasured)
+	}
+	q, ok, err := j.Lookup(context.Background(), "q0000000")
+	if err != nil || !ok || q.Status != journal.StatusRemeasured || q.Y == nil {
+		t.Errorf("first query %+v, %v, %v: want remeasured with a result", q, ok, err)
+	}
+	j.Close()
+}
+
+// TestResumeRefusesAChangedRun: a journal from a different config is not
+// silently mixed with new queries.
+func TestResumeRefusesAChangedRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig(MethodRandom)
+	j := createJournal(t, dir, cfg.Method)
+	defer j.Close()
+	if _, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), j, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Seed = 99
+	if _, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), j, nil); !errors.Is(err, ErrDiverged) {
+		t.Fatalf("err %v, want ErrDiverged", err)
+	}
+}
