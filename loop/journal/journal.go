@@ -202,36 +202,57 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 			return fail(fmt.Errorf("%w: %s exists; resume the run with Open or choose a new directory", ErrExists, p))
 		}
 	}
-	// O_EXCL makes the refusal atomic even against a concurrent Create.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	// The journal is built under a temporary name and renamed into place
+	// once its schema is committed, so a crash during Create leaves either
+	// no journal or a whole one, never an empty file that blocks both a new
+	// run and a resume. A leftover temporary file is from such a crash.
+	tmp := path + ".new"
+	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
+		os.Remove(p)
+	}
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fail(fmt.Errorf("%w: %s exists; resume the run with Open or choose a new directory", ErrExists, path))
-		}
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
 		return fail(err)
 	}
-	removeAll := func() {
-		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+	removeTmp := func() {
+		for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
 			os.Remove(p)
 		}
 	}
-	j, err := open(path, o, false)
+	j, err := open(tmp, o, false)
 	if err != nil {
-		removeAll()
+		removeTmp()
 		return fail(err)
 	}
 	if err := j.initSchema(meta, configYAML); err != nil { // already names the journal and "create"
 		j.closeConn()
-		removeAll()
+		removeTmp()
 		return nil, err
 	}
+	// Closing checkpoints the WAL into the file, which can then be renamed.
+	if err := j.closeConn(); err != nil {
+		removeTmp()
+		return fail(err)
+	}
+	// Link fails if path appeared meanwhile: the refusal stays atomic even
+	// against a concurrent Create.
+	if err := os.Link(tmp, path); err != nil {
+		removeTmp()
+		if errors.Is(err, fs.ErrExist) {
+			return fail(fmt.Errorf("%w: %s exists; resume the run with Open or choose a new directory", ErrExists, path))
+		}
+		return fail(err)
+	}
+	removeTmp()
 	// The directory entry of a new file is durable only once the directory
 	// itself is synced.
 	if err := syncDir(filepath.Dir(path)); err != nil {
-		j.Close()
+		return fail(err)
+	}
+	if j, err = open(path, o, false); err != nil {
 		return fail(err)
 	}
 	return j, nil

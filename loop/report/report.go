@@ -1,0 +1,244 @@
+// Package report turns run journals into what people look at: curves of the
+// best objective against queries, one per method, with the median and the
+// 25–75 % band when several seeds ran, and tables at chosen iterations.
+package report
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"slices"
+	"sort"
+
+	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/insitu-lab/insitu/loop/journal"
+)
+
+// Curve is one run: the best objective after each measured query.
+type Curve struct {
+	Label string    // legend group, e.g. the method
+	Best  []float64 // Best[i]: best objective among the first i+1 measured queries
+	Iters []journal.Iteration
+	Dir   journal.Direction
+}
+
+// Load reads a run directory's journal into a curve labelled with its
+// method.
+func Load(ctx context.Context, dir string) (Curve, error) {
+	j, err := journal.OpenReadOnly(dir)
+	if err != nil {
+		return Curve{}, err
+	}
+	defer j.Close()
+	meta, err := j.Meta(ctx)
+	if err != nil {
+		return Curve{}, err
+	}
+	qs, err := j.Queries(ctx)
+	if err != nil {
+		return Curve{}, err
+	}
+	its, err := j.Iterations(ctx)
+	if err != nil {
+		return Curve{}, err
+	}
+	c := Curve{Label: meta.Method, Iters: its, Dir: meta.Direction}
+	best := math.NaN()
+	for _, q := range qs {
+		if q.Status != journal.StatusDone && q.Status != journal.StatusRemeasured || math.IsNaN(q.Objective) {
+			continue
+		}
+		if math.IsNaN(best) || (c.Dir == journal.Maximize && q.Objective > best) || (c.Dir != journal.Maximize && q.Objective < best) {
+			best = q.Objective
+		}
+		c.Best = append(c.Best, best)
+	}
+	return c, nil
+}
+
+// Band is a group of curves summarized per query count.
+type Band struct {
+	Label                  string
+	Runs                   int
+	Queries                []float64
+	Median, Q25, Q75, Mean []float64
+}
+
+// Summarize groups curves by label (in order of first appearance) and
+// summarizes each group up to its shortest curve's length, so that every
+// point of a band is over all of its runs.
+func Summarize(curves []Curve) []Band {
+	var labels []string
+	groups := map[string][]Curve{}
+	for _, c := range curves {
+		if _, ok := groups[c.Label]; !ok {
+			labels = append(labels, c.Label)
+		}
+		groups[c.Label] = append(groups[c.Label], c)
+	}
+	var bands []Band
+	for _, l := range labels {
+		g := groups[l]
+		n := len(g[0].Best)
+		for _, c := range g {
+			n = min(n, len(c.Best))
+		}
+		b := Band{Label: l, Runs: len(g)}
+		col := make([]float64, len(g))
+		for i := range n {
+			for k, c := range g {
+				col[k] = c.Best[i]
+			}
+			sort.Float64s(col)
+			b.Queries = append(b.Queries, float64(i+1))
+			b.Median = append(b.Median, stat.Quantile(0.5, stat.LinInterp, col, nil))
+			b.Q25 = append(b.Q25, stat.Quantile(0.25, stat.LinInterp, col, nil))
+			b.Q75 = append(b.Q75, stat.Quantile(0.75, stat.LinInterp, col, nil))
+			b.Mean = append(b.Mean, stat.Mean(col, nil))
+		}
+		bands = append(bands, b)
+	}
+	return bands
+}
+
+var palette = []color.Color{
+	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+	color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
+	color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+	color.RGBA{R: 0x17, G: 0xbe, B: 0xcf, A: 0xff},
+}
+
+// PlotBestVsQueries draws the bands: the median line, and a shaded 25–75 %
+// band when a group has several runs.
+func PlotBestVsQueries(w io.Writer, title string, bands []Band, logY bool) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "queries to the black box"
+	p.Y.Label.Text = "best objective so far"
+	if logY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	p.Legend.Top = true
+	for i, b := range bands {
+		if len(b.Queries) == 0 {
+			continue
+		}
+		col := palette[i%len(palette)]
+		if b.Runs > 1 {
+			poly := make(plotter.XYs, 0, 2*len(b.Queries))
+			for k := range b.Queries {
+				poly = append(poly, plotter.XY{X: b.Queries[k], Y: b.Q75[k]})
+			}
+			for k := len(b.Queries) - 1; k >= 0; k-- {
+				poly = append(poly, plotter.XY{X: b.Queries[k], Y: b.Q25[k]})
+			}
+			area, err := plotter.NewPolygon(poly)
+			if err != nil {
+				return err
+			}
+			r, g, bl, _ := col.RGBA()
+			area.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: 0x40}
+			area.LineStyle.Width = 0
+			p.Add(area)
+		}
+		pts := make(plotter.XYs, len(b.Queries))
+		for k := range pts {
+			pts[k] = plotter.XY{X: b.Queries[k], Y: b.Median[k]}
+		}
+		line, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		line.Color, line.Width = col, vg.Points(1.5)
+		p.Add(line)
+		label := b.Label
+		if b.Runs > 1 {
+			label = fmt.Sprintf("%s (median, 25–75 %%, %d runs)", b.Label, b.Runs)
+		}
+		p.Legend.Add(label, line)
+	}
+	p.Add(plotter.NewGrid())
+	wt, err := p.WriterTo(9*vg.Inch, 5.5*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	_, err = wt.WriteTo(w)
+	return err
+}
+
+// At returns, for each curve of the group, the best objective after the
+// queries of iteration it (from the journal's iteration records), and
+// their mean and standard deviation. ok is false when some run did not
+// reach that iteration.
+func At(curves []Curve, it int) (mean, sd float64, vals []float64, ok bool) {
+	for _, c := range curves {
+		i := slices.IndexFunc(c.Iters, func(r journal.Iteration) bool { return r.Iteration == it })
+		if i < 0 {
+			return 0, 0, nil, false
+		}
+		vals = append(vals, c.Iters[i].Best)
+	}
+	if len(vals) == 0 {
+		return 0, 0, nil, false
+	}
+	mean, sd = stat.MeanStdDev(vals, nil)
+	if len(vals) == 1 {
+		sd = 0
+	}
+	return mean, sd, vals, true
+}
+
+// ControllerPerIteration is the mean controller time per iteration in
+// seconds over the curves' iterations ≥ 1.
+func ControllerPerIteration(curves []Curve) float64 {
+	var s float64
+	var n int
+	for _, c := range curves {
+		for _, r := range c.Iters {
+			if r.Iteration >= 1 {
+				s += r.Controller.Seconds()
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / float64(n)
+}
+
+// byLabel groups curves by label, labels sorted.
+func byLabel(curves []Curve) map[string][]Curve {
+	m := map[string][]Curve{}
+	for _, c := range curves {
+		m[c.Label] = append(m[c.Label], c)
+	}
+	return m
+}
+
+// Labels returns the distinct labels in sorted order.
+func Labels(curves []Curve) []string {
+	m := byLabel(curves)
+	ls := make([]string, 0, len(m))
+	for l := range m {
+		ls = append(ls, l)
+	}
+	slices.SortFunc(ls, cmp.Compare)
+	return ls
+}
+
+// Group returns the curves with label l.
+func Group(curves []Curve, l string) []Curve { return byLabel(curves)[l] }
+
