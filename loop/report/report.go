@@ -241,4 +241,3 @@ func Labels(curves []Curve) []string {
 
 // Group returns the curves with label l.
 func Group(curves []Curve, l string) []Curve { return byLabel(curves)[l] }
-
