@@ -1,0 +1,296 @@
+package safety
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+)
+
+// Config is the safety section of a run configuration. The zero Config is
+// valid and only enforces what is always enforced: finite inputs inside the
+// device's own space, and SafeState exactly once.
+//
+// Limits whose zero value would mean "nothing is allowed" (rate, budget) are
+// pointers: absent means no limit, and an explicit 0 is a configuration
+// error rather than a silent "disabled" (see architecture.md §4). In Go 1.26
+// they are set with new(100.0) or new(500).
+type Config struct {
+	// BoundsMode is what happens to an input outside the bounds: "reject"
+	// (the default, also "") or "clamp" (projected, counted, reported).
+	BoundsMode string `mapstructure:"bounds_mode" yaml:"bounds_mode,omitempty"`
+	// Lower and Upper narrow the device's space by coordinate name; the
+	// guard enforces the intersection with the device's Spec.
+	Lower map[string]float64 `mapstructure:"lower" yaml:"lower,omitempty"`
+	Upper map[string]float64 `mapstructure:"upper" yaml:"upper,omitempty"`
+
+	// MaxStep is the largest |Δ| per query for each coordinate, by name, or
+	// for every coordinate under the key "*" (a scalar in YAML).
+	MaxStep PerName `mapstructure:"max_step" yaml:"max_step,omitempty"`
+	// SlewMode is what happens to a larger step: "reject" (default, also
+	// "") or "ramp" (QCoDeS step semantics: split into device queries).
+	SlewMode string `mapstructure:"slew_mode" yaml:"slew_mode,omitempty"`
+	// Initial is the device's state before the first query (e.g. read
+	// back), by coordinate name. Without it the first query has no slew
+	// limit. It must name every coordinate and lie inside the bounds.
+	Initial map[string]float64 `mapstructure:"initial" yaml:"initial,omitempty"`
+
+	// Rate is the largest sustained number of device queries per second,
+	// Burst how many may go back to back (default 1). MinInterval is the
+	// least time between the starts of two device queries (QCoDeS
+	// inter_delay). Ramp steps are device queries.
+	Rate        *float64      `mapstructure:"rate" yaml:"rate,omitempty"`
+	Burst       int           `mapstructure:"burst" yaml:"burst,omitempty"`
+	MinInterval time.Duration `mapstructure:"min_interval" yaml:"min_interval,omitempty"`
+
+	// Budget is the largest number of device queries over the guard's
+	// life, ramp steps included.
+	Budget *int `mapstructure:"budget" yaml:"budget,omitempty"`
+
+	// Timeout is the watchdog: the longest one device query may take
+	// before the device state counts as unknown and the guard trips. 0
+	// means no watchdog (the query runs on the caller's goroutine and only
+	// the caller's context bounds it). Grace is how long the guard waits
+	// for a query it has cancelled (default 1 s): a query still running
+	// after that is abandoned on its goroutine — the guard has tripped, so
+	// no other query starts, and SafeState may overlap it (the driver's own
+	// lock orders the two). SafeStateTimeout bounds the safe-state call
+	// (default 10 s), which is likewise abandoned after a further Grace.
+	Timeout          time.Duration `mapstructure:"timeout" yaml:"timeout,omitempty"`
+	Grace            time.Duration `mapstructure:"grace" yaml:"grace,omitempty"`
+	SafeStateTimeout time.Duration `mapstructure:"safe_state_timeout" yaml:"safe_state_timeout,omitempty"`
+
+	// CheckOutputs is what a non-finite output does: "error" (default,
+	// also ""), "trip" (error, safe state, refuse further queries) or
+	// "off".
+	CheckOutputs string `mapstructure:"check_outputs" yaml:"check_outputs,omitempty"`
+	// OutputRanges are the plausible values of outputs, by name; a value
+	// outside is an ErrOutput error (the device is not tripped).
+	OutputRanges map[string]Range `mapstructure:"output_ranges" yaml:"output_ranges,omitempty"`
+	// Saturation is the full-scale level of outputs, by name or "*": a
+	// reading with |y| ≥ level is flagged and counted, not an error.
+	Saturation PerName `mapstructure:"saturation" yaml:"saturation,omitempty"`
+	// Interlocks trip the guard (safe state, ErrInterlock) when an output
+	// crosses a limit.
+	Interlocks []Interlock `mapstructure:"interlocks" yaml:"interlocks,omitempty"`
+}
+
+// Range is a closed interval [Lo, Hi]; either end may be infinite.
+type Range struct {
+	Lo float64 `mapstructure:"lo" yaml:"lo"`
+	Hi float64 `mapstructure:"hi" yaml:"hi"`
+}
+
+// Interlock trips the guard when output Output is above Above or below
+// Below. At least one of them must be set; pointers because 0 is a real
+// limit (a current above 0).
+type Interlock struct {
+	Name   string   `mapstructure:"name" yaml:"name,omitempty"` // for events and errors; defaults to the condition
+	Output string   `mapstructure:"output" yaml:"output"`
+	Above  *float64 `mapstructure:"above" yaml:"above,omitempty"`
+	Below  *float64 `mapstructure:"below" yaml:"below,omitempty"`
+}
+
+// label names the interlock in events and errors.
+func (il Interlock) label() string {
+	if il.Name != "" {
+		return il.Name
+	}
+	s := il.Output
+	if il.Above != nil {
+		s += fmt.Sprintf(">%v", *il.Above)
+	}
+	if il.Below != nil {
+		s += fmt.Sprintf("<%v", *il.Below)
+	}
+	return s
+}
+
+// PerName holds one value per coordinate or output name; the key "*"
+// applies to every name without its own entry. In YAML a bare number means
+// {"*": number}; for mapstructure/viper install DecodeHook.
+type PerName map[string]float64
+
+// All is the PerName that gives v to every name.
+func All(v float64) PerName { return PerName{"*": v} }
+
+// Default is the key of a PerName that applies to every name.
+const Default = "*"
+
+func (p PerName) get(name string) (float64, bool) {
+	if v, ok := p[name]; ok {
+		return v, true
+	}
+	v, ok := p[Default]
+	return v, ok
+}
+
+// UnmarshalYAML accepts a number (for every name) or a map. It uses the
+// yaml.v2/v3 function form so this package need not import a YAML library.
+func (p *PerName) UnmarshalYAML(unmarshal func(any) error) error {
+	var v float64
+	if err := unmarshal(&v); err == nil {
+		*p = All(v)
+		return nil
+	}
+	var m map[string]float64
+	if err := unmarshal(&m); err != nil {
+		return fmt.Errorf("want a number or a map of name to number: %w", err)
+	}
+	*p = m
+	return nil
+}
+
+var perNameType = reflect.TypeFor[PerName]()
+
+// DecodeHook lets mapstructure (and viper's Unmarshal) decode a scalar
+// max_step or saturation into a PerName for every name. Compose it with the
+// decoder's other hooks:
+//
+//	c.DecodeHook = mapstructure.ComposeDecodeHookFunc(c.DecodeHook, safety.DecodeHook())
+func DecodeHook() mapstructure.DecodeHookFuncType {
+	return func(from, to reflect.Type, data any) (any, error) {
+		if to != perNameType {
+			return data, nil
+		}
+		switch from.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64, reflect.String:
+			return map[string]any{Default: data}, nil
+		}
+		return data, nil
+	}
+}
+
+// Modes.
+const (
+	ModeReject = "reject"
+	ModeClamp  = "clamp"
+	ModeRamp   = "ramp"
+	ModeError  = "error"
+	ModeTrip   = "trip"
+	ModeOff    = "off"
+)
+
+// ConfigError is one problem with a Config, naming its key, e.g.
+// "max_step.x3" or "interlocks[0].above".
+type ConfigError struct {
+	Key string
+	Msg string
+}
+
+func (e *ConfigError) Error() string { return "safety: " + e.Key + ": " + e.Msg }
+
+// Validate reports every problem with c that needs no device to see, each
+// a *ConfigError naming its key, joined with errors.Join. New also checks
+// the names against the device.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	oneOf := func(key, v string, ok ...string) {
+		if v != "" && !slices.Contains(ok, v) {
+			bad(key, "must be one of %q, got %q", ok, v)
+		}
+	}
+	oneOf("bounds_mode", c.BoundsMode, ModeReject, ModeClamp)
+	oneOf("slew_mode", c.SlewMode, ModeReject, ModeRamp)
+	oneOf("check_outputs", c.CheckOutputs, ModeError, ModeTrip, ModeOff)
+
+	for _, k := range sortedKeys(c.Lower) {
+		if !finite(c.Lower[k]) {
+			bad("lower."+k, "must be finite, got %v", c.Lower[k])
+		}
+	}
+	for _, k := range sortedKeys(c.Upper) {
+		v := c.Upper[k]
+		if !finite(v) {
+			bad("upper."+k, "must be finite, got %v", v)
+		} else if lo, ok := c.Lower[k]; ok && finite(lo) && lo > v {
+			bad("upper."+k, "%v is below lower.%s = %v", v, k, lo)
+		}
+	}
+	for _, k := range sortedKeys(c.MaxStep) {
+		if v := c.MaxStep[k]; !finite(v) || v <= 0 {
+			bad("max_step."+k, "must be positive and finite, got %v", v)
+		}
+	}
+	if c.SlewMode == ModeRamp && len(c.MaxStep) == 0 {
+		bad("slew_mode", "ramp needs max_step")
+	}
+	for _, k := range sortedKeys(c.Initial) {
+		if !finite(c.Initial[k]) {
+			bad("initial."+k, "must be finite, got %v", c.Initial[k])
+		}
+	}
+	if c.Rate != nil && (!finite(*c.Rate) || *c.Rate <= 0) {
+		bad("rate", "must be positive and finite, got %v (omit it for no rate limit)", *c.Rate)
+	}
+	switch {
+	case c.Burst < 0:
+		bad("burst", "must be ≥ 1, got %d", c.Burst)
+	case c.Burst > 0 && c.Rate == nil:
+		bad("burst", "needs rate")
+	}
+	if c.MinInterval < 0 {
+		bad("min_interval", "must be ≥ 0, got %v", c.MinInterval)
+	}
+	if c.Budget != nil && *c.Budget < 1 {
+		bad("budget", "must be ≥ 1, got %d (omit it for no budget)", *c.Budget)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"timeout", c.Timeout}, {"grace", c.Grace}, {"safe_state_timeout", c.SafeStateTimeout}} {
+		if d.v < 0 {
+			bad(d.key, "must be ≥ 0, got %v", d.v)
+		}
+	}
+	for _, k := range sortedKeys(c.OutputRanges) {
+		r := c.OutputRanges[k]
+		switch {
+		case math.IsNaN(r.Lo) || math.IsNaN(r.Hi):
+			bad("output_ranges."+k, "must not be NaN, got [%v, %v]", r.Lo, r.Hi)
+		case r.Lo > r.Hi:
+			bad("output_ranges."+k, "lo %v exceeds hi %v", r.Lo, r.Hi)
+		}
+	}
+	for _, k := range sortedKeys(c.Saturation) {
+		if v := c.Saturation[k]; !finite(v) || v <= 0 {
+			bad("saturation."+k, "must be positive and finite, got %v", v)
+		}
+	}
+	for i, il := range c.Interlocks {
+		key := fmt.Sprintf("interlocks[%d]", i)
+		if il.Output == "" {
+			bad(key+".output", "is required")
+		}
+		if il.Above == nil && il.Below == nil {
+			bad(key, "needs above or below")
+		}
+		if il.Above != nil && !finite(*il.Above) {
+			bad(key+".above", "must be finite, got %v", *il.Above)
+		}
+		if il.Below != nil && !finite(*il.Below) {
+			bad(key+".below", "must be finite, got %v", *il.Below)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

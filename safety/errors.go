@@ -1,0 +1,23 @@
+package safety
+
+import "errors"
+
+// Sentinel errors. Every refusal the guard itself makes wraps one of them
+// (device errors and context errors pass through as they are), with the
+// device name and the offending coordinate or output in the message, e.g.
+//
+//	safety: cnon: input x3 = NaN: non-finite input
+//
+// so callers branch with errors.Is and people read the message.
+var (
+	ErrNonFinite   = errors.New("non-finite input")
+	ErrOutOfBounds = errors.New("input out of bounds")
+	ErrSlew        = errors.New("slew limit exceeded")
+	ErrBudget      = errors.New("query budget exhausted")
+	ErrTripped     = errors.New("guard tripped")
+	ErrInterlock   = errors.New("interlock tripped")
+	ErrWatchdog    = errors.New("watchdog timeout")
+	ErrOutput      = errors.New("output check failed")
+	ErrAborted     = errors.New("aborted")
+	ErrClosed      = errors.New("guard closed after safe state")
+)
