@@ -5,7 +5,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build test fmt-check vet bench demo fuzz clean
+.PHONY: all build test fmt-check vet bench demo study compare fuzz clean
 
 all: build
 
@@ -27,10 +27,19 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
 
-# The gradient-quality study on the CNON twin (table on stdout, CSV and PNG
-# in out/study-gradient). About ten minutes on 2 cores.
+# Online GradPIE on the CNON twin: progress bar, journal and plot in
+# runs/cnon-gradpie-s1-TIME/. About a minute on 2 cores.
 demo: build
+	./$(BIN) run configs/cnon.yaml
+
+# The gradient-quality study on the CNON twin (table on stdout, CSV and PNG
+# in out/study-gradient). About eight minutes on 2 cores.
+study: build
 	./$(BIN) study gradient configs/study-gradient.yaml --out out/study-gradient
+
+# The CNON method comparison (5 seeds × N = 10, 20 × M = 0, 1 × 5 methods).
+compare: build
+	scripts/compare-cnon.sh runs/compare-cnon
 
 # A short run of every fuzz target (each gets FUZZTIME).
 FUZZTIME ?= 10s
@@ -42,4 +51,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin out
+	rm -rf bin out runs

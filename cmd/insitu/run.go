@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/loop"
+	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/loop/report"
+	"github.com/insitu-lab/insitu/safety"
+)
+
+// version is written into every journal.
+const version = "insitu 0.1.0-dev"
+
+func newRunCmd() *cobra.Command {
+	var (
+		out   string
+		sets  []string
+		quiet bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run CONFIG.yaml",
+		Short: "Optimize a black box (instrument or twin) behind the safety guard, journaling every query",
+		Long: `Runs the configured method (gradpie, mae, mse, exact, random, spsa, fd,
+cmaes) against the configured black box. Every query passes the safety guard
+and is journaled in DIR/journal.db before the device is touched; the run can
+be continued with 'insitu resume DIR' after a crash or Ctrl-C.
+
+The first Ctrl-C (or SIGTERM) lets the query in flight finish, journals it,
+puts the device in its safe state and exits; a second one goes to the safe
+state at once.
+
+Settings come from the defaults, then CONFIG.yaml, then INSITU_* environment
+variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := args[0]
+			cfg := defaultRunConfig()
+			bind := map[string]string{"seed": "seed", "method": "method", "iterations": "iterations"}
+			if err := loadConfig(file, cmd.Flags(), bind, sets, &cfg); err != nil {
+				return err
+			}
+			if err := cfg.validate(); err != nil {
+				return prefixFile(file, err)
+			}
+			if out == "" {
+				name := cfg.Name
+				if name == "" {
+					name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+				}
+				out = filepath.Join("runs", fmt.Sprintf("%s-%s-s%d-%s", name, cfg.Method, cfg.Seed, time.Now().Format("20060102-150405")))
+			}
+			if _, err := os.Stat(filepath.Join(out, journal.FileName)); err == nil {
+				return fmt.Errorf("%s already holds a run: continue it with 'insitu resume %s' or choose another --out", out, out)
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			resolved, err := yaml.Marshal(cfg)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o644); err != nil {
+				return err
+			}
+			kind, _ := cfg.BlackBox["kind"].(string)
+			ctx := cmd.Context()
+			box, obj, dir, err := cfg.build(ctx, file)
+			if err != nil {
+				return err
+			}
+			j, err := journal.Create(out, journal.Meta{
+				Version: version, Method: cfg.Method, Kind: kind, Seed: cfg.Seed, Direction: journal.Direction(dir),
+			}, resolved, journal.WithSync(cfg.syncPolicy()))
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "run %s: %s on %s, journal %s\n", filepath.Base(out), cfg.Method, kind, j.Path())
+			return execute(ctx, cmd, cfg, out, j, runParts{box: box, obj: obj, dir: dir}, quiet)
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "o", "", "run directory (default runs/NAME-METHOD-sSEED-TIME)")
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config key: --set key=value (repeatable)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	cmd.Flags().Uint64("seed", 0, "the run's seed (overrides seed)")
+	cmd.Flags().String("method", "", "gradpie, mae, mse, exact, random, spsa, fd or cmaes (overrides method)")
+	cmd.Flags().Int("iterations", 0, "iterations T (overrides iterations)")
+	return cmd
+}
+
+func newResumeCmd() *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "resume DIR",
+		Short: "Continue an interrupted run from its journal without repeating a recorded query",
+		Long: `Replays the run from its journal: queries whose results are recorded are
+served from the journal, a query that was started but not recorded is measured
+again (and marked remeasured), and the run continues with new queries from
+there. With a seeded twin the finished run equals an uninterrupted one.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := args[0]
+			j, err := journal.Open(out)
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			ctx := cmd.Context()
+			data, err := j.Config(ctx)
+			if err != nil {
+				return err
+			}
+			where := j.Path() + " (config)"
+			cfg := defaultRunConfig()
+			if err := resolveConfig(where, data, nil, nil, nil, &cfg); err != nil {
+				return err
+			}
+			if err := cfg.validate(); err != nil {
+				return prefixFile(where, err)
+			}
+			if err := j.SetStatus(ctx, journal.RunRunning); err != nil {
+				return err
+			}
+			box, obj, dir, err := cfg.build(ctx, where)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s: %s\n", out, cfg.Method)
+			return execute(ctx, cmd, cfg, out, j, runParts{box: box, obj: obj, dir: dir}, quiet)
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+type runParts struct {
+	box insitu.BlackBox
+	obj loop.Objective
+	dir loop.Direction
+}
+
+// execute runs the loop behind the guard, records how it ended, and writes
+// the plot and the summary.
+func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string, j *journal.Journal, parts runParts, quiet bool) error {
+	events := func(e safety.Event) {
+		// A journal write completes even when ctx is cancelled.
+		_ = j.Event(context.Background(), journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
+	}
+	guard, err := safety.New(parts.box, cfg.Safety, safety.WithEvents(events))
+	if err != nil {
+		return err
+	}
+	setHardStop(func() { _ = guard.Abort() })
+	defer setHardStop(nil)
+	p := loop.Problem{Box: guard, Objective: parts.obj, Direction: parts.dir}
+	if d, ok := guard.Differentiable(); ok {
+		p.Exact = d
+	}
+	bar := newRunProgress(cmd.ErrOrStderr(), cfg, quiet)
+	var res *loop.Result
+	err = guard.Do(ctx, func(ctx context.Context) error {
+		var rerr error
+		res, rerr = loop.Run(ctx, cfg.Config, p, j, bar.update)
+		return rerr
+	})
+	bar.finish()
+	status := journal.RunFinished
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled), errors.Is(err, safety.ErrTripped), errors.Is(err, safety.ErrInterlock),
+		errors.Is(err, safety.ErrWatchdog), errors.Is(err, safety.ErrAborted):
+		status = journal.RunInterrupted
+	default:
+		status = journal.RunFailed
+	}
+	if serr := j.SetStatus(context.WithoutCancel(ctx), status); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if res != nil {
+		if werr := writeRunOutputs(context.WithoutCancel(ctx), cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	if status == journal.RunInterrupted {
+		fmt.Fprintf(cmd.ErrOrStderr(), "run interrupted; the device is in its safe state. Continue with: insitu resume %s\n", out)
+	}
+	return err
+}
+
+// writeRunOutputs writes DIR/progress.png, DIR/surrogate.bin (surrogate
+// methods) and prints the summary.
+func writeRunOutputs(ctx context.Context, w io.Writer, out string, cfg runConfig, res *loop.Result, c safety.Counters) error {
+	curve, err := report.Load(ctx, out)
+	if err != nil {
+		return err
+	}
+	png := filepath.Join(out, "progress.png")
+	f, err := os.Create(png)
+	if err != nil {
+		return err
+	}
+	title := fmt.Sprintf("%s: %s, seed %d", filepath.Base(out), cfg.Method, cfg.Seed)
+	err = report.PlotBestVsQueries(f, title, report.Summarize([]report.Curve{curve}), false)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", png, err)
+	}
+	if res.Model != nil {
+		mf, err := os.Create(filepath.Join(out, "surrogate.bin"))
+		if err != nil {
+			return err
+		}
+		err = res.Model.Save(mf)
+		if cerr := mf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var ctrl, box time.Duration
+	for _, it := range res.Iterations {
+		if it.Iteration > 0 {
+			ctrl += it.Controller
+			box += it.Box
+		}
+	}
+	n := max(len(res.Iterations)-1, 1)
+	fmt.Fprintf(w, "method %s, %d iterations, %d queries (%d replayed from the journal, %d remeasured), stop: %s\n",
+		cfg.Method, len(res.Iterations)-1, res.Queries, res.Replayed, res.Remeasured, res.Stop)
+	fmt.Fprintf(w, "best objective %.6g\n", res.Best.F)
+	fmt.Fprintf(w, "time per iteration: controller %s, black box %s\n", (ctrl / time.Duration(n)).Round(time.Microsecond), (box / time.Duration(n)).Round(time.Microsecond))
+	fmt.Fprintf(w, "guard: %d passed, %d rejected, %d clamped, %d ramp steps, %d trips, %d safe-state calls; %d steps projected into the box\n",
+		c.Passed, c.RejectedTotal(), c.Clamped, c.RampSteps, c.Trips, c.SafeStates, res.Projected)
+	fmt.Fprintf(w, "wrote %s/journal.db, %s\n", out, png)
+	return nil
+}
+
+// runProgress is the progress bar of a run: iterations, queries, best
+// objective, queries per second and time left.
+type runProgress struct {
+	bar   *progressbar.ProgressBar
+	start time.Time
+	last  int
+}
+
+func newRunProgress(w io.Writer, cfg runConfig, quiet bool) *runProgress {
+	p := &runProgress{start: time.Now()}
+	if quiet {
+		return p
+	}
+	p.bar = progressbar.NewOptions(cfg.Iterations,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(cfg.Method),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	return p
+}
+
+func (p *runProgress) update(pr loop.Progress) {
+	if p.bar == nil {
+		return
+	}
+	qps := float64(pr.Queries) / math.Max(time.Since(p.start).Seconds(), 1e-9)
+	desc := fmt.Sprintf("it %d  queries %d/%d  best %.5g  %.0f q/s", pr.Iteration, pr.Queries, pr.Budget, pr.Best, qps)
+	if pr.Replayed > 0 {
+		desc += fmt.Sprintf("  (%d replayed)", pr.Replayed)
+	}
+	_ = p.bar.Set(min(pr.Iteration, pr.Iterations))
+	p.bar.Describe(desc)
+}
+
+func (p *runProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/loop/report"
+)
+
+func newRunsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "runs", Short: "List and inspect run directories"}
+	list := &cobra.Command{
+		Use:   "list [ROOT]",
+		Short: "One line per run directory under ROOT (default runs/)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root := "runs"
+			if len(args) == 1 {
+				root = args[0]
+			}
+			ss, err := journal.List(root)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "DIR\tCREATED\tMETHOD\tKIND\tSTATUS\tQUERIES\tBEST")
+			for _, s := range ss {
+				if s.Err != nil {
+					fmt.Fprintf(tw, "%s\t-\t-\t-\tunreadable: %v\t-\t-\n", s.Dir, s.Err)
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%.6g\n", s.Dir, s.Created.Format("2006-01-02 15:04"), s.Method, s.Kind, s.Status, s.Done, s.Best)
+			}
+			return tw.Flush()
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show DIR",
+		Short: "A run's summary, iterations and safety events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			j, err := journal.OpenReadOnly(args[0])
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			s, err := j.Summary(ctx)
+			if err != nil {
+				return err
+			}
+			its, err := j.Iterations(ctx)
+			if err != nil {
+				return err
+			}
+			evs, err := j.Events(ctx)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "run      %s\nmethod   %s on %s (%s)\nstatus   %s\nqueries  %d measured of %d journaled\nbest     %.6g\n",
+				s.Dir, s.Method, s.Kind, s.Direction, s.Status, s.Done, s.Queries, s.Best)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "iteration\tqueries\tbest\tstep objective\ttrain loss\tcontroller ms\tbox ms\t")
+			for i, it := range its {
+				// Every iteration of a short run, else about 20 rows.
+				if len(its) > 25 && i%(len(its)/20) != 0 && i != len(its)-1 {
+					continue
+				}
+				fmt.Fprintf(tw, "%d\t%d\t%.6g\t%s\t%s\t%.1f\t%.1f\t\n", it.Iteration, it.Queries, it.Best, orDash(it.StepObjective), orDash(it.TrainLoss),
+					1e3*it.Controller.Seconds(), 1e3*it.Box.Seconds())
+			}
+			tw.Flush()
+			counts := map[string]int{}
+			for _, e := range evs {
+				counts[e.Kind]++
+			}
+			if len(evs) > 0 {
+				fmt.Fprintf(w, "safety events: %v\n", counts)
+			}
+			return nil
+		},
+	}
+	var at []int
+	compare := &cobra.Command{
+		Use:   "compare DIR...",
+		Short: "Best objective at chosen iterations, mean ± std over the runs of each method, and controller time per iteration",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var curves []report.Curve
+			for _, dir := range args {
+				c, err := report.Load(cmd.Context(), dir)
+				if err != nil {
+					return err
+				}
+				curves = append(curves, c)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprint(tw, "method\truns\t")
+			for _, it := range at {
+				fmt.Fprintf(tw, "best @ %d\t", it)
+			}
+			fmt.Fprintln(tw, "controller ms/it\t")
+			for _, l := range report.Labels(curves) {
+				g := report.Group(curves, l)
+				fmt.Fprintf(tw, "%s\t%d\t", l, len(g))
+				for _, it := range at {
+					if mean, sd, _, ok := report.At(g, it); ok {
+						fmt.Fprintf(tw, "%.4f ± %.4f\t", mean, sd)
+					} else {
+						fmt.Fprint(tw, "-\t")
+					}
+				}
+				fmt.Fprintf(tw, "%.1f\t\n", 1e3*report.ControllerPerIteration(g))
+			}
+			return tw.Flush()
+		},
+	}
+	compare.Flags().IntSliceVar(&at, "at", []int{25, 50, 100}, "iterations to report")
+	cmd.AddCommand(list, show, compare)
+	return cmd
+}
+
+func orDash(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.4g", v)
+}
+
+func newExportCmd() *cobra.Command {
+	var format, out string
+	cmd := &cobra.Command{
+		Use:   "export DIR",
+		Short: "Export a run's queries as CSV (stdout or -o FILE) or .npy files (-o DIR)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			j, err := journal.OpenReadOnly(args[0])
+			if err != nil {
+				return err
+			}
+			defer j.Close()
+			switch format {
+			case "csv":
+				if out == "" {
+					return j.ExportCSV(ctx, cmd.OutOrStdout())
+				}
+				f, err := os.Create(out)
+				if err != nil {
+					return err
+				}
+				if err := j.ExportCSV(ctx, f); err != nil {
+					f.Close()
+					return err
+				}
+				return f.Close()
+			case "npy":
+				if out == "" {
+					out = filepath.Join(args[0], "npy")
+				}
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					return err
+				}
+				if err := j.ExportNPY(ctx, out); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote .npy files to %s\n", out)
+				return nil
+			}
+			return fmt.Errorf("--format %q: want csv or npy", format)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "csv", "csv or npy")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "output file (csv) or directory (npy)")
+	return cmd
+}
+
+func newPlotCmd() *cobra.Command {
+	var (
+		out   string
+		title string
+		logY  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "plot DIR... -o FILE.png",
+		Short: "Best objective vs queries; runs of the same method are overlaid as median and 25–75 % band",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var curves []report.Curve
+			for _, dir := range args {
+				c, err := report.Load(cmd.Context(), dir)
+				if err != nil {
+					return err
+				}
+				curves = append(curves, c)
+			}
+			if title == "" {
+				title = strings.Join(report.Labels(curves), " vs ")
+			}
+			f, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			err = report.PlotBestVsQueries(f, title, report.Summarize(curves), logY)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d runs)\n", out, len(curves))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "o", "progress.png", "PNG file to write")
+	cmd.Flags().StringVar(&title, "title", "", "plot title (default: the methods)")
+	cmd.Flags().BoolVar(&logY, "log", false, "logarithmic objective axis")
+	return cmd
+}
