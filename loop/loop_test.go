@@ -231,3 +231,42 @@ func (b staticBox) Spec() insitu.Spec {
 func (b staticBox) Query(context.Context, []float64) ([]float64, error) {
 	return make([]float64, len(b.out)), nil
 }
+
+func TestOfflineTrainsOnceThenDescends(t *testing.T) {
+	p := cnonProblem(t, 4, 2)
+	cfg := smallConfig(MethodGradPIE)
+	cfg.Mode = ModeOffline
+	cfg.Offline.Points, cfg.Offline.Epochs = 60, 20
+	res, err := Run(context.Background(), cfg, p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dataset, then one query per slot and iteration; no local samples.
+	if want := 60 + cfg.Iterations*cfg.TopK; res.Queries != want {
+		t.Errorf("%d queries, want %d", res.Queries, want)
+	}
+	for _, it := range res.Iterations[1:] {
+		if it.TrainLoss != res.Iterations[0].TrainLoss {
+			t.Fatalf("the surrogate changed after training: loss %v then %v", res.Iterations[0].TrainLoss, it.TrainLoss)
+		}
+	}
+	if !(res.Best.F < res.Iterations[0].Best) {
+		t.Errorf("offline descent did not improve on its dataset: %v → %v", res.Iterations[0].Best, res.Best.F)
+	}
+
+	// Trained on a previous run's journal instead: no dataset queries.
+	dir := t.TempDir()
+	j := createJournal(t, dir, MethodRandom)
+	if _, err := Run(context.Background(), smallConfig(MethodRandom), p, j, nil); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	cfg.Offline.Journal = dir
+	res, err = Run(context.Background(), cfg, p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := cfg.Iterations * cfg.TopK; res.Queries != want {
+		t.Errorf("offline from a journal: %d queries, want %d", res.Queries, want)
+	}
+}

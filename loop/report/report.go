@@ -98,14 +98,25 @@ func Summarize(curves []Curve) []Band {
 			}
 			sort.Float64s(col)
 			b.Queries = append(b.Queries, float64(i+1))
-			b.Median = append(b.Median, stat.Quantile(0.5, stat.LinInterp, col, nil))
-			b.Q25 = append(b.Q25, stat.Quantile(0.25, stat.LinInterp, col, nil))
-			b.Q75 = append(b.Q75, stat.Quantile(0.75, stat.LinInterp, col, nil))
+			b.Median = append(b.Median, quantile(col, 0.5))
+			b.Q25 = append(b.Q25, quantile(col, 0.25))
+			b.Q75 = append(b.Q75, quantile(col, 0.75))
 			b.Mean = append(b.Mean, stat.Mean(col, nil))
 		}
 		bands = append(bands, b)
 	}
 	return bands
+}
+
+// quantile of sorted values by linear interpolation between order
+// statistics at h = (n−1)p (Hyndman–Fan type 7, numpy's default), so that
+// the median of an odd count is its middle value, as users expect.
+// gonum's stat.LinInterp interpolates the empirical CDF instead.
+func quantile(sorted []float64, p float64) float64 {
+	h := float64(len(sorted)-1) * p
+	lo := int(math.Floor(h))
+	hi := min(lo+1, len(sorted)-1)
+	return sorted[lo] + (h-float64(lo))*(sorted[hi]-sorted[lo])
 }
 
 var palette = []color.Color{

@@ -1,0 +1,86 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"math"
+	"testing"
+
+	"github.com/insitu-lab/insitu/loop/journal"
+)
+
+func TestSummarizeMatchesDirectQuantiles(t *testing.T) {
+	curves := []Curve{
+		{Label: "a", Best: []float64{5, 4, 3, 2}},
+		{Label: "b", Best: []float64{9, 9}},
+		{Label: "a", Best: []float64{6, 2, 1}},
+		{Label: "a", Best: []float64{7, 7, 7, 0}},
+	}
+	bands := Summarize(curves)
+	if len(bands) != 2 || bands[0].Label != "a" || bands[1].Label != "b" {
+		t.Fatalf("bands %+v", bands)
+	}
+	a := bands[0]
+	// Three runs, cut to the shortest (3 queries).
+	if a.Runs != 3 || len(a.Queries) != 3 {
+		t.Fatalf("band a: %d runs, %d points", a.Runs, len(a.Queries))
+	}
+	// Query 2: values {4, 2, 7}: median 4, mean 13/3.
+	if a.Median[1] != 4 || math.Abs(a.Mean[1]-13.0/3) > 1e-15 {
+		t.Errorf("query 2: median %v, mean %v", a.Median[1], a.Mean[1])
+	}
+	// numpy.percentile([2, 4, 7], [25, 75]) = [3, 5.5].
+	if a.Q25[1] != 3 || a.Q75[1] != 5.5 {
+		t.Errorf("query 2: quartiles %v, %v; want 3, 5.5", a.Q25[1], a.Q75[1])
+	}
+	var buf bytes.Buffer
+	if err := PlotBestVsQueries(&buf, "t", bands, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(&buf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadRunningBestAndAt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j, err := journal.Create(dir, journal.Meta{Method: "m", Direction: journal.Maximize}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := []float64{1, 3, 2, 5, 4}
+	for i, f := range objs {
+		id, err := j.Begin(ctx, journal.Intent{Slot: journal.NoSlot, Role: journal.RoleInit, X: []float64{float64(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Finish(ctx, id, []float64{f}, f, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.RecordIteration(ctx, journal.Iteration{Iteration: i, Queries: i + 1, Best: f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1, 3, 3, 5, 5} // maximized
+	for i := range want {
+		if c.Best[i] != want[i] {
+			t.Fatalf("running best %v, want %v", c.Best, want)
+		}
+	}
+	mean, sd, vals, ok := At([]Curve{c, c}, 3)
+	if !ok || mean != 5 || sd != 0 || len(vals) != 2 {
+		t.Errorf("At 3: %v ± %v %v %v", mean, sd, vals, ok)
+	}
+	if _, _, _, ok := At([]Curve{c}, 9); ok {
+		t.Error("At an iteration no run reached reported ok")
+	}
+}
