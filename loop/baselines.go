@@ -3,10 +3,13 @@ package loop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 
+	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/optimize"
 
 	"github.com/insitu-lab/insitu/loop/journal"
@@ -196,7 +199,16 @@ func (r *runner) cmaes(ctx context.Context) error {
 		}
 		return sign*r.ev.samples[idx[0]].F + pen
 	}
+	// gonum samples the first generation from N(x0, InitCholesky), identity
+	// by default, whatever InitStepSize says: set the covariance to σ²I so
+	// that sigma really is the initial spread.
+	dim := r.space.Dim()
+	var chol mat.Cholesky
+	if !chol.Factorize(mat.NewDiagDense(dim, slices.Repeat([]float64{r.cfg.CMAES.Sigma * r.cfg.CMAES.Sigma}, dim))) {
+		return fmt.Errorf("cmaes.sigma: %v gives no covariance", r.cfg.CMAES.Sigma)
+	}
 	method := &optimize.CmaEsChol{
+		InitCholesky: &chol,
 		InitStepSize: r.cfg.CMAES.Sigma,
 		Population:   r.cfg.CMAES.Population,
 		StopLogDet:   math.NaN(), // the budget ends the run, not a collapsed distribution

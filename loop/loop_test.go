@@ -270,3 +270,23 @@ func TestOfflineTrainsOnceThenDescends(t *testing.T) {
 		t.Errorf("offline from a journal: %d queries, want %d", res.Queries, want)
 	}
 }
+
+func TestBaselinesImproveOnTheirStart(t *testing.T) {
+	// Each local baseline starts from the best initial point: after its
+	// budget it must have found a strictly better one (CMA-ES once did not,
+	// because gonum's first generation ignored the configured sigma).
+	p := cnonProblem(t, 10, 5)
+	for _, m := range []string{MethodCMAES, MethodSPSA, MethodFD} {
+		cfg := smallConfig(m)
+		cfg.Iterations = 30
+		res, err := Run(context.Background(), cfg, p, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := res.Iterations[0].Best
+		t.Logf("%s: %.4f → %.4f", m, start, res.Best.F)
+		if !(res.Best.F < 0.95*start) {
+			t.Errorf("%s: best %.4f, initial best %.4f: no progress", m, res.Best.F, start)
+		}
+	}
+}
