@@ -24,4 +24,10 @@
 //   - cnon: a network of coupled nonlinear (pendulum) oscillators integrated
 //     with RK4; input the initial angles, output the angles at the horizon;
 //     exact VJP by the discrete adjoint of the integrator.
+//   - owms (package optics): a Gaussian beam shaped by a phase-only SLM and
+//     propagated by Rayleigh–Sommerfeld (FFT linear convolution) or the
+//     angular spectrum; field, intensity or camera output; exact VJP.
+//   - opamp: a two-stage Miller op-amp sized by 10 inputs; outputs gain,
+//     phase margin and unity-gain bandwidth from an analytic square-law
+//     model or from ngspice on an embedded netlist with our own model cards.
 package simulators

@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	_ "github.com/insitu-lab/insitu/simulators/cnon" // registers kind cnon
+	_ "github.com/insitu-lab/insitu/simulators/cnon"   // registers kind cnon
+	_ "github.com/insitu-lab/insitu/simulators/opamp"  // registers kind opamp
+	_ "github.com/insitu-lab/insitu/simulators/optics" // registers kind owms
 )
 
 // errInterrupted is the cause of the context a signal cancels.

@@ -1,0 +1,131 @@
+package optics
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// directRS is the double sum U_2(a) = Σ_c U_1(c)·h(a − c)·dA.
+func directRS(c Config, in []complex128) []complex128 {
+	n := c.N
+	k := 2 * math.Pi / c.Wavelength
+	dA := c.Pitch * c.Pitch
+	out := make([]complex128, n*n)
+	for ar := range n {
+		for ac := range n {
+			var s complex128
+			for br := range n {
+				for bc := range n {
+					h := rsKernel(float64(ac-bc)*c.Pitch, float64(ar-br)*c.Pitch, c.Distance, k)
+					s += in[br*n+bc] * h
+				}
+			}
+			out[ar*n+ac] = s * complex(dA, 0)
+		}
+	}
+	return out
+}
+
+func TestRSConvolutionEqualsDirectSum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		n, pad int
+		z      float64
+	}{{6, 0, 0.02}, {8, 0, 0.02}, {8, 32, 0.005}, {5, 0, 0.001}, {1, 0, 0.02}} {
+		c := DefaultConfig()
+		c.N, c.Pad, c.Distance = tc.n, tc.pad, tc.z
+		m := tc.pad
+		if m == 0 {
+			m = autoPad(tc.n, MethodRS)
+		}
+		p, err := newPropagator(c, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := randomComplex(rng, tc.n*tc.n)
+		got := make([]complex128, tc.n*tc.n)
+		p.run(make([]complex128, m*m), in, got, false)
+		if e := relErrC(got, directRS(c, in)); e > 1e-12 {
+			t.Errorf("n=%d pad=%d z=%g: FFT vs direct sum: relative error %.2g", tc.n, m, tc.z, e)
+		}
+	}
+}
+
+// The adjoint propagation satisfies ⟨P a, b⟩ = ⟨a, Pᴴ b⟩.
+func TestAdjointPropagationIsAdjoint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, method := range []string{MethodRS, MethodAngular} {
+		c := DefaultConfig()
+		c.N, c.Method = 10, method
+		m := autoPad(c.N, method)
+		p, err := newPropagator(c, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]complex128, m*m)
+		a, b := randomComplex(rng, 100), randomComplex(rng, 100)
+		pa, pb := make([]complex128, 100), make([]complex128, 100)
+		p.run(buf, a, pa, false)
+		p.run(buf, b, pb, true)
+		var l, r complex128
+		for i := range a {
+			l += pa[i] * complexConj(b[i])
+			r += a[i] * complexConj(pb[i])
+		}
+		if d := cabs(l-r) / cabs(l); d > 1e-12 {
+			t.Errorf("%s: ⟨Pa,b⟩ = %v, ⟨a,Pᴴb⟩ = %v (relative %.2g)", method, l, r, d)
+		}
+	}
+}
+
+func complexConj(v complex128) complex128 { return complex(real(v), -imag(v)) }
+func cabs(v complex128) float64           { return math.Sqrt(sq(v)) }
+
+// beamStats returns the power Σ|U|²dA and the 1/e² intensity radius
+// w = 2σ from the second moment along x.
+func beamStats(u []complex128, n int, pitch float64) (power, w float64) {
+	var s, sx2 float64
+	for r := range n {
+		for c := range n {
+			x := (float64(c) - float64(n-1)/2) * pitch
+			i := sq(u[r*n+c])
+			s += i
+			sx2 += i * x * x
+		}
+	}
+	return s * pitch * pitch, 2 * math.Sqrt(sx2/s)
+}
+
+// A Gaussian beam keeps its power and spreads as w(z) = w0·√(1+(z/zR)²).
+// 64 pixels of 10 µm hold the beam (w ≤ 110 µm, the window's half-width is
+// 320 µm) and keep the RS kernel alias-free for z ≥ 18 mm; the angular
+// spectrum covers the short distances.
+func TestGaussianBeamSpreadsAsTheory(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		z      float64
+	}{{MethodRS, 0.02}, {MethodRS, 0.03}, {MethodAngular, 0.002}, {MethodAngular, 0.01}} {
+		c := DefaultConfig()
+		c.N, c.Method, c.Distance = 64, tc.method, tc.z
+		tw, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p0, w0 := beamStats(tw.InputField(), c.N, c.Pitch)
+		if math.Abs(p0-1) > 1e-6 || math.Abs(w0/c.Waist-1) > 1e-3 {
+			t.Fatalf("input beam: power %v, width %v, want 1 and %v", p0, w0, c.Waist)
+		}
+		u := tw.Field(make([]float64, c.N*c.N))
+		p, w := beamStats(u, c.N, c.Pitch)
+		zR := math.Pi * c.Waist * c.Waist / c.Wavelength
+		want := c.Waist * math.Sqrt(1+(tc.z/zR)*(tc.z/zR))
+		if math.Abs(p-p0) > 1e-3 {
+			t.Errorf("%s z=%g: power %v, input %v", tc.method, tc.z, p, p0)
+		}
+		if math.Abs(w/want-1) > 0.02 {
+			t.Errorf("%s z=%g: width %.4g µm, theory %.4g µm", tc.method, tc.z, w*1e6, want*1e6)
+		}
+		t.Logf("%s z=%g mm: power %.6f, width %.3f µm, theory %.3f µm (%.2g)", tc.method, tc.z*1e3, p, w*1e6, want*1e6, w/want-1)
+	}
+}
