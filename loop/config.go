@@ -40,6 +40,11 @@ type Config struct {
 	Budget     int     `mapstructure:"budget" yaml:"budget"`         // queries at most; 0: N0 + T·K·(1+M)
 	Patience   int     `mapstructure:"patience" yaml:"patience"`     // stop after this many iterations without improvement > Tolerance; 0: never
 	Tolerance  float64 `mapstructure:"tolerance" yaml:"tolerance"`   // τ
+	// CheckpointEvery saves the surrogate, its trainer, the slots' Adam
+	// states and the random sources every this many iterations (and at the
+	// last), so a resume starts there instead of replaying the training of
+	// every earlier iteration; 0: never (a resume then replays everything).
+	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every"`
 
 	Init    InitConfig    `mapstructure:"init" yaml:"init"`
 	TopK    int           `mapstructure:"top_k" yaml:"top_k"` // K points stepped per iteration
@@ -111,7 +116,7 @@ type CMAESConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Method: MethodGradPIE, Mode: ModeOnline, Seed: 1, Iterations: 100,
-		Patience: 0, Tolerance: 0,
+		Patience: 0, Tolerance: 0, CheckpointEvery: 10,
 		Init:   InitConfig{Points: 100},
 		TopK:   5,
 		Local:  LocalConfig{Samples: 0, Sigma: 0.02},
@@ -204,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if c.Budget < 0 {
 		bad("budget", "%d: want ≥ 0 (0: N0 + T·K·(1+M))", c.Budget)
+	}
+	if c.CheckpointEvery < 0 {
+		bad("checkpoint_every", "%d: want ≥ 0 (0: never)", c.CheckpointEvery)
 	}
 	if c.Patience < 0 {
 		bad("patience", "%d: want ≥ 0 (0: never stop early)", c.Patience)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/insitu-lab/insitu/loop/journal"
@@ -98,23 +99,32 @@ func (r *runner) online(ctx context.Context) error {
 		tr   *surrogate.Trainer
 		data *surrogate.Dataset
 	)
+	localSrc := rand.NewPCG(r.cfg.Seed, saltLocal)
+	local := rand.New(localSrc)
+	// states maps a sample to the Adam state of the slot whose trajectory
+	// is at it: a slot keeps its moments while it steps from the point it
+	// stepped from or to last time, and starts afresh on any other point.
+	states := map[int]*adamX{}
+	start := 1
 	if r.cfg.UsesSurrogate() {
 		var err error
 		if tr, data, err = r.newSurrogate(); err != nil {
 			return err
 		}
-		if r.cfg.Surrogate.InitialEpochs > 0 {
+		// A resumed run continues from its last checkpoint instead of
+		// retraining the surrogate through every iteration it replays.
+		c, err := r.restore(ctx, &tr, &data, states, localSrc)
+		if err != nil {
+			return err
+		}
+		start = c + 1
+		if c == 0 && r.cfg.Surrogate.InitialEpochs > 0 {
 			if _, err := tr.Fit(ctx, data, r.cfg.Surrogate.InitialEpochs, nil); err != nil {
 				return err
 			}
 		}
 	}
-	local := r.rng(saltLocal)
-	// states maps a sample to the Adam state of the slot whose trajectory
-	// is at it: a slot keeps its moments while it steps from the point it
-	// stepped from or to last time, and starts afresh on any other point.
-	states := map[int]*adamX{}
-	for t := 1; t <= r.cfg.Iterations; t++ {
+	for t := start; t <= r.cfg.Iterations; t++ {
 		r.beginIteration(t)
 		trainLoss := math.NaN()
 		if tr != nil {
@@ -178,6 +188,9 @@ func (r *runner) online(ctx context.Context) error {
 		}
 		states = next
 		if err := r.endIteration(ctx, stepF, trainLoss); err != nil {
+			return err
+		}
+		if err := r.checkpoint(ctx, t, tr, states, localSrc); err != nil {
 			return err
 		}
 	}

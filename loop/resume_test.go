@@ -41,6 +41,7 @@ func TestResumeEqualsAnUninterruptedRun(t *testing.T) {
 	for _, m := range Methods {
 		t.Run(m, func(t *testing.T) {
 			cfg := smallConfig(m)
+			cfg.CheckpointEvery = 3 // stops at 4 and 6 resume from checkpoints 3 and 6
 			ref := createJournal(t, t.TempDir(), m)
 			defer ref.Close()
 			want, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), ref, nil)
@@ -83,6 +84,9 @@ func TestResumeEqualsAnUninterruptedRun(t *testing.T) {
 			}
 			if got.Replayed == 0 || got.Remeasured != 0 {
 				t.Errorf("final resume replayed %d, remeasured %d", got.Replayed, got.Remeasured)
+			}
+			if want := map[bool]int{true: 6, false: 0}[cfg.UsesSurrogate()]; got.Restored != want {
+				t.Errorf("final resume restored the checkpoint of iteration %d, want %d", got.Restored, want)
 			}
 			gotXs := journaledXs(t, j)
 			if len(gotXs) != len(wantXs) {

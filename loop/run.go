@@ -39,6 +39,7 @@ type Result struct {
 	Replayed   int    // queries served from the journal (resume)
 	Remeasured int    // started-but-unrecorded queries measured again (resume)
 	Projected  int    // steps projected back into the box
+	Restored   int    // the checkpoint iteration a resumed run continued from; 0 if none
 	Model      *surrogate.Model
 }
 
@@ -100,6 +101,7 @@ func Run(ctx context.Context, cfg Config, p Problem, j *journal.Journal, progres
 	res := &Result{
 		Queries: r.ev.n(), Iterations: r.iters, Stop: r.stop,
 		Replayed: r.ev.replayed, Remeasured: r.ev.remeasured, Projected: r.projected, Model: r.model,
+		Restored: r.restored,
 	}
 	res.Best, _ = r.ev.Best()
 	if errors.Is(err, ErrBudget) || errors.Is(err, errStop) {
@@ -137,6 +139,7 @@ type runner struct {
 	iterBoxTime time.Duration
 	stale       int          // iterations without improvement > tolerance
 	recorded    map[int]bool // iterations the journal already holds (resume)
+	restored    int          // iteration of the checkpoint a resume started from
 	lastBest    float64
 }
 

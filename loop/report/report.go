@@ -141,7 +141,14 @@ func PlotBestVsQueries(w io.Writer, title string, bands []Band, logY bool) error
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
+	// The legend goes where the curves are not: top right for a minimized
+	// objective, whose curves fall, bottom right for a maximized one.
 	p.Legend.Top = true
+	for _, b := range bands {
+		if n := len(b.Median); n > 1 && b.Median[n-1] > b.Median[0] {
+			p.Legend.Top = false
+		}
+	}
 	for i, b := range bands {
 		if len(b.Queries) == 0 {
 			continue

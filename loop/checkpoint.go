@@ -1,0 +1,160 @@
+package loop
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/surrogate"
+)
+
+// loopState is the part of a checkpoint that is the loop's own: with the
+// surrogate's weights, the trainer's state (Adam, random source, epochs)
+// and the local-sample random source it is everything iteration t+1
+// depends on besides the measured queries, which the journal holds.
+type loopState struct {
+	Iteration int          `json:"iteration"`
+	Samples   int          `json:"samples"` // measured queries at the checkpoint
+	Projected int          `json:"projected"`
+	Stale     int          `json:"stale"`
+	LastBest  float64      `json:"last_best"`
+	Slots     []slotRecord `json:"slots"`
+}
+
+type slotRecord struct {
+	Sample int       `json:"sample"`
+	M      []float64 `json:"m"`
+	V      []float64 `json:"v"`
+	T      int       `json:"t"`
+}
+
+// checkpoint saves the state after iteration t every CheckpointEvery
+// iterations, in one journal transaction with the results it refers to.
+func (r *runner) checkpoint(ctx context.Context, t int, tr *surrogate.Trainer, states map[int]*adamX, local *rand.PCG) error {
+	every := r.cfg.CheckpointEvery
+	if r.ev.j == nil || tr == nil || every <= 0 || (t%every != 0 && t != r.cfg.Iterations) {
+		return nil
+	}
+	st := loopState{Iteration: t, Samples: r.ev.n(), Projected: r.projected, Stale: r.stale, LastBest: r.lastBest}
+	for i, a := range states {
+		st.Slots = append(st.Slots, slotRecord{Sample: i, M: a.m, V: a.v, T: a.t})
+	}
+	// Map order is random: sort so that identical states give identical bytes.
+	sortSlots(st.Slots)
+	js, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	var model bytes.Buffer
+	if err := tr.Model().Save(&model); err != nil {
+		return err
+	}
+	trainer, err := tr.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	rng, err := local.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return r.ev.j.SaveCheckpoint(ctx, t, map[string][]byte{
+		"loop": js, "model": model.Bytes(), "trainer": trainer, "rng-local": rng,
+	})
+}
+
+func sortSlots(s []slotRecord) {
+	idx := make([]int, len(s))
+	for i := range idx {
+		idx[i] = i
+	}
+	sortStable(idx, func(a, b int) bool { return s[a].Sample < s[b].Sample })
+	out := make([]slotRecord, len(s))
+	for i, j := range idx {
+		out[i] = s[j]
+	}
+	copy(s, out)
+}
+
+// restore continues from the journal's latest checkpoint, if any: it
+// reads the measured queries up to the checkpoint from the journal, and
+// replaces the surrogate, the trainer, the slots' Adam states and the
+// local-sample source with the saved ones. It returns the checkpoint's
+// iteration, 0 when there is none.
+func (r *runner) restore(ctx context.Context, tr **surrogate.Trainer, data **surrogate.Dataset, states map[int]*adamX, local *rand.PCG) (int, error) {
+	if r.ev.j == nil {
+		return 0, nil
+	}
+	it, parts, ok, err := r.ev.j.LatestCheckpoint(ctx)
+	if err != nil || !ok {
+		return 0, err
+	}
+	var st loopState
+	if err := json.Unmarshal(parts["loop"], &st); err != nil {
+		return 0, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
+	}
+	if st.Iteration != it || it < 1 || it > r.cfg.Iterations || st.Samples < r.ev.n() {
+		return 0, fmt.Errorf("checkpoint of iteration %d does not fit this run (%d iterations, %d initial queries)", it, r.cfg.Iterations, r.ev.n())
+	}
+	if err := r.ev.preload(ctx, st.Samples); err != nil {
+		return 0, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
+	}
+	model, err := surrogate.Load(bytes.NewReader(parts["model"]))
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
+	}
+	t, err := surrogate.NewTrainer(model, (*tr).Config(), r.cfg.Seed^saltSurrogate)
+	if err != nil {
+		return 0, err
+	}
+	if err := t.UnmarshalBinary(parts["trainer"]); err != nil {
+		return 0, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
+	}
+	if err := local.UnmarshalBinary(parts["rng-local"]); err != nil {
+		return 0, fmt.Errorf("checkpoint of iteration %d: local random source: %w", it, err)
+	}
+	d := surrogate.NewDataset(model)
+	for _, s := range r.ev.samples {
+		d.Append(s.X, s.Y)
+	}
+	for _, sl := range st.Slots {
+		states[sl.Sample] = &adamX{m: sl.M, v: sl.V, t: sl.T}
+	}
+	its, err := r.ev.j.Iterations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, rec := range its {
+		if rec.Iteration >= 1 && rec.Iteration <= it {
+			r.iters = append(r.iters, rec)
+		}
+	}
+	*tr, *data, r.model = t, d, model
+	r.projected, r.stale, r.lastBest = st.Projected, st.Stale, st.LastBest
+	r.ev.iteration = it
+	r.restored = it
+	return it, nil
+}
+
+// preload serves queries up to n from the journal without running the
+// method that made them: they are before a checkpoint, so every one is
+// recorded.
+func (e *evaluator) preload(ctx context.Context, n int) error {
+	for i := len(e.samples); i < n; i++ {
+		key := fmt.Sprintf("q%07d", i)
+		q, ok, err := e.j.Lookup(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !ok || (q.Status != journal.StatusDone && q.Status != journal.StatusRemeasured) {
+			return fmt.Errorf("query %s before the checkpoint is not recorded", key)
+		}
+		e.replayed++
+		if _, err := e.record(q.X, q.Y); err != nil {
+			return err
+		}
+	}
+	return nil
+}
