@@ -30,6 +30,8 @@ func (p Params) Decode(into any) error {
 		Metadata:         &md,
 		WeaklyTypedInput: true, // "1e-3" from an env var or flag is a number
 		ErrorUnused:      true,
+		// Timeouts and settle times are written "2s", "150ms" in YAML.
+		DecodeHook: mapstructure.StringToTimeDurationHookFunc(),
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 type constBox struct {
@@ -91,5 +92,23 @@ func TestQueryBatchFallsBackToQuery(t *testing.T) {
 	ys, err := QueryBatch(context.Background(), b, [][]float64{{0}, {1}, {0.5}})
 	if err != nil || len(ys) != 3 || ys[2][0] != 4 {
 		t.Fatalf("QueryBatch = %v, %v", ys, err)
+	}
+}
+
+func TestParamsDecodeDurations(t *testing.T) {
+	var c struct {
+		Timeout time.Duration `mapstructure:"timeout"`
+		Settle  time.Duration `mapstructure:"settle"`
+	}
+	p := Params{Kind: "x", Values: map[string]any{"timeout": "2s", "settle": "150ms"}}
+	if err := p.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeout != 2*time.Second || c.Settle != 150*time.Millisecond {
+		t.Errorf("decoded %v, %v", c.Timeout, c.Settle)
+	}
+	p.Values["timeout"] = "soon"
+	if err := p.Decode(&c); err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("a bad duration: %v", err)
 	}
 }

@@ -1,0 +1,307 @@
+package scpi_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/insitu-lab/insitu/drivers/lxi"
+	"github.com/insitu-lab/insitu/drivers/scpi"
+	"github.com/insitu-lab/insitu/drivers/scpi/emulator"
+	"github.com/insitu-lab/insitu/drivers/serial"
+)
+
+const twinIDN = "insitu,TWIN-SMU2400,0001,1.0"
+
+// newSMU is a small emulated source-measure unit.
+func newSMU(t testing.TB) *emulator.Instrument {
+	var mu sync.Mutex
+	volt := 0.0
+	inst, err := emulator.New(twinIDN, emulator.Table{
+		"SOURce:VOLTage[:LEVel]": func(args string) (string, error) {
+			var v float64
+			if _, err := fmt.Sscan(args, &v); err != nil {
+				return "", emulator.Err(-104, "Data type error")
+			}
+			if v < -20 || v > 20 {
+				return "", emulator.Err(-222, "Data out of range")
+			}
+			mu.Lock()
+			volt = v
+			mu.Unlock()
+			return "", nil
+		},
+		"SOURce:VOLTage[:LEVel]?": func(string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return fmt.Sprint(volt), nil
+		},
+		"ECHO?":       func(args string) (string, error) { return args, nil },
+		"OVERload?":   func(string) (string, error) { return "+9.9E37", nil },
+		"READ?":       func(string) (string, error) { return "+1.000000E+00,-2.500000E-03", nil },
+		"TRACe:DATA?": func(string) (string, error) { return "#210ab\ncd\nefgh", nil },
+	}, emulator.WithReplyTerminator("\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+type transport struct {
+	name string
+	open func(t testing.TB, inst *emulator.Instrument) scpi.Conn
+	// reconnects: a hang-up of the peer is survivable (TCP redials; a pty
+	// whose master closed is gone for good).
+	reconnects bool
+}
+
+var transports = []transport{
+	{"tcp", openTCP, true},
+	{"pty", openPTY, false},
+}
+
+func openTCP(t testing.TB, inst *emulator.Instrument) scpi.Conn {
+	ln, err := emulator.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { inst.ServeTCP(ctx, ln); close(done) }()
+	c, err := lxi.Dial(ctx, lxi.Config{Address: ln.Addr().String(), Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); cancel(); <-done })
+	return c
+}
+
+func openPTY(t testing.TB, inst *emulator.Instrument) scpi.Conn {
+	pt, err := emulator.OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Open the client side first: it puts the slave in raw mode, so the line
+	// discipline does not echo the emulator's replies back to it.
+	p, err := serial.Open(context.Background(), serial.Config{Port: pt.Path, Baud: 115200, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { inst.Serve(ctx, pt.Master); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; p.Close(); pt.Close() })
+	return p
+}
+
+func forEach(t *testing.T, f func(t *testing.T, tr transport)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+	}
+}
+
+func TestIdentify(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		c := scpi.NewClient(tr.open(t, newSMU(t)))
+		ctx := context.Background()
+		id, err := c.Identify(ctx, `^insitu,TWIN-`)
+		if err != nil || id.Model != "TWIN-SMU2400" || id.Serial != "0001" {
+			t.Fatalf("Identify = %+v, %v", id, err)
+		}
+		_, err = c.Identify(ctx, `^KEITHLEY.*MODEL 2400`)
+		if !errors.Is(err, scpi.ErrIdentity) || !strings.Contains(err.Error(), twinIDN) || !strings.Contains(err.Error(), "KEITHLEY") {
+			t.Fatalf("mismatch error %v must wrap ErrIdentity and name both", err)
+		}
+	})
+}
+
+func TestCompoundAndErrorQueue(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		inst := newSMU(t)
+		c := scpi.NewClient(tr.open(t, inst))
+		ctx := context.Background()
+		got, err := c.Query(ctx, "*RST;:SOUR:VOLT 1.5;:SOURCE:VOLTAGE:LEVEL?")
+		if err != nil || got != "1.5" {
+			t.Fatalf("compound query = %q, %v", got, err)
+		}
+		if v, err := c.QueryFloat(ctx, "sour:volt 2;volt?"); err != nil || v != 2 { // relative path
+			t.Fatalf("relative compound = %v, %v", v, err)
+		}
+		if err := c.Write(ctx, "SOUR:VOLT 300"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Write(ctx, "BOGUS:HEADER"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.OPC(ctx); err != nil { // writes are asynchronous: let them land
+			t.Fatal(err)
+		}
+		inst.PushError(-300, `Device-specific error; "hot"`)
+		errs, err := c.Errors(ctx)
+		want := []scpi.DeviceError{{-222, "Data out of range"}, {-113, "Undefined header"}, {-300, `Device-specific error; "hot"`}}
+		if err != nil || fmt.Sprint(errs) != fmt.Sprint(want) {
+			t.Fatalf("Errors = %v, %v; want %v", errs, err, want)
+		}
+		if errs, err := c.Errors(ctx); err != nil || len(errs) != 0 {
+			t.Fatalf("second drain = %v, %v", errs, err)
+		}
+		inst.PushError(-100, "x")
+		if err := c.Clear(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if errs, err := c.Errors(ctx); err != nil || len(errs) != 0 {
+			t.Fatalf("after *CLS = %v, %v", errs, err)
+		}
+		if err := c.OPC(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestErrorQueueBounded(t *testing.T) {
+	inst, err := emulator.New(twinIDN, emulator.Table{
+		"SYSTem:ERRor[:NEXT]?": func(string) (string, error) { return `-100,"Command error"`, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := scpi.NewClient(openTCP(t, inst), scpi.WithMaxErrors(5))
+	errs, err := c.Errors(context.Background())
+	if !errors.Is(err, scpi.ErrErrorQueue) || len(errs) != 5 {
+		t.Fatalf("Errors = %d entries, %v; want 5 and ErrErrorQueue", len(errs), err)
+	}
+}
+
+func TestNumbersAndBlocks(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		c := scpi.NewClient(tr.open(t, newSMU(t)))
+		ctx := context.Background()
+		if vs, err := c.QueryFloats(ctx, "READ?"); err != nil || len(vs) != 2 || vs[1] != -2.5e-3 {
+			t.Fatalf("QueryFloats = %v, %v", vs, err)
+		}
+		if _, err := c.QueryFloat(ctx, "OVER?"); !errors.Is(err, scpi.ErrOverflow) || !strings.Contains(err.Error(), "OVER?") {
+			t.Fatalf("overflow: %v", err)
+		}
+		b, err := c.QueryBlock(ctx, "TRAC:DATA?")
+		if err != nil || string(b) != "ab\ncd\nefgh" {
+			t.Fatalf("QueryBlock = %q, %v", b, err)
+		}
+		if got, err := c.Query(ctx, "ECHO? after-block"); err != nil || got != "after-block" {
+			t.Fatalf("after block: %q, %v", got, err)
+		}
+	})
+}
+
+func TestFaults(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		inst := newSMU(t)
+		c := scpi.NewClient(tr.open(t, inst), scpi.WithName("smu"), scpi.WithTimeout(300*time.Millisecond))
+		ctx := context.Background()
+
+		inst.DropNext(1)
+		start := time.Now()
+		_, err := c.Query(ctx, "ECHO? lost")
+		var oe *scpi.OpError
+		if !errors.Is(err, scpi.ErrTimeout) || !errors.As(err, &oe) || !oe.Timeout() || oe.Command != "ECHO? lost" || oe.Instrument != "smu" {
+			t.Fatalf("dropped reply: %v; want an *OpError timeout naming smu and the command", err)
+		}
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Fatalf("timeout took %v", d)
+		}
+		if got, err := c.Query(ctx, "ECHO? next"); err != nil || got != "next" {
+			t.Fatalf("after a timeout: %q, %v", got, err)
+		}
+
+		inst.GarbleNext(1)
+		if _, err := c.Query(ctx, "ECHO? noise"); !errors.Is(err, scpi.ErrGarbled) {
+			t.Fatalf("garbled: %v", err)
+		}
+		if got, err := c.Query(ctx, "ECHO? clean"); err != nil || got != "clean" {
+			t.Fatalf("after garbage: %q, %v", got, err)
+		}
+
+		inst.HangUpNext()
+		start = time.Now()
+		_, err = c.Query(ctx, "ECHO? bye")
+		if err == nil || errors.Is(err, scpi.ErrTimeout) || !strings.Contains(err.Error(), "ECHO? bye") {
+			t.Fatalf("hang-up: %v; want a prompt non-timeout error naming the command", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("hang-up noticed after %v", d)
+		}
+		got, err := c.Query(ctx, "ECHO? again")
+		if tr.reconnects && (err != nil || got != "again") {
+			t.Fatalf("after hang-up: %q, %v; want a reconnect", got, err)
+		}
+		if !tr.reconnects && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("after hang-up: %v; want io.ErrUnexpectedEOF", err)
+		}
+	})
+}
+
+func TestConcurrentCallersSerialized(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		c := scpi.NewClient(tr.open(t, newSMU(t)))
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 20 {
+					want := fmt.Sprintf("g%d-%d", g, i)
+					got, err := c.Query(ctx, "ECHO? "+want)
+					if err != nil || got != want {
+						errs <- fmt.Errorf("query %s: got %q, %v", want, got, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+}
+
+func TestWaitHonoursContext(t *testing.T) {
+	inst := newSMU(t)
+	inst.SetFaults(emulator.Faults{Latency: 300 * time.Millisecond})
+	c := scpi.NewClient(openTCP(t, inst))
+	go c.Query(context.Background(), "ECHO? slow") // holds the instrument
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Query(ctx, "ECHO? impatient"); !errors.Is(err, scpi.ErrTimeout) {
+		t.Fatalf("waiting caller: %v; want ErrTimeout", err)
+	}
+}
+
+func TestBadCommand(t *testing.T) {
+	c := scpi.NewClient(openTCP(t, newSMU(t)))
+	if err := c.Write(context.Background(), "A\nB"); !errors.Is(err, scpi.ErrSyntax) {
+		t.Fatalf("embedded newline: %v", err)
+	}
+}
+
+func benchQuery(b *testing.B, open func(testing.TB, *emulator.Instrument) scpi.Conn) {
+	c := scpi.NewClient(open(b, newSMU(b)))
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Query(ctx, "SOUR:VOLT?"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Round trip of one query through the client, the transport and the
+// emulator: the ceiling on a twin bench's query rate.
+func BenchmarkQueryTCP(b *testing.B) { benchQuery(b, openTCP) }
+func BenchmarkQueryPTY(b *testing.B) { benchQuery(b, openPTY) }
