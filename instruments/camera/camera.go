@@ -1,0 +1,331 @@
+// Package camera reads images from a camera: exposure, region of interest,
+// averaging of several frames and dark-frame subtraction, the way slmsuite's
+// Camera base class layers them over a driver's raw grab.
+//
+// A backend (Source) only grabs full raw frames and sets the exposure;
+// Device adds the rest and implements Camera. Backends: Memory (frames from
+// a function, e.g. a twin's intensity, scaled by exposure) and V4L2 (Linux
+// video capture devices, GREY or Y16, mmap streaming; see v4l2_linux.go for
+// what is and is not tested).
+package camera
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"sync"
+	"time"
+)
+
+// Image is a gray image, row-major, in the camera's units (ADU), after
+// dark subtraction.
+type Image struct {
+	Width, Height int
+	Pix           []float64
+}
+
+// At returns the pixel at column x, row y.
+func (m Image) At(x, y int) float64 { return m.Pix[y*m.Width+x] }
+
+// Sum returns the sum of the pixels inside r (clipped to the image).
+func (m Image) Sum(r image.Rectangle) float64 {
+	r = r.Intersect(image.Rect(0, 0, m.Width, m.Height))
+	var s float64
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for _, v := range m.Pix[y*m.Width+r.Min.X : y*m.Width+r.Max.X] {
+			s += v
+		}
+	}
+	return s
+}
+
+// Camera is what an experiment uses.
+type Camera interface {
+	// Size is the full sensor size.
+	Size() (w, h int)
+	Exposure() time.Duration
+	SetExposure(ctx context.Context, d time.Duration) error
+	// ROI is the region Capture returns, in sensor pixels.
+	ROI() image.Rectangle
+	SetROI(r image.Rectangle) error
+	// Capture returns the ROI of the mean of Average frames, minus the dark
+	// frame if one is set. Frames exposed before the call started are never
+	// returned.
+	Capture(ctx context.Context) (Image, error)
+	Close() error
+}
+
+// Source is a camera backend: full raw frames and the exposure.
+type Source interface {
+	Size() (w, h int)
+	Exposure() time.Duration
+	SetExposure(ctx context.Context, d time.Duration) error
+	// Grab returns one full frame (w×h values) exposed after the call began.
+	Grab(ctx context.Context, dst []float64) error
+	Close() error
+}
+
+// Config is the processing on top of a source; the keys of a rig config's
+// camera part.
+type Config struct {
+	Exposure time.Duration `mapstructure:"exposure"` // 0: leave the source's
+	ROI      []int         `mapstructure:"roi"`      // [x, y, w, h]; empty: full frame
+	Average  int           `mapstructure:"average"`  // frames per Capture; 0 means 1
+}
+
+// Device is a Source with ROI, averaging and dark subtraction. It is safe
+// for concurrent use; captures run one at a time.
+type Device struct {
+	src  Source
+	w, h int
+
+	mu   sync.Mutex
+	roi  image.Rectangle
+	avg  int
+	dark []float64 // full frame, nil if none
+	buf  []float64
+	sum  []float64
+}
+
+// New wraps src. It sets the exposure if cfg gives one.
+func New(ctx context.Context, src Source, cfg Config) (*Device, error) {
+	w, h := src.Size()
+	d := &Device{src: src, w: w, h: h, avg: cfg.Average, roi: image.Rect(0, 0, w, h),
+		buf: make([]float64, w*h), sum: make([]float64, w*h)}
+	if d.avg == 0 {
+		d.avg = 1
+	}
+	if d.avg < 0 {
+		return nil, fmt.Errorf("camera(%v): average %d is negative", src, cfg.Average)
+	}
+	switch len(cfg.ROI) {
+	case 0:
+	case 4:
+		r := image.Rect(cfg.ROI[0], cfg.ROI[1], cfg.ROI[0]+cfg.ROI[2], cfg.ROI[1]+cfg.ROI[3])
+		if err := d.SetROI(r); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("camera(%v): roi %v: want [x, y, w, h]", src, cfg.ROI)
+	}
+	if cfg.Exposure != 0 {
+		if err := d.SetExposure(ctx, cfg.Exposure); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// String names the source.
+func (d *Device) String() string { return fmt.Sprintf("camera(%v)", d.src) }
+
+// Size implements Camera.
+func (d *Device) Size() (w, h int) { return d.w, d.h }
+
+// Exposure implements Camera.
+func (d *Device) Exposure() time.Duration { return d.src.Exposure() }
+
+// SetExposure implements Camera. The dark frame belongs to the old exposure,
+// so it is dropped.
+func (d *Device) SetExposure(ctx context.Context, e time.Duration) error {
+	if e <= 0 {
+		return fmt.Errorf("%s: set exposure: %v is not positive", d, e)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.src.SetExposure(ctx, e); err != nil {
+		return fmt.Errorf("%s: set exposure %v: %w", d, e, err)
+	}
+	d.dark = nil
+	return nil
+}
+
+// ROI implements Camera.
+func (d *Device) ROI() image.Rectangle {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.roi
+}
+
+// SetROI implements Camera.
+func (d *Device) SetROI(r image.Rectangle) error {
+	if r.Empty() || !r.In(image.Rect(0, 0, d.w, d.h)) {
+		return fmt.Errorf("%s: roi %v is empty or outside the %d×%d sensor", d, r, d.w, d.h)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.roi = r
+	return nil
+}
+
+// Average sets the number of frames averaged per Capture.
+func (d *Device) SetAverage(n int) error {
+	if n < 1 {
+		return fmt.Errorf("%s: average %d < 1", d, n)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.avg = n
+	return nil
+}
+
+// TakeDark captures the dark frame (averaged like any capture) that later
+// captures subtract. The caller blocks the light first (shutter, laser off,
+// SLM steering away); the camera cannot know.
+func (d *Device) TakeDark(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dark = nil
+	if err := d.grabMean(ctx); err != nil {
+		return fmt.Errorf("%s: dark frame: %w", d, err)
+	}
+	d.dark = append([]float64(nil), d.sum...)
+	return nil
+}
+
+// SetDark sets a full-frame dark image (w×h), e.g. loaded from a file; nil
+// clears it.
+func (d *Device) SetDark(dark []float64) error {
+	if dark != nil && len(dark) != d.w*d.h {
+		return fmt.Errorf("%s: dark frame has %d pixels, want %d×%d", d, len(dark), d.w, d.h)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dark = append([]float64(nil), dark...)
+	if dark == nil {
+		d.dark = nil
+	}
+	return nil
+}
+
+// grabMean leaves the mean of d.avg frames in d.sum; d.mu is held.
+func (d *Device) grabMean(ctx context.Context) error {
+	clear(d.sum)
+	for k := range d.avg {
+		if err := d.src.Grab(ctx, d.buf); err != nil {
+			return fmt.Errorf("frame %d of %d: %w", k+1, d.avg, err)
+		}
+		for i, v := range d.buf {
+			d.sum[i] += v
+		}
+	}
+	inv := 1 / float64(d.avg)
+	for i := range d.sum {
+		d.sum[i] *= inv
+	}
+	return nil
+}
+
+// Capture implements Camera.
+func (d *Device) Capture(ctx context.Context) (Image, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.grabMean(ctx); err != nil {
+		return Image{}, fmt.Errorf("%s: capture: %w", d, err)
+	}
+	r := d.roi
+	img := Image{Width: r.Dx(), Height: r.Dy(), Pix: make([]float64, r.Dx()*r.Dy())}
+	for y := range img.Height {
+		src := (r.Min.Y+y)*d.w + r.Min.X
+		row := img.Pix[y*img.Width : (y+1)*img.Width]
+		copy(row, d.sum[src:src+img.Width])
+		if d.dark != nil {
+			for x := range row {
+				row[x] -= d.dark[src+x]
+			}
+		}
+	}
+	return img, nil
+}
+
+// Close closes the source.
+func (d *Device) Close() error {
+	if err := d.src.Close(); err != nil {
+		return fmt.Errorf("%s: close: %w", d, err)
+	}
+	return nil
+}
+
+// FrameFunc produces a full w×h frame at the memory camera's reference
+// exposure into dst.
+type FrameFunc func(ctx context.Context, dst []float64) error
+
+// Memory is an in-memory source: frames come from a function (a twin, a
+// test pattern) at a reference exposure and are scaled linearly by the
+// exposure, then clipped at Saturation when it is positive.
+type Memory struct {
+	w, h       int
+	frame      FrameFunc
+	ref        time.Duration
+	saturation float64
+
+	mu  sync.Mutex
+	exp time.Duration
+	n   int
+}
+
+// NewMemory returns a w×h source whose frame function gives the image at
+// exposure ref; the exposure starts at ref.
+func NewMemory(w, h int, ref time.Duration, saturation float64, frame FrameFunc) (*Memory, error) {
+	if w <= 0 || h <= 0 || ref <= 0 || frame == nil {
+		return nil, errors.New("camera: memory source needs a positive size and reference exposure, and a frame function")
+	}
+	return &Memory{w: w, h: h, frame: frame, ref: ref, exp: ref, saturation: saturation}, nil
+}
+
+// String names the source.
+func (m *Memory) String() string { return fmt.Sprintf("memory %dx%d", m.w, m.h) }
+
+// Size implements Source.
+func (m *Memory) Size() (w, h int) { return m.w, m.h }
+
+// Exposure implements Source.
+func (m *Memory) Exposure() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.exp
+}
+
+// SetExposure implements Source.
+func (m *Memory) SetExposure(_ context.Context, e time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.exp = e
+	return nil
+}
+
+// Grabs is the number of frames grabbed.
+func (m *Memory) Grabs() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n
+}
+
+// Grab implements Source.
+func (m *Memory) Grab(ctx context.Context, dst []float64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(dst) != m.w*m.h {
+		return fmt.Errorf("memory camera: frame buffer has %d pixels, want %d×%d", len(dst), m.w, m.h)
+	}
+	if err := m.frame(ctx, dst); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	k := float64(m.exp) / float64(m.ref)
+	m.n++
+	m.mu.Unlock()
+	for i, v := range dst {
+		v *= k
+		if m.saturation > 0 && v > m.saturation {
+			v = m.saturation
+		}
+		dst[i] = v
+	}
+	return nil
+}
+
+// Close implements Source.
+func (m *Memory) Close() error { return nil }

@@ -1,0 +1,153 @@
+package rig
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+
+	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/instruments/camera"
+	"github.com/insitu-lab/insitu/instruments/daq"
+	"github.com/insitu-lab/insitu/instruments/slm"
+)
+
+// SLM is an SLM as an actuator: N² phases in [0, 2π] radians, named
+// phi_<row>_<col> like the OWMS twin's inputs.
+type SLM struct{ *slm.SLM }
+
+// Coordinates implements Actuator.
+func (s SLM) Coordinates() insitu.Space {
+	n := s.N()
+	sp := insitu.Box(n*n, 0, 2*math.Pi)
+	sp.Names, sp.Units = make([]string, n*n), make([]string, n*n)
+	for i := range n * n {
+		sp.Names[i], sp.Units[i] = fmt.Sprintf("phi_%d_%d", i/n, i%n), "rad"
+	}
+	return sp
+}
+
+// Apply implements Actuator: the frame is shown; the rig does the settling.
+func (s SLM) Apply(ctx context.Context, x []float64) error { return s.Show(ctx, x) }
+
+// DAQ is a DAQ board as actuator (its DAC outputs, volts) and sensor (its
+// ADC inputs, volts).
+type DAQ struct{ *daq.DAQ }
+
+// Coordinates implements Actuator.
+func (d DAQ) Coordinates() insitu.Space {
+	lo, hi := d.Range()
+	names := d.OutputNames()
+	units := make([]string, len(names))
+	for i := range units {
+		units[i] = "V"
+	}
+	return insitu.Space{Names: names, Units: units, Lower: lo, Upper: hi}
+}
+
+// Apply implements Actuator.
+func (d DAQ) Apply(ctx context.Context, x []float64) error { return d.Set(ctx, x) }
+
+// Outputs implements Sensor.
+func (d DAQ) Outputs() []string { return d.InputNames() }
+
+// Measure implements Sensor.
+func (d DAQ) Measure(ctx context.Context) ([]float64, error) { return d.Read(ctx) }
+
+// Region is a named rectangle of the captured image (ROI coordinates).
+type Region struct {
+	Name string `mapstructure:"name"`
+	ROI  []int  `mapstructure:"roi"` // [x, y, w, h]
+}
+
+// Measurement modes of a camera part.
+const (
+	MeasureSum     = "sum"     // one output: the sum of the ROI
+	MeasureRegions = "regions" // one output per region: its sum
+	MeasureImage   = "image"   // every ROI pixel, px_<row>_<col>
+)
+
+// Camera is a camera as a sensor.
+type Camera struct {
+	cam     camera.Camera
+	mode    string
+	regions []image.Rectangle
+	names   []string
+}
+
+// NewCamera makes a sensor of cam measuring in mode (MeasureSum when
+// empty); regions are used by MeasureRegions and must lie in the ROI.
+func NewCamera(cam camera.Camera, mode string, regions []Region) (*Camera, error) {
+	c := &Camera{cam: cam, mode: mode}
+	roi := cam.ROI()
+	switch mode {
+	case "", MeasureSum:
+		c.mode, c.names = MeasureSum, []string{"sum"}
+	case MeasureImage:
+		for y := range roi.Dy() {
+			for x := range roi.Dx() {
+				c.names = append(c.names, fmt.Sprintf("px_%d_%d", y, x))
+			}
+		}
+	case MeasureRegions:
+		if len(regions) == 0 {
+			return nil, fmt.Errorf("camera %v: measure regions but no regions given", cam)
+		}
+		for i, rg := range regions {
+			if len(rg.ROI) != 4 || rg.Name == "" {
+				return nil, fmt.Errorf("camera %v: regions[%d]: want a name and roi [x, y, w, h]", cam, i)
+			}
+			r := image.Rect(rg.ROI[0], rg.ROI[1], rg.ROI[0]+rg.ROI[2], rg.ROI[1]+rg.ROI[3])
+			if r.Empty() || !r.In(image.Rect(0, 0, roi.Dx(), roi.Dy())) {
+				return nil, fmt.Errorf("camera %v: region %s %v is empty or outside the %d×%d ROI", cam, rg.Name, rg.ROI, roi.Dx(), roi.Dy())
+			}
+			c.regions, c.names = append(c.regions, r), append(c.names, rg.Name)
+		}
+	default:
+		return nil, fmt.Errorf("camera %v: measure %q: want sum, regions or image", cam, mode)
+	}
+	return c, nil
+}
+
+// Camera returns the camera (for exposure changes and dark frames).
+func (c *Camera) Camera() camera.Camera { return c.cam }
+
+// Outputs implements Sensor.
+func (c *Camera) Outputs() []string { return c.names }
+
+// Measure implements Sensor.
+func (c *Camera) Measure(ctx context.Context) ([]float64, error) {
+	img, err := c.cam.Capture(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch c.mode {
+	case MeasureImage:
+		if len(img.Pix) != len(c.names) {
+			return nil, fmt.Errorf("camera %v: image of %d pixels, ROI has %d (changed after the rig was built?)", c.cam, len(img.Pix), len(c.names))
+		}
+		return img.Pix, nil
+	case MeasureRegions:
+		y := make([]float64, len(c.regions))
+		for i, r := range c.regions {
+			y[i] = img.Sum(r)
+		}
+		return y, nil
+	}
+	return []float64{img.Sum(image.Rect(0, 0, img.Width, img.Height))}, nil
+}
+
+// SafeState implements Part: a camera emits nothing.
+func (c *Camera) SafeState(context.Context) error { return nil }
+
+// Close closes the camera.
+func (c *Camera) Close() error { return c.cam.Close() }
+
+var (
+	_ Actuator = SLM{}
+	_ Settler  = SLM{}
+	_ Actuator = DAQ{}
+	_ Sensor   = DAQ{}
+	_ Settler  = DAQ{}
+	_ Sensor   = (*Camera)(nil)
+)

@@ -1,0 +1,258 @@
+package rig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/insitu-lab/insitu"
+)
+
+// Part is anything a rig holds; every part has a safe state (a sensor's
+// is usually a no-op).
+type Part interface {
+	SafeState(ctx context.Context) error
+}
+
+// Actuator is a part the query drives: its coordinates (names without the
+// part prefix, device ranges) and Apply, which must not retain x.
+type Actuator interface {
+	Part
+	Coordinates() insitu.Space
+	Apply(ctx context.Context, x []float64) error
+}
+
+// Sensor is a part the query reads: its output names (without the part
+// prefix) and Measure, returning one value per name.
+type Sensor interface {
+	Part
+	Outputs() []string
+	Measure(ctx context.Context) ([]float64, error)
+}
+
+// Settler is an actuator that needs time after Apply before a measurement
+// means anything (an SLM's liquid crystal, a DAC's filter).
+type Settler interface {
+	Settle() time.Duration
+}
+
+// Component is a named part with optional bounds from the config, which
+// narrow the device's ranges. Lower and Upper hold one value per coordinate,
+// or one value for all; nil leaves the device range.
+type Component struct {
+	Name         string
+	Part         Part
+	Lower, Upper []float64
+}
+
+type actSlot struct {
+	c      Component
+	a      Actuator
+	off, n int
+}
+
+type senSlot struct {
+	c Component
+	s Sensor
+	n int
+}
+
+// Rig is one BlackBox over several parts: Query applies every actuator in
+// order, waits for the slowest to settle (plus the rig's own settle time),
+// then measures every sensor in order, all under one lock.
+type Rig struct {
+	spec   insitu.Spec
+	settle time.Duration
+	parts  []Component
+	acts   []actSlot
+	sens   []senSlot
+
+	mu sync.Mutex // one query at a time
+}
+
+// New builds a rig named name from parts, in order. A part that is an
+// Actuator with no coordinates, or a Sensor with no outputs, is only that
+// which it has (a DAQ board may have only inputs).
+func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
+	if settle < 0 {
+		return nil, fmt.Errorf("rig %s: settle %v is negative", name, settle)
+	}
+	r := &Rig{settle: settle, parts: parts, spec: insitu.Spec{Name: name}}
+	seen := map[string]bool{}
+	for _, c := range parts {
+		if c.Name == "" || seen[c.Name] || c.Part == nil {
+			return nil, fmt.Errorf("rig %s: part %q: every part needs a distinct name and a device", name, c.Name)
+		}
+		seen[c.Name] = true
+		used := false
+		if a, ok := c.Part.(Actuator); ok && a.Coordinates().Dim() > 0 {
+			sp, err := intersect(a.Coordinates(), c)
+			if err != nil {
+				return nil, fmt.Errorf("rig %s: part %s: %w", name, c.Name, err)
+			}
+			in := &r.spec.In
+			for i := range sp.Dim() {
+				in.Names = append(in.Names, c.Name+"."+sp.Name(i))
+				unit := ""
+				if i < len(sp.Units) {
+					unit = sp.Units[i]
+				}
+				in.Units = append(in.Units, unit)
+			}
+			in.Lower, in.Upper = append(in.Lower, sp.Lower...), append(in.Upper, sp.Upper...)
+			r.acts = append(r.acts, actSlot{c: c, a: a, off: len(in.Lower) - sp.Dim(), n: sp.Dim()})
+			used = true
+		} else if c.Lower != nil || c.Upper != nil {
+			return nil, fmt.Errorf("rig %s: part %s: bounds given but the part has no inputs", name, c.Name)
+		}
+		if s, ok := c.Part.(Sensor); ok && len(s.Outputs()) > 0 {
+			for _, o := range s.Outputs() {
+				r.spec.Out = append(r.spec.Out, c.Name+"."+o)
+			}
+			r.sens = append(r.sens, senSlot{c: c, s: s, n: len(s.Outputs())})
+			used = true
+		}
+		if !used {
+			return nil, fmt.Errorf("rig %s: part %s has neither inputs nor outputs", name, c.Name)
+		}
+	}
+	if len(r.acts) == 0 {
+		return nil, fmt.Errorf("rig %s: no actuator: nothing for the optimizer to drive", name)
+	}
+	if err := r.spec.Validate(); err != nil {
+		return nil, fmt.Errorf("rig %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// intersect narrows the device space by the component's bounds.
+func intersect(dev insitu.Space, c Component) (insitu.Space, error) {
+	n := dev.Dim()
+	sp := insitu.Space{Names: dev.Names, Units: dev.Units,
+		Lower: append([]float64(nil), dev.Lower...), Upper: append([]float64(nil), dev.Upper...)}
+	pick := func(b []float64, key string) (func(i int) float64, error) {
+		switch len(b) {
+		case 0:
+			return nil, nil
+		case 1:
+			return func(int) float64 { return b[0] }, nil
+		case n:
+			return func(i int) float64 { return b[i] }, nil
+		}
+		return nil, fmt.Errorf("bounds.%s has %d values, want 1 or %d", key, len(b), n)
+	}
+	lo, err := pick(c.Lower, "lower")
+	if err != nil {
+		return sp, err
+	}
+	hi, err := pick(c.Upper, "upper")
+	if err != nil {
+		return sp, err
+	}
+	for i := range n {
+		if lo != nil {
+			sp.Lower[i] = math.Max(sp.Lower[i], lo(i))
+		}
+		if hi != nil {
+			sp.Upper[i] = math.Min(sp.Upper[i], hi(i))
+		}
+		if !(sp.Lower[i] <= sp.Upper[i]) {
+			return sp, fmt.Errorf("coordinate %s: device range [%g, %g] and bounds leave nothing ([%g, %g])",
+				sp.Name(i), dev.Lower[i], dev.Upper[i], sp.Lower[i], sp.Upper[i])
+		}
+	}
+	return sp, nil
+}
+
+// Spec implements insitu.BlackBox: inputs named <part>.<coordinate>, the
+// device ranges narrowed by the config bounds; outputs <part>.<output>.
+func (r *Rig) Spec() insitu.Spec { return r.spec }
+
+// Query implements insitu.BlackBox: apply all, settle, measure all, as one
+// step. x is checked against the Spec first, so nothing outside it reaches
+// a device even without the guard.
+func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
+	name := r.spec.Name
+	if err := r.spec.In.Contains(x); err != nil {
+		return nil, fmt.Errorf("rig %s: query: %w", name, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var settle time.Duration
+	for _, s := range r.acts {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
+		}
+		if err := s.a.Apply(ctx, x[s.off:s.off+s.n:s.off+s.n]); err != nil {
+			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
+		}
+		if st, ok := s.a.(Settler); ok {
+			settle = max(settle, st.Settle())
+		}
+	}
+	if err := sleep(ctx, settle+r.settle); err != nil {
+		return nil, fmt.Errorf("rig %s: settle %v: %w", name, settle+r.settle, err)
+	}
+	y := make([]float64, 0, len(r.spec.Out))
+	for _, s := range r.sens {
+		v, err := s.s.Measure(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("rig %s: measure %s: %w", name, s.c.Name, err)
+		}
+		if len(v) != s.n {
+			return nil, fmt.Errorf("rig %s: measure %s: %d values for %d outputs", name, s.c.Name, len(v), s.n)
+		}
+		y = append(y, v...)
+	}
+	return y, nil
+}
+
+// SafeState puts every part in its safe state, once each, in order, even
+// if some fail; the errors are joined. It does not wait for a running query
+// (the guard calls it when a query hangs); parts serialize their own I/O.
+func (r *Rig) SafeState(ctx context.Context) error {
+	var errs []error
+	for _, c := range r.parts {
+		if err := c.Part.SafeState(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("rig %s: safe state of %s: %w", r.spec.Name, c.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases every part that holds something (io.Closer), in reverse
+// order. It does not put them in their safe state: the guard does, first.
+func (r *Rig) Close() error {
+	var errs []error
+	for i := len(r.parts) - 1; i >= 0; i-- {
+		if cl, ok := r.parts[i].Part.(io.Closer); ok {
+			if err := cl.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("rig %s: close %s: %w", r.spec.Name, r.parts[i].Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var (
+	_ insitu.BlackBox   = (*Rig)(nil)
+	_ insitu.SafeStater = (*Rig)(nil)
+)

@@ -1,0 +1,345 @@
+// Package slm drives a phase-only spatial light modulator that the host sees
+// as a display of 8-bit gray levels.
+//
+// A phase pattern φ (radians, n×n, row-major) becomes a frame in four steps,
+// all fixed by Config:
+//
+//  1. the per-unit correction (e.g. the vendor's flatness map, radians) is
+//     added, before the wrap, as the vendors prescribe;
+//  2. the sum is wrapped into [0, 2π);
+//  3. it is scaled by λ/λ_cal: the LUT was measured at λ_cal, and a liquid
+//     crystal's retardance goes as 1/λ, so reaching φ at a longer λ takes
+//     the gray level that gave φ·λ/λ_cal at λ_cal;
+//  4. the LUT maps phase to gray level: by default linearly, gray =
+//     ⌊φ/2π·TwoPiGray⌋ (TwoPiGray is the level that gives 2π, 256 on an
+//     ideal panel, 218 on some); or through a measured curve (gray, phase)
+//     inverted with gonum's monotone Fritsch–Butland interpolant, so the
+//     mapping stays monotone between calibration points.
+//
+// The pattern is placed in the display at Origin (centred by default) and
+// the rest of the display shows Background. After a frame is shown the
+// liquid crystal needs Settle to respond; SetPhase waits for it (context
+// aware), Show does not, so a rig can settle all its parts at once.
+//
+// The safe state is Blank: an all-zero frame, no pattern steering the beam.
+package slm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"time"
+
+	"gonum.org/v1/gonum/interp"
+)
+
+// Display is where frames go: a row-major Width×Height gray image per Show.
+// *fbdev.Dev implements it, as does Memory.
+type Display interface {
+	Size() (w, h int)
+	Show(ctx context.Context, gray []uint8) error
+	Blank(ctx context.Context) error
+}
+
+// LUT is a measured phase response: the phase (radians, at the config's
+// LUT wavelength) produced by each listed gray level. Both lists have the
+// same length ≥ 2, gray strictly increasing, phase strictly increasing.
+type LUT struct {
+	Gray  []float64 `mapstructure:"gray"`
+	Phase []float64 `mapstructure:"phase"`
+}
+
+// Config is an SLM's calibration and placement. The mapstructure tags are
+// the keys of a rig config's slm part.
+type Config struct {
+	N int `mapstructure:"n"` // the phase pattern is N×N
+
+	// TwoPiGray is the gray level giving 2π at the LUT wavelength for the
+	// linear LUT; 0 means 256. Ignored when LUT is set.
+	TwoPiGray float64 `mapstructure:"two_pi_gray"`
+	LUT       *LUT    `mapstructure:"lut"`
+
+	// Wavelength is the working λ and LUTWavelength the λ the LUT was
+	// calibrated at (metres). Both zero: no scaling.
+	Wavelength    float64 `mapstructure:"wavelength"`
+	LUTWavelength float64 `mapstructure:"lut_wavelength"`
+
+	// Correction is added to the phase before the wrap (radians): N×N, or
+	// display-sized, in which case the window under the pattern is used.
+	Correction []float64 `mapstructure:"correction"`
+
+	// Origin is the display pixel (x, y) of the pattern's top-left corner;
+	// empty means centred.
+	Origin     []int `mapstructure:"origin"`
+	Background int   `mapstructure:"background"` // gray level outside the pattern, 0..255
+
+	Settle time.Duration `mapstructure:"settle"` // LC response after each frame
+}
+
+// SLM is a display-driven SLM. Methods are safe for concurrent use; frames
+// never interleave.
+type SLM struct {
+	d      Display
+	cfg    Config
+	w, h   int
+	x0, y0 int
+	scale  float64                   // λ/λ_cal
+	gray   func(phi float64) float64 // LUT: phase in [0, 2π·scale) → gray
+	corr   []float64                 // N×N, nil if none
+	name   string
+
+	mu    sync.Mutex
+	frame []uint8 // reused; the display copies it
+}
+
+// New checks cfg against the display's size and returns the SLM. It does
+// not touch the display.
+func New(d Display, cfg Config) (*SLM, error) {
+	if d == nil {
+		return nil, errors.New("slm: nil display")
+	}
+	w, h := d.Size()
+	s := &SLM{d: d, cfg: cfg, w: w, h: h, scale: 1, name: fmt.Sprintf("slm(%v)", d)}
+	n := cfg.N
+	if n <= 0 || n > w || n > h {
+		return nil, fmt.Errorf("%s: pattern side n=%d must be in 1..min(%d, %d)", s.name, n, w, h)
+	}
+	switch {
+	case len(cfg.Origin) == 0:
+		s.x0, s.y0 = (w-n)/2, (h-n)/2
+	case len(cfg.Origin) == 2:
+		s.x0, s.y0 = cfg.Origin[0], cfg.Origin[1]
+		if s.x0 < 0 || s.y0 < 0 || s.x0+n > w || s.y0+n > h {
+			return nil, fmt.Errorf("%s: origin %v puts the %d×%d pattern outside the %d×%d display", s.name, cfg.Origin, n, n, w, h)
+		}
+	default:
+		return nil, fmt.Errorf("%s: origin %v: want [x, y] or nothing (centred)", s.name, cfg.Origin)
+	}
+	if cfg.Background < 0 || cfg.Background > 255 {
+		return nil, fmt.Errorf("%s: background gray %d outside 0..255", s.name, cfg.Background)
+	}
+	if cfg.Settle < 0 {
+		return nil, fmt.Errorf("%s: settle %v is negative", s.name, cfg.Settle)
+	}
+	if (cfg.Wavelength == 0) != (cfg.LUTWavelength == 0) || cfg.Wavelength < 0 || cfg.LUTWavelength < 0 ||
+		!finite(cfg.Wavelength) || !finite(cfg.LUTWavelength) {
+		return nil, fmt.Errorf("%s: wavelength %g and lut_wavelength %g: give both (positive) or neither", s.name, cfg.Wavelength, cfg.LUTWavelength)
+	}
+	if cfg.Wavelength > 0 {
+		s.scale = cfg.Wavelength / cfg.LUTWavelength
+	}
+	top := 2 * math.Pi * s.scale // the largest phase the LUT must reach
+	if cfg.LUT == nil {
+		tp := cfg.TwoPiGray
+		if tp == 0 {
+			tp = 256
+		}
+		if !(tp > 0 && tp <= 256) {
+			return nil, fmt.Errorf("%s: two_pi_gray %g outside (0, 256]", s.name, tp)
+		}
+		if top/(2*math.Pi)*tp > 256+1e-9 {
+			return nil, fmt.Errorf("%s: 2π at λ=%g needs gray %.1f, beyond 8 bits: the panel cannot reach 2π", s.name, cfg.Wavelength, top/(2*math.Pi)*tp)
+		}
+		k := tp / (2 * math.Pi)
+		s.gray = func(phi float64) float64 { return phi * k }
+	} else {
+		g, err := fitLUT(*cfg.LUT, top)
+		if err != nil {
+			return nil, fmt.Errorf("%s: lut: %w", s.name, err)
+		}
+		s.gray = g
+	}
+	switch len(cfg.Correction) {
+	case 0:
+	case n * n:
+		s.corr = cfg.Correction
+	case w * h:
+		s.corr = make([]float64, n*n)
+		for r := range n {
+			copy(s.corr[r*n:(r+1)*n], cfg.Correction[(s.y0+r)*w+s.x0:])
+		}
+	default:
+		return nil, fmt.Errorf("%s: correction has %d values, want %d×%d (pattern) or %d×%d (display)", s.name, len(cfg.Correction), n, n, w, h)
+	}
+	for i, v := range s.corr {
+		if !finite(v) {
+			return nil, fmt.Errorf("%s: correction[%d] = %v is not finite", s.name, i, v)
+		}
+	}
+	s.frame = make([]uint8, w*h)
+	return s, nil
+}
+
+// fitLUT inverts a measured phase response: the returned function maps a
+// phase to a fractional gray level, monotone between the points.
+func fitLUT(l LUT, top float64) (func(float64) float64, error) {
+	if len(l.Gray) != len(l.Phase) || len(l.Gray) < 2 {
+		return nil, fmt.Errorf("gray and phase need the same length ≥ 2, have %d and %d", len(l.Gray), len(l.Phase))
+	}
+	for i := range l.Gray {
+		if !finite(l.Gray[i]) || !finite(l.Phase[i]) || l.Gray[i] < 0 || l.Gray[i] > 255 {
+			return nil, fmt.Errorf("point %d (gray %v, phase %v): gray must be in [0, 255], both finite", i, l.Gray[i], l.Phase[i])
+		}
+		if i > 0 && (l.Gray[i] <= l.Gray[i-1] || l.Phase[i] <= l.Phase[i-1]) {
+			return nil, fmt.Errorf("point %d: gray and phase must both strictly increase", i)
+		}
+	}
+	lo, hi := l.Phase[0], l.Phase[len(l.Phase)-1]
+	if lo > 0 || hi < top-1e-9 {
+		return nil, fmt.Errorf("phase range [%g, %g] does not cover [0, %g] (2π at the working wavelength)", lo, hi, top)
+	}
+	var p interp.Predictor
+	if len(l.Gray) == 2 {
+		var pl interp.PiecewiseLinear
+		if err := pl.Fit(l.Phase, l.Gray); err != nil {
+			return nil, err
+		}
+		p = &pl
+	} else {
+		var fb interp.FritschButland
+		if err := fb.Fit(l.Phase, l.Gray); err != nil {
+			return nil, err
+		}
+		p = &fb
+	}
+	return p.Predict, nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// String names the SLM by its display.
+func (s *SLM) String() string { return s.name }
+
+// N is the side of the phase pattern.
+func (s *SLM) N() int { return s.cfg.N }
+
+// Settle is the wait after each frame.
+func (s *SLM) Settle() time.Duration { return s.cfg.Settle }
+
+// Gray is the gray level of phase phi (radians) at pattern pixel i
+// (row-major in the N×N pattern), after correction, wrap, wavelength
+// scaling and LUT.
+func (s *SLM) Gray(i int, phi float64) uint8 {
+	if s.corr != nil {
+		phi += s.corr[i]
+	}
+	phi = math.Mod(phi, 2*math.Pi)
+	if phi < 0 {
+		phi += 2 * math.Pi
+	}
+	// A tiny margin keeps a calibration point exactly on its own level
+	// despite rounding in the interpolant.
+	g := math.Floor(s.gray(phi*s.scale) + 1e-9)
+	return uint8(min(max(g, 0), 255))
+}
+
+// Frame renders phase into dst, a display-sized frame: the pattern at the
+// origin, Background elsewhere.
+func (s *SLM) Frame(phase []float64, dst []uint8) error {
+	n := s.cfg.N
+	if len(phase) != n*n {
+		return fmt.Errorf("%s: phase has %d values, want %d×%d", s.name, len(phase), n, n)
+	}
+	if len(dst) != s.w*s.h {
+		return fmt.Errorf("%s: frame has %d pixels, want %d×%d", s.name, len(dst), s.w, s.h)
+	}
+	for i, v := range phase {
+		if !finite(v) {
+			return fmt.Errorf("%s: phase[%d] = %v is not finite", s.name, i, v)
+		}
+	}
+	bg := uint8(s.cfg.Background)
+	for i := range dst {
+		dst[i] = bg
+	}
+	for r := range n {
+		row := dst[(s.y0+r)*s.w+s.x0:]
+		for c := range n {
+			row[c] = s.Gray(r*n+c, phase[r*n+c])
+		}
+	}
+	return nil
+}
+
+// Show renders phase and puts it on the display without waiting for the
+// liquid crystal; a file-backed display is flushed so a twin sees the
+// whole frame.
+func (s *SLM) Show(ctx context.Context, phase []float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.Frame(phase, s.frame); err != nil {
+		return fmt.Errorf("show: %w", err)
+	}
+	if err := s.d.Show(ctx, s.frame); err != nil {
+		return fmt.Errorf("%s: show: %w", s.name, err)
+	}
+	return s.sync()
+}
+
+func (s *SLM) sync() error {
+	if sy, ok := s.d.(interface{ Sync() error }); ok {
+		if err := sy.Sync(); err != nil {
+			return fmt.Errorf("%s: sync: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// SetPhase shows phase and waits Settle.
+func (s *SLM) SetPhase(ctx context.Context, phase []float64) error {
+	if err := s.Show(ctx, phase); err != nil {
+		return err
+	}
+	if err := Sleep(ctx, s.cfg.Settle); err != nil {
+		return fmt.Errorf("%s: settle: %w", s.name, err)
+	}
+	return nil
+}
+
+// Blank shows an all-zero frame: the safe state.
+func (s *SLM) Blank(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.d.Blank(ctx); err != nil {
+		return fmt.Errorf("%s: blank: %w", s.name, err)
+	}
+	return s.sync()
+}
+
+// SafeState blanks the display.
+func (s *SLM) SafeState(ctx context.Context) error { return s.Blank(ctx) }
+
+// Close releases the display if it holds anything. It does not blank: the
+// safe state is the guard's job, and runs before Close.
+func (s *SLM) Close() error {
+	if c, ok := s.d.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("%s: close: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// Sleep waits d or until ctx is done, whichever is first.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Display returns the display the SLM draws on (for twins that watch it).
+func (s *SLM) Display() Display { return s.d }
+
+// Origin returns the display pixel of the pattern's top-left corner.
+func (s *SLM) Origin() (x, y int) { return s.x0, s.y0 }
