@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/camera"
 	"github.com/insitu-lab/insitu/instruments/daq"
