@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	_ "github.com/insitu-lab/insitu/instruments/rig"   // registers kind rig (SLM, camera, DAQ, SMU, power meter parts)
 	_ "github.com/insitu-lab/insitu/simulators/cnon"   // registers kind cnon
 	_ "github.com/insitu-lab/insitu/simulators/opamp"  // registers kind opamp
 	_ "github.com/insitu-lab/insitu/simulators/optics" // registers kind owms
@@ -89,6 +90,6 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging on stderr")
-	root.AddCommand(newStudyCmd(), newRunCmd(), newResumeCmd(), newRunsCmd(), newExportCmd(), newPlotCmd(), newConfigCmd())
+	root.AddCommand(newStudyCmd(), newRunCmd(), newResumeCmd(), newRunsCmd(), newExportCmd(), newPlotCmd(), newConfigCmd(), newTwinCmd(), newProbeCmd())
 	return root
 }

@@ -1,0 +1,430 @@
+// Package smu drives a Keithley 2400-series source-measure unit as a voltage
+// source with current compliance: the instrument's own limits are programmed
+// and read back before the output is ever enabled, level changes are ramped
+// (QCoDeS style: steps of at most Step volts, at least StepDelay apart, from
+// the read-back level), and the safe state ramps to 0 V and switches the
+// output off into high impedance (../shared/research/hardware.md §2.3, §5).
+//
+// *SMU has the shape of a rig actuator (Coordinates, Apply) and sensor
+// (Outputs, Measure), with SafeState and Settle, so instruments/rig can use
+// it without this package importing rig.
+package smu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/drivers/scpi"
+	"github.com/insitu-lab/insitu/drivers/transport"
+)
+
+// DefaultIDN matches a real 2400-series unit. A twin does not match it:
+// twin configs set idn to "twin".
+const DefaultIDN = `(?i)^KEITHLEY INSTRUMENTS.*,MODEL 24`
+
+// Elements is the :FORM:ELEM list the driver selects: the 2400's full
+// five-value reading, so the status word (compliance) comes with every read.
+const Elements = "VOLT,CURR,RES,TIME,STAT"
+
+// StatusCompliance is bit 3 of the 2400's status word: the source hit the
+// compliance limit.
+const StatusCompliance = 1 << 3
+
+// ErrAborted is returned by a ramp that SafeState interrupted.
+var ErrAborted = errors.New("ramp aborted by safe state")
+
+// ErrOutputOff is returned by Measure while the output is off: the 2400
+// answers READ? then with an error and no reading.
+var ErrOutputOff = errors.New("output is off")
+
+// Config is the SMU section of a bench config.
+type Config struct {
+	Name      string           `mapstructure:"name"` // used in errors; default "smu"
+	Transport transport.Config `mapstructure:"transport"`
+	IDN       string           `mapstructure:"idn"` // regexp for *IDN?; default DefaultIDN
+	Reset     bool             `mapstructure:"reset"`
+	// Range is the source voltage range (SOUR:VOLT:RANG), V; required.
+	Range float64 `mapstructure:"range"`
+	// Compliance is the current limit (SENS:CURR:PROT), A; required.
+	Compliance float64 `mapstructure:"compliance"`
+	// Min and Max bound the levels Apply accepts (the software envelope);
+	// default ±Range. They must lie within ±Range.
+	Min *float64 `mapstructure:"min"`
+	Max *float64 `mapstructure:"max"`
+	// Step is the largest change per set, V (QCoDeS step); required.
+	Step float64 `mapstructure:"step"`
+	// StepDelay is the least time between two sets (QCoDeS inter_delay).
+	StepDelay time.Duration `mapstructure:"step_delay"`
+	// Settle is the wait after Apply before a read-back means anything.
+	Settle time.Duration `mapstructure:"settle"`
+	// OffMode is the output-off state (OUTP:SMOD): HIMP (default: opens the
+	// output relay, the safest for a DUT that must float), NORM, ZERO, GUAR.
+	OffMode string        `mapstructure:"off_mode"`
+	Timeout time.Duration `mapstructure:"timeout"` // per call without a deadline; default 5 s
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.Name == "" {
+		c.Name = "smu"
+	}
+	if c.IDN == "" {
+		c.IDN = DefaultIDN
+	}
+	if c.OffMode == "" {
+		c.OffMode = "HIMP"
+	}
+	c.OffMode = strings.ToUpper(c.OffMode)
+	if c.Min == nil {
+		v := -c.Range
+		c.Min = &v
+	}
+	if c.Max == nil {
+		v := c.Range
+		c.Max = &v
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// Validate checks a defaulted config; errors name the key.
+func (c Config) Validate() error {
+	switch {
+	case !(c.Range > 0) || !finite(c.Range) || c.Range > 210:
+		return fmt.Errorf("%s: range %v V: want (0, 210]", c.Name, c.Range)
+	case !(c.Compliance > 0) || !finite(c.Compliance) || c.Compliance > 1.05:
+		return fmt.Errorf("%s: compliance %v A: want (0, 1.05]", c.Name, c.Compliance)
+	case !(c.Step > 0) || !finite(c.Step):
+		return fmt.Errorf("%s: step %v V: must be positive (ramped changes are mandatory)", c.Name, c.Step)
+	case c.StepDelay < 0 || c.Settle < 0 || c.Timeout < 0:
+		return fmt.Errorf("%s: step_delay, settle and timeout must not be negative", c.Name)
+	case !finite(*c.Min) || !finite(*c.Max) || *c.Min > *c.Max:
+		return fmt.Errorf("%s: min %v, max %v: want finite min ≤ max", c.Name, *c.Min, *c.Max)
+	case *c.Min < -c.Range || *c.Max > c.Range:
+		return fmt.Errorf("%s: min %v, max %v: outside the ±%v V range", c.Name, *c.Min, *c.Max, c.Range)
+	case *c.Min > 0 || *c.Max < 0:
+		return fmt.Errorf("%s: min %v, max %v: must include 0 V, the safe level", c.Name, *c.Min, *c.Max)
+	}
+	switch c.OffMode {
+	case "HIMP", "NORM", "ZERO", "GUAR":
+	default:
+		return fmt.Errorf("%s: off_mode %q: want HIMP, NORM, ZERO or GUAR", c.Name, c.OffMode)
+	}
+	return nil
+}
+
+// Reading is one parsed READ? reply.
+type Reading struct {
+	Voltage, Current float64 // V, A
+	Resistance       float64 // Ω; NaN when not measured (SCPI 9.91E37)
+	Time             float64 // s, the instrument's timestamp
+	Status           uint32  // the 2400's status word
+}
+
+// Compliance reports whether the source was in compliance.
+func (r Reading) Compliance() bool { return r.Status&StatusCompliance != 0 }
+
+// SMU is an open, configured source-measure unit.
+type SMU struct {
+	cfg    Config
+	client *scpi.Client
+	port   string
+	id     scpi.IDN
+
+	abort atomic.Bool // set by SafeState so a running ramp stops at its next step
+
+	mu      sync.Mutex // one ramp or read at a time
+	level   float64    // last level set (or read back at open)
+	on      bool
+	lastSet time.Time
+}
+
+// Open dials the configured transport and configures the SMU.
+func Open(ctx context.Context, cfg Config) (*SMU, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := transport.Dial(ctx, cfg.Transport)
+	if err != nil {
+		return nil, fmt.Errorf("%s: open %s transport: %w", cfg.Name, cfg.Transport.Type, err)
+	}
+	return New(ctx, c, cfg)
+}
+
+// New configures an SMU on an open connection, which it takes over (closing
+// it on error). Startup: identity, *CLS, optional *RST, output-off mode,
+// voltage source on the configured range, current compliance (read back),
+// reading format, error queue empty; then the present level and output
+// state are read, so the first ramp starts from where the source really is.
+// The output is not switched on here; the first Apply does that.
+func New(ctx context.Context, conn scpi.Conn, cfg Config) (*SMU, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	port := "?"
+	if s, ok := conn.(fmt.Stringer); ok {
+		port = s.String()
+	}
+	s := &SMU{
+		cfg:    cfg,
+		port:   port,
+		client: scpi.NewClient(conn, scpi.WithName(cfg.Name+" "+port), scpi.WithTimeout(cfg.Timeout)),
+	}
+	if err := s.configure(ctx); err != nil {
+		s.client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SMU) configure(ctx context.Context) error {
+	id, err := s.client.Identify(ctx, s.cfg.IDN)
+	if err != nil {
+		return err
+	}
+	s.id = id
+	if err := s.client.Clear(ctx); err != nil {
+		return err
+	}
+	if s.cfg.Reset {
+		if err := s.client.Write(ctx, "*RST"); err != nil {
+			return err
+		}
+	}
+	on, err := s.client.QueryFloat(ctx, ":OUTP?")
+	if err != nil {
+		return err
+	}
+	s.on = on != 0
+	level, err := s.client.QueryFloat(ctx, ":SOUR:VOLT:LEV?")
+	if err != nil {
+		return err
+	}
+	if s.on && math.Abs(level) > s.cfg.Range {
+		// A live output above the new range: changing the range would jump it.
+		return fmt.Errorf("%s %s: output is on at %v V, outside the configured ±%v V range: switch it off first", s.cfg.Name, s.port, level, s.cfg.Range)
+	}
+	s.level = level
+	cmds := []string{
+		":OUTP:SMOD " + s.cfg.OffMode,
+		":SOUR:FUNC VOLT",
+		":SOUR:VOLT:MODE FIX",
+		":SOUR:VOLT:RANG " + fmtFloat(s.cfg.Range),
+		`:SENS:FUNC "CURR"`,
+		":SENS:CURR:PROT " + fmtFloat(s.cfg.Compliance),
+		":SENS:CURR:RANG:AUTO ON",
+		":FORM:ELEM " + Elements,
+	}
+	for _, c := range cmds {
+		if err := s.client.Write(ctx, c); err != nil {
+			return err
+		}
+	}
+	// Limits are read back before any output is enabled (hardware.md §5).
+	comp, err := s.client.QueryFloat(ctx, ":SENS:CURR:PROT?")
+	if err != nil {
+		return err
+	}
+	if math.Abs(comp-s.cfg.Compliance) > 1e-9*math.Max(1, s.cfg.Compliance) {
+		return fmt.Errorf("%s %s: :SENS:CURR:PROT %v: instrument reports %v A", s.cfg.Name, s.port, s.cfg.Compliance, comp)
+	}
+	return s.checkErrors(ctx, "configuration")
+}
+
+func (s *SMU) checkErrors(ctx context.Context, after string) error {
+	errs, err := s.client.Errors(ctx)
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		list := make([]error, len(errs))
+		for i, e := range errs {
+			list[i] = e
+		}
+		return fmt.Errorf("%s %s: error queue after %s: %w", s.cfg.Name, s.port, after, errors.Join(list...))
+	}
+	return nil
+}
+
+// Identity returns the *IDN? reply read at open.
+func (s *SMU) Identity() scpi.IDN { return s.id }
+
+// String names the SMU and its port, as errors do.
+func (s *SMU) String() string { return s.cfg.Name + " " + s.port }
+
+// Level returns the last level set, V.
+func (s *SMU) Level() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.level
+}
+
+// OutputOn reports whether the driver last left the output on.
+func (s *SMU) OutputOn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.on
+}
+
+// SetVoltage ramps the source to v (inside [Min, Max]) and switches the
+// output on if it is off: first the level is ramped to 0 V with the output
+// off, then the output goes on at 0 V and ramps up, so the load never sees
+// a step larger than Step.
+func (s *SMU) SetVoltage(ctx context.Context, v float64) error {
+	if !finite(v) || v < *s.cfg.Min || v > *s.cfg.Max {
+		return fmt.Errorf("%s %s: level %v V outside [%v, %v]", s.cfg.Name, s.port, v, *s.cfg.Min, *s.cfg.Max)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.on {
+		if err := s.ramp(ctx, 0); err != nil {
+			return err
+		}
+		if err := s.client.Write(ctx, ":OUTP ON"); err != nil {
+			return err
+		}
+		s.on = true
+	}
+	return s.ramp(ctx, v)
+}
+
+// ramp moves the level to v in steps of at most Step, at least StepDelay
+// apart: full steps, then the remainder. Callers hold mu.
+func (s *SMU) ramp(ctx context.Context, v float64) error {
+	for s.level != v {
+		if s.abort.Load() {
+			return fmt.Errorf("%s %s: ramp to %v V at %v V: %w", s.cfg.Name, s.port, v, s.level, ErrAborted)
+		}
+		next := v
+		if d := v - s.level; math.Abs(d) > s.cfg.Step {
+			next = s.level + math.Copysign(s.cfg.Step, d)
+		}
+		if wait := s.cfg.StepDelay - time.Since(s.lastSet); !s.lastSet.IsZero() && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("%s %s: ramp to %v V at %v V: %w", s.cfg.Name, s.port, v, s.level, context.Cause(ctx))
+			}
+		}
+		if err := s.client.Write(ctx, ":SOUR:VOLT:LEV "+fmtFloat(next)); err != nil {
+			return err
+		}
+		s.level, s.lastSet = next, time.Now()
+	}
+	return nil
+}
+
+// Read takes one reading (READ?) and parses the five-value reply.
+func (s *SMU) Read(ctx context.Context) (Reading, error) {
+	s.mu.Lock()
+	on := s.on
+	s.mu.Unlock()
+	if !on {
+		return Reading{}, fmt.Errorf("%s %s: READ?: %w", s.cfg.Name, s.port, ErrOutputOff)
+	}
+	vals, err := s.client.QueryFloats(ctx, ":READ?")
+	if err != nil && !errors.Is(err, scpi.ErrNotANumber) {
+		// NaN is expected in the resistance field; overflow is not.
+		return Reading{}, err
+	}
+	return parseReading(vals, s.cfg.Name+" "+s.port)
+}
+
+func parseReading(vals []float64, who string) (Reading, error) {
+	if len(vals) != 5 {
+		return Reading{}, fmt.Errorf("%s: :READ?: %d values, want 5 (%s)", who, len(vals), Elements)
+	}
+	r := Reading{Voltage: vals[0], Current: vals[1], Resistance: vals[2], Time: vals[3]}
+	if !finite(r.Voltage) || !finite(r.Current) {
+		return r, fmt.Errorf("%s: :READ?: voltage %v, current %v: %w", who, r.Voltage, r.Current, scpi.ErrNotANumber)
+	}
+	if vals[4] < 0 || vals[4] >= 1<<32 || vals[4] != math.Trunc(vals[4]) {
+		return r, fmt.Errorf("%s: :READ?: status word %v: %w", who, vals[4], scpi.ErrSyntax)
+	}
+	r.Status = uint32(vals[4])
+	return r, nil
+}
+
+// Coordinates is the one input: the source level (rig Actuator).
+func (s *SMU) Coordinates() insitu.Space {
+	return insitu.Space{Names: []string{"voltage"}, Units: []string{"V"}, Lower: []float64{*s.cfg.Min}, Upper: []float64{*s.cfg.Max}}
+}
+
+// Apply sets the level to x[0] (rig Actuator).
+func (s *SMU) Apply(ctx context.Context, x []float64) error {
+	if len(x) != 1 {
+		return fmt.Errorf("%s %s: apply: %d values, want 1", s.cfg.Name, s.port, len(x))
+	}
+	return s.SetVoltage(ctx, x[0])
+}
+
+// Settle is the configured wait after Apply (rig Settler).
+func (s *SMU) Settle() time.Duration { return s.cfg.Settle }
+
+// Outputs names the read-back values (rig Sensor).
+func (s *SMU) Outputs() []string { return []string{"voltage", "current"} }
+
+// Measure reads back voltage and current (rig Sensor). A reading in
+// compliance is returned as measured; Read exposes the flag.
+func (s *SMU) Measure(ctx context.Context) ([]float64, error) {
+	r, err := s.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []float64{r.Voltage, r.Current}, nil
+}
+
+// SafeState ramps the level to 0 V and switches the output off (into
+// OffMode, HIMP by default). A ramp in progress is interrupted at its next
+// step. If the ramp fails, the output is switched off anyway: an abrupt
+// off is safer than a source left on. It is idempotent.
+func (s *SMU) SafeState(ctx context.Context) error {
+	s.abort.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.abort.Store(false)
+	rampErr := s.ramp(ctx, 0)
+	octx := ctx
+	if ctx.Err() != nil {
+		// The output must go off even when the caller's time is up.
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+		defer cancel()
+	}
+	offErr := s.client.Write(octx, ":OUTP OFF")
+	if offErr == nil {
+		s.on = false
+		// *OPC? confirms the instrument has processed the switch-off.
+		offErr = s.client.OPC(octx)
+	}
+	return errors.Join(rampErr, offErr)
+}
+
+// Errors drains the SMU's error queue.
+func (s *SMU) Errors(ctx context.Context) ([]scpi.DeviceError, error) {
+	return s.client.Errors(ctx)
+}
+
+// Close closes the transport. It does not switch the output off: the
+// safe state is the guard's decision.
+func (s *SMU) Close() error { return s.client.Close() }
+
+func fmtFloat(v float64) string {
+	return strings.ToUpper(strconv.FormatFloat(v, 'g', -1, 64))
+}

@@ -1,0 +1,380 @@
+package smu_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insitu-lab/insitu/drivers/scpi"
+	"github.com/insitu-lab/insitu/drivers/scpi/emulator"
+	"github.com/insitu-lab/insitu/drivers/serial"
+	"github.com/insitu-lab/insitu/drivers/transport"
+	"github.com/insitu-lab/insitu/instruments/rig"
+	"github.com/insitu-lab/insitu/instruments/smu"
+	"github.com/insitu-lab/insitu/simulators/bench"
+)
+
+// The SMU plugs into a rig as actuator and sensor.
+var (
+	_ rig.Actuator = (*smu.SMU)(nil)
+	_ rig.Sensor   = (*smu.SMU)(nil)
+	_ rig.Settler  = (*smu.SMU)(nil)
+)
+
+func twinConfig() smu.Config {
+	return smu.Config{IDN: "twin", Range: 20, Compliance: 10e-3, Step: 0.5, Timeout: 2 * time.Second}
+}
+
+func newTwin(t testing.TB, cfg bench.SMUConfig, opts ...emulator.Option) *bench.SMU {
+	t.Helper()
+	tw, err := bench.NewSMU(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tw
+}
+
+func open(t testing.TB, tw *bench.SMU, serve func(testing.TB, *emulator.Instrument) (scpi.Conn, string), cfg smu.Config) (*smu.SMU, string) {
+	t.Helper()
+	conn, port := serve(t, tw.Instrument())
+	s, err := smu.New(context.Background(), conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, port
+}
+
+// since returns the commands the twin logged from index n on, after a
+// query has made sure it processed everything sent (a Write returns once
+// the bytes are sent, not once the twin has read them).
+func since(t *testing.T, s *smu.SMU, tw *bench.SMU, n int) []string {
+	t.Helper()
+	if _, err := s.Errors(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	log := tw.Instrument().Commands()[n:]
+	for len(log) > 0 && log[len(log)-1] == "SYST:ERR?" {
+		log = log[:len(log)-1]
+	}
+	return log
+}
+
+// levels returns the values of the :SOUR:VOLT:LEV commands in the log from
+// index from on.
+func levels(t *testing.T, log []string) []float64 {
+	t.Helper()
+	var out []float64
+	for _, c := range log {
+		if v, ok := strings.CutPrefix(c, ":SOUR:VOLT:LEV "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("log entry %q: %v", c, err)
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func checkSteps(t *testing.T, from float64, ls []float64, step float64) {
+	t.Helper()
+	prev := from
+	for _, l := range ls {
+		if d := math.Abs(l - prev); d > step+1e-12 {
+			t.Errorf("step %v → %v is %v, more than %v (levels %v)", prev, l, d, step, ls)
+		}
+		prev = l
+	}
+}
+
+func TestSMURampMeasureSafeState(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			tw := newTwin(t, bench.SMUConfig{Seed: 1, NoNoise: true, NoDiode: true}) // 1 kΩ: 2.3 mA at 2.3 V
+			s, _ := open(t, tw, tr.serve, twinConfig())
+			ctx := context.Background()
+			if id := s.Identity(); !strings.Contains(id.Model, "twin") {
+				t.Errorf("identity %v", id)
+			}
+			if st := tw.State(); st.OffMode != "HIMP" || st.Compliance != 10e-3 || st.Range != 21 || st.Output {
+				t.Errorf("after open: %+v", st)
+			}
+			n0 := len(tw.Instrument().Commands())
+			if err := s.Apply(ctx, []float64{2.3}); err != nil {
+				t.Fatal(err)
+			}
+			log := since(t, s, tw, n0)
+			ls := levels(t, log)
+			checkSteps(t, 0, ls, 0.5)
+			if want := []float64{0.5, 1, 1.5, 2, 2.3}; !equal(ls, want) {
+				t.Errorf("ramp levels %v, want %v", ls, want)
+			}
+			if log[0] != ":OUTP ON" {
+				t.Errorf("output not switched on at 0 V first: %v", log)
+			}
+			r, err := s.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tw.Current(2.3); r.Voltage != 2.3 || math.Abs(r.Current-want) > 1e-6*want || r.Compliance() {
+				t.Errorf("reading %+v, want 2.3 V, %v A, not in compliance", r, want)
+			}
+			// Down to −1 V: the ramp crosses 0 in steps too.
+			n1 := len(tw.Instrument().Commands())
+			if err := s.Apply(ctx, []float64{-1}); err != nil {
+				t.Fatal(err)
+			}
+			checkSteps(t, 2.3, levels(t, since(t, s, tw, n1)), 0.5)
+
+			n2 := len(tw.Instrument().Commands())
+			if err := s.SafeState(ctx); err != nil {
+				t.Fatal(err)
+			}
+			log = since(t, s, tw, n2)
+			ls = levels(t, log)
+			checkSteps(t, -1, ls, 0.5)
+			if len(ls) == 0 || ls[len(ls)-1] != 0 || !slices.Equal(log[len(log)-2:], []string{":OUTP OFF", "*OPC?"}) {
+				t.Errorf("safe state sent %v, want a ramp to 0 then :OUTP OFF", log)
+			}
+			if st := tw.State(); st.Output || st.Level != 0 || st.OffMode != "HIMP" {
+				t.Errorf("twin after safe state: %+v", st)
+			}
+			if _, err := s.Read(ctx); !errors.Is(err, smu.ErrOutputOff) {
+				t.Errorf("read with output off: %v", err)
+			}
+			if err := s.SafeState(ctx); err != nil { // idempotent
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func equal(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(a[i]-b[i]) > 1e-12 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSMUStepDelay(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true})
+	cfg := twinConfig()
+	cfg.StepDelay = 20 * time.Millisecond
+	s, _ := open(t, tw, serveTCP, cfg)
+	start := time.Now()
+	if err := s.Apply(context.Background(), []float64{1.5}); err != nil { // 3 steps: 2 waits
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 40*time.Millisecond {
+		t.Errorf("3-step ramp took %v, want ≥ 2 step delays", el)
+	}
+	// A cancelled context stops the ramp between steps.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := s.Apply(ctx, []float64{-1.5}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("cancelled ramp: %v", err)
+	}
+	if l := s.Level(); l == -1.5 {
+		t.Errorf("ramp finished despite the deadline")
+	}
+}
+
+func TestSMUCompliance(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true}) // 1 kΩ
+	cfg := twinConfig()
+	cfg.Compliance = 1e-3
+	cfg.Step = 5
+	s, _ := open(t, tw, serveTCP, cfg)
+	ctx := context.Background()
+	if err := s.Apply(ctx, []float64{5}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Compliance() || r.Current != 1e-3 || math.Abs(r.Voltage-1) > 1e-6 {
+		t.Errorf("reading %+v: want compliance at 1 mA, 1 V across 1 kΩ", r)
+	}
+	if !tw.State().Tripped {
+		t.Error("twin did not record the trip")
+	}
+	if err := s.Apply(ctx, []float64{0.5}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = s.Read(ctx); err != nil || r.Compliance() {
+		t.Errorf("at 0.5 V: %+v, %v", r, err)
+	}
+	// The software envelope refuses a level before any byte is sent.
+	n := len(tw.Instrument().Commands())
+	if err := s.Apply(ctx, []float64{25}); err == nil {
+		t.Error("level beyond max accepted")
+	}
+	if len(tw.Instrument().Commands()) != n {
+		t.Error("a refused level reached the instrument")
+	}
+}
+
+func TestSMUIdentityRefused(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{})
+	conn, _ := serveTCP(t, tw.Instrument())
+	cfg := twinConfig()
+	cfg.IDN = "" // the default matches real Keithleys only
+	if _, err := smu.New(context.Background(), conn, cfg); !errors.Is(err, scpi.ErrIdentity) {
+		t.Fatalf("twin accepted as hardware: %v", err)
+	}
+}
+
+// TestSMUFaults: each injected fault ends in an error naming the
+// instrument, its port and the command.
+func TestSMUFaults(t *testing.T) {
+	cases := []struct {
+		name   string
+		inject func(*emulator.Instrument)
+		is     error
+	}{
+		{"garbled", func(in *emulator.Instrument) { in.GarbleNext(1) }, scpi.ErrGarbled},
+		{"dropped", func(in *emulator.Instrument) { in.DropNext(1) }, scpi.ErrTimeout},
+		{"hangup", func(in *emulator.Instrument) { in.HangUpNext() }, nil},
+	}
+	for _, tr := range transports {
+		for _, c := range cases {
+			t.Run(tr.name+"/"+c.name, func(t *testing.T) {
+				tw := newTwin(t, bench.SMUConfig{})
+				cfg := twinConfig()
+				cfg.Timeout = 300 * time.Millisecond
+				s, port := open(t, tw, tr.serve, cfg)
+				ctx := context.Background()
+				if err := s.Apply(ctx, []float64{0.5}); err != nil {
+					t.Fatal(err)
+				}
+				c.inject(tw.Instrument())
+				_, err := s.Read(ctx)
+				if err == nil {
+					t.Fatal("no error")
+				}
+				msg := err.Error()
+				for _, want := range []string{"smu", port, ":READ?"} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("error %q does not name %q", msg, want)
+					}
+				}
+				if c.is != nil && !errors.Is(err, c.is) {
+					t.Errorf("error %v is not %v", err, c.is)
+				}
+				var op *scpi.OpError
+				if !errors.As(err, &op) {
+					t.Errorf("error %T is not an *scpi.OpError", err)
+				}
+			})
+		}
+	}
+}
+
+func benchmarkRead(b *testing.B, serve func(testing.TB, *emulator.Instrument) (scpi.Conn, string)) {
+	tw := newTwin(b, bench.SMUConfig{})
+	s, _ := open(b, tw, serve, twinConfig())
+	ctx := context.Background()
+	if err := s.Apply(ctx, []float64{1}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.Read(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+}
+
+// BenchmarkSMUReadTCP is the READ? round trip over loopback TCP.
+func BenchmarkSMUReadTCP(b *testing.B) { benchmarkRead(b, serveTCP) }
+
+// BenchmarkSMUReadPTY is the READ? round trip over a pseudo-terminal.
+func BenchmarkSMUReadPTY(b *testing.B) { benchmarkRead(b, servePTY) }
+
+func TestSMUSafeStateInterruptsRamp(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
+	cfg := twinConfig()
+	cfg.StepDelay = 30 * time.Millisecond
+	s, _ := open(t, tw, serveTCP, cfg)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { done <- s.Apply(ctx, []float64{10}) }() // 20 steps, ≈ 600 ms
+	time.Sleep(100 * time.Millisecond)
+	if err := s.SafeState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, smu.ErrAborted) {
+		t.Errorf("interrupted ramp returned %v", err)
+	}
+	if st := tw.State(); st.Output || st.Level != 0 {
+		t.Errorf("twin after safe state: %+v", st)
+	}
+	checkSteps(t, 0, levels(t, since(t, s, tw, 0)), 0.5)
+}
+
+// TestSMURampsFromReadBack: a new session starts its ramp from the level
+// the instrument reports, not from an assumed 0 V.
+func TestSMURampsFromReadBack(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
+	s, _ := open(t, tw, serveTCP, twinConfig())
+	ctx := context.Background()
+	if err := s.Apply(ctx, []float64{1.3}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, _ := open(t, tw, serveTCP, twinConfig())
+	if s2.Level() != 1.3 || !s2.OutputOn() {
+		t.Fatalf("reopened: level %v, on %v; want 1.3 V, on", s2.Level(), s2.OutputOn())
+	}
+	n := len(tw.Instrument().Commands())
+	if err := s2.Apply(ctx, []float64{0}); err != nil {
+		t.Fatal(err)
+	}
+	if ls := levels(t, since(t, s2, tw, n)); !equal(ls, []float64{0.8, 0.3, 0}) {
+		t.Errorf("ramp from read-back 1.3 V: %v", ls)
+	}
+}
+
+// TestSMUOpenOverPTY opens through the config path: serial transport on a
+// pseudo-terminal served by bench.ServePTY, as `insitu twin serve --pty`.
+func TestSMUOpenOverPTY(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	paths := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- bench.ServePTY(ctx, tw.Instrument(), func(p string) { paths <- p }) }()
+	t.Cleanup(func() { cancel(); <-served })
+	cfg := twinConfig()
+	cfg.Transport = transport.Config{Type: "serial", Serial: serial.Config{Port: <-paths, Baud: 19200, ReadTerminator: "CRLF", WriteTerminator: "CRLF"}}
+	s, err := smu.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(ctx, []float64{0.2}); err != nil {
+		t.Fatal(err)
+	}
+	if y, err := s.Measure(ctx); err != nil || y[0] != 0.2 {
+		t.Errorf("measure %v, %v", y, err)
+	}
+	if err := s.SafeState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Transport.Type = "gpib"
+	if _, err := smu.Open(ctx, cfg); err == nil || !strings.Contains(err.Error(), "gpib") {
+		t.Errorf("unknown transport: %v", err)
+	}
+}

@@ -1,0 +1,11 @@
+// Package bench holds the twin instruments of a bench: a Keithley 2400 SMU
+// twin driving a resistor-and-diode load, and a Thorlabs PM100 twin reading
+// the optical power the OWMS twin (simulators/optics) delivers into a
+// detector under the phase pattern an SLM driver shows on a file-backed
+// framebuffer. Each is served through drivers/scpi/emulator over loopback
+// TCP or a pseudo-terminal, so the real drivers and transports are exercised
+// end to end; fault injection is the emulator's (emulator.WithFaults).
+//
+// Both identify as twins in *IDN? (manufacturer "insitu", model "... twin"),
+// so an identity check configured for real hardware refuses them.
+package bench
