@@ -7,8 +7,8 @@
 // board). One Query, under one lock, is: check x against the Spec, apply
 // every actuator in config order, wait for the slowest part's settle time
 // plus the rig's own, measure every sensor in config order. The Spec's
-// inputs are <part>.<coordinate> with the device's range narrowed by the
-// part's configured bounds; its outputs are <part>.<output>. SafeState puts
+// inputs are <part>/<coordinate> with the device's range narrowed by the
+// part's configured bounds; its outputs are <part>/<output>. SafeState puts
 // every part in its safe state exactly once, carrying on past failures, and
 // does not wait for a running query (the guard calls it when one hangs).
 //

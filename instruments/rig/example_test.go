@@ -46,5 +46,5 @@ func Example() {
 	defer r.SafeState(ctx) // blanks the SLM
 	y, err := r.Query(ctx, []float64{0, math.Pi / 2, math.Pi, 3 * math.Pi / 2})
 	fmt.Println(r.Spec().In.Names, r.Spec().Out, y, err)
-	// Output: [slm.phi_0_0 slm.phi_0_1 slm.phi_1_0 slm.phi_1_1] [cam.sum] [384] <nil>
+	// Output: [slm/phi_0_0 slm/phi_0_1 slm/phi_1_0 slm/phi_1_1] [cam/sum] [384] <nil>
 }

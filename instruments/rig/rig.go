@@ -12,6 +12,11 @@ import (
 	"github.com/insitu-lab/insitu"
 )
 
+// Sep joins a part's name and its coordinate or output name: "slm/p0001",
+// "pm/power". Not a dot, because config maps keyed by these names (safety
+// bounds, output ranges) go through viper, which reads dots as nesting.
+const Sep = "/"
+
 // Part is anything a rig holds; every part has a safe state (a sensor's
 // is usually a no-op).
 type Part interface {
@@ -96,7 +101,7 @@ func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
 			}
 			in := &r.spec.In
 			for i := range sp.Dim() {
-				in.Names = append(in.Names, c.Name+"."+sp.Name(i))
+				in.Names = append(in.Names, c.Name+Sep+sp.Name(i))
 				unit := ""
 				if i < len(sp.Units) {
 					unit = sp.Units[i]
@@ -111,7 +116,7 @@ func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
 		}
 		if s, ok := c.Part.(Sensor); ok && len(s.Outputs()) > 0 {
 			for _, o := range s.Outputs() {
-				r.spec.Out = append(r.spec.Out, c.Name+"."+o)
+				r.spec.Out = append(r.spec.Out, c.Name+Sep+o)
 			}
 			r.sens = append(r.sens, senSlot{c: c, s: s, n: len(s.Outputs())})
 			used = true
@@ -168,8 +173,8 @@ func intersect(dev insitu.Space, c Component) (insitu.Space, error) {
 	return sp, nil
 }
 
-// Spec implements insitu.BlackBox: inputs named <part>.<coordinate>, the
-// device ranges narrowed by the config bounds; outputs <part>.<output>.
+// Spec implements insitu.BlackBox: inputs named <part>/<coordinate>, the
+// device ranges narrowed by the config bounds; outputs <part>/<output>.
 func (r *Rig) Spec() insitu.Spec { return r.spec }
 
 // Query implements insitu.BlackBox: apply all, settle, measure all, as one

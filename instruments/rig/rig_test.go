@@ -113,10 +113,10 @@ func TestOWMSRig(t *testing.T) {
 	registerTwin(t)
 	r := build(t, owmsRig)
 	sp := r.Spec()
-	if sp.In.Dim() != n*n || sp.In.Names[17] != "slm.phi_1_1" || sp.In.Upper[0] != 2*math.Pi {
+	if sp.In.Dim() != n*n || sp.In.Names[17] != "slm/phi_1_1" || sp.In.Upper[0] != 2*math.Pi {
 		t.Fatalf("spec inputs: dim %d, name %q, upper %v", sp.In.Dim(), sp.In.Names[17], sp.In.Upper[0])
 	}
-	if strings.Join(sp.Out, ",") != "cam.left,cam.right" {
+	if strings.Join(sp.Out, ",") != "cam/left,cam/right" {
 		t.Fatalf("outputs %v", sp.Out)
 	}
 	x := make([]float64, n*n)
@@ -195,8 +195,8 @@ func TestDAQRig(t *testing.T) {
 	emu, bus := emuBus(t)
 	r := build(t, daqRig(bus))
 	sp := r.Spec()
-	if strings.Join(sp.In.Names, ",") != "pnn.w0,pnn.w1" || sp.In.Upper[0] != 3.3 || sp.In.Upper[1] != 1.5 ||
-		strings.Join(sp.Out, ",") != "pnn.y0,pnn.y1" {
+	if strings.Join(sp.In.Names, ",") != "pnn/w0,pnn/w1" || sp.In.Upper[0] != 3.3 || sp.In.Upper[1] != 1.5 ||
+		strings.Join(sp.Out, ",") != "pnn/y0,pnn/y1" {
 		t.Fatalf("spec %+v", sp)
 	}
 	y, err := r.Query(context.Background(), []float64{3, 1})
@@ -209,7 +209,7 @@ func TestDAQRig(t *testing.T) {
 	// Outside the configured bound (the device allows 4 V): refused before
 	// the bus.
 	before := emu.Transactions()
-	if _, err := r.Query(context.Background(), []float64{3.5, 1}); err == nil || !strings.Contains(err.Error(), "pnn.w0") {
+	if _, err := r.Query(context.Background(), []float64{3.5, 1}); err == nil || !strings.Contains(err.Error(), "pnn/w0") {
 		t.Errorf("query above the bound: %v", err)
 	}
 	if emu.Transactions() != before {
@@ -307,7 +307,7 @@ func TestSpecIntersection(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := r.Spec().In
-	if fmt.Sprint(in.Lower, in.Upper, in.Names) != "[2 2] [10 5] [d.x[0] d.x[1]]" {
+	if fmt.Sprint(in.Lower, in.Upper, in.Names) != "[2 2] [10 5] [d/x[0] d/x[1]]" {
 		t.Errorf("space %v %v %v", in.Lower, in.Upper, in.Names)
 	}
 	for _, c := range []Component{
