@@ -130,8 +130,8 @@ var palette = []color.Color{
 	color.RGBA{R: 0x17, G: 0xbe, B: 0xcf, A: 0xff},
 }
 
-// PlotBestVsQueries draws the bands: the median line, and a shaded 25–75 %
-// band when a group has several runs.
+// PlotBestVsQueries draws the bands: the median line, and when a group has
+// several runs its mean (dashed) and a shaded 25–75 % band.
 func PlotBestVsQueries(w io.Writer, title string, bands []Band, logY bool) error {
 	p := plot.New()
 	p.Title.Text = title
@@ -183,7 +183,18 @@ func PlotBestVsQueries(w io.Writer, title string, bands []Band, logY bool) error
 		p.Add(line)
 		label := b.Label
 		if b.Runs > 1 {
-			label = fmt.Sprintf("%s (median, 25–75 %%, %d runs)", b.Label, b.Runs)
+			mpts := make(plotter.XYs, len(b.Queries))
+			for k := range mpts {
+				mpts[k] = plotter.XY{X: b.Queries[k], Y: b.Mean[k]}
+			}
+			mean, err := plotter.NewLine(mpts)
+			if err != nil {
+				return err
+			}
+			mean.Color, mean.Width = col, vg.Points(1)
+			mean.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			p.Add(mean)
+			label = fmt.Sprintf("%s (median, mean dashed, 25–75 %%, %d runs)", b.Label, b.Runs)
 		}
 		p.Legend.Add(label, line)
 	}
