@@ -27,6 +27,7 @@
 //   - owms (package optics): a Gaussian beam shaped by a phase-only SLM and
 //     propagated by Rayleigh–Sommerfeld (FFT linear convolution) or the
 //     angular spectrum; field, intensity or camera output; exact VJP.
+//   - pnn-cnon, pnn-optical (package pnn): input [u; θ_p], class scores out.
 //   - opamp: a two-stage Miller op-amp sized by 10 inputs; outputs gain,
 //     phase margin and unity-gain bandwidth from an analytic square-law
 //     model or from ngspice on an embedded netlist with our own model cards.

@@ -1,0 +1,466 @@
+package pnn
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/cnon"
+)
+
+// Stream salts of pnn-cnon.
+const (
+	saltCNONEncoding = 0x706e6e63_00000001
+	saltCNONNoise    = 0x706e6e63_00000002
+)
+
+// CNONConfig configures a pnn-cnon twin. The mapstructure tags are the keys
+// of a configuration file's blackbox section.
+type CNONConfig struct {
+	N       int     `mapstructure:"n"`       // oscillators
+	Inputs  int     `mapstructure:"inputs"`  // du: data features
+	Classes int     `mapstructure:"classes"` // C: scores, one per contiguous group of oscillators
+	Horizon float64 `mapstructure:"horizon"` // integration time T
+	Steps   int     `mapstructure:"steps"`   // RK4 steps
+
+	// Coupling C = c0·ones + c1·U(−1,1), drawn from Seed exactly as package
+	// cnon draws it.
+	C0 float64 `mapstructure:"c0"`
+	C1 float64 `mapstructure:"c1"`
+
+	InputScale float64 `mapstructure:"input_scale"` // |q(0)_i| ≤ input_scale for u ∈ [−1,1]^du
+	DriveRange float64 `mapstructure:"drive_range"` // θ_p = e ∈ [−drive_range, drive_range]
+	Gain       float64 `mapstructure:"gain"`        // score = gain·Σ_{i∈group} q_i(T)
+	Seed       uint64  `mapstructure:"seed"`        // coupling, encoding, perturbation, noise
+
+	// Reality gap, off by default. Eta and CouplingNoise change the system
+	// (VJP includes them); InputNoise is fresh Gaussian noise on u at every
+	// query (VJP ignores it).
+	Eta           float64 `mapstructure:"eta"`            // nonlinearity sin((1+η)q)
+	CouplingNoise float64 `mapstructure:"coupling_noise"` // std of a fixed seeded perturbation of C
+	InputNoise    float64 `mapstructure:"input_noise"`    // std of noise on u, per query
+}
+
+// DefaultCNONConfig returns the ideal twin: 8 oscillators, 2 inputs, 2
+// classes, T = 3 in 30 steps, c0 = c1 = 0.1, input_scale 1, drives in
+// [−0.5, 0.5], gain 1, seed 1.
+func DefaultCNONConfig() CNONConfig {
+	return CNONConfig{N: 8, Inputs: 2, Classes: 2, Horizon: 3, Steps: 30, C0: 0.1, C1: 0.1,
+		InputScale: 1, DriveRange: 0.5, Gain: 1, Seed: 1}
+}
+
+// Ideal returns c without its reality gap.
+func (c CNONConfig) Ideal() CNONConfig {
+	c.Eta, c.CouplingNoise, c.InputNoise = 0, 0, 0
+	return c
+}
+
+func (c CNONConfig) problems() *problems {
+	p := &problems{kind: "pnn-cnon"}
+	if c.N < 1 || c.N > 256 {
+		p.bad("n", "must be in [1, 256], got %d", c.N)
+	}
+	if c.Inputs < 1 || c.Inputs > 1024 {
+		p.bad("inputs", "must be in [1, 1024], got %d", c.Inputs)
+	}
+	if c.Classes < 1 || (c.N >= 1 && c.Classes > c.N) {
+		p.bad("classes", "must be in [1, n = %d], got %d", c.N, c.Classes)
+	}
+	if !finite(c.Horizon) || c.Horizon <= 0 {
+		p.bad("horizon", "must be positive and finite, got %v", c.Horizon)
+	}
+	if c.Steps < 1 || c.Steps > 100_000 {
+		p.bad("steps", "must be in [1, 100000], got %d", c.Steps)
+	}
+	for _, f := range []struct {
+		k string
+		v float64
+	}{{"c0", c.C0}, {"c1", c.C1}} {
+		if !finite(f.v) {
+			p.bad(f.k, "must be finite, got %v", f.v)
+		}
+	}
+	for _, f := range []struct {
+		k string
+		v float64
+	}{{"input_scale", c.InputScale}, {"drive_range", c.DriveRange}, {"gain", c.Gain}} {
+		if !finite(f.v) || f.v <= 0 {
+			p.bad(f.k, "must be positive and finite, got %v", f.v)
+		}
+	}
+	if !finite(c.Eta) || c.Eta <= -1 {
+		p.bad("eta", "must be finite and > −1, got %v", c.Eta)
+	}
+	for _, f := range []struct {
+		k string
+		v float64
+	}{{"coupling_noise", c.CouplingNoise}, {"input_noise", c.InputNoise}} {
+		if !finite(f.v) || f.v < 0 {
+			p.bad(f.k, "must be a finite standard deviation ≥ 0, got %v", f.v)
+		}
+	}
+	return p
+}
+
+// Validate reports every problem, each a *ConfigError naming its key.
+func (c CNONConfig) Validate() error { return c.problems().err() }
+
+// CNONTwin is the pnn-cnon twin. It is safe for concurrent use.
+type CNONTwin struct {
+	cfg    CNONConfig
+	n, du  int
+	h, a   float64
+	m      []float64 // N×N: Q − I as in package cnon, symmetric
+	enc    []float64 // N×du: q(0) = enc·u
+	group  []int     // oscillator → class
+	space  insitu.Space
+	out    []string
+	next   atomic.Uint64
+	pool   sync.Pool // *cwork
+	nSeed  uint64
+	hasGap bool
+}
+
+type cwork struct {
+	u, e, q, p, qs, ps, k, s, aq, ap []float64
+	lq, lp, gb, qb, pb, eb, tape     []float64
+}
+
+// NewCNON builds a pnn-cnon twin. The coupling is that of the cnon twin
+// with the same n, c0, c1, seed and coupling_noise.
+func NewCNON(cfg CNONConfig) (*CNONTwin, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ct, err := cnon.New(cnon.Config{N: cfg.N, Horizon: cfg.Horizon, Steps: cfg.Steps,
+		C0: cfg.C0, C1: cfg.C1, Seed: cfg.Seed, Eta: cfg.Eta, CouplingNoise: cfg.CouplingNoise})
+	if err != nil {
+		return nil, fmt.Errorf("pnn-cnon: %w", err)
+	}
+	n, du := cfg.N, cfg.Inputs
+	t := &CNONTwin{cfg: cfg, n: n, du: du, h: cfg.Horizon / float64(cfg.Steps), a: 1 + cfg.Eta,
+		m: make([]float64, n*n), enc: make([]float64, n*du), group: make([]int, n),
+		nSeed: cfg.Seed, hasGap: cfg.Eta != 0 || cfg.CouplingNoise != 0 || cfg.InputNoise != 0}
+	c := ct.Coupling()
+	for i := range n { // M = Q − I, built as package cnon builds it
+		var row float64
+		for j := range n {
+			if j == i {
+				continue
+			}
+			jij := (c[i*n+j] + c[j*n+i]) / 2
+			t.m[i*n+j] = jij
+			row += jij
+		}
+		t.m[i*n+i] = -row - 1
+	}
+	rng := stream(cfg.Seed, saltCNONEncoding)
+	for i := range n {
+		var s float64
+		row := t.enc[i*du : (i+1)*du]
+		for j := range row {
+			row[j] = 2*rng.Float64() - 1
+			s += math.Abs(row[j])
+		}
+		for j := range row {
+			row[j] *= cfg.InputScale / s
+		}
+	}
+	for i := range n {
+		t.group[i] = i * cfg.Classes / n
+	}
+	t.space = space(du, n, -cfg.DriveRange, cfg.DriveRange, "")
+	t.out = outNames(cfg.Classes)
+	t.pool.New = func() any {
+		buf := make([]float64, 16*n+du)
+		next := func(k int) []float64 { b := buf[:k:k]; buf = buf[k:]; return b }
+		return &cwork{u: next(du), e: next(n), q: next(n), p: next(n), qs: next(n), ps: next(n), k: next(n),
+			s: next(n), aq: next(n), ap: next(n), lq: next(n), lp: next(n), gb: next(n), qb: next(n), pb: next(n), eb: next(n)}
+	}
+	return t, nil
+}
+
+// Config returns the configuration.
+func (t *CNONTwin) Config() CNONConfig { return t.cfg }
+
+// Ideal returns the twin built from the same configuration without the
+// reality gap (same coupling draw, encoding and readout).
+func (t *CNONTwin) Ideal() *CNONTwin {
+	it, err := NewCNON(t.cfg.Ideal())
+	if err != nil {
+		panic("pnn-cnon: ideal config invalid: " + err.Error()) // cannot happen: a subset of a valid config
+	}
+	return it
+}
+
+// Split returns du and dθ = N.
+func (t *CNONTwin) Split() (du, dtheta int) { return t.du, t.n }
+
+// Classes returns C.
+func (t *CNONTwin) Classes() int { return t.cfg.Classes }
+
+// Encoding returns a copy of the N×du encoding matrix (row-major).
+func (t *CNONTwin) Encoding() []float64 { return append([]float64(nil), t.enc...) }
+
+// Spec: inputs u0… ∈ [−1,1], theta0… = drives; outputs c0….
+func (t *CNONTwin) Spec() insitu.Spec { return copySpec("pnn-cnon", t.space, t.out) }
+
+// Query returns the class scores of x = [u; θ] (with input noise, when on).
+func (t *CNONTwin) Query(ctx context.Context, x []float64) ([]float64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pnn-cnon: %w", err)
+	}
+	if err := t.space.Contains(x); err != nil {
+		return nil, fmt.Errorf("pnn-cnon: %w", err)
+	}
+	k := t.next.Add(1) - 1
+	return t.eval(x, k, true), nil
+}
+
+// QueryBatch answers xs in parallel, bit-identical to Query in order.
+func (t *CNONTwin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
+	ys := make([][]float64, len(xs))
+	if err := batch(ctx, "pnn-cnon", t.space, &t.next, xs, func(i int, k uint64) { ys[i] = t.eval(xs[i], k, true) }); err != nil {
+		return nil, err
+	}
+	return ys, nil
+}
+
+// Noiseless returns the scores of x without input noise: the map VJP
+// differentiates. x need not lie in the box.
+func (t *CNONTwin) Noiseless(x []float64) []float64 {
+	if len(x) != t.du+t.n {
+		panic(fmt.Sprintf("pnn-cnon: Noiseless: input of length %d, want %d", len(x), t.du+t.n))
+	}
+	return t.eval(x, 0, false)
+}
+
+func (t *CNONTwin) eval(x []float64, k uint64, noisy bool) []float64 {
+	w := t.pool.Get().(*cwork)
+	defer t.pool.Put(w)
+	t.load(w, x, k, noisy)
+	t.integrate(w, nil)
+	return t.readout(w.q)
+}
+
+// load sets u (noisy if asked), q(0) = enc·u, p(0) = 0 and e = θ.
+func (t *CNONTwin) load(w *cwork, x []float64, k uint64, noisy bool) {
+	copy(w.u, x[:t.du])
+	if noisy && t.cfg.InputNoise > 0 {
+		rng := queryNoise(t.nSeed, saltCNONNoise, k)
+		for j := range w.u {
+			w.u[j] += t.cfg.InputNoise * rng.NormFloat64()
+		}
+	}
+	for i := range t.n {
+		var s float64
+		for j, uj := range w.u {
+			s += t.enc[i*t.du+j] * uj
+		}
+		w.q[i] = s
+	}
+	clear(w.p)
+	copy(w.e, x[t.du:])
+}
+
+func (t *CNONTwin) readout(q []float64) []float64 {
+	y := make([]float64, t.cfg.Classes)
+	for i, qi := range q {
+		y[t.group[i]] += qi
+	}
+	for c := range y {
+		y[c] *= t.cfg.Gain
+	}
+	return y
+}
+
+// VJP returns J(x)ᵀ·v of the noiseless map x = [u; θ] ↦ scores: the
+// discrete adjoint of the RK4 steps (η and the coupling perturbation
+// included). Its last dθ entries are the θ-gradient.
+func (t *CNONTwin) VJP(ctx context.Context, x, v []float64) ([]float64, error) {
+	if err := checkVJP(ctx, "pnn-cnon", t.space, t.out, x, v); err != nil {
+		return nil, err
+	}
+	w := t.pool.Get().(*cwork)
+	defer t.pool.Put(w)
+	t.load(w, x, 0, false)
+	if need := t.cfg.Steps * 4 * t.n; len(w.tape) < need {
+		w.tape = make([]float64, need)
+	}
+	t.integrate(w, w.tape)
+	for i := range t.n {
+		w.lq[i] = t.cfg.Gain * v[t.group[i]]
+	}
+	t.adjoint(w)
+	g := make([]float64, t.du+t.n)
+	for j := range t.du { // ū = encᵀ·λq(0)
+		var s float64
+		for i := range t.n {
+			s += t.enc[i*t.du+j] * w.lq[i]
+		}
+		g[j] = s
+	}
+	copy(g[t.du:], w.eb)
+	return g, nil
+}
+
+// integrate advances (q, p) over the horizon; with tape it records
+// a·cos(a·q) at the 4 stages of every step.
+func (t *CNONTwin) integrate(w *cwork, tape []float64) {
+	n := t.n
+	for s := range t.cfg.Steps {
+		var rec []float64
+		if tape != nil {
+			rec = tape[s*4*n : (s+1)*4*n]
+		}
+		t.step(w, rec)
+	}
+}
+
+func (t *CNONTwin) accel(w *cwork, x, rec []float64) {
+	a := t.a
+	if rec == nil {
+		for j, xj := range x {
+			w.s[j] = math.Sin(a * xj)
+		}
+	} else {
+		for j, xj := range x {
+			sj, cj := math.Sincos(a * xj)
+			w.s[j], rec[j] = sj, a*cj
+		}
+	}
+	matVec(w.k, t.m, w.s, w.e)
+}
+
+// matVec is package cnon's: y = A·x + b with four partial sums per row, so
+// results match cnon.Twin bit for bit.
+func matVec(y, a, x, b []float64) {
+	n := len(x)
+	for i := range y {
+		row := a[i*n : (i+1)*n : (i+1)*n]
+		var s0, s1, s2, s3 float64
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			s0 += row[j] * x[j]
+			s1 += row[j+1] * x[j+1]
+			s2 += row[j+2] * x[j+2]
+			s3 += row[j+3] * x[j+3]
+		}
+		for ; j < n; j++ {
+			s0 += row[j] * x[j]
+		}
+		s := (s0 + s1) + (s2 + s3)
+		if b != nil {
+			s += b[i]
+		}
+		y[i] = s
+	}
+}
+
+// step is package cnon's RK4 step of q̇ = p, ṗ = M·sin(aq) + e.
+func (t *CNONTwin) step(w *cwork, rec []float64) {
+	h := t.h
+	h2, h6 := h/2, h/6
+	q, p, qs, ps, k, aq, ap := w.q, w.p, w.qs, w.ps, w.k, w.aq, w.ap
+	n := t.n
+	stage := func(i int) []float64 {
+		if rec == nil {
+			return nil
+		}
+		return rec[i*n : (i+1)*n]
+	}
+	t.accel(w, q, stage(0))
+	for i := range n {
+		aq[i], ap[i] = p[i], k[i]
+		qs[i], ps[i] = q[i]+h2*p[i], p[i]+h2*k[i]
+	}
+	t.accel(w, qs, stage(1))
+	for i := range n {
+		aq[i] += 2 * ps[i]
+		ap[i] += 2 * k[i]
+		qs[i], ps[i] = q[i]+h2*ps[i], p[i]+h2*k[i]
+	}
+	t.accel(w, qs, stage(2))
+	for i := range n {
+		aq[i] += 2 * ps[i]
+		ap[i] += 2 * k[i]
+		qs[i], ps[i] = q[i]+h*ps[i], p[i]+h*k[i]
+	}
+	t.accel(w, qs, stage(3))
+	for i := range n {
+		q[i] += h6 * (aq[i] + ps[i])
+		p[i] += h6 * (ap[i] + k[i])
+	}
+}
+
+// pullback sets qb = D·M·gb (M symmetric) and adds gb to ē: ∂k/∂e = I.
+func (t *CNONTwin) pullback(w *cwork, d []float64) {
+	for i, g := range w.gb {
+		w.eb[i] += g
+	}
+	matVec(w.qb, t.m, w.gb, nil)
+	for i, di := range d {
+		w.qb[i] *= di
+	}
+}
+
+// adjoint is package cnon's reverse pass from λq = w.lq, λp = 0 at T,
+// which also accumulates ē = Σ over stages of ḡ into w.eb. It leaves
+// λq(0) in w.lq.
+func (t *CNONTwin) adjoint(w *cwork) {
+	h := t.h
+	h2, h3, h6 := h/2, h/3, h/6
+	n := t.n
+	lq, lp, gb, qb, pb, aq, ap := w.lq, w.lp, w.gb, w.qb, w.pb, w.aq, w.ap
+	clear(lp)
+	clear(w.eb)
+	for s := t.cfg.Steps - 1; s >= 0; s-- {
+		rec := w.tape[s*4*n : (s+1)*4*n]
+		for i := range n {
+			gb[i] = h6 * lp[i]
+		}
+		t.pullback(w, rec[3*n:4*n])
+		for i := range n {
+			p4 := h6 * lq[i]
+			pb[i] = h3*lq[i] + h*qb[i]
+			aq[i] = qb[i]
+			ap[i] = p4 + pb[i]
+			gb[i] = h3*lp[i] + h*p4
+		}
+		t.pullback(w, rec[2*n:3*n])
+		for i := range n {
+			p2 := h3*lq[i] + h2*qb[i]
+			aq[i] += qb[i]
+			ap[i] += p2
+			gb[i] = h3*lp[i] + h2*pb[i]
+			pb[i] = p2
+		}
+		t.pullback(w, rec[n:2*n])
+		for i := range n {
+			aq[i] += qb[i]
+			ap[i] += h2 * qb[i]
+			gb[i] = h6*lp[i] + h2*pb[i]
+		}
+		t.pullback(w, rec[:n])
+		for i := range n {
+			lp[i] += h6*lq[i] + ap[i]
+			lq[i] += aq[i] + qb[i]
+		}
+	}
+}
+
+func init() {
+	insitu.Register("pnn-cnon", func(_ context.Context, p insitu.Params) (insitu.BlackBox, error) {
+		cfg := DefaultCNONConfig()
+		if err := p.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		if err := cfg.problems().factoryErr(p); err != nil {
+			return nil, err
+		}
+		return NewCNON(cfg)
+	})
+}

@@ -1,0 +1,207 @@
+// Package pnn holds physical-neural-network twins: black boxes whose input
+// is x = [u; θ_p], a data sample u ∈ [−1, 1]^du followed by dθ trainable
+// physical parameters θ_p, and whose outputs are C class scores c0…c{C−1}.
+// They are what in-situ training (loop.Train, gradpie.md §4.3) trains:
+// the scores of a query go into a cross-entropy, and the gradient with
+// respect to θ_p is the last dθ entries of a VJP.
+//
+// Kinds:
+//
+//   - pnn-cnon (CNONTwin): the coupled-oscillator network of package cnon
+//     with q(0) a fixed seeded linear encoding of u, the drives e = θ_p,
+//     and the scores the sums of q(T) over C contiguous groups.
+//   - pnn-optical (OpticalTwin): a Gaussian beam whose amplitude is scaled
+//     by (1+u_j)/2 on du fixed seeded pixel blocks, phase-modulated by the
+//     n² SLM phases θ_p, propagated by Rayleigh–Sommerfeld, with the scores
+//     the power on C detector stripes.
+//
+// Both implement insitu.Differentiable (the exact VJP of the noiseless map,
+// with respect to all of x) and insitu.Batcher (parallel, bit-identical to
+// one query at a time). Their reality-gap options are off by default and
+// Ideal returns the same twin without them: the model used for in-silico
+// training and as the backward model of physics-aware training. Per-query
+// input noise of query k depends only on the seed and k.
+//
+// Datasets to train them on are in the subpackage data.
+package pnn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/insitu-lab/insitu"
+)
+
+// PNN is what both twins offer beyond insitu.BlackBox.
+type PNN interface {
+	insitu.BlackBox
+	insitu.Differentiable
+	insitu.Batcher
+	Split() (du, dtheta int)
+	Classes() int
+}
+
+var (
+	_ PNN = (*CNONTwin)(nil)
+	_ PNN = (*OpticalTwin)(nil)
+)
+
+// mix is the splitmix64 finalizer.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+func stream(seed, salt uint64) *rand.Rand {
+	s := mix(seed ^ mix(salt))
+	return rand.New(rand.NewPCG(s, mix(s)))
+}
+
+// queryNoise returns the generator of query k's noise.
+func queryNoise(seed, salt, k uint64) *rand.Rand {
+	s := mix(seed ^ mix(salt))
+	return rand.New(rand.NewPCG(s, mix(k^s)))
+}
+
+// space builds the input box [u; θ] with names u0… and theta0….
+func space(du, dth int, thLo, thHi float64, thUnit string) insitu.Space {
+	s := insitu.Space{}
+	for j := range du {
+		s.Names = append(s.Names, fmt.Sprintf("u%d", j))
+		s.Units = append(s.Units, "")
+		s.Lower = append(s.Lower, -1)
+		s.Upper = append(s.Upper, 1)
+	}
+	for j := range dth {
+		s.Names = append(s.Names, fmt.Sprintf("theta%d", j))
+		s.Units = append(s.Units, thUnit)
+		s.Lower = append(s.Lower, thLo)
+		s.Upper = append(s.Upper, thHi)
+	}
+	return s
+}
+
+func outNames(c int) []string {
+	out := make([]string, c)
+	for i := range out {
+		out[i] = fmt.Sprintf("c%d", i)
+	}
+	return out
+}
+
+func copySpec(name string, s insitu.Space, out []string) insitu.Spec {
+	in := insitu.Space{
+		Names: append([]string(nil), s.Names...),
+		Units: append([]string(nil), s.Units...),
+		Lower: append([]float64(nil), s.Lower...),
+		Upper: append([]float64(nil), s.Upper...),
+	}
+	return insitu.Spec{Name: name, In: in, Out: append([]string(nil), out...)}
+}
+
+// checkVJP validates x and the cotangent v.
+func checkVJP(ctx context.Context, name string, s insitu.Space, out []string, x, v []float64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := s.Contains(x); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(v) != len(out) {
+		return fmt.Errorf("%s: cotangent has %d components, want %d", name, len(v), len(out))
+	}
+	for i, vi := range v {
+		if math.IsNaN(vi) || math.IsInf(vi, 0) {
+			return fmt.Errorf("%s: cotangent component %d (%s) is %v", name, i, out[i], vi)
+		}
+	}
+	return nil
+}
+
+// batch checks every x, reserves len(xs) query indices from next and runs
+// one(i, k) for each on GOMAXPROCS goroutines.
+func batch(ctx context.Context, name string, s insitu.Space, next *atomic.Uint64, xs [][]float64, one func(i int, k uint64)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	for i, x := range xs {
+		if err := s.Contains(x); err != nil {
+			return fmt.Errorf("%s: query %d: %w", name, i, err)
+		}
+	}
+	n := len(xs)
+	base := next.Add(uint64(n)) - uint64(n)
+	var (
+		idx, done atomic.Int64
+		wg        sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(idx.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				one(i, base+uint64(i))
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if int(done.Load()) < n {
+		return fmt.Errorf("%s: batch of %d queries, %d done: %w", name, n, done.Load(), ctx.Err())
+	}
+	return nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// ConfigError is one problem with a configuration, naming its key.
+type ConfigError struct {
+	Kind string // pnn-cnon or pnn-optical
+	Key  string // mapstructure key, e.g. "steps"
+	Msg  string
+}
+
+func (e *ConfigError) Error() string { return e.Kind + ": " + e.Key + ": " + e.Msg }
+
+type problems struct {
+	kind string
+	ps   []ConfigError
+}
+
+func (p *problems) bad(key, format string, args ...any) {
+	p.ps = append(p.ps, ConfigError{Kind: p.kind, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) err() error {
+	var errs []error
+	for i := range p.ps {
+		errs = append(errs, &p.ps[i])
+	}
+	return joinErrs(errs)
+}
+
+// factoryErr renames problems with the file and key path of params.
+func (p *problems) factoryErr(params insitu.Params) error {
+	var errs []error
+	for _, pr := range p.ps {
+		errs = append(errs, params.Errorf(pr.Key, "%s", pr.Msg))
+	}
+	return joinErrs(errs)
+}
+
+func joinErrs(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}
