@@ -1,0 +1,283 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/insitu-lab/insitu/surrogate"
+)
+
+// Training methods of Train; TrainConfig.Method picks one.
+const (
+	TrainInsituGradPIE = "insitu-gradpie" // backward through an online GradPIE-kNN surrogate
+	TrainInsituMAE     = "insitu-mae"     // the same with the MAE base loss
+	TrainExact         = "exact"          // backward through the real box's exact VJP (upper bound)
+	TrainInsilico      = "insilico"       // train on the ideal twin, deploy θ on the real box
+	TrainPAT           = "pat"            // forward on the real box, backward through the ideal twin
+)
+
+// TrainMethods lists every training method.
+var TrainMethods = []string{TrainInsituGradPIE, TrainInsituMAE, TrainExact, TrainInsilico, TrainPAT}
+
+// TrainConfig is everything Train needs besides the boxes and the data.
+// The learning rate is in normalized θ units: the θ box maps to [0,1]^dθ.
+type TrainConfig struct {
+	Method string  `mapstructure:"method" yaml:"method"`
+	Seed   uint64  `mapstructure:"seed" yaml:"seed"` // θ init, minibatch order, surrogate
+	Epochs int     `mapstructure:"epochs" yaml:"epochs"`
+	Batch  int     `mapstructure:"batch" yaml:"batch"`
+	LR     float64 `mapstructure:"lr" yaml:"lr"` // Adam on θ, normalized units
+	// ThetaInit is the initial θ in the box's units; empty: uniform in the
+	// θ box, drawn with Seed.
+	ThetaInit []float64 `mapstructure:"theta_init" yaml:"theta_init,omitempty"`
+	// Du is the number of data coordinates at the front of the input; 0:
+	// the caller asks the box (Splitter).
+	Du int `mapstructure:"du" yaml:"du,omitempty"`
+	// Scale multiplies the class scores before the softmax (a physical
+	// readout's units are arbitrary).
+	Scale float64 `mapstructure:"scale" yaml:"scale"`
+	// EvalEvery evaluates θ on the train and test sets (on the real box)
+	// every this many epochs, and after the last one.
+	EvalEvery int `mapstructure:"eval_every" yaml:"eval_every"`
+	// Surrogate of the in-situ methods; InitialEpochs are trained when it
+	// is built (after the first evaluation), Epochs after every minibatch.
+	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate"`
+}
+
+// DefaultTrainConfig is a small in-situ GradPIE training.
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{
+		Method: TrainInsituGradPIE, Seed: 1, Epochs: 20, Batch: 16, LR: 0.05, Scale: 1, EvalEvery: 1,
+		Surrogate: SurrogateConfig{
+			Hidden: []int{64, 64}, InitialEpochs: 50, Epochs: 3, LR: 1e-3, Batch: 128, K: 5, Norm: surrogate.NormL1,
+		},
+	}
+}
+
+// UsesSurrogate reports whether the method trains a surrogate.
+func (c TrainConfig) UsesSurrogate() bool {
+	return c.Method == TrainInsituGradPIE || c.Method == TrainInsituMAE
+}
+
+// UsesIdeal reports whether the method needs the ideal twin.
+func (c TrainConfig) UsesIdeal() bool { return c.Method == TrainInsilico || c.Method == TrainPAT }
+
+// Validate reports every problem, each naming its key.
+func (c TrainConfig) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf(key+": "+format, a...)) }
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if !slices.Contains(TrainMethods, c.Method) {
+		bad("method", "%q: want one of %v", c.Method, TrainMethods)
+	}
+	if c.Epochs < 1 {
+		bad("epochs", "%d: want ≥ 1", c.Epochs)
+	}
+	if c.Batch < 1 {
+		bad("batch", "%d: want ≥ 1", c.Batch)
+	}
+	if !(c.LR > 0) || !finite(c.LR) {
+		bad("lr", "%v: want a finite value > 0", c.LR)
+	}
+	if c.Du < 0 {
+		bad("du", "%d: want ≥ 0 (0: from the box)", c.Du)
+	}
+	if !(c.Scale > 0) || !finite(c.Scale) {
+		bad("scale", "%v: want a finite value > 0", c.Scale)
+	}
+	if c.EvalEvery < 1 {
+		bad("eval_every", "%d: want ≥ 1", c.EvalEvery)
+	}
+	for i, v := range c.ThetaInit {
+		if !finite(v) {
+			bad(fmt.Sprintf("theta_init[%d]", i), "%v: want a finite value", v)
+		}
+	}
+	if c.UsesSurrogate() {
+		s := c.Surrogate
+		if len(s.Hidden) == 0 {
+			bad("surrogate.hidden", "empty: want at least one hidden layer width")
+		}
+		for i, h := range s.Hidden {
+			if h < 1 {
+				bad(fmt.Sprintf("surrogate.hidden[%d]", i), "%d: want ≥ 1", h)
+			}
+		}
+		if s.InitialEpochs < 0 {
+			bad("surrogate.initial_epochs", "%d: want ≥ 0", s.InitialEpochs)
+		}
+		if s.Epochs < 1 {
+			bad("surrogate.epochs", "%d: want ≥ 1", s.Epochs)
+		}
+		if !(s.LR > 0) || !finite(s.LR) {
+			bad("surrogate.lr", "%v: want a finite value > 0", s.LR)
+		}
+		if s.Batch < 1 {
+			bad("surrogate.batch", "%d: want ≥ 1", s.Batch)
+		}
+		if s.K < 1 {
+			bad("surrogate.k", "%d: want ≥ 1", s.K)
+		}
+		if s.Norm != surrogate.NormL1 && s.Norm != surrogate.NormL2 {
+			bad("surrogate.norm", "%q: want l1 or l2", s.Norm)
+		}
+		if !(s.Lambda >= 0) || !finite(s.Lambda) {
+			bad("surrogate.lambda", "%v: want a finite value ≥ 0", s.Lambda)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LabeledSet is classification data: X[i] is a data input u, Y[i] its
+// class in [0, classes).
+type LabeledSet struct {
+	X [][]float64
+	Y []int
+}
+
+// Len is the number of samples.
+func (s LabeledSet) Len() int { return len(s.X) }
+
+// TrainData is a train/test split.
+type TrainData struct {
+	Train, Test LabeledSet
+	Classes     int
+}
+
+// Validate checks shapes and labels against du inputs.
+func (d TrainData) Validate(du int) error {
+	var errs []error
+	if d.Classes < 2 {
+		errs = append(errs, fmt.Errorf("data: %d classes: want ≥ 2", d.Classes))
+	}
+	if d.Train.Len() == 0 {
+		errs = append(errs, errors.New("data: empty training set"))
+	}
+	if d.Test.Len() == 0 {
+		errs = append(errs, errors.New("data: empty test set"))
+	}
+	for name, s := range map[string]LabeledSet{"train": d.Train, "test": d.Test} {
+		if len(s.Y) != len(s.X) {
+			errs = append(errs, fmt.Errorf("data: %s set has %d inputs but %d labels", name, len(s.X), len(s.Y)))
+			continue
+		}
+		for i := range s.X {
+			if len(s.X[i]) != du {
+				errs = append(errs, fmt.Errorf("data: %s sample %d has %d values, the box takes %d data inputs", name, i, len(s.X[i]), du))
+				break
+			}
+			if s.Y[i] < 0 || s.Y[i] >= d.Classes {
+				errs = append(errs, fmt.Errorf("data: %s sample %d has label %d, want [0, %d)", name, i, s.Y[i], d.Classes))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Split shuffles a labelled set with seed and puts round(testFraction·n)
+// samples (at least one, and at least one left to train on) in the test set.
+func Split(all LabeledSet, classes int, testFraction float64, seed uint64) TrainData {
+	n := all.Len()
+	perm := rand.New(rand.NewPCG(seed, saltSplit)).Perm(n)
+	nt := min(max(int(math.Round(testFraction*float64(n))), 1), max(n-1, 0))
+	d := TrainData{Classes: classes}
+	for k, i := range perm {
+		s := &d.Train
+		if k < nt {
+			s = &d.Test
+		}
+		s.X = append(s.X, all.X[i])
+		s.Y = append(s.Y, all.Y[i])
+	}
+	return d
+}
+
+// DataConfig is the `data` section of a training config. Params holds a
+// generator's own keys.
+type DataConfig struct {
+	Kind         string         `mapstructure:"kind" yaml:"kind"`
+	N            int            `mapstructure:"n" yaml:"n"`
+	Noise        float64        `mapstructure:"noise" yaml:"noise"`
+	TestFraction float64        `mapstructure:"test_fraction" yaml:"test_fraction"`
+	Seed         uint64         `mapstructure:"seed" yaml:"seed"`
+	Params       map[string]any `mapstructure:",remain" yaml:",inline"`
+}
+
+// Validate checks the generic keys; the generator checks the rest.
+func (c DataConfig) Validate() error {
+	var errs []error
+	if c.Kind == "" {
+		errs = append(errs, fmt.Errorf("data.kind: missing (known kinds: %v)", DatasetKinds()))
+	} else if _, ok := datasetFactory(c.Kind); !ok {
+		errs = append(errs, fmt.Errorf("data.kind: unknown kind %q (known kinds: %v)", c.Kind, DatasetKinds()))
+	}
+	if c.N < 2 {
+		errs = append(errs, fmt.Errorf("data.n: %d: want ≥ 2", c.N))
+	}
+	if !(c.Noise >= 0) || math.IsInf(c.Noise, 0) {
+		errs = append(errs, fmt.Errorf("data.noise: %v: want a finite value ≥ 0", c.Noise))
+	}
+	if !(c.TestFraction > 0 && c.TestFraction < 1) {
+		errs = append(errs, fmt.Errorf("data.test_fraction: %v: want a value in (0, 1)", c.TestFraction))
+	}
+	return errors.Join(errs...)
+}
+
+// DatasetFactory generates a dataset from its config; Split makes the
+// train/test split of a generated set.
+type DatasetFactory func(ctx context.Context, c DataConfig) (TrainData, error)
+
+var (
+	dataMu   sync.RWMutex
+	datasets = map[string]DatasetFactory{}
+)
+
+// RegisterDataset makes kind available to training configs; a package of
+// generators calls it from init. It panics on a duplicate kind.
+func RegisterDataset(kind string, f DatasetFactory) {
+	dataMu.Lock()
+	defer dataMu.Unlock()
+	if _, dup := datasets[kind]; dup || kind == "" || f == nil {
+		panic(fmt.Sprintf("loop: RegisterDataset(%q): empty, nil or registered twice", kind))
+	}
+	datasets[kind] = f
+}
+
+func datasetFactory(kind string) (DatasetFactory, bool) {
+	dataMu.RLock()
+	defer dataMu.RUnlock()
+	f, ok := datasets[kind]
+	return f, ok
+}
+
+// DatasetKinds lists the registered dataset kinds, sorted.
+func DatasetKinds() []string {
+	dataMu.RLock()
+	defer dataMu.RUnlock()
+	ks := make([]string, 0, len(datasets))
+	for k := range datasets {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// NewDataset generates the dataset c names and checks it.
+func NewDataset(ctx context.Context, c DataConfig) (TrainData, error) {
+	if err := c.Validate(); err != nil {
+		return TrainData{}, err
+	}
+	f, _ := datasetFactory(c.Kind)
+	d, err := f(ctx, c)
+	if err != nil {
+		return TrainData{}, fmt.Errorf("data (%s): %w", c.Kind, err)
+	}
+	return d, nil
+}
