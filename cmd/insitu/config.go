@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -45,6 +46,7 @@ func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[str
 	if err := mapstructure.Decode(out, &defaults); err != nil {
 		return fmt.Errorf("encoding defaults: %w", err)
 	}
+	dropNil(defaults)
 	if err := v.MergeConfigMap(defaults); err != nil {
 		return err
 	}
@@ -87,4 +89,25 @@ func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[str
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	return nil
+}
+
+// dropNil removes nil values, nil maps included, from the encoded defaults:
+// viper panics when it merges a file's map into a nil map default.
+func dropNil(m map[string]any) {
+	for k, v := range m {
+		switch x := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			if x == nil {
+				delete(m, k)
+				continue
+			}
+			dropNil(x)
+		default:
+			if rv := reflect.ValueOf(v); (rv.Kind() == reflect.Map || rv.Kind() == reflect.Slice || rv.Kind() == reflect.Pointer) && rv.IsNil() {
+				delete(m, k)
+			}
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	_ "github.com/insitu-lab/insitu/simulators/cnon"   // registers kind cnon
 	_ "github.com/insitu-lab/insitu/simulators/opamp"  // registers kind opamp
 	_ "github.com/insitu-lab/insitu/simulators/optics" // registers kind owms
+	_ "github.com/insitu-lab/insitu/simulators/pnn"    // registers kinds pnn-cnon, pnn-optical and data kinds moons, blobs, circles
 )
 
 // errInterrupted is the cause of the context a signal cancels.

@@ -1,0 +1,45 @@
+package pnn
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/insitu-lab/insitu/loop"
+	"github.com/insitu-lab/insitu/simulators/pnn/data"
+)
+
+// The generated classification sets join `insitu train` configs as data
+// kinds moons, blobs and circles; blobs also reads data.classes (default 3).
+func init() {
+	for _, kind := range []string{"moons", "blobs", "circles"} {
+		loop.RegisterDataset(kind, func(_ context.Context, c loop.DataConfig) (loop.TrainData, error) {
+			classes := 2
+			for k, v := range c.Params {
+				if k != "classes" || kind != "blobs" {
+					return loop.TrainData{}, fmt.Errorf("data.%s: unknown key for kind %s", k, kind)
+				}
+				n, ok := v.(int)
+				if !ok || n < 2 {
+					return loop.TrainData{}, fmt.Errorf("data.classes: %v: want an integer ≥ 2", v)
+				}
+				classes = n
+			}
+			if kind == "blobs" && c.Params["classes"] == nil {
+				classes = 3
+			}
+			d, err := data.Generate(kind, c.Seed, c.N, classes, c.Noise)
+			if err != nil {
+				return loop.TrainData{}, fmt.Errorf("data: %w", err)
+			}
+			train, test, err := d.Split(c.Seed, c.TestFraction)
+			if err != nil {
+				return loop.TrainData{}, fmt.Errorf("data.test_fraction: %w", err)
+			}
+			return loop.TrainData{
+				Train:   loop.LabeledSet{X: train.X, Y: train.Y},
+				Test:    loop.LabeledSet{X: test.X, Y: test.Y},
+				Classes: d.Classes,
+			}, nil
+		})
+	}
+}
