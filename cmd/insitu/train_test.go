@@ -157,3 +157,16 @@ func TestTrainConfigErrors(t *testing.T) {
 		t.Errorf("pat without an ideal twin: %v", err)
 	}
 }
+
+// TestTrainConfigWithIdealSection: a file that fills a map the defaults
+// leave nil (ideal_blackbox) must load; viper used to panic merging it.
+func TestTrainConfigWithIdealSection(t *testing.T) {
+	cfg := defaultTrainConfig()
+	data := []byte(strings.Replace(tinyTrain, "blackbox: {kind: test-tanh, gain: 0.8}", "blackbox: {kind: test-tanh, gain: 0.8}\nideal_blackbox: {kind: test-tanh}", 1))
+	if err := resolveConfig("ideal.yaml", data, nil, nil, nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.IdealBlackBox["kind"] != "test-tanh" {
+		t.Errorf("ideal_blackbox = %v", cfg.IdealBlackBox)
+	}
+}
