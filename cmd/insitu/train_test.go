@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/insitu-lab/insitu/loop/journal"
 	"image/png"
 	"math"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/loop"
@@ -169,4 +171,56 @@ func TestTrainConfigWithIdealSection(t *testing.T) {
 	if cfg.IdealBlackBox["kind"] != "test-tanh" {
 		t.Errorf("ideal_blackbox = %v", cfg.IdealBlackBox)
 	}
+}
+
+// TestTrainCrashAndResume kills a training child process with SIGKILL at
+// random moments and resumes it: the finished journal equals an
+// uninterrupted training's, query for query, with no key twice.
+func TestTrainCrashAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	cfg := writeFile(t, "crash-train.yaml", strings.NewReplacer("method: exact", "method: insitu-gradpie", "epochs: 8", "epochs: 12").Replace(tinyTrain))
+	ref := filepath.Join(t.TempDir(), "ref")
+	if _, stderr, err := run(t, "train", cfg, "--out", ref, "-q"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "crash")
+	rng := rand.New(rand.NewPCG(11, 11))
+	kills := 0
+	for attempt := 0; attempt < 40; attempt++ {
+		args := []string{"train", cfg, "--out", dir, "-q"}
+		if _, err := os.Stat(filepath.Join(dir, journal.FileName)); err == nil {
+			args = []string{"train", "--resume", dir, "-q"}
+		}
+		cmd, out := child(t, args...)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		if kills < 10 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("%v: %v\n%s", args, err, out)
+				}
+			case <-time.After(time.Duration(40+rng.IntN(400)) * time.Millisecond):
+				cmd.Process.Kill()
+				<-done
+				kills++
+				continue
+			}
+		} else if err := <-done; err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		break
+	}
+	want, got := journalRows(t, ref), journalRows(t, dir)
+	if len(got) != len(want) {
+		t.Fatalf("%d queries after %d kills, uninterrupted %d", len(got), kills, len(want))
+	}
+	for i := range want {
+		if got[i].key != want[i].key || !sameFloats(got[i].x, want[i].x) || !sameFloats(got[i].y, want[i].y) {
+			t.Fatalf("query %d differs from the uninterrupted training", i)
+		}
+	}
+	t.Logf("%d kills; %d queries identical to the uninterrupted training", kills, len(got))
 }
