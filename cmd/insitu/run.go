@@ -114,6 +114,9 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := args[0]
+			if isTraining(cmd, out) {
+				return resumeTrain(cmd, out, quiet)
+			}
 			j, err := journal.Open(out)
 			if err != nil {
 				return err
@@ -295,4 +298,25 @@ func (p *runProgress) finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 	}
+}
+
+// isTraining reports whether dir holds an `insitu train` run (its config
+// has a data section and epochs), which resume hands to the training loop.
+func isTraining(cmd *cobra.Command, dir string) bool {
+	j, err := journal.OpenReadOnly(dir)
+	if err != nil {
+		return false
+	}
+	defer j.Close()
+	data, err := j.Config(cmd.Context())
+	if err != nil {
+		return false
+	}
+	var top map[string]any
+	if yaml.Unmarshal(data, &top) != nil {
+		return false
+	}
+	_, hasData := top["data"]
+	_, hasEpochs := top["epochs"]
+	return hasData && hasEpochs
 }

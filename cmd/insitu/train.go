@@ -156,31 +156,7 @@ interrupted training without repeating a recorded query.`,
 				if len(args) > 0 {
 					return errors.New("train --resume DIR takes no CONFIG: the config is the journal's")
 				}
-				j, err := journal.Open(resume)
-				if err != nil {
-					return err
-				}
-				defer j.Close()
-				data, err := j.Config(ctx)
-				if err != nil {
-					return err
-				}
-				where := j.Path() + " (config)"
-				if err := resolveConfig(where, data, nil, nil, nil, &cfg); err != nil {
-					return err
-				}
-				if err := cfg.validate(); err != nil {
-					return prefixFile(where, err)
-				}
-				if err := j.SetStatus(ctx, journal.RunRunning); err != nil {
-					return err
-				}
-				parts, err := cfg.build(ctx, where)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s: %s\n", resume, cfg.Method)
-				return executeTrain(ctx, cmd, cfg, resume, j, parts, quiet)
+				return resumeTrain(cmd, resume, quiet)
 			}
 			if len(args) != 1 {
 				return errors.New("train: want CONFIG.yaml (or --resume DIR)")
@@ -449,4 +425,36 @@ func (p *trainProgress) finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 	}
+}
+
+// resumeTrain continues the interrupted training in dir with the config its
+// journal holds.
+func resumeTrain(cmd *cobra.Command, dir string, quiet bool) error {
+	ctx := cmd.Context()
+	j, err := journal.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	data, err := j.Config(ctx)
+	if err != nil {
+		return err
+	}
+	where := j.Path() + " (config)"
+	cfg := defaultTrainConfig()
+	if err := resolveConfig(where, data, nil, nil, nil, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return prefixFile(where, err)
+	}
+	if err := j.SetStatus(ctx, journal.RunRunning); err != nil {
+		return err
+	}
+	parts, err := cfg.build(ctx, where)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s: %s\n", dir, cfg.Method)
+	return executeTrain(ctx, cmd, cfg, dir, j, parts, quiet)
 }

@@ -224,3 +224,25 @@ func TestTrainCrashAndResume(t *testing.T) {
 	}
 	t.Logf("%d kills; %d queries identical to the uninterrupted training", kills, len(got))
 }
+
+// TestResumeHandsTrainingsToTrain: `insitu resume DIR` on a training
+// directory continues the training, and on a run directory the run.
+func TestResumeHandsTrainingsToTrain(t *testing.T) {
+	cfg := writeFile(t, "tiny-train.yaml", tinyTrain)
+	dir := filepath.Join(t.TempDir(), "t")
+	if _, stderr, err := run(t, "train", cfg, "--out", dir, "-q"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	stdout, stderr, err := run(t, "resume", dir, "-q")
+	if err != nil || !strings.Contains(stdout, "1200 queries") || !strings.Contains(stdout, "confusion matrix") {
+		t.Errorf("resume of a training: %v\n%s\n%s", err, stdout, stderr)
+	}
+	rcfg := writeFile(t, "tiny.yaml", strings.Replace(tinyRun, "method: gradpie", "method: exact", 1))
+	rdir := filepath.Join(t.TempDir(), "r")
+	if _, stderr, err := run(t, "run", rcfg, "--out", rdir, "-q"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if stdout, _, err := run(t, "resume", rdir, "-q"); err != nil || !strings.Contains(stdout, "best objective") {
+		t.Errorf("resume of an exact run: %v\n%s", err, stdout)
+	}
+}
