@@ -29,5 +29,5 @@ fi
 for twin in pnn-cnon pnn-optical; do
   echo "## $twin: test accuracy on the real twin after epoch 0 (initial θ) and $epochs, $seeds seeds"
   "$bin" runs compare "$out/$twin"/*/ --at "0,$epochs"
-  "$bin" runs list "$out/$twin" | awk 'NR==1 || NR>1 {print $1, $6}' | column -t
+  "$bin" runs list "$out/$twin" | awk 'NR==1 {print "DIR", "QUERIES"} NR>1 {print $1, $7}' | column -t
 done
