@@ -1,0 +1,301 @@
+package reproduce
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/loop"
+	"github.com/insitu-lab/insitu/loop/journal"
+	_ "github.com/insitu-lab/insitu/simulators/cnon" // registers kind cnon
+)
+
+func TestGridSizes(t *testing.T) {
+	for _, tc := range []struct {
+		scale   string
+		ngspice bool
+		cells   int
+		tasks   int
+	}{
+		// CNON 2×5×3, op-amp 4×3 (+4×3), OWMS 5×3, study 1, PNN 2×5×2.
+		{"quick", false, 30 + 12 + 15 + 1 + 20, 7},
+		{"quick", true, 30 + 12 + 12 + 15 + 1 + 20, 8},
+		// CNON 4×5×100, op-amp 4×100 (+4×100), OWMS 5×100, study 1, PNN 2×5×5.
+		{"full", false, 2000 + 400 + 500 + 1 + 50, 9},
+		{"full", true, 2000 + 400 + 400 + 500 + 1 + 50, 10},
+		{"test", true, 3 + 3, 2},
+	} {
+		g, err := NewGrid(tc.scale, "configs", tc.ngspice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := g.Cells()
+		if len(cs) != tc.cells || len(g.Tasks) != tc.tasks {
+			t.Errorf("%s ngspice=%v: %d cells in %d tasks, want %d in %d", tc.scale, tc.ngspice, len(cs), len(g.Tasks), tc.cells, tc.tasks)
+		}
+		_, has := g.Task("opamp-ngspice")
+		if has != (tc.ngspice && tc.scale != "test") {
+			t.Errorf("%s ngspice=%v: opamp-ngspice task present = %v", tc.scale, tc.ngspice, has)
+		}
+		dirs := map[string]bool{}
+		for _, c := range cs {
+			if dirs[c.Dir()] {
+				t.Errorf("%s: two cells in %s", tc.scale, c.Dir())
+			}
+			dirs[c.Dir()] = true
+		}
+	}
+	if _, err := NewGrid("huge", "configs", false); err == nil {
+		t.Error("unknown scale accepted")
+	}
+	g, _ := NewGrid("quick", "configs", false)
+	for _, task := range g.Tasks {
+		if task.Kind == KindRun && task.Iterations > 100 {
+			t.Errorf("quick %s: %d iterations", task.Name, task.Iterations)
+		}
+	}
+	if ow, _ := g.Task("owms"); !slices.Contains(ow.Sets, "surrogate.hidden=[256,256]") {
+		t.Errorf("quick OWMS sets %v: want the reduced surrogate", ow.Sets)
+	}
+}
+
+func TestCellArgs(t *testing.T) {
+	c := Cell{Task: "cnon-N10-M1", Kind: KindRun, Config: "configs/cnon.yaml", Sets: []string{"local.samples=1"}, Method: "mae", Seed: 2, Iterations: 50}
+	got := strings.Join(c.Args("D"), " ")
+	want := "run configs/cnon.yaml -q --out D --method mae --seed 2 --iterations 50 --set local.samples=1"
+	if got != want {
+		t.Errorf("args %q, want %q", got, want)
+	}
+	if got := strings.Join(c.ResumeArgs("D"), " "); got != "resume D -q" {
+		t.Errorf("resume args %q", got)
+	}
+	c.Kind = KindTrain
+	if got := strings.Join(c.ResumeArgs("D"), " "); got != "train --resume D -q" {
+		t.Errorf("train resume args %q", got)
+	}
+	if c.Dir() != filepath.Join("cnon-N10-M1", "mae-s2") {
+		t.Errorf("dir %s", c.Dir())
+	}
+}
+
+func TestCheckpoints(t *testing.T) {
+	for it, want := range map[int][]int{200: {50, 100, 200}, 100: {25, 50, 100}, 30: {10, 25, 30}, 3: {3}, 500: {100, 200, 500}} {
+		if got := Checkpoints(it); !slices.Equal(got, want) {
+			t.Errorf("Checkpoints(%d) = %v, want %v", it, got, want)
+		}
+	}
+}
+
+func TestQueryReduction(t *testing.T) {
+	// The base model reaches its final 3 after 3 queries; GradPIE reaches
+	// 3 (it gets 2.5) after 2: ratio 1.5.
+	r := QueryReduction([]float64{5, 4, 3, 3, 3}, []float64{4, 2.5, 2}, journal.Minimize)
+	if !r.Reached || r.BaseQueries != 3 || r.LocQueries != 2 || r.Ratio() != 1.5 || r.Value != 3 {
+		t.Errorf("got %+v ratio %v", r, r.Ratio())
+	}
+	if s := r.String(); s != "1.50× (3 / 2 queries)" {
+		t.Errorf("String %q", s)
+	}
+	// Never reached.
+	r = QueryReduction([]float64{5, 4, 3}, []float64{5, 4, 3.5, 3.1}, journal.Minimize)
+	if r.Reached || !math.IsNaN(r.Ratio()) || r.String() != "not reached" {
+		t.Errorf("got %+v", r)
+	}
+	// Maximized: base ends at 9 after 4 queries, loc reaches 9.5 after 1.
+	r = QueryReduction([]float64{1, 2, 8, 9}, []float64{9.5, 9.5}, journal.Maximize)
+	if !r.Reached || r.Ratio() != 4 {
+		t.Errorf("max: got %+v", r)
+	}
+}
+
+// fakeExec runs a tiny CNON loop.Run into the --out of a run command, with
+// the method and seed of its arguments, and counts its calls.
+type fakeExec struct {
+	calls   atomic.Int32
+	resumes atomic.Int32
+}
+
+func flag(args []string, name string) string {
+	i := slices.Index(args, name)
+	if i < 0 || i+1 >= len(args) {
+		return ""
+	}
+	return args[i+1]
+}
+
+func (f *fakeExec) exec(ctx context.Context, args []string, _ io.Writer) error {
+	f.calls.Add(1)
+	if args[0] == "resume" {
+		f.resumes.Add(1)
+		j, err := journal.Open(args[1])
+		if err != nil {
+			return err
+		}
+		defer j.Close()
+		return j.SetStatus(ctx, journal.RunFinished)
+	}
+	out, method := flag(args, "--out"), flag(args, "--method")
+	seed, _ := strconv.ParseUint(flag(args, "--seed"), 10, 64)
+	iters, _ := strconv.Atoi(flag(args, "--iterations"))
+	box, err := insitu.New(ctx, insitu.Params{Kind: "cnon", Values: map[string]any{"n": 4, "horizon": 1, "steps": 10}})
+	if err != nil {
+		return err
+	}
+	obj, dir, err := loop.NewObjective(ctx, loop.ObjectiveConfig{Kind: "distance", TargetSeed: 3}, box)
+	if err != nil {
+		return err
+	}
+	cfg := loop.DefaultConfig()
+	cfg.Method, cfg.Seed, cfg.Iterations = method, seed, iters
+	cfg.Init.Points, cfg.TopK = 10, 2
+	cfg.Surrogate.Hidden, cfg.Surrogate.InitialEpochs, cfg.Surrogate.Epochs, cfg.Surrogate.Batch = []int{8}, 2, 1, 16
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	j, err := journal.Create(out, journal.Meta{Method: method, Kind: "cnon", Seed: seed, Direction: journal.Direction(dir)}, []byte("{}"))
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	p := loop.Problem{Box: box, Objective: obj, Direction: dir}
+	if d, ok := box.(insitu.Differentiable); ok {
+		p.Exact = d
+	}
+	if _, err := loop.Run(ctx, cfg, p, j, nil); err != nil {
+		return err
+	}
+	return j.SetStatus(ctx, journal.RunFinished)
+}
+
+func tinyGrid(seeds int) Grid {
+	return Grid{Scale: "tiny", Tasks: []Task{{
+		Name: "cnon-M0", Title: "tiny CNON", Kind: KindRun, Config: "cnon.yaml",
+		Methods: []string{"gradpie", "mae"}, Seeds: seeds, Iterations: 4, Paper: "cnon-M0", LogY: true,
+	}}}
+}
+
+func TestRunSkipsFinishedAndResumesPartial(t *testing.T) {
+	ctx := context.Background()
+	out := t.TempDir()
+	g := tinyGrid(1)
+	var f fakeExec
+	sum, err := Run(ctx, g, Options{Out: out, Jobs: 2, Exec: f.exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total != 2 || sum.Started != 2 || f.calls.Load() != 2 {
+		t.Fatalf("first run: %+v, %d calls", sum, f.calls.Load())
+	}
+	for _, c := range g.Cells() {
+		if st := CellState(ctx, c, filepath.Join(out, c.Dir())); st != Finished {
+			t.Errorf("%s: %v after the run", c.Dir(), st)
+		}
+	}
+	sum, err = Run(ctx, g, Options{Out: out, Jobs: 2, Exec: f.exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Skipped != 2 || sum.Started != 0 || f.calls.Load() != 2 {
+		t.Fatalf("second run did work: %+v, %d calls", sum, f.calls.Load())
+	}
+	// A journal that did not finish is resumed, not restarted.
+	c := g.Cells()[0]
+	j, err := journal.Open(filepath.Join(out, c.Dir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SetStatus(ctx, journal.RunInterrupted); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	sum, err = Run(ctx, g, Options{Out: out, Jobs: 2, Exec: f.exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Resumed != 1 || sum.Skipped != 1 || f.resumes.Load() != 1 {
+		t.Fatalf("resume: %+v, %d resumes", sum, f.resumes.Load())
+	}
+}
+
+func TestRunReportsFailuresAndStopsOnCancel(t *testing.T) {
+	out := t.TempDir()
+	boom := errors.New("boom")
+	fail := func(context.Context, []string, io.Writer) error { return boom }
+	sum, err := Run(context.Background(), tinyGrid(1), Options{Out: out, Exec: fail})
+	if !errors.Is(err, boom) || len(sum.Failed) != 2 {
+		t.Fatalf("err %v, failed %v", err, sum.Failed)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var calls atomic.Int32
+	_, err = Run(ctx, tinyGrid(3), Options{Out: t.TempDir(), Jobs: 1, Exec: func(context.Context, []string, io.Writer) error { calls.Add(1); return nil }})
+	if !errors.Is(err, context.Canceled) || calls.Load() > 1 {
+		t.Fatalf("cancelled: err %v, %d cells started", err, calls.Load())
+	}
+}
+
+func TestWriteReport(t *testing.T) {
+	ctx := context.Background()
+	out := t.TempDir()
+	g := tinyGrid(2)
+	var f fakeExec
+	if _, err := Run(ctx, g, Options{Out: out, Exec: f.exec}); err != nil {
+		t.Fatal(err)
+	}
+	// A study cell's CSV and a missing training task render too.
+	g.Tasks = append(g.Tasks, Task{Name: "gradient-study", Title: "study", Kind: KindStudy, Config: "s.yaml", Seeds: 1, Iterations: 3},
+		Task{Name: "pnn-cnon", Title: "pnn", Kind: KindTrain, Config: "p.yaml", Methods: []string{"exact"}, Seeds: 1, Iterations: 2})
+	if err := os.MkdirAll(filepath.Join(out, "gradient-study"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	csv := "setting,dim,points,loss,k,rel_err_mean,rel_err_sd,rel_err_median,cos_mean,cos_sd,train_loss,train_seconds\n" +
+		"N=10,10,100,mae,0,0.2,0.1,0.18,0.9,0.05,0.1,1\nN=10,10,100,gradpie,5,0.15,0.1,0.14,0.95,0.03,0.1,1\n"
+	if err := os.WriteFile(filepath.Join(out, "gradient-study", "gradient.csv"), []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteReport(ctx, g, out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{
+		"## tiny CNON", "| method | @ 4 | controller ms/it | queries |", "| gradpie | ", "| mae | ",
+		"Median (25–75 %)", "against mae (final median", "![cnon-M0](cnon-M0.png)",
+		"| N=10 | GradPIE k=5 | 0.1500 ± 0.1000 |", "N=10, k = 5: relative error -25.0 %, cosine +5.6 %",
+		"No trainings yet.", "What we tried / honest knobs",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(out, "cnon-M0.png")); err != nil || fi.Size() == 0 {
+		t.Errorf("plot: %v", err)
+	}
+}
+
+func TestPaperColumnsAtPaperIterations(t *testing.T) {
+	if _, _, ok := paperAt("cnon-M0", "gradpie", 100); !ok {
+		t.Error("no paper value for cnon-M0 gradpie @ 100")
+	}
+	if r, i, ok := paperAt("opamp", "gradpie", 200); !ok || r.mean[i] != 9.615 || r.med[i] != 9.700 {
+		t.Errorf("opamp gradpie @ 200: %+v %d %v", r, i, ok)
+	}
+	if _, _, ok := paperAt("cnon-M0", "gradpie", 25); ok {
+		t.Error("paper value at 25 iterations")
+	}
+	if _, _, ok := paperAt("", "mae", 50); ok {
+		t.Error("paper value for a task without a block")
+	}
+}
