@@ -10,7 +10,29 @@ import (
 
 // The generated classification sets join `insitu train` configs as data
 // kinds moons, blobs and circles; blobs also reads data.classes (default 3).
+// Kind iris is the real Iris table (150 rows, 4 inputs, 3 classes): n and
+// noise do not apply to it.
 func init() {
+	loop.RegisterDataset("iris", func(_ context.Context, c loop.DataConfig) (loop.TrainData, error) {
+		if len(c.Params) > 0 {
+			for k := range c.Params {
+				return loop.TrainData{}, fmt.Errorf("data.%s: unknown key for kind iris", k)
+			}
+		}
+		d, err := data.Iris()
+		if err != nil {
+			return loop.TrainData{}, fmt.Errorf("data: %w", err)
+		}
+		train, test, err := d.Split(c.Seed, c.TestFraction)
+		if err != nil {
+			return loop.TrainData{}, fmt.Errorf("data.test_fraction: %w", err)
+		}
+		return loop.TrainData{
+			Train:   loop.LabeledSet{X: train.X, Y: train.Y},
+			Test:    loop.LabeledSet{X: test.X, Y: test.Y},
+			Classes: d.Classes,
+		}, nil
+	})
 	for _, kind := range []string{"moons", "blobs", "circles"} {
 		loop.RegisterDataset(kind, func(_ context.Context, c loop.DataConfig) (loop.TrainData, error) {
 			classes := 2

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"math"
 	"reflect"
 	"strings"
@@ -189,4 +190,41 @@ func FuzzParseCSV(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIrisIsTheUCITable(t *testing.T) {
+	d, err := ParseCSV(bytes.NewReader(irisCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Len() != 150 || d.Dim() != 4 || d.Classes != 3 {
+		t.Fatalf("%d rows, %d features, %d classes", d.Len(), d.Dim(), d.Classes)
+	}
+	for c, n := range d.Counts() {
+		if n != 50 {
+			t.Errorf("class %d has %d rows", c, n)
+		}
+	}
+	// The ranges and means UCI's iris.names states for each attribute.
+	want := [][3]float64{{4.3, 7.9, 5.84}, {2.0, 4.4, 3.05}, {1.0, 6.9, 3.76}, {0.1, 2.5, 1.20}}
+	for j, w := range want {
+		lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
+		for _, x := range d.X {
+			lo, hi, sum = math.Min(lo, x[j]), math.Max(hi, x[j]), sum+x[j]
+		}
+		if lo != w[0] || hi != w[1] || math.Abs(sum/150-w[2]) > 0.005 {
+			t.Errorf("feature %d: range [%v, %v], mean %.4f; UCI says [%v, %v], %v", j, lo, hi, sum/150, w[0], w[1], w[2])
+		}
+	}
+	s, err := Iris()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range s.X {
+		for _, v := range x {
+			if v < -1 || v > 1 {
+				t.Fatalf("scaled feature %v outside [−1, 1]", v)
+			}
+		}
+	}
 }
