@@ -236,36 +236,7 @@ func (c Config) Validate() error {
 	if !(c.StepLR > 0) || !finite(c.StepLR) {
 		bad("step_lr", "%v: want a finite value > 0", c.StepLR)
 	}
-	s := c.Surrogate
-	if len(s.Hidden) == 0 {
-		bad("surrogate.hidden", "empty: want at least one hidden layer width")
-	}
-	for i, h := range s.Hidden {
-		if h < 1 {
-			bad(fmt.Sprintf("surrogate.hidden[%d]", i), "%d: want ≥ 1", h)
-		}
-	}
-	if s.InitialEpochs < 0 {
-		bad("surrogate.initial_epochs", "%d: want ≥ 0", s.InitialEpochs)
-	}
-	if s.Epochs < 1 {
-		bad("surrogate.epochs", "%d: want ≥ 1", s.Epochs)
-	}
-	if !(s.LR > 0) || !finite(s.LR) {
-		bad("surrogate.lr", "%v: want a finite value > 0", s.LR)
-	}
-	if s.Batch < 1 {
-		bad("surrogate.batch", "%d: want ≥ 1", s.Batch)
-	}
-	if s.K < 1 {
-		bad("surrogate.k", "%d: want ≥ 1", s.K)
-	}
-	if s.Norm != surrogate.NormL1 && s.Norm != surrogate.NormL2 {
-		bad("surrogate.norm", "%q: want l1 or l2", s.Norm)
-	}
-	if !(s.Lambda >= 0) || !finite(s.Lambda) {
-		bad("surrogate.lambda", "%v: want a finite value ≥ 0", s.Lambda)
-	}
+	errs = append(errs, c.Surrogate.problems()...)
 	if !(c.SPSA.A > 0) || !finite(c.SPSA.A) {
 		bad("spsa.a", "%v: want a finite value > 0", c.SPSA.A)
 	}
@@ -285,4 +256,44 @@ func (c Config) Validate() error {
 		bad("cmaes.population", "%d: want 0 (default) or ≥ 2", c.CMAES.Population)
 	}
 	return errors.Join(errs...)
+}
+
+// problems reports every invalid surrogate setting, each naming its key
+// under surrogate.; Config and TrainConfig share it.
+func (s SurrogateConfig) problems() []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("surrogate."+key+": "+format, a...))
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if len(s.Hidden) == 0 {
+		bad("hidden", "empty: want at least one hidden layer width")
+	}
+	for i, h := range s.Hidden {
+		if h < 1 {
+			bad(fmt.Sprintf("hidden[%d]", i), "%d: want ≥ 1", h)
+		}
+	}
+	if s.InitialEpochs < 0 {
+		bad("initial_epochs", "%d: want ≥ 0", s.InitialEpochs)
+	}
+	if s.Epochs < 1 {
+		bad("epochs", "%d: want ≥ 1", s.Epochs)
+	}
+	if !(s.LR > 0) || !finite(s.LR) {
+		bad("lr", "%v: want a finite value > 0", s.LR)
+	}
+	if s.Batch < 1 {
+		bad("batch", "%d: want ≥ 1", s.Batch)
+	}
+	if s.K < 1 {
+		bad("k", "%d: want ≥ 1", s.K)
+	}
+	if s.Norm != surrogate.NormL1 && s.Norm != surrogate.NormL2 {
+		bad("norm", "%q: want l1 or l2", s.Norm)
+	}
+	if !(s.Lambda >= 0) || !finite(s.Lambda) {
+		bad("lambda", "%v: want a finite value ≥ 0", s.Lambda)
+	}
+	return errs
 }

@@ -100,36 +100,7 @@ func (c TrainConfig) Validate() error {
 		}
 	}
 	if c.UsesSurrogate() {
-		s := c.Surrogate
-		if len(s.Hidden) == 0 {
-			bad("surrogate.hidden", "empty: want at least one hidden layer width")
-		}
-		for i, h := range s.Hidden {
-			if h < 1 {
-				bad(fmt.Sprintf("surrogate.hidden[%d]", i), "%d: want ≥ 1", h)
-			}
-		}
-		if s.InitialEpochs < 0 {
-			bad("surrogate.initial_epochs", "%d: want ≥ 0", s.InitialEpochs)
-		}
-		if s.Epochs < 1 {
-			bad("surrogate.epochs", "%d: want ≥ 1", s.Epochs)
-		}
-		if !(s.LR > 0) || !finite(s.LR) {
-			bad("surrogate.lr", "%v: want a finite value > 0", s.LR)
-		}
-		if s.Batch < 1 {
-			bad("surrogate.batch", "%d: want ≥ 1", s.Batch)
-		}
-		if s.K < 1 {
-			bad("surrogate.k", "%d: want ≥ 1", s.K)
-		}
-		if s.Norm != surrogate.NormL1 && s.Norm != surrogate.NormL2 {
-			bad("surrogate.norm", "%q: want l1 or l2", s.Norm)
-		}
-		if !(s.Lambda >= 0) || !finite(s.Lambda) {
-			bad("surrogate.lambda", "%v: want a finite value ≥ 0", s.Lambda)
-		}
+		errs = append(errs, c.Surrogate.problems()...)
 	}
 	return errors.Join(errs...)
 }
