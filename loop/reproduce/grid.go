@@ -7,6 +7,7 @@ package reproduce
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -32,11 +33,30 @@ type Task struct {
 	Iterations int      // iterations (run) or epochs (train, study)
 	Paper      string   // key of the paper's Table 1 block ("" if none)
 	LogY       bool     // plot on a log scale
+
+	// A knob sweep (issue 7's honest knobs) has Variants: each runs the
+	// task's methods (or its own) with extra overrides, and the report
+	// compares GradPIE with MAE variant by variant. Its default variant
+	// (Name "") reuses the cells of task Base, which must have the same
+	// config, overrides, seeds and iterations.
+	Variants []Variant
+	Base     string
+	Why      string // the disagreement the sweep looks at, for the report
+}
+
+// Variant is one setting of a knob sweep.
+type Variant struct {
+	Name       string   // directory ("" for the default: the Base task's cells)
+	Label      string   // what changed, for the report
+	Sets       []string // --set overrides on top of the task's
+	Methods    []string // methods run (nil: the task's)
+	Iterations int      // iterations or epochs (0: the task's)
 }
 
 // Cell is one command of the grid.
 type Cell struct {
 	Task       string
+	Variant    string // knob sweeps: the variant's directory
 	Kind       Kind
 	Config     string
 	Sets       []string
@@ -50,7 +70,7 @@ func (c Cell) Dir() string {
 	if c.Kind == KindStudy {
 		return c.Task
 	}
-	return filepath.Join(c.Task, fmt.Sprintf("%s-s%d", c.Method, c.Seed))
+	return filepath.Join(c.Task, c.Variant, fmt.Sprintf("%s-s%d", c.Method, c.Seed))
 }
 
 // Args are the insitu arguments that start the cell in dir.
@@ -60,10 +80,11 @@ func (c Cell) Args(dir string) []string {
 	case KindStudy:
 		// One model at a time: the pool already keeps both cores busy.
 		return []string{"study", "gradient", c.Config, "-q", "--out", dir, "--epochs", n, "--workers", "1"}
-	case KindTrain:
-		return []string{"train", c.Config, "-q", "--out", dir, "--method", c.Method, "--seed", strconv.FormatUint(c.Seed, 10), "--epochs", n}
 	}
 	args := []string{"run", c.Config, "-q", "--out", dir, "--method", c.Method, "--seed", strconv.FormatUint(c.Seed, 10), "--iterations", n}
+	if c.Kind == KindTrain {
+		args = []string{"train", c.Config, "-q", "--out", dir, "--method", c.Method, "--seed", strconv.FormatUint(c.Seed, 10), "--epochs", n}
+	}
 	for _, s := range c.Sets {
 		args = append(args, "--set", s)
 	}
@@ -84,7 +105,8 @@ type Grid struct {
 	Tasks []Task
 }
 
-// Cells lists the grid's cells task by task, method by method, seed by seed.
+// Cells lists the grid's cells task by task, method by method, seed by
+// seed, each once: a sweep's default variant adds none of its own.
 func (g Grid) Cells() []Cell {
 	var cs []Cell
 	for _, t := range g.Tasks {
@@ -92,10 +114,45 @@ func (g Grid) Cells() []Cell {
 			cs = append(cs, Cell{Task: t.Name, Kind: t.Kind, Config: t.Config, Sets: t.Sets, Method: "study", Seed: 1, Iterations: t.Iterations})
 			continue
 		}
-		for _, m := range t.Methods {
-			for s := 1; s <= t.Seeds; s++ {
-				cs = append(cs, Cell{Task: t.Name, Kind: t.Kind, Config: t.Config, Sets: t.Sets, Method: m, Seed: uint64(s), Iterations: t.Iterations})
+		if len(t.Variants) == 0 {
+			cs = append(cs, t.cells(Variant{})...)
+			continue
+		}
+		for _, v := range t.Variants {
+			if v.Name != "" {
+				cs = append(cs, t.cells(v)...)
 			}
+		}
+	}
+	return cs
+}
+
+// VariantCells lists the cells of one variant of a sweep; the default
+// variant's are the Base task's (same directories, same commands).
+func (g Grid) VariantCells(t Task, v Variant) []Cell {
+	cs := t.cells(v)
+	if v.Name == "" && t.Base != "" {
+		for i := range cs {
+			cs[i].Task = t.Base
+		}
+	}
+	return cs
+}
+
+func (t Task) cells(v Variant) []Cell {
+	methods := t.Methods
+	if v.Methods != nil {
+		methods = v.Methods
+	}
+	sets := append(slices.Clone(t.Sets), v.Sets...)
+	iters := t.Iterations
+	if v.Iterations > 0 {
+		iters = v.Iterations
+	}
+	var cs []Cell
+	for _, m := range methods {
+		for s := 1; s <= t.Seeds; s++ {
+			cs = append(cs, Cell{Task: t.Name, Variant: v.Name, Kind: t.Kind, Config: t.Config, Sets: sets, Method: m, Seed: uint64(s), Iterations: iters})
 		}
 	}
 	return cs
@@ -132,6 +189,8 @@ type sizes struct {
 	owmsMethods, pnn       []string
 	noOWMS, noStudy, noPNN bool
 	tinySets               []string // extra overrides (test scale)
+	knobSeeds              int      // seeds of the knob sweeps (0: none)
+	owmsKnobIters          int      // iterations of the small-OWMS sweep
 }
 
 var (
@@ -145,15 +204,17 @@ func scaleSizes(scale string) (sizes, error) {
 	case "quick":
 		return sizes{seeds: 3, iters: 100, owmsSeeds: 3, owmsIters: 30, owmsSets: []string{"surrogate.hidden=[256,256]"},
 			studyEpochs: 30, pnnSeeds: 2, pnnEpochs: 5, cnonN: []int{10},
-			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: cnonMethods, pnn: pnnMethods}, nil
+			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: cnonMethods, pnn: pnnMethods,
+			knobSeeds: 3, owmsKnobIters: 100}, nil
 	case "full":
 		return sizes{seeds: 100, iters: 200, owmsSeeds: 100, owmsIters: 200,
 			studyEpochs: 100, pnnSeeds: 5, pnnEpochs: 10, cnonN: []int{10, 20},
-			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: cnonMethods, pnn: pnnMethods}, nil
+			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: cnonMethods, pnn: pnnMethods,
+			knobSeeds: 10, owmsKnobIters: 200}, nil
 	case "test":
 		return sizes{seeds: 1, iters: 3, cnonN: []int{10},
 			cnonMethods: []string{"exact", "gradpie", "mae"}, opMethods: []string{"gradpie", "mae", "random"},
-			noOWMS: true, noStudy: true, noPNN: true,
+			noOWMS: true, noStudy: true, noPNN: true, knobSeeds: 1,
 			tinySets: []string{"init.points=20", "surrogate.hidden=[16,16]", "surrogate.initial_epochs=2", "surrogate.epochs=1"}}, nil
 	}
 	return sizes{}, fmt.Errorf("scale %q: want quick or full", scale)
@@ -206,7 +267,77 @@ func NewGrid(scale, configDir string, ngspice bool) (Grid, error) {
 				Kind: KindTrain, Config: cfg(twin + ".yaml"), Methods: z.pnn, Seeds: z.pnnSeeds, Iterations: z.pnnEpochs})
 		}
 	}
+	if z.knobSeeds > 0 {
+		g.Tasks = append(g.Tasks, knobTasks(g, z, scale, cfg)...)
+	}
 	return g, nil
+}
+
+// knobTasks are the honest-knob sweeps of issue 7, one per place where our
+// ordering disagreed with the paper's in the quick grid: every knob the
+// issue names, one at a time, fixed here before any sweep ran. A sweep's
+// default setting reuses its base task's cells when the seeds agree.
+func knobTasks(g Grid, z sizes, scale string, cfg func(string) string) []Task {
+	// withDefault puts the base task's cells first when they can stand for
+	// the default setting, else runs the default as its own variant.
+	withDefault := func(base string, seeds int, label string, vs []Variant) ([]Variant, string) {
+		if b, ok := g.Task(base); ok && b.Seeds == seeds {
+			return append([]Variant{{Label: label}}, vs...), base
+		}
+		return append([]Variant{{Name: "default", Label: label}}, vs...), ""
+	}
+	var ts []Task
+	m := 1 // CNON N = 10, M = 1: MAE ≤ GradPIE at 100 iterations
+	if scale == "test" {
+		m = 0
+	}
+	base := fmt.Sprintf("cnon-N10-M%d", m)
+	vs, b := withDefault(base, z.knobSeeds, "the config's (k = 5, σ = 0.02, E = 5, lr 1e-3, step lr 0.02, horizon 5, N = 10)", []Variant{
+		{Name: "k1", Label: "k = 1", Sets: []string{"surrogate.k=1"}, Methods: []string{"gradpie"}},
+		{Name: "k20", Label: "k = 20", Sets: []string{"surrogate.k=20"}, Methods: []string{"gradpie"}},
+		{Name: "sigma0.005", Label: "σ = 0.005", Sets: []string{"local.sigma=0.005"}},
+		{Name: "sigma0.05", Label: "σ = 0.05", Sets: []string{"local.sigma=0.05"}},
+		{Name: "E10", Label: "E = 10 epochs per iteration", Sets: []string{"surrogate.epochs=10"}},
+		{Name: "lr3e-3", Label: "surrogate lr 3e-3", Sets: []string{"surrogate.lr=3e-3"}},
+		{Name: "step0.05", Label: "step lr 0.05", Sets: []string{"step_lr=0.05"}},
+		{Name: "horizon10", Label: "horizon 10 (100 RK4 steps)", Sets: []string{"blackbox.horizon=10", "blackbox.steps=100"}},
+		{Name: "N20", Label: "N = 20 oscillators", Sets: []string{"blackbox.n=20"}},
+	})
+	if scale == "test" {
+		vs = vs[:2]
+	}
+	ts = append(ts, Task{
+		Name: "knobs-" + base, Title: fmt.Sprintf("Knobs: CNON, N = 10, M = %d", m), Kind: KindRun, Config: cfg("cnon.yaml"),
+		Sets: append([]string{"blackbox.n=10", fmt.Sprintf("local.samples=%d", m)}, z.tinySets...), Methods: []string{"gradpie", "mae"},
+		Seeds: z.knobSeeds, Iterations: z.iters, LogY: true, Variants: vs, Base: b,
+		Why: "Why this sweep: in our first quick grid (2026-11-22) MAE matched or beat GradPIE at N = 10 with one local sample, against the paper's ordering.",
+	})
+	if scale == "test" {
+		return ts
+	}
+	if !z.noOWMS {
+		// The 3600-phase SLM gets 200–1000 queries: no surrogate can learn it.
+		// The twin's size is the knob: a 20×20 SLM with the same aperture
+		// (30 µm pitch), propagated by angular spectrum, at more iterations.
+		ts = append(ts, Task{
+			Name: "knobs-owms", Title: "Knobs: OWMS twin size", Kind: KindRun, Config: cfg("owms.yaml"),
+			Sets: z.owmsSets, Methods: z.owmsMethods[:4], Seeds: z.owmsSeeds, Iterations: z.owmsKnobIters,
+			Variants: []Variant{{Name: "n20", Label: "20×20 SLM, 30 µm pitch, angular spectrum",
+				Sets: []string{"blackbox.n=20", "blackbox.pitch=30e-6", "blackbox.method=angular"}}},
+			Why: "Why this sweep: in our first quick grid no surrogate moved far from random search on the 3600-pixel SLM, and GradPIE did not beat MAE.",
+		})
+	}
+	if !z.noPNN {
+		vs, b := withDefault("pnn-optical", z.pnnSeeds, "the config's", []Variant{
+			{Name: "epochs10", Label: "twice the epochs", Iterations: 2 * z.pnnEpochs},
+		})
+		ts = append(ts, Task{
+			Name: "knobs-pnn-optical", Title: "Knobs: PNN training on pnn-optical", Kind: KindTrain, Config: cfg("pnn-optical.yaml"),
+			Methods: []string{"insitu-gradpie", "insitu-mae"}, Seeds: z.pnnSeeds, Iterations: z.pnnEpochs, Variants: vs, Base: b,
+			Why: "Why this sweep: in our first quick grid neither in-situ surrogate trained the optical PNN in 5 epochs.",
+		})
+	}
+	return ts
 }
 
 // Checkpoints are the iterations a task's table reports: the paper's 50,

@@ -137,10 +137,18 @@ func num(v float64) string {
 // loadTask reads the journals of a task's finished cells; missing counts
 // the others.
 func loadTask(ctx context.Context, g Grid, t Task, out string) (curves []report.Curve, missing int) {
+	var cs []Cell
 	for _, c := range g.Cells() {
-		if c.Task != t.Name {
-			continue
+		if c.Task == t.Name {
+			cs = append(cs, c)
 		}
+	}
+	return loadCells(ctx, cs, out)
+}
+
+// loadCells reads the journals of the finished cells among cs.
+func loadCells(ctx context.Context, cs []Cell, out string) (curves []report.Curve, missing int) {
+	for _, c := range cs {
 		dir := filepath.Join(out, c.Dir())
 		if CellState(ctx, c, dir) != Finished {
 			missing++
@@ -166,23 +174,26 @@ func WriteReport(ctx context.Context, g Grid, out string) error {
 		"The paper's Table 1 (spec gradpie.md §6) stands beside ours where it has that iteration; its absolute " +
 		"values are not comparable (twin constants differ), its ordering is the bar. Query reduction ratio: queries " +
 		"the other method's median curve needs to first reach its final value ÷ queries GradPIE's median curve needs for the same value.\n\n")
+	var sweeps []sweepOutcome
 	for _, t := range g.Tasks {
 		var err error
-		switch t.Kind {
-		case KindRun:
+		switch {
+		case len(t.Variants) > 0:
+			var o sweepOutcome
+			o, err = writeKnobTask(ctx, &b, g, t, out)
+			sweeps = append(sweeps, o)
+		case t.Kind == KindRun:
 			err = writeRunTask(ctx, &b, g, t, out)
-		case KindTrain:
+		case t.Kind == KindTrain:
 			err = writeTrainTask(ctx, &b, g, t, out)
-		case KindStudy:
+		case t.Kind == KindStudy:
 			err = writeStudyTask(&b, t, out)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
-	b.WriteString("## What we tried / honest knobs\n\n" +
-		"_To be filled in by hand: every knob changed from the configs above (k, σ, E, learning rates, the twin's horizon or size), " +
-		"with the command and the outcome. Nothing above was tuned._\n")
+	writeTried(&b, sweeps)
 	return os.WriteFile(filepath.Join(out, "report.md"), b.Bytes(), 0o644)
 }
 

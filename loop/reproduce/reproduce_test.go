@@ -26,13 +26,16 @@ func TestGridSizes(t *testing.T) {
 		cells   int
 		tasks   int
 	}{
-		// CNON 2×5×3, op-amp 4×3 (+4×3), OWMS 5×3, study 1, PNN 2×5×2.
-		{"quick", false, 30 + 12 + 15 + 1 + 20, 7},
-		{"quick", true, 30 + 12 + 12 + 15 + 1 + 20, 8},
-		// CNON 4×5×100, op-amp 4×100 (+4×100), OWMS 5×100, study 1, PNN 2×5×5.
-		{"full", false, 2000 + 400 + 500 + 1 + 50, 9},
-		{"full", true, 2000 + 400 + 400 + 500 + 1 + 50, 10},
-		{"test", true, 3 + 3, 2},
+		// CNON 2×5×3, op-amp 4×3 (+4×3), OWMS 5×3, study 1, PNN 2×5×2;
+		// knobs: CNON 7×2×3 + 2×3 (the default reuses cnon-N10-M1),
+		// OWMS 4×3, PNN 2×2 (the default reuses pnn-optical).
+		{"quick", false, 30 + 12 + 15 + 1 + 20 + 48 + 12 + 4, 10},
+		{"quick", true, 30 + 12 + 12 + 15 + 1 + 20 + 48 + 12 + 4, 11},
+		// CNON 4×5×100, op-amp 4×100 (+4×100), OWMS 5×100, study 1, PNN 2×5×5;
+		// knobs with 10 seeds: CNON 8×2×10 + 2×10 (own default), OWMS 4×100, PNN 2×5.
+		{"full", false, 2000 + 400 + 500 + 1 + 50 + 180 + 400 + 10, 12},
+		{"full", true, 2000 + 400 + 400 + 500 + 1 + 50 + 180 + 400 + 10, 13},
+		{"test", true, 3 + 3 + 1, 3},
 	} {
 		g, err := NewGrid(tc.scale, "configs", tc.ngspice)
 		if err != nil {
@@ -79,6 +82,9 @@ func TestCellArgs(t *testing.T) {
 		t.Errorf("resume args %q", got)
 	}
 	c.Kind = KindTrain
+	if got, want := strings.Join(c.Args("D"), " "), "train configs/cnon.yaml -q --out D --method mae --seed 2 --epochs 50 --set local.samples=1"; got != want {
+		t.Errorf("train args %q, want %q", got, want)
+	}
 	if got := strings.Join(c.ResumeArgs("D"), " "); got != "train --resume D -q" {
 		t.Errorf("train resume args %q", got)
 	}
@@ -262,14 +268,7 @@ func TestWriteReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "gradient-study", "gradient.csv"), []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteReport(ctx, g, out); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(out, "report.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	md := string(b)
+	md := writeAndRead(t, g, out)
 	for _, want := range []string{
 		"## tiny CNON", "| method | @ 4 | controller ms/it | queries |", "| gradpie | ", "| mae | ",
 		"Median (25–75 %)", "against mae (final median", "![cnon-M0](cnon-M0.png)",
@@ -283,6 +282,92 @@ func TestWriteReport(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(out, "cnon-M0.png")); err != nil || fi.Size() == 0 {
 		t.Errorf("plot: %v", err)
 	}
+}
+
+func TestCompare(t *testing.T) {
+	// Means 2 and 5, variances 1 and 1, three each: t = −3/√(2/3) = −3.674.
+	loc, base := []float64{1, 2, 3}, []float64{4, 5, 6}
+	v, change, tt := Compare(loc, base, journal.Minimize)
+	if v != LocBetter || math.Abs(change+0.6) > 1e-12 || math.Abs(tt+3/math.Sqrt(2.0/3)) > 1e-12 {
+		t.Errorf("minimize: %v %v %v", v, change, tt)
+	}
+	if v, _, _ := Compare(loc, base, journal.Maximize); v != BaseBetter {
+		t.Errorf("maximize: %v", v)
+	}
+	// Half a unit apart with the same spread: |t| = 0.61, no call.
+	if v, _, tt := Compare(loc, []float64{1.5, 2.5, 3.5}, journal.Minimize); v != Unclear || math.Abs(tt+0.5/math.Sqrt(2.0/3)) > 1e-12 {
+		t.Errorf("close: %v %v", v, tt)
+	}
+	// One seed each says nothing, however far apart.
+	if v, _, _ := Compare([]float64{1}, []float64{9}, journal.Minimize); v != Unclear {
+		t.Errorf("one seed: %v", v)
+	}
+	// No spread and different means: a difference.
+	if v, _, tt := Compare([]float64{2, 2}, []float64{1, 1}, journal.Minimize); v != BaseBetter || !math.IsInf(tt, 1) {
+		t.Errorf("no spread: %v %v", v, tt)
+	}
+	if v, _, _ := Compare(nil, base, journal.Minimize); v != Unclear {
+		t.Errorf("empty: %v", v)
+	}
+}
+
+func TestKnobSweep(t *testing.T) {
+	ctx := context.Background()
+	out := t.TempDir()
+	g := tinyGrid(2)
+	g.Tasks = append(g.Tasks, Task{
+		Name: "knobs-cnon-M0", Title: "tiny knobs", Kind: KindRun, Config: "cnon.yaml",
+		Methods: []string{"gradpie", "mae"}, Seeds: 2, Iterations: 4, LogY: true, Base: "cnon-M0",
+		Variants: []Variant{{Label: "defaults"}, {Name: "k1", Label: "k = 1", Sets: []string{"surrogate.k=1"}, Methods: []string{"gradpie"}}},
+	})
+	// The default setting reuses the base task's 4 cells: 2 more for k1.
+	cs := g.Cells()
+	if len(cs) != 6 {
+		t.Fatalf("%d cells, want 6", len(cs))
+	}
+	kt, _ := g.Task("knobs-cnon-M0")
+	def := g.VariantCells(kt, kt.Variants[0])
+	if len(def) != 4 || def[0].Dir() != cs[0].Dir() {
+		t.Errorf("default cells %v, want the base task's", def)
+	}
+	k1 := g.VariantCells(kt, kt.Variants[1])
+	if len(k1) != 2 || k1[0].Dir() != filepath.Join("knobs-cnon-M0", "k1", "gradpie-s1") || !slices.Contains(k1[0].Args("D"), "surrogate.k=1") {
+		t.Errorf("k1 cells %+v", k1)
+	}
+	var f fakeExec
+	if _, err := Run(ctx, g, Options{Out: out, Exec: f.exec}); err != nil {
+		t.Fatal(err)
+	}
+	if f.calls.Load() != 6 {
+		t.Errorf("%d cells run, want 6", f.calls.Load())
+	}
+	md := writeAndRead(t, g, out)
+	for _, want := range []string{
+		"## tiny knobs", "| setting | overrides | gradpie | mae | GradPIE vs MAE | verdict (t) |",
+		"| defaults | – | ", "| k = 1 | `surrogate.k=1` | ", " | (default) | ",
+		"GradPIE better than MAE in ", "of 2 settings", "![knobs-cnon-M0](knobs-cnon-M0.png)",
+		"- tiny knobs: GradPIE better than MAE in ",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(out, "knobs-cnon-M0.png")); err != nil || fi.Size() == 0 {
+		t.Errorf("knob plot: %v", err)
+	}
+}
+
+// writeAndRead writes the grid's report and returns it.
+func writeAndRead(t *testing.T, g Grid, out string) string {
+	t.Helper()
+	if err := WriteReport(context.Background(), g, out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestPaperColumnsAtPaperIterations(t *testing.T) {
