@@ -50,7 +50,6 @@ const (
 type Twin struct {
 	cfg   Config
 	n     int
-	h     float64   // dt
 	a     float64   // 1+η
 	c     []float64 // N×N row-major, perturbation included
 	e     []float64 // drive
@@ -61,7 +60,7 @@ type Twin struct {
 	noisy     bool
 	noiseSeed uint64
 	next      atomic.Uint64 // index of the next query, for its noise
-	pool      sync.Pool     // *work
+	ig        *Integrator
 }
 
 // New builds a twin, drawing its constants from cfg.Seed.
@@ -73,7 +72,6 @@ func New(cfg Config) (*Twin, error) {
 	t := &Twin{
 		cfg:       cfg,
 		n:         n,
-		h:         cfg.Horizon / float64(cfg.Steps),
 		a:         1 + cfg.Eta,
 		c:         make([]float64, n*n),
 		e:         make([]float64, n),
@@ -122,7 +120,7 @@ func New(cfg Config) (*Twin, error) {
 		t.space.Units[i] = "rad"
 		t.out[i] = fmt.Sprintf("qT[%d]", i)
 	}
-	t.pool.New = func() any { return newWork(n) }
+	t.ig = newIntegrator(t.m, n, cfg.Steps, cfg.Horizon, t.a)
 	return t, nil
 }
 
@@ -158,8 +156,8 @@ func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {
 		return nil, fmt.Errorf("cnon: %w", err)
 	}
 	k := t.next.Add(1) - 1
-	w := t.pool.Get().(*work)
-	defer t.pool.Put(w)
+	w := t.ig.Get()
+	defer t.ig.Put(w)
 	y := make([]float64, t.n)
 	t.query(w, x, k, y)
 	return y, nil
@@ -188,8 +186,8 @@ func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, err
 	)
 	for range min(runtime.GOMAXPROCS(0), n) {
 		wg.Go(func() {
-			w := t.pool.Get().(*work)
-			defer t.pool.Put(w)
+			w := t.ig.Get()
+			defer t.ig.Put(w)
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -210,21 +208,20 @@ func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, err
 }
 
 // query runs query number k from x into y.
-func (t *Twin) query(w *work, x []float64, k uint64, y []float64) {
-	copy(w.q, x)
-	clear(w.p)
+func (t *Twin) query(w *Work, x []float64, k uint64, y []float64) {
+	t.load(w, x)
 	if t.noisy {
 		// One stream per query index: reproducible whatever the order in
 		// which concurrent workers run. Input noise first, then output.
 		w.pcg.Seed(t.noiseSeed, mix(k^t.noiseSeed))
 		if s := t.cfg.InputNoise; s > 0 {
-			for i := range w.q {
-				w.q[i] += s * w.rng.NormFloat64()
+			for i := range w.Q {
+				w.Q[i] += s * w.rng.NormFloat64()
 			}
 		}
 	}
-	t.integrate(w, nil)
-	copy(y, w.q)
+	t.ig.Integrate(w)
+	copy(y, w.Q)
 	if s := t.cfg.OutputNoise; t.noisy && s > 0 {
 		for i := range y {
 			y[i] += s * w.rng.NormFloat64()
@@ -237,13 +234,23 @@ func (t *Twin) query(w *work, x []float64, k uint64, y []float64) {
 // need not lie in the box. It does not advance the noise streams.
 func (t *Twin) Noiseless(x []float64) []float64 {
 	t.mustLen("Noiseless", x)
-	w := t.pool.Get().(*work)
-	defer t.pool.Put(w)
-	copy(w.q, x)
-	clear(w.p)
-	t.integrate(w, nil)
-	return append([]float64(nil), w.q...)
+	w := t.ig.Get()
+	defer t.ig.Put(w)
+	t.load(w, x)
+	t.ig.Integrate(w)
+	return append([]float64(nil), w.Q...)
 }
+
+// load sets q(0) = x, p(0) = 0 and the twin's drive.
+func (t *Twin) load(w *Work, x []float64) {
+	copy(w.Q, x)
+	clear(w.P)
+	copy(w.E, t.e)
+}
+
+// Integrator returns the twin's integrator (its coupling, η and horizon),
+// for networks built on the same equations with other drives.
+func (t *Twin) Integrator() *Integrator { return t.ig }
 
 // VJP returns J(x)ᵀ·v, where J is the Jacobian of the noiseless map
 // x ↦ q(T) (η and the coupling perturbation included: they are part of the
@@ -264,11 +271,12 @@ func (t *Twin) VJP(ctx context.Context, x, v []float64) ([]float64, error) {
 			return nil, fmt.Errorf("cnon: cotangent component %d (%s) is %v", i, t.out[i], vi)
 		}
 	}
-	w := t.pool.Get().(*work)
-	defer t.pool.Put(w)
-	t.tapeForward(w, x)
+	w := t.ig.Get()
+	defer t.ig.Put(w)
+	t.load(w, x)
+	t.ig.Forward(w)
 	g := make([]float64, t.n)
-	t.adjoint(w, v, g)
+	t.ig.Adjoint(w, v, g, nil)
 	return g, nil
 }
 
@@ -278,14 +286,15 @@ func (t *Twin) VJP(ctx context.Context, x, v []float64) ([]float64, error) {
 func (t *Twin) Jacobian(x []float64) []float64 {
 	t.mustLen("Jacobian", x)
 	n := t.n
-	w := t.pool.Get().(*work)
-	defer t.pool.Put(w)
-	t.tapeForward(w, x)
+	w := t.ig.Get()
+	defer t.ig.Put(w)
+	t.load(w, x)
+	t.ig.Forward(w)
 	jac := make([]float64, n*n)
 	v := make([]float64, n)
 	for i := range n {
 		v[i] = 1
-		t.adjoint(w, v, jac[i*n:(i+1)*n])
+		t.ig.Adjoint(w, v, jac[i*n:(i+1)*n], nil)
 		v[i] = 0
 	}
 	return jac
@@ -295,17 +304,16 @@ func (t *Twin) Jacobian(x []float64) []float64 {
 // after s steps (Steps+1 rows of N). x must have length N.
 func (t *Twin) Trajectory(x []float64) (q, p [][]float64) {
 	t.mustLen("Trajectory", x)
-	w := t.pool.Get().(*work)
-	defer t.pool.Put(w)
-	copy(w.q, x)
-	clear(w.p)
+	w := t.ig.Get()
+	defer t.ig.Put(w)
+	t.load(w, x)
 	steps := t.cfg.Steps
 	q = make([][]float64, steps+1)
 	p = make([][]float64, steps+1)
-	q[0], p[0] = append([]float64(nil), w.q...), append([]float64(nil), w.p...)
+	q[0], p[0] = append([]float64(nil), w.Q...), append([]float64(nil), w.P...)
 	for s := 1; s <= steps; s++ {
-		t.step(w, nil)
-		q[s], p[s] = append([]float64(nil), w.q...), append([]float64(nil), w.p...)
+		t.ig.step(w, nil)
+		q[s], p[s] = append([]float64(nil), w.Q...), append([]float64(nil), w.P...)
 	}
 	return q, p
 }

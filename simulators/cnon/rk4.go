@@ -3,12 +3,38 @@ package cnon
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 )
 
-// work is the scratch of one integration, pooled so that a query allocates
-// only its result and concurrent queries share nothing mutable.
-type work struct {
-	q, p     []float64 // state, advanced in place
+// Integrator advances the network's equations of motion
+//
+//	q̇ = p,  ṗ = M·sin(a·q) + e,  p(0) = 0,
+//
+// with classic RK4 over a fixed horizon, and runs their discrete adjoint.
+// The cnon twin drives it with its seeded drive e; the pnn-cnon twin with
+// trainable drives, and it asks the adjoint for the drive gradient too. It
+// is safe for concurrent use: every integration runs on its own Work.
+type Integrator struct {
+	n, steps int
+	h, a     float64
+	m        []float64 // N×N row-major, symmetric
+	pool     sync.Pool // *Work
+}
+
+// newIntegrator integrates with M = m (symmetric, not copied), a = 1+η and
+// steps RK4 steps over horizon.
+func newIntegrator(m []float64, n, steps int, horizon, a float64) *Integrator {
+	g := &Integrator{n: n, steps: steps, h: horizon / float64(steps), a: a, m: m}
+	g.pool.New = func() any { return newWork(n) }
+	return g
+}
+
+// Work is the state and scratch of one integration. Set Q (q(0)) and E
+// (the drive), then Integrate or Forward; Q then holds q(T). Get one from
+// Integrator.Get and give it back with Put.
+type Work struct {
+	Q, P     []float64 // state, advanced in place
+	E        []float64 // drive
 	qs, ps   []float64 // current stage point
 	k        []float64 // acceleration at the stage point
 	s        []float64 // sin(a·qs)
@@ -18,21 +44,22 @@ type work struct {
 	lq, lp   []float64 // adjoint of (q, p)
 	gb, qb   []float64 // adjoint of a stage's acceleration and of its position
 	pb       []float64 // adjoint of a stage's velocity
+	eb       []float64 // adjoint of the drive, when asked
 	pcg      *rand.PCG
 	rng      *rand.Rand
 	tapeStep int // 4·N: tape entries per step
 }
 
-func newWork(n int) *work {
-	buf := make([]float64, 13*n)
+func newWork(n int) *Work {
+	buf := make([]float64, 15*n)
 	next := func() []float64 {
 		b := buf[:n:n]
 		buf = buf[n:]
 		return b
 	}
-	w := &work{
-		q: next(), p: next(), qs: next(), ps: next(), k: next(), s: next(),
-		accQ: next(), accP: next(), lq: next(), lp: next(), gb: next(), qb: next(), pb: next(),
+	w := &Work{
+		Q: next(), P: next(), E: next(), qs: next(), ps: next(), k: next(), s: next(),
+		accQ: next(), accP: next(), lq: next(), lp: next(), gb: next(), qb: next(), pb: next(), eb: next(),
 		tapeStep: 4 * n,
 	}
 	w.pcg = rand.NewPCG(0, 0)
@@ -40,32 +67,45 @@ func newWork(n int) *work {
 	return w
 }
 
-// integrate advances (w.q, w.p) over the horizon. With tape != nil it
-// records what the adjoint needs, 4·N entries per step.
-func (t *Twin) integrate(w *work, tape []float64) {
-	for s := range t.cfg.Steps {
+// Get returns a Work with p(0) = 0; Q and E hold whatever the last user
+// left.
+func (g *Integrator) Get() *Work {
+	w := g.pool.Get().(*Work)
+	clear(w.P)
+	return w
+}
+
+// Put gives w back.
+func (g *Integrator) Put(w *Work) { g.pool.Put(w) }
+
+// N is the number of oscillators.
+func (g *Integrator) N() int { return g.n }
+
+// Integrate advances (w.Q, w.P) over the horizon under w.E.
+func (g *Integrator) Integrate(w *Work) { g.integrate(w, nil) }
+
+// Forward integrates like Integrate and records what Adjoint needs.
+func (g *Integrator) Forward(w *Work) {
+	if need := g.steps * w.tapeStep; len(w.tape) < need {
+		w.tape = make([]float64, need)
+	}
+	g.integrate(w, w.tape)
+}
+
+func (g *Integrator) integrate(w *Work, tape []float64) {
+	for s := range g.steps {
 		var rec []float64
 		if tape != nil {
 			rec = tape[s*w.tapeStep : (s+1)*w.tapeStep]
 		}
-		t.step(w, rec)
+		g.step(w, rec)
 	}
-}
-
-// tapeForward integrates from q(0) = x, p(0) = 0 and records the tape.
-func (t *Twin) tapeForward(w *work, x []float64) {
-	if need := t.cfg.Steps * w.tapeStep; len(w.tape) < need {
-		w.tape = make([]float64, need)
-	}
-	copy(w.q, x)
-	clear(w.p)
-	t.integrate(w, w.tape)
 }
 
 // accel sets k = M·sin(a·x) + e, and with rec != nil records a·cos(a·x),
 // the diagonal of ∂sin(a·x)/∂x.
-func (t *Twin) accel(w *work, x, rec []float64) {
-	a, s := t.a, w.s
+func (g *Integrator) accel(w *Work, x, rec []float64) {
+	a, s := g.a, w.s
 	if rec == nil {
 		for j, xj := range x {
 			s[j] = math.Sin(a * xj)
@@ -76,7 +116,7 @@ func (t *Twin) accel(w *work, x, rec []float64) {
 			s[j], rec[j] = sj, a*cj
 		}
 	}
-	matVec(w.k, t.m, s, t.e)
+	matVec(w.k, g.m, s, w.E)
 }
 
 // matVec sets y = A·x + b for a square row-major A. Four partial sums per
@@ -115,11 +155,11 @@ func matVec(y, a, x, b []float64) {
 //	q' = q + h/6·(p₁+2p₂+2p₃+p₄),  p' = p + h/6·(k₁+2k₂+2k₃+k₄)
 //
 // The adjoint below differentiates exactly these operations.
-func (t *Twin) step(w *work, rec []float64) {
-	h := t.h
+func (g *Integrator) step(w *Work, rec []float64) {
+	h := g.h
 	h2, h6 := h/2, h/6
-	q, p, qs, ps, k, aq, ap := w.q, w.p, w.qs, w.ps, w.k, w.accQ, w.accP
-	n := t.n
+	q, p, qs, ps, k, aq, ap := w.Q, w.P, w.qs, w.ps, w.k, w.accQ, w.accP
+	n := g.n
 	stage := func(i int) []float64 {
 		if rec == nil {
 			return nil
@@ -127,24 +167,24 @@ func (t *Twin) step(w *work, rec []float64) {
 		return rec[i*n : (i+1)*n]
 	}
 
-	t.accel(w, q, stage(0))
+	g.accel(w, q, stage(0))
 	for i := range n {
 		aq[i], ap[i] = p[i], k[i]
 		qs[i], ps[i] = q[i]+h2*p[i], p[i]+h2*k[i]
 	}
-	t.accel(w, qs, stage(1))
+	g.accel(w, qs, stage(1))
 	for i := range n {
 		aq[i] += 2 * ps[i]
 		ap[i] += 2 * k[i]
 		qs[i], ps[i] = q[i]+h2*ps[i], p[i]+h2*k[i]
 	}
-	t.accel(w, qs, stage(2))
+	g.accel(w, qs, stage(2))
 	for i := range n {
 		aq[i] += 2 * ps[i]
 		ap[i] += 2 * k[i]
 		qs[i], ps[i] = q[i]+h*ps[i], p[i]+h*k[i]
 	}
-	t.accel(w, qs, stage(3))
+	g.accel(w, qs, stage(3))
 	for i := range n {
 		q[i] += h6 * (aq[i] + ps[i])
 		p[i] += h6 * (ap[i] + k[i])
@@ -153,17 +193,24 @@ func (t *Twin) step(w *work, rec []float64) {
 
 // pullback sets w.qb = ∂g/∂x(stage)ᵀ·w.gb = D·Mᵀ·gb with D = diag(d), d the
 // recorded a·cos(a·x) of that stage. M is symmetric, so Mᵀ·gb is M·gb.
-func (t *Twin) pullback(w *work, d []float64) {
-	matVec(w.qb, t.m, w.gb, nil)
+// With drive, it adds gb to ē: ∂k/∂e = I.
+func (g *Integrator) pullback(w *Work, d []float64, drive bool) {
+	if drive {
+		for i, gi := range w.gb {
+			w.eb[i] += gi
+		}
+	}
+	matVec(w.qb, g.m, w.gb, nil)
 	for i, di := range d {
 		w.qb[i] *= di
 	}
 }
 
-// adjoint runs the reverse pass over the tape of the last tapeForward:
-// starting from (λq, λp) = (v, 0) at T it walks the steps backwards and
-// writes λq at t = 0, which is J(x)ᵀ·v, into g. p(0) = 0 is fixed, so λp
-// at t = 0 is dropped.
+// Adjoint runs the reverse pass over the tape of w's last Forward: starting
+// from (λq, λp) = (v, 0) at T it walks the steps backwards and writes λq at
+// t = 0, (∂q(T)/∂q(0))ᵀ·v, into gq, and when ge is not nil the drive's
+// adjoint (∂q(T)/∂e)ᵀ·v into ge. p(0) = 0 is fixed, so λp at t = 0 is
+// dropped. w's state is left as Forward left it: Adjoint may run again.
 //
 // Reverse of one step (bars are adjoints; λ' that of the step's output):
 //
@@ -173,20 +220,22 @@ func (t *Twin) pullback(w *work, d []float64) {
 //	ḡ₁ = h/6·λp' + h/2·p̄₂     q̄₁ = D₁Mᵀḡ₁
 //	λq = λq' + q̄₁ + q̄₂ + q̄₃ + q̄₄
 //	λp = λp' + h/6·λq' + h/2·q̄₂ + p̄₂ + p̄₃ + p̄₄
-func (t *Twin) adjoint(w *work, v, g []float64) {
-	h := t.h
+func (g *Integrator) Adjoint(w *Work, v, gq, ge []float64) {
+	h := g.h
 	h2, h3, h6 := h/2, h/3, h/6
-	n := t.n
+	n := g.n
 	lq, lp, gb, qb, pb, aq, ap := w.lq, w.lp, w.gb, w.qb, w.pb, w.accQ, w.accP
+	drive := ge != nil
 	copy(lq, v)
 	clear(lp)
-	for s := t.cfg.Steps - 1; s >= 0; s-- {
+	clear(w.eb)
+	for s := g.steps - 1; s >= 0; s-- {
 		rec := w.tape[s*w.tapeStep : (s+1)*w.tapeStep]
 		// Stage 4.
 		for i := range n {
 			gb[i] = h6 * lp[i]
 		}
-		t.pullback(w, rec[3*n:4*n])
+		g.pullback(w, rec[3*n:4*n], drive)
 		for i := range n {
 			p4 := h6 * lq[i]
 			pb[i] = h3*lq[i] + h*qb[i] // p̄₃
@@ -195,7 +244,7 @@ func (t *Twin) adjoint(w *work, v, g []float64) {
 			gb[i] = h3*lp[i] + h*p4 // ḡ₃
 		}
 		// Stage 3.
-		t.pullback(w, rec[2*n:3*n])
+		g.pullback(w, rec[2*n:3*n], drive)
 		for i := range n {
 			p2 := h3*lq[i] + h2*qb[i]
 			aq[i] += qb[i]
@@ -204,18 +253,21 @@ func (t *Twin) adjoint(w *work, v, g []float64) {
 			pb[i] = p2
 		}
 		// Stage 2.
-		t.pullback(w, rec[n:2*n])
+		g.pullback(w, rec[n:2*n], drive)
 		for i := range n {
 			aq[i] += qb[i]
 			ap[i] += h2 * qb[i]
 			gb[i] = h6*lp[i] + h2*pb[i] // ḡ₁ from p̄₂
 		}
 		// Stage 1 and the step's input.
-		t.pullback(w, rec[:n])
+		g.pullback(w, rec[:n], drive)
 		for i := range n {
 			lp[i] += h6*lq[i] + ap[i]
 			lq[i] += aq[i] + qb[i]
 		}
 	}
-	copy(g, lq)
+	copy(gq, lq)
+	if drive {
+		copy(ge, w.eb)
+	}
 }

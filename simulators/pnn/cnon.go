@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
+	"slices"
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
@@ -112,21 +112,14 @@ func (c CNONConfig) Validate() error { return c.problems().err() }
 type CNONTwin struct {
 	cfg    CNONConfig
 	n, du  int
-	h, a   float64
-	m      []float64 // N×N: Q − I as in package cnon, symmetric
-	enc    []float64 // N×du: q(0) = enc·u
-	group  []int     // oscillator → class
+	ig     *cnon.Integrator // package cnon's equations, coupling and gap
+	enc    []float64        // N×du: q(0) = enc·u
+	group  []int            // oscillator → class
 	space  insitu.Space
 	out    []string
 	next   atomic.Uint64
-	pool   sync.Pool // *cwork
 	nSeed  uint64
 	hasGap bool
-}
-
-type cwork struct {
-	u, e, q, p, qs, ps, k, s, aq, ap []float64
-	lq, lp, gb, qb, pb, eb, tape     []float64
 }
 
 // NewCNON builds a pnn-cnon twin. The coupling is that of the cnon twin
@@ -141,22 +134,8 @@ func NewCNON(cfg CNONConfig) (*CNONTwin, error) {
 		return nil, fmt.Errorf("pnn-cnon: %w", err)
 	}
 	n, du := cfg.N, cfg.Inputs
-	t := &CNONTwin{cfg: cfg, n: n, du: du, h: cfg.Horizon / float64(cfg.Steps), a: 1 + cfg.Eta,
-		m: make([]float64, n*n), enc: make([]float64, n*du), group: make([]int, n),
+	t := &CNONTwin{cfg: cfg, n: n, du: du, ig: ct.Integrator(), enc: make([]float64, n*du), group: make([]int, n),
 		nSeed: cfg.Seed, hasGap: cfg.Eta != 0 || cfg.CouplingNoise != 0 || cfg.InputNoise != 0}
-	c := ct.Coupling()
-	for i := range n { // M = Q − I, built as package cnon builds it
-		var row float64
-		for j := range n {
-			if j == i {
-				continue
-			}
-			jij := (c[i*n+j] + c[j*n+i]) / 2
-			t.m[i*n+j] = jij
-			row += jij
-		}
-		t.m[i*n+i] = -row - 1
-	}
 	rng := stream(cfg.Seed, saltCNONEncoding)
 	for i := range n {
 		var s float64
@@ -174,12 +153,6 @@ func NewCNON(cfg CNONConfig) (*CNONTwin, error) {
 	}
 	t.space = space(du, n, -cfg.DriveRange, cfg.DriveRange, "")
 	t.out = outNames(cfg.Classes)
-	t.pool.New = func() any {
-		buf := make([]float64, 16*n+du)
-		next := func(k int) []float64 { b := buf[:k:k]; buf = buf[k:]; return b }
-		return &cwork{u: next(du), e: next(n), q: next(n), p: next(n), qs: next(n), ps: next(n), k: next(n),
-			s: next(n), aq: next(n), ap: next(n), lq: next(n), lp: next(n), gb: next(n), qb: next(n), pb: next(n), eb: next(n)}
-	}
 	return t, nil
 }
 
@@ -239,31 +212,31 @@ func (t *CNONTwin) Noiseless(x []float64) []float64 {
 }
 
 func (t *CNONTwin) eval(x []float64, k uint64, noisy bool) []float64 {
-	w := t.pool.Get().(*cwork)
-	defer t.pool.Put(w)
+	w := t.ig.Get()
+	defer t.ig.Put(w)
 	t.load(w, x, k, noisy)
-	t.integrate(w, nil)
-	return t.readout(w.q)
+	t.ig.Integrate(w)
+	return t.readout(w.Q)
 }
 
-// load sets u (noisy if asked), q(0) = enc·u, p(0) = 0 and e = θ.
-func (t *CNONTwin) load(w *cwork, x []float64, k uint64, noisy bool) {
-	copy(w.u, x[:t.du])
+// load sets q(0) = enc·u (u noisy if asked) and e = θ; Get set p(0) = 0.
+func (t *CNONTwin) load(w *cnon.Work, x []float64, k uint64, noisy bool) {
+	u := x[:t.du]
 	if noisy && t.cfg.InputNoise > 0 {
+		u = slices.Clone(u)
 		rng := queryNoise(t.nSeed, saltCNONNoise, k)
-		for j := range w.u {
-			w.u[j] += t.cfg.InputNoise * rng.NormFloat64()
+		for j := range u {
+			u[j] += t.cfg.InputNoise * rng.NormFloat64()
 		}
 	}
 	for i := range t.n {
 		var s float64
-		for j, uj := range w.u {
+		for j, uj := range u {
 			s += t.enc[i*t.du+j] * uj
 		}
-		w.q[i] = s
+		w.Q[i] = s
 	}
-	clear(w.p)
-	copy(w.e, x[t.du:])
+	copy(w.E, x[t.du:])
 }
 
 func (t *CNONTwin) readout(q []float64) []float64 {
@@ -284,172 +257,24 @@ func (t *CNONTwin) VJP(ctx context.Context, x, v []float64) ([]float64, error) {
 	if err := checkVJP(ctx, "pnn-cnon", t.space, t.out, x, v); err != nil {
 		return nil, err
 	}
-	w := t.pool.Get().(*cwork)
-	defer t.pool.Put(w)
+	w := t.ig.Get()
+	defer t.ig.Put(w)
 	t.load(w, x, 0, false)
-	if need := t.cfg.Steps * 4 * t.n; len(w.tape) < need {
-		w.tape = make([]float64, need)
+	t.ig.Forward(w)
+	lq := make([]float64, t.n)
+	for i := range lq {
+		lq[i] = t.cfg.Gain * v[t.group[i]]
 	}
-	t.integrate(w, w.tape)
-	for i := range t.n {
-		w.lq[i] = t.cfg.Gain * v[t.group[i]]
-	}
-	t.adjoint(w)
 	g := make([]float64, t.du+t.n)
-	for j := range t.du { // ū = encᵀ·λq(0)
+	t.ig.Adjoint(w, lq, lq, g[t.du:]) // λq(0) over the cotangent, ē into the θ slots
+	for j := range t.du {             // ū = encᵀ·λq(0)
 		var s float64
 		for i := range t.n {
-			s += t.enc[i*t.du+j] * w.lq[i]
+			s += t.enc[i*t.du+j] * lq[i]
 		}
 		g[j] = s
 	}
-	copy(g[t.du:], w.eb)
 	return g, nil
-}
-
-// integrate advances (q, p) over the horizon; with tape it records
-// a·cos(a·q) at the 4 stages of every step.
-func (t *CNONTwin) integrate(w *cwork, tape []float64) {
-	n := t.n
-	for s := range t.cfg.Steps {
-		var rec []float64
-		if tape != nil {
-			rec = tape[s*4*n : (s+1)*4*n]
-		}
-		t.step(w, rec)
-	}
-}
-
-func (t *CNONTwin) accel(w *cwork, x, rec []float64) {
-	a := t.a
-	if rec == nil {
-		for j, xj := range x {
-			w.s[j] = math.Sin(a * xj)
-		}
-	} else {
-		for j, xj := range x {
-			sj, cj := math.Sincos(a * xj)
-			w.s[j], rec[j] = sj, a*cj
-		}
-	}
-	matVec(w.k, t.m, w.s, w.e)
-}
-
-// matVec is package cnon's: y = A·x + b with four partial sums per row, so
-// results match cnon.Twin bit for bit.
-func matVec(y, a, x, b []float64) {
-	n := len(x)
-	for i := range y {
-		row := a[i*n : (i+1)*n : (i+1)*n]
-		var s0, s1, s2, s3 float64
-		j := 0
-		for ; j+4 <= n; j += 4 {
-			s0 += row[j] * x[j]
-			s1 += row[j+1] * x[j+1]
-			s2 += row[j+2] * x[j+2]
-			s3 += row[j+3] * x[j+3]
-		}
-		for ; j < n; j++ {
-			s0 += row[j] * x[j]
-		}
-		s := (s0 + s1) + (s2 + s3)
-		if b != nil {
-			s += b[i]
-		}
-		y[i] = s
-	}
-}
-
-// step is package cnon's RK4 step of q̇ = p, ṗ = M·sin(aq) + e.
-func (t *CNONTwin) step(w *cwork, rec []float64) {
-	h := t.h
-	h2, h6 := h/2, h/6
-	q, p, qs, ps, k, aq, ap := w.q, w.p, w.qs, w.ps, w.k, w.aq, w.ap
-	n := t.n
-	stage := func(i int) []float64 {
-		if rec == nil {
-			return nil
-		}
-		return rec[i*n : (i+1)*n]
-	}
-	t.accel(w, q, stage(0))
-	for i := range n {
-		aq[i], ap[i] = p[i], k[i]
-		qs[i], ps[i] = q[i]+h2*p[i], p[i]+h2*k[i]
-	}
-	t.accel(w, qs, stage(1))
-	for i := range n {
-		aq[i] += 2 * ps[i]
-		ap[i] += 2 * k[i]
-		qs[i], ps[i] = q[i]+h2*ps[i], p[i]+h2*k[i]
-	}
-	t.accel(w, qs, stage(2))
-	for i := range n {
-		aq[i] += 2 * ps[i]
-		ap[i] += 2 * k[i]
-		qs[i], ps[i] = q[i]+h*ps[i], p[i]+h*k[i]
-	}
-	t.accel(w, qs, stage(3))
-	for i := range n {
-		q[i] += h6 * (aq[i] + ps[i])
-		p[i] += h6 * (ap[i] + k[i])
-	}
-}
-
-// pullback sets qb = D·M·gb (M symmetric) and adds gb to ē: ∂k/∂e = I.
-func (t *CNONTwin) pullback(w *cwork, d []float64) {
-	for i, g := range w.gb {
-		w.eb[i] += g
-	}
-	matVec(w.qb, t.m, w.gb, nil)
-	for i, di := range d {
-		w.qb[i] *= di
-	}
-}
-
-// adjoint is package cnon's reverse pass from λq = w.lq, λp = 0 at T,
-// which also accumulates ē = Σ over stages of ḡ into w.eb. It leaves
-// λq(0) in w.lq.
-func (t *CNONTwin) adjoint(w *cwork) {
-	h := t.h
-	h2, h3, h6 := h/2, h/3, h/6
-	n := t.n
-	lq, lp, gb, qb, pb, aq, ap := w.lq, w.lp, w.gb, w.qb, w.pb, w.aq, w.ap
-	clear(lp)
-	clear(w.eb)
-	for s := t.cfg.Steps - 1; s >= 0; s-- {
-		rec := w.tape[s*4*n : (s+1)*4*n]
-		for i := range n {
-			gb[i] = h6 * lp[i]
-		}
-		t.pullback(w, rec[3*n:4*n])
-		for i := range n {
-			p4 := h6 * lq[i]
-			pb[i] = h3*lq[i] + h*qb[i]
-			aq[i] = qb[i]
-			ap[i] = p4 + pb[i]
-			gb[i] = h3*lp[i] + h*p4
-		}
-		t.pullback(w, rec[2*n:3*n])
-		for i := range n {
-			p2 := h3*lq[i] + h2*qb[i]
-			aq[i] += qb[i]
-			ap[i] += p2
-			gb[i] = h3*lp[i] + h2*pb[i]
-			pb[i] = p2
-		}
-		t.pullback(w, rec[n:2*n])
-		for i := range n {
-			aq[i] += qb[i]
-			ap[i] += h2 * qb[i]
-			gb[i] = h6*lp[i] + h2*pb[i]
-		}
-		t.pullback(w, rec[:n])
-		for i := range n {
-			lp[i] += h6*lq[i] + ap[i]
-			lq[i] += aq[i] + qb[i]
-		}
-	}
 }
 
 func init() {
