@@ -305,3 +305,34 @@ func benchQuery(b *testing.B, open func(testing.TB, *emulator.Instrument) scpi.C
 // emulator: the ceiling on a twin bench's query rate.
 func BenchmarkQueryTCP(b *testing.B) { benchQuery(b, openTCP) }
 func BenchmarkQueryPTY(b *testing.B) { benchQuery(b, openPTY) }
+
+func TestStartAndCheckErrors(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		ctx := context.Background()
+		inst := newSMU(t)
+		inst.PushError(-100, "left from before")
+		c, id, port, err := scpi.Start(ctx, tr.open(t, inst), "smu", `^insitu,TWIN-`, true)
+		if err != nil || id.Model != "TWIN-SMU2400" || port == "?" || c.Name() != "smu "+port {
+			t.Fatalf("Start = %v %+v %q, %v", c, id, port, err)
+		}
+		// *CLS emptied the queue; *RST ran (the level is back to 0).
+		if err := c.CheckErrors(ctx, "start"); err != nil {
+			t.Fatalf("queue after Start: %v", err)
+		}
+		if err := c.Write(ctx, "SOUR:VOLT 300"); err != nil {
+			t.Fatal(err)
+		}
+		err = c.CheckErrors(ctx, "SOUR:VOLT 300")
+		if err == nil || !strings.Contains(err.Error(), "smu "+port+": error queue after SOUR:VOLT 300") || !strings.Contains(err.Error(), "-222") {
+			t.Fatalf("CheckErrors = %v", err)
+		}
+	})
+	// A wrong identity fails and closes the connection.
+	conn := openTCP(t, newSMU(t))
+	if _, _, _, err := scpi.Start(context.Background(), conn, "meter", `^thorlabs`, false); !errors.Is(err, scpi.ErrIdentity) {
+		t.Fatalf("wrong identity: %v", err)
+	}
+	if err := conn.Write(context.Background(), []byte("*IDN?\n")); err == nil {
+		t.Error("connection still open after a failed Start")
+	}
+}

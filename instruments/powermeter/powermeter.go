@@ -15,7 +15,6 @@ package powermeter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -127,15 +126,11 @@ func New(ctx context.Context, conn scpi.Conn, cfg Config) (*PM100, error) {
 		conn.Close()
 		return nil, err
 	}
-	port := "?"
-	if s, ok := conn.(fmt.Stringer); ok {
-		port = s.String()
+	client, id, port, err := scpi.Start(ctx, conn, cfg.Name, cfg.IDN, cfg.Reset, scpi.WithTimeout(cfg.Timeout))
+	if err != nil {
+		return nil, err
 	}
-	pm := &PM100{
-		cfg:    cfg,
-		port:   port,
-		client: scpi.NewClient(conn, scpi.WithName(cfg.Name+" "+port), scpi.WithTimeout(cfg.Timeout)),
-	}
+	pm := &PM100{cfg: cfg, port: port, client: client, id: id}
 	if err := pm.configure(ctx); err != nil {
 		pm.client.Close()
 		return nil, err
@@ -144,19 +139,6 @@ func New(ctx context.Context, conn scpi.Conn, cfg Config) (*PM100, error) {
 }
 
 func (pm *PM100) configure(ctx context.Context) error {
-	id, err := pm.client.Identify(ctx, pm.cfg.IDN)
-	if err != nil {
-		return err
-	}
-	pm.id = id
-	if err := pm.client.Clear(ctx); err != nil {
-		return err
-	}
-	if pm.cfg.Reset {
-		if err := pm.client.Write(ctx, "*RST"); err != nil {
-			return err
-		}
-	}
 	if err := pm.SetWavelength(ctx, pm.cfg.Wavelength); err != nil {
 		return err
 	}
@@ -166,6 +148,7 @@ func (pm *PM100) configure(ctx context.Context) error {
 	if err := pm.SetAverage(ctx, pm.cfg.Average); err != nil {
 		return err
 	}
+	var err error
 	if pm.cfg.Range == 0 {
 		err = pm.SetAutoRange(ctx, true)
 	} else {
@@ -179,24 +162,7 @@ func (pm *PM100) configure(ctx context.Context) error {
 			return err
 		}
 	}
-	return pm.checkErrors(ctx, "configuration")
-}
-
-// checkErrors drains the error queue and fails if it held anything: a
-// refused setting must not pass silently.
-func (pm *PM100) checkErrors(ctx context.Context, after string) error {
-	errs, err := pm.client.Errors(ctx)
-	if err != nil {
-		return err
-	}
-	if len(errs) > 0 {
-		list := make([]error, len(errs))
-		for i, e := range errs {
-			list[i] = e
-		}
-		return fmt.Errorf("%s %s: error queue after %s: %w", pm.cfg.Name, pm.port, after, errors.Join(list...))
-	}
-	return nil
+	return pm.client.CheckErrors(ctx, "configuration")
 }
 
 // Identity returns the *IDN? reply read at open.

@@ -14,6 +14,7 @@ import (
 	"github.com/insitu-lab/insitu/drivers/lxi"
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/scpi/emulator"
+	"github.com/insitu-lab/insitu/drivers/scpi/scpitest"
 	"github.com/insitu-lab/insitu/drivers/transport"
 	"github.com/insitu-lab/insitu/instruments/powermeter"
 	"github.com/insitu-lab/insitu/instruments/rig"
@@ -137,10 +138,10 @@ func TestPowerMeterFollowsFramebuffer(t *testing.T) {
 	// A blazed grating along x steers light sideways, off the detector's
 	// share of the undeflected beam.
 	grating := func(r, c int) uint8 { return uint8((c * 256 / 4) % 256) }
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range scpitest.Transports {
+		t.Run(tr.Name, func(t *testing.T) {
 			f := newFixture(t)
-			pm, _ := open(t, f, tr.serve, twinConfig())
+			pm, _ := open(t, f, tr.Serve, twinConfig())
 			ctx := context.Background()
 			if pm.Wavelength() != 700 || f.tw.Wavelength() != 700 || f.tw.Average() != 4 {
 				t.Errorf("settings: driver λ %v, twin λ %v, average %d", pm.Wavelength(), f.tw.Wavelength(), f.tw.Average())
@@ -175,7 +176,7 @@ func TestPowerMeterReadMode(t *testing.T) {
 	cfg := twinConfig()
 	cfg.Read = "read"
 	cfg.Range = 1e-2
-	pm, _ := open(t, f, serveTCP, cfg)
+	pm, _ := open(t, f, scpitest.ServeTCP, cfg)
 	if _, err := pm.Power(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestPowerMeterReadMode(t *testing.T) {
 func TestPowerMeterStartupChecks(t *testing.T) {
 	t.Run("identity", func(t *testing.T) {
 		f := newFixture(t)
-		conn, _ := serveTCP(t, f.tw.Instrument())
+		conn, _ := scpitest.ServeTCP(t, f.tw.Instrument())
 		cfg := twinConfig()
 		cfg.IDN = "" // the default matches real Thorlabs meters only
 		if _, err := powermeter.New(context.Background(), conn, cfg); !errors.Is(err, scpi.ErrIdentity) {
@@ -199,7 +200,7 @@ func TestPowerMeterStartupChecks(t *testing.T) {
 	})
 	t.Run("error queue", func(t *testing.T) {
 		f := newFixture(t, emulator.WithFaults(emulator.Faults{ErrorRate: 1}))
-		conn, port := serveTCP(t, f.tw.Instrument())
+		conn, port := scpitest.ServeTCP(t, f.tw.Instrument())
 		_, err := powermeter.New(context.Background(), conn, twinConfig())
 		// Every command, SYST:ERR? included, queues an error: the bounded
 		// drain gives up rather than loop forever.
@@ -227,13 +228,13 @@ func TestPowerMeterFaults(t *testing.T) {
 		{"dropped", func(in *emulator.Instrument) { in.DropNext(1) }, scpi.ErrTimeout},
 		{"hangup", func(in *emulator.Instrument) { in.HangUpNext() }, nil},
 	}
-	for _, tr := range transports {
+	for _, tr := range scpitest.Transports {
 		for _, c := range cases {
-			t.Run(tr.name+"/"+c.name, func(t *testing.T) {
+			t.Run(tr.Name+"/"+c.name, func(t *testing.T) {
 				f := newFixture(t)
 				cfg := twinConfig()
 				cfg.Timeout = 300 * time.Millisecond
-				pm, port := open(t, f, tr.serve, cfg)
+				pm, port := open(t, f, tr.Serve, cfg)
 				c.inject(f.tw.Instrument())
 				_, err := pm.Power(context.Background())
 				if err == nil {
@@ -256,7 +257,7 @@ func TestPowerMeterFaults(t *testing.T) {
 // read, OWMS propagation (N = 32) and the SCPI round trip.
 func BenchmarkPowerMeterRead(b *testing.B) {
 	f := newFixture(b)
-	pm, _ := open(b, f, serveTCP, twinConfig())
+	pm, _ := open(b, f, scpitest.ServeTCP, twinConfig())
 	ctx := context.Background()
 	for b.Loop() {
 		if _, err := pm.Power(ctx); err != nil {

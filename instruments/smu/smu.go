@@ -175,15 +175,11 @@ func New(ctx context.Context, conn scpi.Conn, cfg Config) (*SMU, error) {
 		conn.Close()
 		return nil, err
 	}
-	port := "?"
-	if s, ok := conn.(fmt.Stringer); ok {
-		port = s.String()
+	client, id, port, err := scpi.Start(ctx, conn, cfg.Name, cfg.IDN, cfg.Reset, scpi.WithTimeout(cfg.Timeout))
+	if err != nil {
+		return nil, err
 	}
-	s := &SMU{
-		cfg:    cfg,
-		port:   port,
-		client: scpi.NewClient(conn, scpi.WithName(cfg.Name+" "+port), scpi.WithTimeout(cfg.Timeout)),
-	}
+	s := &SMU{cfg: cfg, port: port, client: client, id: id}
 	if err := s.configure(ctx); err != nil {
 		s.client.Close()
 		return nil, err
@@ -192,19 +188,6 @@ func New(ctx context.Context, conn scpi.Conn, cfg Config) (*SMU, error) {
 }
 
 func (s *SMU) configure(ctx context.Context) error {
-	id, err := s.client.Identify(ctx, s.cfg.IDN)
-	if err != nil {
-		return err
-	}
-	s.id = id
-	if err := s.client.Clear(ctx); err != nil {
-		return err
-	}
-	if s.cfg.Reset {
-		if err := s.client.Write(ctx, "*RST"); err != nil {
-			return err
-		}
-	}
 	on, err := s.client.QueryFloat(ctx, ":OUTP?")
 	if err != nil {
 		return err
@@ -242,22 +225,7 @@ func (s *SMU) configure(ctx context.Context) error {
 	if math.Abs(comp-s.cfg.Compliance) > 1e-9*math.Max(1, s.cfg.Compliance) {
 		return fmt.Errorf("%s %s: :SENS:CURR:PROT %v: instrument reports %v A", s.cfg.Name, s.port, s.cfg.Compliance, comp)
 	}
-	return s.checkErrors(ctx, "configuration")
-}
-
-func (s *SMU) checkErrors(ctx context.Context, after string) error {
-	errs, err := s.client.Errors(ctx)
-	if err != nil {
-		return err
-	}
-	if len(errs) > 0 {
-		list := make([]error, len(errs))
-		for i, e := range errs {
-			list[i] = e
-		}
-		return fmt.Errorf("%s %s: error queue after %s: %w", s.cfg.Name, s.port, after, errors.Join(list...))
-	}
-	return nil
+	return s.client.CheckErrors(ctx, "configuration")
 }
 
 // Identity returns the *IDN? reply read at open.

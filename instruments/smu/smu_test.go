@@ -12,6 +12,7 @@ import (
 
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/scpi/emulator"
+	"github.com/insitu-lab/insitu/drivers/scpi/scpitest"
 	"github.com/insitu-lab/insitu/drivers/serial"
 	"github.com/insitu-lab/insitu/drivers/transport"
 	"github.com/insitu-lab/insitu/instruments/rig"
@@ -94,10 +95,10 @@ func checkSteps(t *testing.T, from float64, ls []float64, step float64) {
 }
 
 func TestSMURampMeasureSafeState(t *testing.T) {
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range scpitest.Transports {
+		t.Run(tr.Name, func(t *testing.T) {
 			tw := newTwin(t, bench.SMUConfig{Seed: 1, NoNoise: true, NoDiode: true}) // 1 kΩ: 2.3 mA at 2.3 V
-			s, _ := open(t, tw, tr.serve, twinConfig())
+			s, _ := open(t, tw, tr.Serve, twinConfig())
 			ctx := context.Background()
 			if id := s.Identity(); !strings.Contains(id.Model, "twin") {
 				t.Errorf("identity %v", id)
@@ -171,7 +172,7 @@ func TestSMUStepDelay(t *testing.T) {
 	tw := newTwin(t, bench.SMUConfig{NoNoise: true})
 	cfg := twinConfig()
 	cfg.StepDelay = 20 * time.Millisecond
-	s, _ := open(t, tw, serveTCP, cfg)
+	s, _ := open(t, tw, scpitest.ServeTCP, cfg)
 	start := time.Now()
 	if err := s.Apply(context.Background(), []float64{1.5}); err != nil { // 3 steps: 2 waits
 		t.Fatal(err)
@@ -195,7 +196,7 @@ func TestSMUCompliance(t *testing.T) {
 	cfg := twinConfig()
 	cfg.Compliance = 1e-3
 	cfg.Step = 5
-	s, _ := open(t, tw, serveTCP, cfg)
+	s, _ := open(t, tw, scpitest.ServeTCP, cfg)
 	ctx := context.Background()
 	if err := s.Apply(ctx, []float64{5}); err != nil {
 		t.Fatal(err)
@@ -228,7 +229,7 @@ func TestSMUCompliance(t *testing.T) {
 
 func TestSMUIdentityRefused(t *testing.T) {
 	tw := newTwin(t, bench.SMUConfig{})
-	conn, _ := serveTCP(t, tw.Instrument())
+	conn, _ := scpitest.ServeTCP(t, tw.Instrument())
 	cfg := twinConfig()
 	cfg.IDN = "" // the default matches real Keithleys only
 	if _, err := smu.New(context.Background(), conn, cfg); !errors.Is(err, scpi.ErrIdentity) {
@@ -248,13 +249,13 @@ func TestSMUFaults(t *testing.T) {
 		{"dropped", func(in *emulator.Instrument) { in.DropNext(1) }, scpi.ErrTimeout},
 		{"hangup", func(in *emulator.Instrument) { in.HangUpNext() }, nil},
 	}
-	for _, tr := range transports {
+	for _, tr := range scpitest.Transports {
 		for _, c := range cases {
-			t.Run(tr.name+"/"+c.name, func(t *testing.T) {
+			t.Run(tr.Name+"/"+c.name, func(t *testing.T) {
 				tw := newTwin(t, bench.SMUConfig{})
 				cfg := twinConfig()
 				cfg.Timeout = 300 * time.Millisecond
-				s, port := open(t, tw, tr.serve, cfg)
+				s, port := open(t, tw, tr.Serve, cfg)
 				ctx := context.Background()
 				if err := s.Apply(ctx, []float64{0.5}); err != nil {
 					t.Fatal(err)
@@ -299,16 +300,16 @@ func benchmarkRead(b *testing.B, serve func(testing.TB, *emulator.Instrument) (s
 }
 
 // BenchmarkSMUReadTCP is the READ? round trip over loopback TCP.
-func BenchmarkSMUReadTCP(b *testing.B) { benchmarkRead(b, serveTCP) }
+func BenchmarkSMUReadTCP(b *testing.B) { benchmarkRead(b, scpitest.ServeTCP) }
 
 // BenchmarkSMUReadPTY is the READ? round trip over a pseudo-terminal.
-func BenchmarkSMUReadPTY(b *testing.B) { benchmarkRead(b, servePTY) }
+func BenchmarkSMUReadPTY(b *testing.B) { benchmarkRead(b, scpitest.ServePTY) }
 
 func TestSMUSafeStateInterruptsRamp(t *testing.T) {
 	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
 	cfg := twinConfig()
 	cfg.StepDelay = 30 * time.Millisecond
-	s, _ := open(t, tw, serveTCP, cfg)
+	s, _ := open(t, tw, scpitest.ServeTCP, cfg)
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() { done <- s.Apply(ctx, []float64{10}) }() // 20 steps, ≈ 600 ms
@@ -329,13 +330,13 @@ func TestSMUSafeStateInterruptsRamp(t *testing.T) {
 // the instrument reports, not from an assumed 0 V.
 func TestSMURampsFromReadBack(t *testing.T) {
 	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
-	s, _ := open(t, tw, serveTCP, twinConfig())
+	s, _ := open(t, tw, scpitest.ServeTCP, twinConfig())
 	ctx := context.Background()
 	if err := s.Apply(ctx, []float64{1.3}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s2, _ := open(t, tw, serveTCP, twinConfig())
+	s2, _ := open(t, tw, scpitest.ServeTCP, twinConfig())
 	if s2.Level() != 1.3 || !s2.OutputOn() {
 		t.Fatalf("reopened: level %v, on %v; want 1.3 V, on", s2.Level(), s2.OutputOn())
 	}

@@ -1,4 +1,7 @@
-package smu_test
+// Package scpitest serves emulated SCPI instruments over real transports
+// (loopback TCP, a pseudo-terminal pair) for the tests of instrument
+// drivers, as net/http/httptest serves handlers.
+package scpitest
 
 import (
 	"context"
@@ -11,9 +14,9 @@ import (
 	"github.com/insitu-lab/insitu/drivers/serial"
 )
 
-// serveTCP serves in on a loopback port until the test ends and returns a
+// ServeTCP serves in on a loopback port until the test ends and returns a
 // connection to it.
-func serveTCP(t testing.TB, in *emulator.Instrument) (scpi.Conn, string) {
+func ServeTCP(t testing.TB, in *emulator.Instrument) (scpi.Conn, string) {
 	t.Helper()
 	ln, err := emulator.Listen("127.0.0.1:0")
 	if err != nil {
@@ -31,9 +34,9 @@ func serveTCP(t testing.TB, in *emulator.Instrument) (scpi.Conn, string) {
 	return c, addr
 }
 
-// servePTY serves in on a pseudo-terminal and returns the serial port
+// ServePTY serves in on a pseudo-terminal and returns the serial port
 // opened on its slave (opened before serving, so the slave is raw).
-func servePTY(t testing.TB, in *emulator.Instrument) (scpi.Conn, string) {
+func ServePTY(t testing.TB, in *emulator.Instrument) (scpi.Conn, string) {
 	t.Helper()
 	p, err := emulator.OpenPTY()
 	if err != nil {
@@ -52,7 +55,8 @@ func servePTY(t testing.TB, in *emulator.Instrument) (scpi.Conn, string) {
 	return port, p.Path
 }
 
-var transports = []struct {
-	name  string
-	serve func(testing.TB, *emulator.Instrument) (scpi.Conn, string)
-}{{"tcp", serveTCP}, {"pty", servePTY}}
+// Transports are both, for table-driven tests.
+var Transports = []struct {
+	Name  string
+	Serve func(testing.TB, *emulator.Instrument) (scpi.Conn, string)
+}{{"tcp", ServeTCP}, {"pty", ServePTY}}
