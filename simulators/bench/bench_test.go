@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/insitu-lab/insitu/drivers/fbdev"
-	"github.com/insitu-lab/insitu/drivers/lxi"
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/scpi/emulator"
+	"github.com/insitu-lab/insitu/drivers/scpi/scpitest"
 	"github.com/insitu-lab/insitu/drivers/serial"
 	"github.com/insitu-lab/insitu/simulators/bench"
 	"github.com/insitu-lab/insitu/simulators/optics"
@@ -22,18 +22,7 @@ import (
 
 func client(t *testing.T, in *emulator.Instrument) *scpi.Client {
 	t.Helper()
-	ln, err := emulator.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = in.ServeTCP(ctx, ln) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	c, err := lxi.Dial(ctx, lxi.Config{Address: ln.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := scpitest.ServeTCP(t, in)
 	cl := scpi.NewClient(c, scpi.WithTimeout(300*time.Millisecond))
 	t.Cleanup(func() { cl.Close() })
 	return cl
