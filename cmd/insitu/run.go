@@ -56,15 +56,9 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 			if err := cfg.validate(); err != nil {
 				return prefixFile(file, err)
 			}
-			if out == "" {
-				name := cfg.Name
-				if name == "" {
-					name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-				}
-				out = filepath.Join("runs", fmt.Sprintf("%s-%s-s%d-%s", name, cfg.Method, cfg.Seed, time.Now().Format("20060102-150405")))
-			}
-			if _, err := os.Stat(filepath.Join(out, journal.FileName)); err == nil {
-				return fmt.Errorf("%s already holds a run: continue it with 'insitu resume %s' or choose another --out", out, out)
+			out, err := runDir(out, file, cfg.Name, cfg.Method, cfg.Seed, "insitu resume")
+			if err != nil {
+				return err
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
@@ -150,6 +144,23 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 	return cmd
 }
 
+// runDir is the directory of a new run: out, or by default
+// runs/NAME-METHOD-sSEED-TIME with NAME the config's name or file's base.
+// It refuses a directory that already holds a run, naming the command
+// (resume) that continues it.
+func runDir(out, file, name, method string, seed uint64, resume string) (string, error) {
+	if out == "" {
+		if name == "" {
+			name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+		}
+		out = filepath.Join("runs", fmt.Sprintf("%s-%s-s%d-%s", name, method, seed, time.Now().Format("20060102-150405")))
+	}
+	if _, err := os.Stat(filepath.Join(out, journal.FileName)); err == nil {
+		return "", fmt.Errorf("%s already holds a run: continue it with '%s %s' or choose another --out", out, resume, out)
+	}
+	return out, nil
+}
+
 type runParts struct {
 	box insitu.BlackBox
 	obj loop.Objective
@@ -159,28 +170,42 @@ type runParts struct {
 // execute runs the loop behind the guard, records how it ended, and writes
 // the plot and the summary.
 func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string, j *journal.Journal, parts runParts, quiet bool) error {
+	var res *loop.Result
+	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
+		p := loop.Problem{Box: guard, Objective: parts.obj, Direction: parts.dir}
+		if d, ok := guard.Differentiable(); ok {
+			p.Exact = d
+		}
+		bar := newRunProgress(cmd.ErrOrStderr(), cfg, quiet)
+		defer bar.finish()
+		var err error
+		res, err = loop.Run(ctx, cfg.Config, p, j, bar.update)
+		return err
+	})
+	if res != nil && guard != nil {
+		if werr := writeRunOutputs(context.WithoutCancel(ctx), cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	return err
+}
+
+// guarded runs body behind a guard on box whose events go to the journal,
+// records in the journal how body ended, and on an interruption says that
+// the device is safe and how to continue. Ctrl-C twice aborts the guard.
+func guarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc safety.Config, j *journal.Journal, resume string,
+	body func(context.Context, *safety.Guard) error) (*safety.Guard, error) {
 	events := func(e safety.Event) {
 		// A journal write completes even when ctx is cancelled.
 		_ = j.Event(context.Background(), journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
 	}
-	guard, err := safety.New(parts.box, cfg.Safety, safety.WithEvents(events))
+	guard, err := safety.New(box, sc, safety.WithEvents(events))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	setHardStop(func() { _ = guard.Abort() })
 	defer setHardStop(nil)
-	p := loop.Problem{Box: guard, Objective: parts.obj, Direction: parts.dir}
-	if d, ok := guard.Differentiable(); ok {
-		p.Exact = d
-	}
-	bar := newRunProgress(cmd.ErrOrStderr(), cfg, quiet)
-	var res *loop.Result
-	err = guard.Do(ctx, func(ctx context.Context) error {
-		var rerr error
-		res, rerr = loop.Run(ctx, cfg.Config, p, j, bar.update)
-		return rerr
-	})
-	bar.finish()
+	err = guard.Do(ctx, func(ctx context.Context) error { return body(ctx, guard) })
 	status := journal.RunFinished
 	switch {
 	case err == nil:
@@ -193,15 +218,10 @@ func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string,
 	if serr := j.SetStatus(context.WithoutCancel(ctx), status); serr != nil {
 		err = errors.Join(err, serr)
 	}
-	if res != nil {
-		if werr := writeRunOutputs(context.WithoutCancel(ctx), cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
-			err = errors.Join(err, werr)
-		}
-	}
 	if status == journal.RunInterrupted {
-		fmt.Fprintf(cmd.ErrOrStderr(), "run interrupted; the device is in its safe state. Continue with: insitu resume %s\n", out)
+		fmt.Fprintf(cmd.ErrOrStderr(), "interrupted; the device is in its safe state. Continue with: %s\n", resume)
 	}
-	return err
+	return guard, err
 }
 
 // writeRunOutputs writes DIR/progress.png, DIR/surrogate.bin (surrogate

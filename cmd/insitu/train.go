@@ -169,15 +169,9 @@ interrupted training without repeating a recorded query.`,
 			if err := cfg.validate(); err != nil {
 				return prefixFile(file, err)
 			}
-			if out == "" {
-				name := cfg.Name
-				if name == "" {
-					name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-				}
-				out = filepath.Join("runs", fmt.Sprintf("%s-%s-s%d-%s", name, cfg.Method, cfg.Seed, time.Now().Format("20060102-150405")))
-			}
-			if _, err := os.Stat(filepath.Join(out, journal.FileName)); err == nil {
-				return fmt.Errorf("%s already holds a run: continue it with 'insitu train --resume %s' or choose another --out", out, out)
+			out, err := runDir(out, file, cfg.Name, cfg.Method, cfg.Seed, "insitu train --resume")
+			if err != nil {
+				return err
 			}
 			parts, err := cfg.build(ctx, file)
 			if err != nil {
@@ -226,49 +220,25 @@ func trainSync(c trainConfig) journal.SyncPolicy {
 // executeTrain trains behind the guard, records how it ended, and writes
 // the plot and the summary.
 func executeTrain(ctx context.Context, cmd *cobra.Command, cfg trainConfig, out string, j *journal.Journal, parts trainParts, quiet bool) error {
-	events := func(e safety.Event) {
-		_ = j.Event(context.Background(), journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
-	}
-	guard, err := safety.New(parts.box, cfg.Safety, safety.WithEvents(events))
-	if err != nil {
-		return err
-	}
-	setHardStop(func() { _ = guard.Abort() })
-	defer setHardStop(nil)
-	p := loop.TrainProblem{Box: guard, Du: parts.du, Ideal: parts.ideal}
-	if d, ok := guard.Differentiable(); ok {
-		p.Exact = d
-	}
-	if d, ok := parts.ideal.(insitu.Differentiable); ok {
-		p.IdealExact = d
-	}
-	bar := newTrainProgress(cmd.ErrOrStderr(), cfg, quiet)
 	var res *loop.TrainResult
-	err = guard.Do(ctx, func(ctx context.Context) error {
-		var rerr error
-		res, rerr = loop.Train(ctx, cfg.TrainConfig, p, parts.data, j, bar.update)
-		return rerr
+	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu train --resume "+out, func(ctx context.Context, guard *safety.Guard) error {
+		p := loop.TrainProblem{Box: guard, Du: parts.du, Ideal: parts.ideal}
+		if d, ok := guard.Differentiable(); ok {
+			p.Exact = d
+		}
+		if d, ok := parts.ideal.(insitu.Differentiable); ok {
+			p.IdealExact = d
+		}
+		bar := newTrainProgress(cmd.ErrOrStderr(), cfg, quiet)
+		defer bar.finish()
+		var err error
+		res, err = loop.Train(ctx, cfg.TrainConfig, p, parts.data, j, bar.update)
+		return err
 	})
-	bar.finish()
-	status := journal.RunFinished
-	switch {
-	case err == nil:
-	case errors.Is(err, context.Canceled), errors.Is(err, safety.ErrTripped), errors.Is(err, safety.ErrInterlock),
-		errors.Is(err, safety.ErrWatchdog), errors.Is(err, safety.ErrAborted):
-		status = journal.RunInterrupted
-	default:
-		status = journal.RunFailed
-	}
-	if serr := j.SetStatus(context.WithoutCancel(ctx), status); serr != nil {
-		err = errors.Join(err, serr)
-	}
-	if res != nil && len(res.Epochs) > 0 {
+	if res != nil && len(res.Epochs) > 0 && guard != nil {
 		if werr := writeTrainOutputs(cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
 			err = errors.Join(err, werr)
 		}
-	}
-	if status == journal.RunInterrupted {
-		fmt.Fprintf(cmd.ErrOrStderr(), "training interrupted; the device is in its safe state. Continue with: insitu train --resume %s\n", out)
 	}
 	return err
 }
