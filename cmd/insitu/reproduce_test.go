@@ -28,30 +28,31 @@ func runReproduce(t *testing.T, args ...string) (stdout, stderr string) {
 func TestReproduceEndToEnd(t *testing.T) {
 	out := t.TempDir()
 	_, stderr := runReproduce(t, "--out", out)
-	if !strings.Contains(stderr, "6 cells, 0 already finished, 6 started, 0 resumed, 0 failed") {
+	if !strings.Contains(stderr, "7 cells, 0 already finished, 7 started, 0 resumed, 0 failed") {
 		t.Fatalf("first run: %s", stderr)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## CNON, N = 10, M = 0", "## Op-amp, analytic backend", "| exact |", "| random |", "Query reduction ratio"} {
+	for _, want := range []string{"## CNON, N = 10, M = 0", "## Op-amp, analytic backend", "| exact |", "| random |", "Query reduction ratio",
+		"## Knobs: CNON, N = 10, M = 0", "| k = 1 | `surrogate.k=1` |", "- Knobs: CNON, N = 10, M = 0: GradPIE better than MAE in"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	for _, png := range []string{"cnon-N10-M0.png", "opamp-analytic.png"} {
+	for _, png := range []string{"cnon-N10-M0.png", "opamp-analytic.png", "knobs-cnon-N10-M0.png"} {
 		if _, err := os.Stat(filepath.Join(out, png)); err != nil {
 			t.Error(err)
 		}
 	}
 	// Again: every cell is finished, nothing runs.
 	_, stderr = runReproduce(t, "--out", out)
-	if !strings.Contains(stderr, "6 cells, 6 already finished, 0 started, 0 resumed") {
+	if !strings.Contains(stderr, "7 cells, 7 already finished, 0 started, 0 resumed") {
 		t.Fatalf("second run: %s", stderr)
 	}
 	stdout, _ := runReproduce(t, "--out", out, "--list")
-	if n := strings.Count(stdout, "finished "); n != 6 {
+	if n := strings.Count(stdout, "finished "); n != 7 {
 		t.Errorf("--list shows %d finished cells:\n%s", n, stdout)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -96,6 +97,12 @@ type sweepOutcome struct {
 	Title  string
 	Counts [3]int // by Verdict
 	Rows   int    // settings with both methods measured
+	Ahead  int    // settings where GradPIE's mean is the better one, called or not
+}
+
+func (o sweepOutcome) String() string {
+	return fmt.Sprintf("GradPIE better than MAE in %d of %d settings, MAE better in %d, no clear difference in %d; "+
+		"GradPIE's mean ahead in %d of %d.", o.Counts[LocBetter], o.Rows, o.Counts[BaseBetter], o.Counts[Unclear], o.Ahead, o.Rows)
 }
 
 // writeKnobTask writes a knob sweep: one row per setting with every
@@ -188,13 +195,15 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 			fmt.Fprintf(w, " %+.1f %% | %s (%.2g) |\n", 100*change, verdict, tt)
 			o.Counts[verdict]++
 			o.Rows++
+			if (dir == journal.Maximize) == (change > 0) && change != 0 {
+				o.Ahead++
+			}
 		} else {
 			w.WriteString(" – | – |\n")
 		}
 		rows = append(rows, r)
 	}
-	fmt.Fprintf(w, "\nGradPIE better than MAE in %d of %d settings, MAE better in %d, no clear difference in %d.\n\n",
-		o.Counts[LocBetter], o.Rows, o.Counts[BaseBetter], o.Counts[Unclear])
+	fmt.Fprintf(w, "\n%s\n\n", o)
 
 	// The plot: every seed's final value per setting, GradPIE and MAE side by side.
 	p := plot.New()
@@ -203,12 +212,25 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	if t.LogY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	} else {
+		// The default labels round to a few digits: close values (1.30,
+		// 1.31, 1.32) would all read 1.3.
+		p.Y.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+			ts := plot.DefaultTicks{}.Ticks(lo, hi)
+			for i := range ts {
+				if ts[i].Label != "" {
+					ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 5, 64)
+				}
+			}
+			return ts
+		})
 	}
 	names := make([]string, len(rows))
 	for i, r := range rows {
 		names[i] = r.label
 	}
 	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.5, float64(len(names))-0.5
 	p.X.Tick.Label.Rotation = math.Pi / 6
 	p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
 	for k, m := range []string{loc, base} {
@@ -246,7 +268,7 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 		p.Legend.Add(m+" (seeds)", sc)
 		p.Legend.Add(m+" (mean)", mc)
 	}
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true // the first settings are the defaults: low values
 	p.Add(plotter.NewGrid())
 	png := t.Name + ".png"
 	f, err := os.Create(filepath.Join(out, png))
@@ -279,8 +301,7 @@ func writeTried(w *bytes.Buffer, sweeps []sweepOutcome) {
 		w.WriteString("- no sweep in this grid.\n")
 	}
 	for _, s := range sweeps {
-		fmt.Fprintf(w, "- %s: GradPIE better than MAE in %d of %d settings, MAE better in %d, no clear difference in %d.\n",
-			s.Title, s.Counts[LocBetter], s.Rows, s.Counts[BaseBetter], s.Counts[Unclear])
+		fmt.Fprintf(w, "- %s: %s\n", s.Title, s)
 	}
 	w.WriteString("\nMeasured outside this grid, with their own commands: the gradient study at 100 epochs " +
 		"(`make study`, docs/results/gradient-study.md), CNON at N = 20 with every method and 5 seeds " +

@@ -346,7 +346,7 @@ func TestKnobSweep(t *testing.T) {
 		"## tiny knobs", "| setting | overrides | gradpie | mae | GradPIE vs MAE | verdict (t) |",
 		"| defaults | – | ", "| k = 1 | `surrogate.k=1` | ", " | (default) | ",
 		"GradPIE better than MAE in ", "of 2 settings", "![knobs-cnon-M0](knobs-cnon-M0.png)",
-		"- tiny knobs: GradPIE better than MAE in ",
+		"- tiny knobs: GradPIE better than MAE in ", "GradPIE's mean ahead in ",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
