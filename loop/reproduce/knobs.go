@@ -184,8 +184,8 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 				continue
 			}
 			r.vals[m] = vals
-			mean, sd := meanVar(vals)
-			fmt.Fprintf(w, " %s ± %s |", num(mean), num(math.Sqrt(sd)))
+			mean, variance := meanVar(vals)
+			fmt.Fprintf(w, " %s ± %s |", num(mean), num(math.Sqrt(variance)))
 		}
 		if v.Name == "" {
 			def = r.vals
