@@ -75,6 +75,27 @@ type Band struct {
 // summarizes each group up to its shortest curve's length, so that every
 // point of a band is over all of its runs.
 func Summarize(curves []Curve) []Band {
+	return summarize(curves, func(c Curve) int { return len(c.Best) },
+		func(_ []Curve, i int) float64 { return float64(i + 1) },
+		func(c Curve, i int) float64 { return c.Best[i] })
+}
+
+// SummarizeIterations is Summarize over the iteration records instead of
+// the queries: one point per iteration (an epoch of a training, whose Best
+// is the test accuracy), at the runs' mean query count.
+func SummarizeIterations(curves []Curve) []Band {
+	return summarize(curves, func(c Curve) int { return len(c.Iters) },
+		func(g []Curve, i int) float64 {
+			var q float64
+			for _, c := range g {
+				q += float64(c.Iters[i].Queries)
+			}
+			return q / float64(len(g))
+		},
+		func(c Curve, i int) float64 { return c.Iters[i].Best })
+}
+
+func summarize(curves []Curve, length func(Curve) int, x func([]Curve, int) float64, y func(Curve, int) float64) []Band {
 	var labels []string
 	groups := map[string][]Curve{}
 	for _, c := range curves {
@@ -86,18 +107,18 @@ func Summarize(curves []Curve) []Band {
 	var bands []Band
 	for _, l := range labels {
 		g := groups[l]
-		n := len(g[0].Best)
+		n := length(g[0])
 		for _, c := range g {
-			n = min(n, len(c.Best))
+			n = min(n, length(c))
 		}
 		b := Band{Label: l, Runs: len(g)}
 		col := make([]float64, len(g))
 		for i := range n {
 			for k, c := range g {
-				col[k] = c.Best[i]
+				col[k] = y(c, i)
 			}
 			sort.Float64s(col)
-			b.Queries = append(b.Queries, float64(i+1))
+			b.Queries = append(b.Queries, x(g, i))
 			b.Median = append(b.Median, quantile(col, 0.5))
 			b.Q25 = append(b.Q25, quantile(col, 0.25))
 			b.Q75 = append(b.Q75, quantile(col, 0.75))
@@ -133,10 +154,15 @@ var palette = []color.Color{
 // PlotBestVsQueries draws the bands: the median line, and when a group has
 // several runs its mean (dashed) and a shaded 25–75 % band.
 func PlotBestVsQueries(w io.Writer, title string, bands []Band, logY bool) error {
+	return PlotBands(w, title, "best objective so far", bands, logY)
+}
+
+// PlotBands is PlotBestVsQueries with another quantity on the y axis.
+func PlotBands(w io.Writer, title, yLabel string, bands []Band, logY bool) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "queries to the black box"
-	p.Y.Label.Text = "best objective so far"
+	p.Y.Label.Text = yLabel
 	if logY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}

@@ -43,6 +43,29 @@ func TestSummarizeMatchesDirectQuantiles(t *testing.T) {
 	}
 }
 
+func TestSummarizeIterations(t *testing.T) {
+	it := func(q int, best float64) journal.Iteration { return journal.Iteration{Queries: q, Best: best} }
+	curves := []Curve{
+		{Label: "m", Iters: []journal.Iteration{it(100, 0.5), it(200, 0.6), it(300, 0.9)}},
+		{Label: "m", Iters: []journal.Iteration{it(110, 0.4), it(210, 0.8)}},
+	}
+	b := SummarizeIterations(curves)
+	// Cut to 2 iterations; x is the mean query count, y the records' Best.
+	if len(b) != 1 || b[0].Runs != 2 || len(b[0].Queries) != 2 {
+		t.Fatalf("bands %+v", b)
+	}
+	if b[0].Queries[1] != 205 || math.Abs(b[0].Median[1]-0.7) > 1e-15 || math.Abs(b[0].Q25[0]-0.425) > 1e-15 {
+		t.Errorf("band %+v", b[0])
+	}
+	var buf bytes.Buffer
+	if err := PlotBands(&buf, "t", "test accuracy", b, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(&buf); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLoadRunningBestAndAt(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -271,18 +271,14 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	p.Legend.Top, p.Legend.Left = true, true // the first settings are the defaults: low values
 	p.Add(plotter.NewGrid())
 	png := t.Name + ".png"
-	f, err := os.Create(filepath.Join(out, png))
-	if err != nil {
-		return o, err
-	}
-	wt, err := p.WriterTo(9*vg.Inch, 5*vg.Inch, "png")
-	if err == nil {
+	if err := writePNG(filepath.Join(out, png), func(f io.Writer) error {
+		wt, err := p.WriterTo(9*vg.Inch, 5*vg.Inch, "png")
+		if err != nil {
+			return err
+		}
 		_, err = wt.WriteTo(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+		return err
+	}); err != nil {
 		return o, err
 	}
 	fmt.Fprintf(w, "![%s](%s)\n\n", t.Name, png)

@@ -308,15 +308,9 @@ func writeRunTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out stri
 		}
 	}
 	png := t.Name + ".png"
-	f, err := os.Create(filepath.Join(out, png))
-	if err != nil {
-		return err
-	}
-	err = report.PlotBestVsQueries(f, t.Title, bands, t.LogY)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writePNG(filepath.Join(out, png), func(f io.Writer) error {
+		return report.PlotBestVsQueries(f, t.Title, bands, t.LogY)
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\n![%s](%s)\n\n", t.Name, png)
@@ -365,8 +359,27 @@ func writeTrainTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out st
 		}
 		fmt.Fprintf(w, " %d |\n", lastQueries(gr))
 	}
-	w.WriteString("\n")
+	png := t.Name + ".png"
+	if err := writePNG(filepath.Join(out, png), func(f io.Writer) error {
+		return report.PlotBands(f, t.Title, "test accuracy on the black box", report.SummarizeIterations(curves), false)
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n![%s](%s)\n\n", t.Name, png)
 	return nil
+}
+
+// writePNG creates path and lets draw fill it.
+func writePNG(path string, draw func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = draw(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func writeStudyTask(w *bytes.Buffer, t Task, out string) error {

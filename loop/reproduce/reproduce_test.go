@@ -152,6 +152,9 @@ func (f *fakeExec) exec(ctx context.Context, args []string, _ io.Writer) error {
 	out, method := flag(args, "--out"), flag(args, "--method")
 	seed, _ := strconv.ParseUint(flag(args, "--seed"), 10, 64)
 	iters, _ := strconv.Atoi(flag(args, "--iterations"))
+	if args[0] == "train" { // a stand-in training: its iterations are the epochs
+		iters, _ = strconv.Atoi(flag(args, "--epochs"))
+	}
 	box, err := insitu.New(ctx, insitu.Params{Kind: "cnon", Values: map[string]any{"n": 4, "horizon": 1, "steps": 10}})
 	if err != nil {
 		return err
@@ -253,13 +256,14 @@ func TestWriteReport(t *testing.T) {
 	ctx := context.Background()
 	out := t.TempDir()
 	g := tinyGrid(2)
+	g.Tasks = append(g.Tasks, Task{Name: "pnn-cnon", Title: "pnn", Kind: KindTrain, Config: "p.yaml", Methods: []string{"exact"}, Seeds: 2, Iterations: 2})
 	var f fakeExec
 	if _, err := Run(ctx, g, Options{Out: out, Exec: f.exec}); err != nil {
 		t.Fatal(err)
 	}
 	// A study cell's CSV and a missing training task render too.
 	g.Tasks = append(g.Tasks, Task{Name: "gradient-study", Title: "study", Kind: KindStudy, Config: "s.yaml", Seeds: 1, Iterations: 3},
-		Task{Name: "pnn-cnon", Title: "pnn", Kind: KindTrain, Config: "p.yaml", Methods: []string{"exact"}, Seeds: 1, Iterations: 2})
+		Task{Name: "pnn-optical", Title: "pnn2", Kind: KindTrain, Config: "p.yaml", Methods: []string{"exact"}, Seeds: 1, Iterations: 2})
 	if err := os.MkdirAll(filepath.Join(out, "gradient-study"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -274,13 +278,16 @@ func TestWriteReport(t *testing.T) {
 		"Median (25–75 %)", "against mae (final median", "![cnon-M0](cnon-M0.png)",
 		"| N=10 | GradPIE k=5 | 0.1500 ± 0.1000 |", "N=10, k = 5: relative error -25.0 %, cosine +5.6 %",
 		"No trainings yet.", "What we tried / honest knobs",
+		"| exact | ", "![pnn-cnon](pnn-cnon.png)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(out, "cnon-M0.png")); err != nil || fi.Size() == 0 {
-		t.Errorf("plot: %v", err)
+	for _, png := range []string{"cnon-M0.png", "pnn-cnon.png"} {
+		if fi, err := os.Stat(filepath.Join(out, png)); err != nil || fi.Size() == 0 {
+			t.Errorf("plot: %v", err)
+		}
 	}
 }
 
