@@ -51,6 +51,15 @@ type SafeStater interface {
 	SafeState(ctx context.Context) error
 }
 
+// Sequenced is a black box whose answers depend on how many queries it has
+// answered, as a seeded twin's noise streams do. Skip(n) moves it on as if
+// it had answered n more queries: a resumed run calls it for the queries it
+// serves from its journal, so that its next live query gets the noise it
+// had in the uninterrupted run.
+type Sequenced interface {
+	Skip(n uint64)
+}
+
 // QueryBatch answers xs with b's own QueryBatch when it has one, and one
 // query at a time otherwise.
 func QueryBatch(ctx context.Context, b BlackBox, xs [][]float64) ([][]float64, error) {

@@ -151,7 +151,7 @@ func (e *evaluator) preload(ctx context.Context, n int) error {
 		if !ok || (q.Status != journal.StatusDone && q.Status != journal.StatusRemeasured) {
 			return fmt.Errorf("query %s before the checkpoint is not recorded", key)
 		}
-		e.replayed++
+		e.served()
 		if _, err := e.record(q.X, q.Y); err != nil {
 			return err
 		}

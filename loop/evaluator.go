@@ -45,6 +45,7 @@ type evaluator struct {
 	boxTime   time.Duration // total time inside box.Query
 
 	replayed, remeasured int
+	unskipped            uint64 // queries served from the journal that the box has not been told of
 }
 
 func newEvaluator(box insitu.BlackBox, obj Objective, dir Direction, j *journal.Journal, budget int) *evaluator {
@@ -126,7 +127,7 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 			}
 			switch q.Status {
 			case journal.StatusDone, journal.StatusRemeasured:
-				e.replayed++
+				e.served()
 				return e.record(x, q.Y)
 			case journal.StatusFailed:
 				return 0, fmt.Errorf("query %s failed in the journaled run: %s", key, q.Err)
@@ -138,6 +139,12 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 				return 0, err
 			}
 		}
+	}
+	if e.unskipped > 0 {
+		if sq, ok := e.box.(insitu.Sequenced); ok {
+			sq.Skip(e.unskipped)
+		}
+		e.unskipped = 0
 	}
 	// The query itself is not cancelled by ctx: the first Ctrl-C lets the
 	// device finish and the result be journaled. The guard's watchdog and
@@ -166,6 +173,14 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 		return 0, fmt.Errorf("query %s: %w", key, qerr)
 	}
 	return e.record(x, y)
+}
+
+// served counts a query served from the journal: the device did answer it,
+// in the run that journaled it, so a Sequenced box is moved on past it
+// before the next live query.
+func (e *evaluator) served() {
+	e.replayed++
+	e.unskipped++
 }
 
 func (e *evaluator) record(x, y []float64) (int, error) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/simulators/cnon"
 )
 
 func createJournal(t *testing.T, dir string, method string) *journal.Journal {
@@ -106,6 +107,72 @@ func TestResumeEqualsAnUninterruptedRun(t *testing.T) {
 			}
 			if len(its) != cfg.Iterations+1 {
 				t.Errorf("%d iteration records, want %d", len(its), cfg.Iterations+1)
+			}
+		})
+	}
+}
+
+// TestResumeOfANoisyTwin: a twin with seeded input and output noise is
+// told how many queries the journal served (insitu.Sequenced), so the
+// resumed run measures what the uninterrupted one measured, noise included.
+func TestResumeOfANoisyTwin(t *testing.T) {
+	noisy := func() Problem {
+		c := cnon.DefaultConfig()
+		c.N, c.Horizon, c.Steps, c.InputNoise, c.OutputNoise = 4, 2, 20, 0.01, 0.01
+		tw, err := cnon.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, dir, err := NewObjective(context.Background(), ObjectiveConfig{Kind: "distance", TargetSeed: 3}, tw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Problem{Box: tw, Objective: obj, Direction: dir}
+	}
+	for _, m := range []string{MethodGradPIE, MethodRandom} {
+		t.Run(m, func(t *testing.T) {
+			cfg := smallConfig(m)
+			cfg.CheckpointEvery = 3
+			ref := createJournal(t, t.TempDir(), m)
+			defer ref.Close()
+			if _, err := Run(context.Background(), cfg, noisy(), ref, nil); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			j := createJournal(t, dir, m)
+			ctx, cancel := context.WithCancel(context.Background())
+			_, err := Run(ctx, cfg, noisy(), j, func(p Progress) {
+				if p.Iteration == 4 {
+					cancel()
+				}
+			})
+			cancel()
+			j.Close()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("stop: %v", err)
+			}
+			if j, err = journal.Open(dir); err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			if _, err := Run(context.Background(), cfg, noisy(), j, nil); err != nil {
+				t.Fatal(err)
+			}
+			want, err := ref.Queries(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := j.Queries(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d queries after resume, %d uninterrupted", len(got), len(want))
+			}
+			for i := range got {
+				if !sameBits(got[i].X, want[i].X) || !sameBits(got[i].Y, want[i].Y) {
+					t.Fatalf("query %d differs after resume: y %v, uninterrupted %v", i, got[i].Y, want[i].Y)
+				}
 			}
 		})
 	}

@@ -244,3 +244,25 @@ func TestQueryBatch(t *testing.T) {
 		t.Errorf("counters %+v", c)
 	}
 }
+
+// Skip reaches a Sequenced device and is a no-op for any other.
+type seqRecorder struct {
+	*recorder
+	skipped uint64
+}
+
+func (s *seqRecorder) Skip(n uint64) { s.skipped += n }
+
+func TestSkipReachesASequencedDevice(t *testing.T) {
+	dev := &seqRecorder{recorder: newRecorder()}
+	g := mustNew(t, dev, Config{})
+	g.Skip(3)
+	g.Skip(4)
+	if dev.skipped != 7 {
+		t.Errorf("device skipped %d, want 7", dev.skipped)
+	}
+	if c := g.Counters(); c.Attempted != 0 {
+		t.Errorf("Skip counted as queries: %+v", c)
+	}
+	mustNew(t, newRecorder(), Config{}).Skip(5) // no Skip on the device: nothing happens
+}

@@ -813,6 +813,14 @@ func (g *Guard) emit(kind Kind, name string, value float64, detail string) {
 	g.sink(e)
 }
 
+// Skip passes Skip on to a Sequenced device (a seeded twin) and does
+// nothing for any other: see insitu.Sequenced.
+func (g *Guard) Skip(n uint64) {
+	if s, ok := g.inner.(insitu.Sequenced); ok {
+		s.Skip(n)
+	}
+}
+
 // Differentiable returns the device's exact VJP behind the guard's input
 // checks (finite, inside the bounds, finite cotangent), or false when the
 // device has none. VJP does not drive the device, so it is not rate

@@ -145,6 +145,11 @@ func (t *Twin) Spec() insitu.Spec {
 	return insitu.Spec{Name: "cnon", In: in, Out: append([]string(nil), t.out...)}
 }
 
+// Skip moves the query counter, which indexes the noise streams, on by n
+// (insitu.Sequenced): a resumed run's next query gets the noise it had in
+// the uninterrupted run.
+func (t *Twin) Skip(n uint64) { t.next.Add(n) }
+
 // Query integrates from q(0) = x (plus input noise, when enabled) and
 // returns q(T) (plus measurement noise, when enabled). x must lie in the
 // input box.

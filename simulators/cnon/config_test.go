@@ -82,6 +82,7 @@ func TestRegistry(t *testing.T) {
 	}
 	var _ insitu.Differentiable = tw
 	var _ insitu.Batcher = tw
+	var _ insitu.Sequenced = tw
 
 	// Every key decodes, numbers weakly typed as from a flag or env var.
 	b, err = insitu.New(ctx, insitu.Params{Kind: "cnon", Values: map[string]any{

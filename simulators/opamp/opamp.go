@@ -144,6 +144,11 @@ func (t *Twin) Spec() insitu.Spec {
 	return insitu.Spec{Name: "opamp", In: Space(), Out: append([]string(nil), OutputNames...)}
 }
 
+// Skip moves the query counter, which indexes the noise streams, on by n
+// (insitu.Sequenced): a resumed run's next query gets the noise it had in
+// the uninterrupted run.
+func (t *Twin) Skip(n uint64) { t.next.Add(n) }
+
 // Query simulates sizing x (the ratio rounded) and returns [G, PM, UGBW]
 // (plus noise, when enabled). x must lie in the input box.
 func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {

@@ -214,6 +214,11 @@ func (t *Twin) Spec() insitu.Spec {
 	return insitu.Spec{Name: "owms", In: in, Out: append([]string(nil), t.out...)}
 }
 
+// Skip moves the query counter, which indexes the noise streams, on by n
+// (insitu.Sequenced): a resumed run's next query gets the noise it had in
+// the uninterrupted run.
+func (t *Twin) Skip(n uint64) { t.next.Add(n) }
+
 // Query applies the phases x and returns the output of the configured mode
 // (with fresh camera noise, in camera mode). x must lie in the input box.
 func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {

@@ -181,6 +181,11 @@ func (t *CNONTwin) Encoding() []float64 { return append([]float64(nil), t.enc...
 // Spec: inputs u0… ∈ [−1,1], theta0… = drives; outputs c0….
 func (t *CNONTwin) Spec() insitu.Spec { return copySpec("pnn-cnon", t.space, t.out) }
 
+// Skip moves the query counter, which indexes the noise streams, on by n
+// (insitu.Sequenced): a resumed run's next query gets the noise it had in
+// the uninterrupted run.
+func (t *CNONTwin) Skip(n uint64) { t.next.Add(n) }
+
 // Query returns the class scores of x = [u; θ] (with input noise, when on).
 func (t *CNONTwin) Query(ctx context.Context, x []float64) ([]float64, error) {
 	if err := ctx.Err(); err != nil {

@@ -259,6 +259,11 @@ func (t *OpticalTwin) Detectors() []int { return append([]int(nil), t.det...) }
 // Spec: inputs u0… ∈ [−1,1], theta0… = SLM phases in [0, 2π]; outputs c0….
 func (t *OpticalTwin) Spec() insitu.Spec { return copySpec("pnn-optical", t.space, t.out) }
 
+// Skip moves the query counter, which indexes the noise streams, on by n
+// (insitu.Sequenced): a resumed run's next query gets the noise it had in
+// the uninterrupted run.
+func (t *OpticalTwin) Skip(n uint64) { t.next.Add(n) }
+
 // Query returns the class scores of x = [u; θ] (with input noise, when on).
 func (t *OpticalTwin) Query(ctx context.Context, x []float64) ([]float64, error) {
 	if err := ctx.Err(); err != nil {
