@@ -65,6 +65,7 @@ type TrainResult struct {
 	Replayed   int
 	Remeasured int
 	Projected  int
+	Restored   int              // the checkpoint epoch a resumed training continued from; 0 if none
 	Model      *surrogate.Model // the surrogate of the in-situ methods
 }
 
@@ -88,8 +89,10 @@ func (noObjective) Grad([]float64) []float64 { return nil }
 // through the journaled evaluator. Journal iteration records: Iteration =
 // epoch, Queries, Best = test accuracy, StepObjective = train accuracy,
 // TrainLoss = mean minibatch loss. Resuming on the journal of an
-// interrupted training replays it deterministically: recorded queries are
-// served from the journal, and the surrogate is retrained on the way.
+// interrupted training continues from its latest checkpoint (every
+// CheckpointEvery epochs: θ, its Adam state, the surrogate and its trainer)
+// and replays the rest deterministically: recorded queries are served from
+// the journal, never repeated.
 // Cancelling ctx stops after the query in flight and returns the result so
 // far with ctx's error.
 func Train(ctx context.Context, cfg TrainConfig, p TrainProblem, data TrainData, j *journal.Journal, progress func(TrainProgress)) (*TrainResult, error) {
@@ -100,7 +103,7 @@ func Train(ctx context.Context, cfg TrainConfig, p TrainProblem, data TrainData,
 	err = t.run(ctx, progress)
 	res := &TrainResult{
 		Theta: t.theta(), Epochs: t.epochs, Confusion: t.confusion, Queries: t.ev.n(),
-		Replayed: t.ev.replayed, Remeasured: t.ev.remeasured, Projected: t.projected,
+		Replayed: t.ev.replayed, Remeasured: t.ev.remeasured, Projected: t.projected, Restored: t.restored,
 	}
 	if t.tr != nil {
 		res.Model = t.tr.Model()
@@ -126,9 +129,10 @@ type trainer struct {
 	epochs    []EpochMetrics
 	confusion [][]int
 
-	tr      *surrogate.Trainer
-	sdata   *surrogate.Dataset
-	idealOK bool
+	tr       *surrogate.Trainer
+	sdata    *surrogate.Dataset
+	idealOK  bool
+	restored int // the checkpoint epoch a resume continued from
 }
 
 func newTrainer(cfg TrainConfig, p TrainProblem, data TrainData, j *journal.Journal) (*trainer, error) {
@@ -239,16 +243,23 @@ func (t *trainer) run(ctx context.Context, progress func(TrainProgress)) error {
 		}
 		return nil
 	}
-	t.ev.iteration = 0
-	m := EpochMetrics{TrainLoss: math.NaN()}
-	if err := t.evaluate(ctx, &m); err != nil {
+	start, err := t.restore(ctx)
+	if err != nil {
 		return err
 	}
-	if err := report(m); err != nil {
-		return err
+	t.restored = start
+	if start == 0 {
+		t.ev.iteration = 0
+		m := EpochMetrics{TrainLoss: math.NaN()}
+		if err := t.evaluate(ctx, &m); err != nil {
+			return err
+		}
+		if err := report(m); err != nil {
+			return err
+		}
 	}
 	n := t.data.Train.Len()
-	for e := 1; e <= t.cfg.Epochs; e++ {
+	for e := start + 1; e <= t.cfg.Epochs; e++ {
 		t.ev.iteration = e
 		order := rand.New(rand.NewPCG(t.cfg.Seed, saltTrainOrder+uint64(e)<<8)).Perm(n)
 		var sum float64
@@ -272,6 +283,9 @@ func (t *trainer) run(ctx context.Context, progress func(TrainProgress)) error {
 			m.Queries, m.Projected, m.Theta = t.ev.n(), t.projected, t.theta()
 		}
 		if err := report(m); err != nil {
+			return err
+		}
+		if err := t.checkpoint(ctx, e); err != nil {
 			return err
 		}
 	}
@@ -421,15 +435,9 @@ func (t *trainer) fitSurrogate(ctx context.Context) error {
 			ys[i] = smp.Y
 		}
 		m.SetOutputScale(ys)
-		loss := surrogate.LossGradPIE
-		if t.cfg.Method == TrainInsituMAE {
-			loss = surrogate.LossMAE
-		}
-		tr, err := surrogate.NewTrainer(m, surrogate.TrainConfig{
-			Loss: loss, Norm: s.Norm, K: s.K, Batch: s.Batch, LR: s.LR, Lambda: s.Lambda,
-		}, seed)
+		tr, err := t.newSurrogateTrainer(m)
 		if err != nil {
-			return fmt.Errorf("surrogate: %w", err)
+			return err
 		}
 		t.tr, t.sdata = tr, surrogate.NewDataset(m)
 		epochs = max(s.InitialEpochs, s.Epochs)
@@ -439,6 +447,22 @@ func (t *trainer) fitSurrogate(ctx context.Context) error {
 	}
 	_, err := t.tr.Fit(ctx, t.sdata, epochs, nil)
 	return err
+}
+
+// newSurrogateTrainer trains m with the method's loss.
+func (t *trainer) newSurrogateTrainer(m *surrogate.Model) (*surrogate.Trainer, error) {
+	s := t.cfg.Surrogate
+	loss := surrogate.LossGradPIE
+	if t.cfg.Method == TrainInsituMAE {
+		loss = surrogate.LossMAE
+	}
+	tr, err := surrogate.NewTrainer(m, surrogate.TrainConfig{
+		Loss: loss, Norm: s.Norm, K: s.K, Batch: s.Batch, LR: s.LR, Lambda: s.Lambda,
+	}, t.cfg.Seed^saltTrainSurrogate)
+	if err != nil {
+		return nil, fmt.Errorf("surrogate: %w", err)
+	}
+	return tr, nil
 }
 
 // crossEntropy is the softmax cross-entropy of scale·scores against label,

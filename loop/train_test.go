@@ -229,10 +229,16 @@ func (b *cancelBox) Query(ctx context.Context, x []float64) ([]float64, error) {
 }
 
 func TestTrainResumeLosesAndRepeatsNothing(t *testing.T) {
-	for _, m := range []string{TrainInsituGradPIE, TrainPAT} {
-		t.Run(m, func(t *testing.T) {
+	for _, tc := range []struct {
+		m        string
+		every    int
+		restored int // the final resume continues from this epoch's checkpoint
+	}{{TrainInsituGradPIE, 1, 2}, {TrainPAT, 1, 2}, {TrainInsituGradPIE, 0, 0}, {TrainInsituMAE, 3, 0}} {
+		m := tc.m
+		t.Run(fmt.Sprintf("%s/checkpoint_every=%d", m, tc.every), func(t *testing.T) {
 			cfg := smallTrainConfig(m)
 			cfg.Epochs = 4
+			cfg.CheckpointEvery = tc.every
 			data := twinData(t)
 			real := tanhTwin{gain: 0.8, offset: 0.1}
 			ref := createJournal(t, t.TempDir(), m)
@@ -292,6 +298,9 @@ func TestTrainResumeLosesAndRepeatsNothing(t *testing.T) {
 			}
 			if len(qs) != want.Queries || got.Queries != want.Queries || got.Replayed == 0 {
 				t.Errorf("%d journaled, %d counted (%d replayed); uninterrupted %d", len(qs), got.Queries, got.Replayed, want.Queries)
+			}
+			if got.Restored != tc.restored {
+				t.Errorf("final resume restored epoch %d, want %d", got.Restored, tc.restored)
 			}
 			its, err := j.Iterations(context.Background())
 			if err != nil || len(its) != cfg.Epochs+1 || its[len(its)-1].Best != want.Epochs[cfg.Epochs].TestAcc {

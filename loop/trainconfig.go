@@ -45,6 +45,11 @@ type TrainConfig struct {
 	// EvalEvery evaluates θ on the train and test sets (on the real box)
 	// every this many epochs, and after the last one.
 	EvalEvery int `mapstructure:"eval_every" yaml:"eval_every"`
+	// CheckpointEvery saves θ, its Adam state, the metrics and the
+	// surrogate with its trainer every this many epochs (and after the
+	// last), so a resume starts there instead of retraining the surrogate
+	// over every earlier epoch; 0: never.
+	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every"`
 	// Surrogate of the in-situ methods; InitialEpochs are trained when it
 	// is built (after the first evaluation), Epochs after every minibatch.
 	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate"`
@@ -53,7 +58,7 @@ type TrainConfig struct {
 // DefaultTrainConfig is a small in-situ GradPIE training.
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
-		Method: TrainInsituGradPIE, Seed: 1, Epochs: 20, Batch: 16, LR: 0.05, Scale: 1, EvalEvery: 1,
+		Method: TrainInsituGradPIE, Seed: 1, Epochs: 20, Batch: 16, LR: 0.05, Scale: 1, EvalEvery: 1, CheckpointEvery: 1,
 		Surrogate: SurrogateConfig{
 			Hidden: []int{64, 64}, InitialEpochs: 50, Epochs: 3, LR: 1e-3, Batch: 128, K: 5, Norm: surrogate.NormL1,
 		},
@@ -93,6 +98,9 @@ func (c TrainConfig) Validate() error {
 	}
 	if c.EvalEvery < 1 {
 		bad("eval_every", "%d: want ≥ 1", c.EvalEvery)
+	}
+	if c.CheckpointEvery < 0 {
+		bad("checkpoint_every", "%d: want ≥ 0 (0: never)", c.CheckpointEvery)
 	}
 	for i, v := range c.ThetaInit {
 		if !finite(v) {

@@ -260,6 +260,9 @@ func writeTrainOutputs(w io.Writer, out string, cfg trainConfig, res *loop.Train
 	last := res.Epochs[len(res.Epochs)-1]
 	fmt.Fprintf(w, "method %s, %d epochs, %d queries to the black box (%d replayed from the journal, %d remeasured)\n",
 		cfg.Method, last.Epoch, res.Queries, res.Replayed, res.Remeasured)
+	if res.Restored > 0 {
+		fmt.Fprintf(w, "resumed from the checkpoint of epoch %d\n", res.Restored)
+	}
 	fmt.Fprintf(w, "initial: train accuracy %.4f, test accuracy %.4f (loss %.4g)\n", res.Epochs[0].TrainAcc, res.Epochs[0].TestAcc, res.Epochs[0].TestLoss)
 	fmt.Fprintf(w, "final:   train accuracy %.4f, test accuracy %.4f (loss %.4g), measured on the black box\n", last.TrainAcc, last.TestAcc, last.TestLoss)
 	fmt.Fprintf(w, "θ = %.5g\n", res.Theta)
