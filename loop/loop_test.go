@@ -16,6 +16,13 @@ func cnonProblem(t testing.TB, n int, horizon float64) Problem {
 	t.Helper()
 	c := cnon.DefaultConfig()
 	c.N, c.Horizon, c.Steps = n, horizon, int(math.Round(horizon/0.1))
+	return cnonProblemOf(t, c)
+}
+
+// cnonProblemOf is the distance-to-a-reachable-target problem on a twin
+// built from c.
+func cnonProblemOf(t testing.TB, c cnon.Config) Problem {
+	t.Helper()
 	tw, err := cnon.New(c)
 	if err != nil {
 		t.Fatal(err)

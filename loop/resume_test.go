@@ -119,15 +119,7 @@ func TestResumeOfANoisyTwin(t *testing.T) {
 	noisy := func() Problem {
 		c := cnon.DefaultConfig()
 		c.N, c.Horizon, c.Steps, c.InputNoise, c.OutputNoise = 4, 2, 20, 0.01, 0.01
-		tw, err := cnon.New(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, dir, err := NewObjective(context.Background(), ObjectiveConfig{Kind: "distance", TargetSeed: 3}, tw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return Problem{Box: tw, Objective: obj, Direction: dir}
+		return cnonProblemOf(t, c)
 	}
 	for _, m := range []string{MethodGradPIE, MethodRandom} {
 		t.Run(m, func(t *testing.T) {
