@@ -5,7 +5,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build test fmt-check vet bench demo study compare fuzz clean
+.PHONY: all build test fmt-check vet bench demo study compare reproduce fuzz clean
 
 all: build
 
@@ -40,6 +40,12 @@ study: build
 # The CNON method comparison (5 seeds × N = 10, 20 × M = 0, 1 × 5 methods).
 compare: build
 	scripts/compare-cnon.sh runs/compare-cnon
+
+# The paper-reproduction grid with its knob sweeps; the report and plots in
+# out/reproduce-quick (resumable: run it again to continue). About 25
+# minutes on 2 cores; the ngspice op-amp task joins when ngspice is installed.
+reproduce: build
+	./$(BIN) reproduce --scale quick --out out/reproduce-quick
 
 # A short run of every fuzz target (each gets FUZZTIME).
 FUZZTIME ?= 10s
