@@ -330,6 +330,7 @@ func knobTasks(g Grid, z sizes, scale string, cfg func(string) string) []Task {
 	if !z.noPNN {
 		vs, b := withDefault("pnn-optical", z.pnnSeeds, "the config's", []Variant{
 			{Name: "epochs10", Label: "twice the epochs", Iterations: 2 * z.pnnEpochs},
+			{Name: "lr0.02", Label: "θ learning rate 0.02 (config: 0.05)", Sets: []string{"lr=0.02"}},
 		})
 		ts = append(ts, Task{
 			Name: "knobs-pnn-optical", Title: "Knobs: PNN training on pnn-optical", Kind: KindTrain, Config: cfg("pnn-optical.yaml"),

@@ -118,12 +118,12 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	if len(t.Sets) > 0 {
 		fmt.Fprintf(w, " with `--set %s`", strings.Join(t.Sets, " --set "))
 	}
-	unit := "iterations"
+	unit, what := "iterations", "the best objective"
 	if t.Kind == KindTrain {
-		unit = "epochs"
+		unit, what = "epochs", "the test accuracy on the black box"
 	}
 	fmt.Fprintf(w, "; %d seed(s) per method, %d %s unless the row says otherwise. "+
-		"Each row changes one knob and gives the best objective at the row's last %s, mean ± std over seeds. "+
+		"Each row changes one knob and gives "+what+" at the row's last %s, mean ± std over seeds. "+
 		"Verdict: Welch's t of GradPIE against MAE, a difference when |t| ≥ 2 — a coarse screen with this few seeds. "+
 		"A row that reruns GradPIE only compares it with the default's MAE.\n\n", t.Seeds, t.Iterations, unit, strings.TrimSuffix(unit, "s"))
 	loc, base := pair(t.Methods)
@@ -208,7 +208,7 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	// The plot: every seed's final value per setting, GradPIE and MAE side by side.
 	p := plot.New()
 	p.Title.Text = t.Title
-	p.Y.Label.Text = "best objective at the last " + strings.TrimSuffix(unit, "s")
+	p.Y.Label.Text = strings.TrimPrefix(what, "the ") + " at the last " + strings.TrimSuffix(unit, "s")
 	if t.LogY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
