@@ -6,13 +6,36 @@ import (
 	"math"
 )
 
-// Space is a box in Rⁿ: one entry per input coordinate. Names and Units may
-// be empty; when present they have one entry per coordinate.
+// Space is a box in Rⁿ: one entry per input coordinate. Names, Units and
+// Periodic may be empty; when present they have one entry per coordinate.
+//
+// A periodic coordinate is an angle whose bounds are one physical setting,
+// such as an SLM pixel's phase in [0, 2π]: optimizers wrap a step that
+// leaves the box around to the other side instead of clipping it at the
+// bound, where clipping would pin the phase for good.
 type Space struct {
-	Names []string
-	Units []string
-	Lower []float64
-	Upper []float64
+	Names    []string
+	Units    []string
+	Lower    []float64
+	Upper    []float64
+	Periodic []bool
+}
+
+// IsPeriodic reports whether coordinate i is periodic.
+func (s Space) IsPeriodic(i int) bool { return i < len(s.Periodic) && s.Periodic[i] }
+
+// Clone returns a deep copy: a Spec handed out can be changed by its
+// receiver without touching the black box's own.
+func (s Space) Clone() Space {
+	return Space{Names: clone(s.Names), Units: clone(s.Units), Lower: clone(s.Lower), Upper: clone(s.Upper), Periodic: clone(s.Periodic)}
+}
+
+// clone copies a slice, keeping nil nil.
+func clone[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
 }
 
 // Box returns an n-dimensional space with the same bounds on every coordinate.
@@ -47,6 +70,8 @@ func (s Space) Validate() error {
 		return fmt.Errorf("space has %d coordinates but %d names", n, len(s.Names))
 	case len(s.Units) != 0 && len(s.Units) != n:
 		return fmt.Errorf("space has %d coordinates but %d units", n, len(s.Units))
+	case len(s.Periodic) != 0 && len(s.Periodic) != n:
+		return fmt.Errorf("space has %d coordinates but %d periodic flags", n, len(s.Periodic))
 	}
 	for i := range n {
 		lo, hi := s.Lower[i], s.Upper[i]

@@ -19,6 +19,8 @@ func TestSpaceValidateNamesCoordinate(t *testing.T) {
 		{"length mismatch", Space{Lower: []float64{0, 0}, Upper: []float64{1}}, "2 lower bounds but 1 upper"},
 		{"names mismatch", Space{Names: []string{"a"}, Lower: []float64{0, 0}, Upper: []float64{1, 1}}, "1 names"},
 		{"units mismatch", Space{Units: []string{"V", "V", "V"}, Lower: []float64{0, 0}, Upper: []float64{1, 1}}, "3 units"},
+		{"periodic mismatch", Space{Periodic: []bool{true}, Lower: []float64{0, 0}, Upper: []float64{1, 1}}, "1 periodic flags"},
+		{"periodic", Space{Periodic: []bool{true, false}, Lower: []float64{0, 0}, Upper: []float64{6.28, 1}}, ""},
 		{"lower > upper", Space{Names: []string{"a", "gate"}, Lower: []float64{0, 3}, Upper: []float64{1, 2}}, "coordinate 1 (gate): lower bound 3 exceeds upper bound 2"},
 		{"NaN lower", Space{Lower: []float64{0, 0, nan}, Upper: []float64{1, 1, 1}}, "coordinate 2 (x[2]): lower bound NaN"},
 		{"NaN upper", Space{Lower: []float64{0}, Upper: []float64{nan}}, "coordinate 0 (x[0]): upper bound NaN"},
@@ -36,6 +38,18 @@ func TestSpaceValidateNamesCoordinate(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestSpaceCloneIsDeep(t *testing.T) {
+	s := Space{Names: []string{"phi"}, Units: []string{"rad"}, Lower: []float64{0}, Upper: []float64{6.28}, Periodic: []bool{true}}
+	c := s.Clone()
+	c.Names[0], c.Units[0], c.Lower[0], c.Upper[0], c.Periodic[0] = "x", "V", -1, 1, false
+	if s.Names[0] != "phi" || s.Units[0] != "rad" || s.Lower[0] != 0 || s.Upper[0] != 6.28 || !s.IsPeriodic(0) {
+		t.Errorf("the clone shares memory with the original: %+v", s)
+	}
+	if b := Box(2, 0, 1).Clone(); b.Names != nil || b.Periodic != nil || b.IsPeriodic(1) {
+		t.Errorf("nil slices must stay nil: %+v", b)
 	}
 }
 

@@ -103,8 +103,9 @@ func (r *runner) spsa(ctx context.Context) error {
 		}
 		df := sign * (r.ev.samples[idx[0]].F - r.ev.samples[idx[1]].F) / (2 * ck)
 		for i := range u {
-			u[i] = min(max(u[i]-ak*df/delta[i], 0), 1)
+			u[i] -= ak * df / delta[i]
 		}
+		project(u, r.space)
 		return nil
 	})
 }
@@ -182,9 +183,11 @@ func (r *runner) cmaes(ctx context.Context) error {
 		}
 		x, _ := r.fromUnit(u)
 		var pen float64
-		for _, v := range u {
-			d := v - min(max(v, 0), 1)
-			pen += d * d
+		for i, v := range u {
+			if !r.space.IsPeriodic(i) { // a periodic coordinate wraps: no wall to push back from
+				d := v - min(max(v, 0), 1)
+				pen += d * d
+			}
 		}
 		idx, err := r.ev.eval(ctx, journal.RoleBaseline, journal.NoSlot, [][]float64{x})
 		if err == nil {

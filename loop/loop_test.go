@@ -48,6 +48,20 @@ func smallConfig(method string) Config {
 	return c
 }
 
+func TestProjectWrapsPeriodicCoordinates(t *testing.T) {
+	s := insitu.Space{Lower: make([]float64, 5), Upper: []float64{1, 1, 1, 1, 1}, Periodic: []bool{true, true, false, true, true}}
+	u := []float64{1.25, -0.25, 1.5, 0.5, math.NaN()}
+	clipped := project(u, s)
+	// 1.25 and −0.25 wrap to 0.25 and 0.75, 1.5 is clipped, NaN stays NaN.
+	if !clipped || u[0] != 0.25 || u[1] != 0.75 || u[2] != 1 || u[3] != 0.5 || !math.IsNaN(u[4]) {
+		t.Errorf("project = %v, clipped %v", u, clipped)
+	}
+	u = []float64{3.5, -2, 0, 1, 0.5}
+	if project(u, s) || u[0] != 0.5 || u[1] != 0 {
+		t.Errorf("wrapping counted as a projection or wrong: %v", u)
+	}
+}
+
 func TestEveryMethodKeepsTheAccounting(t *testing.T) {
 	p := cnonProblem(t, 4, 2)
 	for _, m := range Methods {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/insitu-lab/insitu"
@@ -171,16 +172,31 @@ func (r *runner) toUnit(x []float64) []float64 {
 	return u
 }
 
-// fromUnit maps u back into the box, clipping to [0,1] first; the bool
-// says whether anything had to be clipped (a projected step).
+// project brings u back into [0,1]^d in place: a periodic coordinate
+// wraps around (its bounds are one setting), any other is clipped. It
+// reports whether anything was clipped (a projected step); wrapping is not
+// a projection. NaN stays NaN: the guard rejects it loudly.
+func project(u []float64, s insitu.Space) (clipped bool) {
+	for i, v := range u {
+		switch {
+		case v >= 0 && v <= 1:
+		case s.IsPeriodic(i) && !math.IsNaN(v) && !math.IsInf(v, 0):
+			u[i] = v - math.Floor(v)
+		default:
+			clipped = true
+			u[i] = min(max(v, 0), 1)
+		}
+	}
+	return clipped
+}
+
+// fromUnit maps u back into the box, projecting it first (see project);
+// the bool says whether anything had to be clipped.
 func (r *runner) fromUnit(u []float64) ([]float64, bool) {
 	x := make([]float64, len(u))
-	clipped := false
+	u = slices.Clone(u)
+	clipped := project(u, r.space)
 	for i, v := range u {
-		if v < 0 || v > 1 || math.IsNaN(v) {
-			clipped = true
-			v = min(max(v, 0), 1) // NaN stays NaN: the guard rejects it loudly
-		}
 		x[i] = r.lo[i] + v*r.width[i]
 		if v == 1 { // exact upper bound despite rounding
 			x[i] = r.space.Upper[i]

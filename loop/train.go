@@ -115,13 +115,14 @@ func Train(ctx context.Context, cfg TrainConfig, p TrainProblem, data TrainData,
 }
 
 type trainer struct {
-	cfg       TrainConfig
-	p         TrainProblem
-	data      TrainData
-	spec      insitu.Spec
-	du        int
-	lo, width []float64 // of θ
-	ev        *evaluator
+	cfg        TrainConfig
+	p          TrainProblem
+	data       TrainData
+	spec       insitu.Spec
+	du         int
+	lo, width  []float64    // of θ
+	thetaSpace insitu.Space // θ's coordinates: which are periodic
+	ev         *evaluator
 
 	u         []float64 // θ in [0,1]^dθ
 	adam      adamX
@@ -179,6 +180,10 @@ func newTrainer(cfg TrainConfig, p TrainProblem, data TrainData, j *journal.Jour
 		ev: newEvaluator(p.Box, noObjective{}, Minimize, j, math.MaxInt/2),
 	}
 	dt := dim - du
+	t.thetaSpace = insitu.Space{Names: spec.In.Names[min(du, len(spec.In.Names)):], Lower: spec.In.Lower[du:], Upper: spec.In.Upper[du:]}
+	if len(spec.In.Periodic) == dim {
+		t.thetaSpace.Periodic = spec.In.Periodic[du:]
+	}
 	t.lo, t.width = spec.In.Lower[du:], make([]float64, dt)
 	for i := range t.width {
 		t.width[i] = spec.In.Upper[du+i] - t.lo[i]
@@ -381,14 +386,7 @@ func (t *trainer) step(ctx context.Context, batch []int) (float64, error) {
 		}
 	}
 	next := t.adam.step(t.u, g, t.cfg.LR)
-	clipped := false
-	for d, v := range next {
-		if v < 0 || v > 1 || math.IsNaN(v) {
-			clipped = true
-			next[d] = min(max(v, 0), 1)
-		}
-	}
-	if clipped {
+	if project(next, t.thetaSpace) {
 		t.projected++
 	}
 	t.u = next

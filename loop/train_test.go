@@ -103,6 +103,47 @@ func smallTrainConfig(method string) TrainConfig {
 	return c
 }
 
+// periodicTanh is tanhTwin with θ declared periodic (as SLM phases are).
+type periodicTanh struct{ tanhTwin }
+
+func (b periodicTanh) Spec() insitu.Spec {
+	s := b.tanhTwin.Spec()
+	s.In.Periodic = []bool{false, false, true, true, true, true, true, true}
+	return s
+}
+
+// A step past a periodic θ's bound wraps around and is not a projection;
+// the same training on the non-periodic box clips and counts.
+func TestTrainWrapsPeriodicTheta(t *testing.T) {
+	cfg := smallTrainConfig(TrainExact)
+	cfg.Epochs, cfg.LR = 2, 0.3
+	cfg.ThetaInit = []float64{3, 3, 3, 3, 3, 3} // every θ on its upper bound
+	real := tanhTwin{gain: 0.8}
+	clip, err := Train(context.Background(), cfg, twinProblem(real), twinData(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := twinProblem(real)
+	p.Box = periodicTanh{real}
+	wrap, err := Train(context.Background(), cfg, p, twinData(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clip.Projected == 0 || wrap.Projected != 0 {
+		t.Errorf("projected steps: %d clipping, %d wrapping (want > 0 and 0)", clip.Projected, wrap.Projected)
+	}
+	wrapped := false
+	for _, th := range wrap.Theta {
+		if th < -3 || th > 3 {
+			t.Fatalf("θ %v left the box", wrap.Theta)
+		}
+		wrapped = wrapped || th < 0 // came round from +3 to the low side
+	}
+	if !wrapped {
+		t.Errorf("no θ wrapped round: %v", wrap.Theta)
+	}
+}
+
 func TestTrainExactReachesHighAccuracy(t *testing.T) {
 	cfg := smallTrainConfig(TrainExact)
 	cfg.ThetaInit = nil

@@ -3,6 +3,7 @@ package safety
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -242,6 +243,18 @@ func TestQueryBatch(t *testing.T) {
 	}
 	if c := g.Counters(); c.Attempted != 3 || c.Passed != 2 {
 		t.Errorf("counters %+v", c)
+	}
+}
+
+// A periodic coordinate stays periodic behind the guard unless the config
+// narrows its bounds.
+func TestGuardKeepsPeriodicFlags(t *testing.T) {
+	rec := newRecorder()
+	rec.spec.In.Lower, rec.spec.In.Upper = []float64{0, 0, 0, 0}, []float64{6, 6, 6, 6}
+	rec.spec.In.Periodic = []bool{true, true, false, true}
+	g := mustNew(t, rec, Config{Upper: map[string]float64{"x1": 3}})
+	if p := g.Spec().In.Periodic; fmt.Sprint(p) != "[true false false true]" {
+		t.Errorf("periodic behind the guard %v, want [true false false true]", p)
 	}
 }
 

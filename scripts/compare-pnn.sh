@@ -4,7 +4,8 @@
 # SEEDS seeds (5), JOBS at a time (2). Prints, per twin, the test accuracy
 # measured on the real twin after the last epoch (mean ± std; the "best @ E"
 # column of `insitu runs compare` holds a training run's test accuracy) and
-# the queries each run made. Usage: scripts/compare-pnn.sh [OUT]
+# the queries each run made. TWINS narrows the twins compared.
+# Usage: scripts/compare-pnn.sh [OUT]
 set -euo pipefail
 out=${1:-runs/compare-pnn}
 seeds=${SEEDS:-5}
@@ -12,9 +13,10 @@ epochs=${EPOCHS:-10}
 methods=${METHODS:-"exact insitu-gradpie insitu-mae pat insilico"}
 bin=${BIN:-bin/insitu}
 jobs=${JOBS:-2}
+twins=${TWINS:-"pnn-cnon pnn-optical"}
 [ -x "$bin" ] || go build -o "$bin" ./cmd/insitu
 cmds=()
-for twin in pnn-cnon pnn-optical; do
+for twin in $twins; do
   for method in $methods; do
     for seed in $(seq 1 "$seeds"); do
       dir="$out/$twin/$method-s$seed"
@@ -26,7 +28,7 @@ done
 if [ ${#cmds[@]} -gt 0 ]; then
   printf '%s\n' "${cmds[@]}" | xargs -P "$jobs" -I{} sh -c '{} > /dev/null'
 fi
-for twin in pnn-cnon pnn-optical; do
+for twin in $twins; do
   echo "## $twin: test accuracy on the real twin after epoch 0 (initial θ) and $epochs, $seeds seeds"
   "$bin" runs compare "$out/$twin"/*/ --at "0,$epochs"
   "$bin" runs list "$out/$twin" | awk 'NR==1 {print "DIR", "QUERIES"} NR>1 {print $1, $7}' | column -t

@@ -43,9 +43,7 @@ func newModel(s insitu.Space, mlp *MLP) *Model {
 	return m
 }
 
-func cloneSpace(s insitu.Space) insitu.Space {
-	return insitu.Space{Names: slices.Clone(s.Names), Units: slices.Clone(s.Units), Lower: slices.Clone(s.Lower), Upper: slices.Clone(s.Upper)}
-}
+func cloneSpace(s insitu.Space) insitu.Space { return s.Clone() }
 
 func inputScale(s insitu.Space) (lo, invW []float64) {
 	lo = slices.Clone(s.Lower)

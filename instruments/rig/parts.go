@@ -20,9 +20,9 @@ type SLM struct{ *slm.SLM }
 func (s SLM) Coordinates() insitu.Space {
 	n := s.N()
 	sp := insitu.Box(n*n, 0, 2*math.Pi)
-	sp.Names, sp.Units = make([]string, n*n), make([]string, n*n)
+	sp.Names, sp.Units, sp.Periodic = make([]string, n*n), make([]string, n*n), make([]bool, n*n)
 	for i := range n * n {
-		sp.Names[i], sp.Units[i] = fmt.Sprintf("phi_%d_%d", i/n, i%n), "rad"
+		sp.Names[i], sp.Units[i], sp.Periodic[i] = fmt.Sprintf("phi_%d_%d", i/n, i%n), "rad", true
 	}
 	return sp
 }

@@ -108,6 +108,9 @@ func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
 				}
 				in.Units = append(in.Units, unit)
 			}
+			for i := range sp.Dim() {
+				in.Periodic = append(in.Periodic, sp.IsPeriodic(i))
+			}
 			in.Lower, in.Upper = append(in.Lower, sp.Lower...), append(in.Upper, sp.Upper...)
 			r.acts = append(r.acts, actSlot{c: c, a: a, off: len(in.Lower) - sp.Dim(), n: sp.Dim()})
 			used = true
@@ -137,8 +140,7 @@ func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
 // intersect narrows the device space by the component's bounds.
 func intersect(dev insitu.Space, c Component) (insitu.Space, error) {
 	n := dev.Dim()
-	sp := insitu.Space{Names: dev.Names, Units: dev.Units,
-		Lower: append([]float64(nil), dev.Lower...), Upper: append([]float64(nil), dev.Upper...)}
+	sp := dev.Clone()
 	pick := func(b []float64, key string) (func(i int) float64, error) {
 		switch len(b) {
 		case 0:
@@ -168,6 +170,9 @@ func intersect(dev insitu.Space, c Component) (insitu.Space, error) {
 		if !(sp.Lower[i] <= sp.Upper[i]) {
 			return sp, fmt.Errorf("coordinate %s: device range [%g, %g] and bounds leave nothing ([%g, %g])",
 				sp.Name(i), dev.Lower[i], dev.Upper[i], sp.Lower[i], sp.Upper[i])
+		}
+		if sp.IsPeriodic(i) && (sp.Lower[i] != dev.Lower[i] || sp.Upper[i] != dev.Upper[i]) {
+			sp.Periodic[i] = false // narrowed: part of the circle is not periodic
 		}
 	}
 	return sp, nil

@@ -119,6 +119,9 @@ func TestOWMSRig(t *testing.T) {
 	if strings.Join(sp.Out, ",") != "cam/left,cam/right" {
 		t.Fatalf("outputs %v", sp.Out)
 	}
+	if len(sp.In.Periodic) != n*n || !sp.In.IsPeriodic(0) || !sp.In.IsPeriodic(n*n-1) {
+		t.Errorf("SLM phases behind the rig are not periodic: %v", sp.In.Periodic)
+	}
 	x := make([]float64, n*n)
 	for i := range x {
 		x[i] = math.Mod(0.37*float64(i), 2*math.Pi)

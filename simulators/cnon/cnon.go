@@ -136,13 +136,7 @@ func (t *Twin) Drive() []float64 { return append([]float64(nil), t.e...) }
 
 // Spec describes the twin: inputs q0[i] ∈ [−1, 1] rad, outputs qT[i].
 func (t *Twin) Spec() insitu.Spec {
-	in := insitu.Space{
-		Names: append([]string(nil), t.space.Names...),
-		Units: append([]string(nil), t.space.Units...),
-		Lower: append([]float64(nil), t.space.Lower...),
-		Upper: append([]float64(nil), t.space.Upper...),
-	}
-	return insitu.Spec{Name: "cnon", In: in, Out: append([]string(nil), t.out...)}
+	return insitu.Spec{Name: "cnon", In: t.space.Clone(), Out: append([]string(nil), t.out...)}
 }
 
 // Skip moves the query counter, which indexes the noise streams, on by n

@@ -146,12 +146,14 @@ func New(cfg Config) (*Twin, error) {
 	t.space = insitu.Box(n*n, 0, 2*math.Pi)
 	t.space.Names = make([]string, n*n)
 	t.space.Units = make([]string, n*n)
+	t.space.Periodic = make([]bool, n*n) // phases: a step past 2π comes back at 0
 	width := len(strconv.Itoa(n - 1))
 	name := func(prefix string, r, c int) string { return fmt.Sprintf("%s_%0*d_%0*d", prefix, width, r, width, c) }
 	for r := range n {
 		for c := range n {
 			t.space.Names[r*n+c] = name("phi", r, c)
 			t.space.Units[r*n+c] = "rad"
+			t.space.Periodic[r*n+c] = true
 		}
 	}
 	switch cfg.Output {
@@ -205,13 +207,7 @@ func (t *Twin) FFTSize() int { return t.prop.m }
 // Spec describes the twin: N² phases in [0, 2π] rad and the outputs of the
 // configured mode.
 func (t *Twin) Spec() insitu.Spec {
-	in := insitu.Space{
-		Names: append([]string(nil), t.space.Names...),
-		Units: append([]string(nil), t.space.Units...),
-		Lower: append([]float64(nil), t.space.Lower...),
-		Upper: append([]float64(nil), t.space.Upper...),
-	}
-	return insitu.Spec{Name: "owms", In: in, Out: append([]string(nil), t.out...)}
+	return insitu.Spec{Name: "owms", In: t.space.Clone(), Out: append([]string(nil), t.out...)}
 }
 
 // Skip moves the query counter, which indexes the noise streams, on by n

@@ -420,6 +420,9 @@ func TestSpecAndTarget(t *testing.T) {
 	if tw.FFTSize() != 128 {
 		t.Errorf("FFT size %d, want 128", tw.FFTSize())
 	}
+	if !s.In.IsPeriodic(0) || !s.In.IsPeriodic(3599) || s.Validate() != nil {
+		t.Errorf("phases must be periodic: %v", s.Validate())
+	}
 	xRef, y := tw.Target(3)
 	if xRef != nil || dot(y, y) < 1-1e-12 || dot(y, y) > 1+1e-12 {
 		t.Errorf("target: xRef %v, power %v", xRef, dot(y, y))

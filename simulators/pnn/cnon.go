@@ -151,7 +151,7 @@ func NewCNON(cfg CNONConfig) (*CNONTwin, error) {
 	for i := range n {
 		t.group[i] = i * cfg.Classes / n
 	}
-	t.space = space(du, n, -cfg.DriveRange, cfg.DriveRange, "")
+	t.space = space(du, n, -cfg.DriveRange, cfg.DriveRange, "", false)
 	t.out = outNames(cfg.Classes)
 	return t, nil
 }

@@ -71,9 +71,10 @@ func queryNoise(seed, salt, k uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(s, mix(k^s)))
 }
 
-// space builds the input box [u; θ] with names u0… and theta0….
-func space(du, dth int, thLo, thHi float64, thUnit string) insitu.Space {
-	s := insitu.Space{}
+// space builds the input box [u; θ] with names u0… and theta0…; θ is
+// periodic when it is a phase.
+func space(du, dth int, thLo, thHi float64, thUnit string, periodic bool) insitu.Space {
+	s := insitu.Space{Periodic: make([]bool, du+dth)}
 	for j := range du {
 		s.Names = append(s.Names, fmt.Sprintf("u%d", j))
 		s.Units = append(s.Units, "")
@@ -85,6 +86,7 @@ func space(du, dth int, thLo, thHi float64, thUnit string) insitu.Space {
 		s.Units = append(s.Units, thUnit)
 		s.Lower = append(s.Lower, thLo)
 		s.Upper = append(s.Upper, thHi)
+		s.Periodic[du+j] = periodic
 	}
 	return s
 }
@@ -98,13 +100,7 @@ func outNames(c int) []string {
 }
 
 func copySpec(name string, s insitu.Space, out []string) insitu.Spec {
-	in := insitu.Space{
-		Names: append([]string(nil), s.Names...),
-		Units: append([]string(nil), s.Units...),
-		Lower: append([]float64(nil), s.Lower...),
-		Upper: append([]float64(nil), s.Upper...),
-	}
-	return insitu.Spec{Name: name, In: in, Out: append([]string(nil), out...)}
+	return insitu.Spec{Name: name, In: s.Clone(), Out: append([]string(nil), out...)}
 }
 
 // checkVJP validates x and the cotangent v.

@@ -221,7 +221,7 @@ func NewOptical(cfg OpticalConfig) (*OpticalTwin, error) {
 			t.aber[i] = cfg.Aberration * rng.NormFloat64()
 		}
 	}
-	t.space = space(cfg.Inputs, n*n, 0, 2*math.Pi, "rad")
+	t.space = space(cfg.Inputs, n*n, 0, 2*math.Pi, "rad", true)
 	t.out = outNames(cfg.Classes)
 	t.pool.New = func() any {
 		return &owork{u: make([]float64, cfg.Inputs), psi: make([]float64, n*n), gp: make([]float64, n*n), gt: make([]float64, n*n),

@@ -380,6 +380,13 @@ func TestSpec(t *testing.T) {
 	if s := ot.Spec().In; s.Lower[2] != 0 || s.Upper[2] != 2*math.Pi || s.Dim() != 2+256 {
 		t.Fatalf("optical spec %v", s)
 	}
+	// Phases wrap, data inputs and drives do not.
+	if s := ot.Spec().In; s.IsPeriodic(1) || !s.IsPeriodic(2) || !s.IsPeriodic(257) {
+		t.Errorf("optical periodic flags %v", s.Periodic)
+	}
+	if s := ct.Spec().In; s.IsPeriodic(2) {
+		t.Errorf("cnon drives marked periodic")
+	}
 }
 
 func TestInputsAreChecked(t *testing.T) {
