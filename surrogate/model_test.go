@@ -138,3 +138,68 @@ func TestModelVJPOfZeroCotangent(t *testing.T) {
 		}
 	}
 }
+
+// phaseSpace has a box coordinate, two phases (one on a [−π, π] circle) and
+// a zero-width coordinate.
+func phaseSpace() insitu.Space {
+	return insitu.Space{
+		Names:    []string{"a", "phi0", "phi1", "fixed"},
+		Lower:    []float64{-2, 0, -math.Pi, 1},
+		Upper:    []float64{3, 2 * math.Pi, math.Pi, 1},
+		Periodic: []bool{false, true, true, false},
+	}
+}
+
+// A periodic coordinate is two features on a circle: the network input is
+// one wider per phase, both bounds give the same prediction, and the raw
+// derivatives (chain rule through cos and sin) match finite differences,
+// on the seam too.
+func TestPeriodicInputs(t *testing.T) {
+	for name, arch := range testArchs() {
+		t.Run(name, func(t *testing.T) {
+			m, err := NewModel(phaseSpace(), 2, arch, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.In() != 4 || m.MLP().In() != 6 {
+				t.Fatalf("inputs: %d raw, %d features; want 4 and 6", m.In(), m.MLP().In())
+			}
+			m.SetOutputScale([][]float64{{1, -100}, {4, 300}, {2, 50}})
+			u := m.NormalizeInput([]float64{0.5, math.Pi / 2, 0, 1})
+			if want := []float64{0.5, 0.5, 1, 0, 0.5, 0}; relErr(u, want) > 1e-15 {
+				t.Errorf("features %v, want %v", u, want)
+			}
+			lo, hi := []float64{0.7, 0, -math.Pi, 1}, []float64{0.7, 2 * math.Pi, math.Pi, 1}
+			if e := relErr(m.Predict(lo), m.Predict(hi)); e > 1e-12 {
+				t.Errorf("the two bounds of a phase predict differently (relative %g)", e)
+			}
+			for _, x := range [][]float64{{0.7, 1.3, -2.9, 1}, {-1.2, 1e-3, math.Pi - 1e-3, 1}} {
+				in := len(x)
+				jac := m.Jacobian(x)
+				for o := range 2 {
+					checkGrad(t, fmt.Sprintf("raw Jacobian row %d at %v", o, x), jac[o*in:(o+1)*in], numGrad(x, func() float64 { return m.Predict(x)[o] }))
+				}
+				v := []float64{0.3, -1.7}
+				checkGrad(t, fmt.Sprintf("raw VJP at %v", x), m.VJP(x, v), numGrad(x, func() float64 { return dot(v, m.Predict(x)) }))
+			}
+		})
+	}
+}
+
+// Neighbours are found on the circle: a phase just above 0 and one just
+// below 2π are each other's nearest, though the box puts them far apart.
+func TestPeriodicNeighbours(t *testing.T) {
+	s := insitu.Space{Lower: []float64{0}, Upper: []float64{2 * math.Pi}, Periodic: []bool{true}}
+	m, err := NewModel(s, 1, Arch{Hidden: []int{4}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDataset(m)
+	for _, phi := range []float64{0.05, 3, 2*math.Pi - 0.05, 1.5} {
+		d.Append([]float64{phi}, []float64{math.Cos(phi)})
+	}
+	d.useK(1)
+	if nb := d.neighbors(0); len(nb) != 1 || nb[0] != 2 {
+		t.Errorf("neighbour of φ = 0.05: %v, want point 2 (φ = 2π − 0.05)", nb)
+	}
+}
