@@ -13,8 +13,8 @@ import (
 // A Dataset is not safe for concurrent use.
 type Dataset struct {
 	in, out  int
-	enc      encoding
-	x, xn, y []float64 // n×in raw, n×enc.feat normalized features, n×out raw
+	lo, invW []float64
+	x, xn, y []float64 // n×in raw, n×in normalized, n×out raw
 	n        int
 	bad      error // the first non-finite point; Fit refuses the dataset
 
@@ -25,7 +25,8 @@ type Dataset struct {
 // NewDataset returns an empty dataset for model's input space and output
 // dimension.
 func NewDataset(model *Model) *Dataset {
-	return &Dataset{in: model.enc.dim(), out: model.mlp.out, enc: model.enc}
+	lo, invW := inputScale(model.space)
+	return &Dataset{in: model.mlp.in, out: model.mlp.out, lo: lo, invW: invW}
 }
 
 // Len returns the number of points.
@@ -54,8 +55,8 @@ func (d *Dataset) Append(x, y []float64) {
 	d.x = append(d.x, x...)
 	d.y = append(d.y, y...)
 	off := len(d.xn)
-	d.xn = append(d.xn, make([]float64, d.enc.feat)...)
-	d.enc.encode(d.xn[off:], x)
+	d.xn = append(d.xn, x...)
+	normalizeInto(d.xn[off:], x, d.lo, d.invW)
 	d.n++
 	if d.nb != nil {
 		d.nb.Append(d.xnRow(d.n - 1))
@@ -77,10 +78,7 @@ func (d *Dataset) X(i int) []float64 { return d.x[i*d.in : (i+1)*d.in : (i+1)*d.
 // Y returns point i's output. The slice aliases the dataset: do not modify it.
 func (d *Dataset) Y(i int) []float64 { return d.y[i*d.out : (i+1)*d.out : (i+1)*d.out] }
 
-func (d *Dataset) xnRow(i int) []float64 {
-	f := d.enc.feat
-	return d.xn[i*f : (i+1)*f : (i+1)*f]
-}
+func (d *Dataset) xnRow(i int) []float64 { return d.xn[i*d.in : (i+1)*d.in : (i+1)*d.in] }
 
 // ys returns views of every output, for SetOutputScale.
 func (d *Dataset) ys() [][]float64 {
@@ -95,7 +93,7 @@ func (d *Dataset) ys() [][]float64 {
 // when k changes and catching up otherwise.
 func (d *Dataset) useK(k int) {
 	if d.nb == nil || d.k != k {
-		d.nb, d.k = newNeighborLister(d.enc.feat, k), k
+		d.nb, d.k = newNeighborLister(d.in, k), k
 	}
 	if m := d.nb.Len(); m < d.n {
 		pts := make([][]float64, 0, d.n-m)

@@ -21,12 +21,10 @@ import (
 //
 // The fixed prefix gives the file's length before anything is parsed, so a
 // short file is reported as truncated and any flipped byte as a checksum
-// mismatch. Version 2 added the periodic flags (and "in" counts the
-// network's input features: two per periodic coordinate); a version 1 file
-// is read as one without periodic coordinates.
+// mismatch.
 const (
 	fileMagic   = "INSITUSG"
-	fileVersion = 2
+	fileVersion = 1
 	filePrefix  = len(fileMagic) + 4 + 4 + 8
 )
 
@@ -57,7 +55,6 @@ type fileHeader struct {
 	Units     []string  `json:"units,omitempty"`
 	Lower     []float64 `json:"lower"`
 	Upper     []float64 `json:"upper"`
-	Periodic  []bool    `json:"periodic,omitempty"`
 	OutMean   []float64 `json:"out_mean"`
 	OutStd    []float64 `json:"out_std"`
 	ScaleSet  bool      `json:"scale_set"`
@@ -69,7 +66,7 @@ type fileHeader struct {
 func (m *Model) Save(w io.Writer) error {
 	h := fileHeader{
 		In: m.mlp.in, Out: m.mlp.out, Hidden: m.mlp.arch.Hidden, LayerNorm: m.mlp.arch.LayerNorm,
-		Names: m.space.Names, Units: m.space.Units, Lower: m.space.Lower, Upper: m.space.Upper, Periodic: m.space.Periodic,
+		Names: m.space.Names, Units: m.space.Units, Lower: m.space.Lower, Upper: m.space.Upper,
 		OutMean: m.mean, OutStd: m.std, ScaleSet: m.scaleSet, Params: len(m.mlp.params),
 	}
 	if err := writeModel(w, h, m.mlp.params); err != nil {
@@ -124,8 +121,8 @@ func Load(r io.Reader) (*Model, error) {
 	if n < len(fileMagic)+4 {
 		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
 	}
-	if v := binary.LittleEndian.Uint32(data[len(fileMagic):]); v < 1 || v > fileVersion {
-		return nil, &fileError{ErrFileVersion, fmt.Sprintf("surrogate file version %d, this build reads versions 1 to %d", v, fileVersion)}
+	if v := binary.LittleEndian.Uint32(data[len(fileMagic):]); v != fileVersion {
+		return nil, &fileError{ErrFileVersion, fmt.Sprintf("surrogate file version %d, this build reads version %d", v, fileVersion)}
 	}
 	if n < filePrefix {
 		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
@@ -151,7 +148,7 @@ func Load(r io.Reader) (*Model, error) {
 		return nil, fmt.Errorf("surrogate: model header: %w", err)
 	}
 	arch := Arch{Hidden: h.Hidden, LayerNorm: h.LayerNorm}
-	s := insitu.Space{Names: h.Names, Units: h.Units, Lower: h.Lower, Upper: h.Upper, Periodic: h.Periodic}
+	s := insitu.Space{Names: h.Names, Units: h.Units, Lower: h.Lower, Upper: h.Upper}
 	if err := h.validate(arch, s); err != nil {
 		return nil, fmt.Errorf("surrogate: model header: %w", err)
 	}
@@ -177,8 +174,8 @@ func (h *fileHeader) validate(arch Arch, s insitu.Space) error {
 	if err := arch.Validate(); err != nil {
 		return err
 	}
-	if f := newEncoding(s).feat; h.In != f || h.Out < 1 {
-		return fmt.Errorf("shape %d→%d does not match a %d-dimensional space (%d input features)", h.In, h.Out, s.Dim(), f)
+	if h.In != s.Dim() || h.Out < 1 {
+		return fmt.Errorf("shape %d→%d does not match a %d-dimensional space", h.In, h.Out, s.Dim())
 	}
 	if len(h.OutMean) != h.Out || len(h.OutStd) != h.Out {
 		return fmt.Errorf("output scale has %d means and %d stds for %d outputs", len(h.OutMean), len(h.OutStd), h.Out)

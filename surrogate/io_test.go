@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"math"
 	"slices"
 	"strings"
@@ -82,7 +81,7 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong magic", mutate(func(b []byte) []byte { b[0] = 'X'; return b }), ErrNotSurrogate, "not an insitu surrogate file"},
 		{"text file", []byte("hidden: [256, 256]\nlayer_norm: false\n"), ErrNotSurrogate, "not an insitu surrogate file"},
 		{"other version", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 7); return b }), ErrFileVersion,
-			"surrogate file version 7, this build reads versions 1 to 2"},
+			"surrogate file version 7, this build reads version 1"},
 		{"empty", nil, ErrTruncated, "truncated"},
 		{"cut in magic", data[:5], ErrTruncated, "truncated"},
 		{"cut in prefix", data[:filePrefix-3], ErrTruncated, "truncated"},
@@ -200,34 +199,5 @@ func TestAdamStep(t *testing.T) {
 	a.Reset()
 	if a.Steps() != 0 {
 		t.Error("Reset kept the step count")
-	}
-}
-
-// A model with periodic inputs keeps them through Save and Load, and a
-// version-1 file (before periodic flags existed) still loads.
-func TestSaveLoadPeriodicAndVersion1(t *testing.T) {
-	m, err := NewModel(phaseSpace(), 2, Arch{Hidden: []int{5}}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := m.Save(&b); err != nil {
-		t.Fatal(err)
-	}
-	m2, err := Load(bytes.NewReader(b.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := []float64{0.3, 6, -3, 1}
-	if !slices.Equal(m2.Space().Periodic, phaseSpace().Periodic) || !slices.Equal(m.Predict(x), m2.Predict(x)) {
-		t.Errorf("periodic model after a round trip: flags %v, prediction %v vs %v", m2.Space().Periodic, m2.Predict(x), m.Predict(x))
-	}
-	// The same bytes as version 1 of a model without periodic inputs.
-	_, data := savedModel(t)
-	v1 := slices.Clone(data)
-	binary.LittleEndian.PutUint32(v1[len(fileMagic):], 1)
-	binary.LittleEndian.PutUint32(v1[len(v1)-4:], crc32.ChecksumIEEE(v1[:len(v1)-4]))
-	if _, err := Load(bytes.NewReader(v1)); err != nil {
-		t.Errorf("version-1 file: %v", err)
 	}
 }

@@ -9,12 +9,11 @@ import (
 )
 
 // Model is an MLP with the normalizations the surrogate trains under:
-// inputs mapped from the Space's box to [0,1] (a periodic coordinate to a
-// point on a circle, two features: see encoding), outputs z-scored per
+// inputs mapped from the Space's box to [0,1], outputs z-scored per
 // component. Its Predict, VJP and Jacobian work in raw units.
 type Model struct {
 	space    insitu.Space
-	enc      encoding
+	lo, invW []float64 // u = (x − lo)·invW; invW = 0 on zero-width coordinates
 	mlp      *MLP
 	mean     []float64
 	std      []float64
@@ -28,43 +27,60 @@ func NewModel(in insitu.Space, out int, arch Arch, seed uint64) (*Model, error) 
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("surrogate: input space: %w", err)
 	}
-	mlp, err := NewMLP(newEncoding(in).feat, out, arch, seed)
+	mlp, err := NewMLP(in.Dim(), out, arch, seed)
 	if err != nil {
 		return nil, err
 	}
 	return newModel(in, mlp), nil
 }
 
-// newModel wraps mlp, whose input width must be the encoding's feature
-// count.
 func newModel(s insitu.Space, mlp *MLP) *Model {
-	m := &Model{space: s.Clone(), enc: newEncoding(s), mlp: mlp, mean: make([]float64, mlp.out), std: make([]float64, mlp.out)}
+	m := &Model{space: cloneSpace(s), mlp: mlp, mean: make([]float64, mlp.out), std: make([]float64, mlp.out)}
+	m.lo, m.invW = inputScale(m.space)
 	for i := range m.std {
 		m.std[i] = 1
 	}
 	return m
 }
 
+func cloneSpace(s insitu.Space) insitu.Space { return s.Clone() }
+
+func inputScale(s insitu.Space) (lo, invW []float64) {
+	lo = slices.Clone(s.Lower)
+	invW = make([]float64, len(lo))
+	for i := range lo {
+		if w := s.Upper[i] - s.Lower[i]; w > 0 {
+			invW[i] = 1 / w
+		}
+	}
+	return lo, invW
+}
+
+// normalizeInto writes the [0,1] image of x into u.
+func normalizeInto(u, x, lo, invW []float64) {
+	for i, v := range x {
+		u[i] = (v - lo[i]) * invW[i]
+	}
+}
+
 // Space returns a copy of the input space.
-func (m *Model) Space() insitu.Space { return m.space.Clone() }
+func (m *Model) Space() insitu.Space { return cloneSpace(m.space) }
 
 // MLP returns the underlying network (shared, not a copy).
 func (m *Model) MLP() *MLP { return m.mlp }
 
-// In returns the input dimension (raw coordinates; the network's input
-// width, MLP().In(), has two features per periodic coordinate).
-func (m *Model) In() int { return m.enc.dim() }
+// In returns the input dimension.
+func (m *Model) In() int { return m.mlp.in }
 
 // Out returns the output dimension.
 func (m *Model) Out() int { return m.mlp.out }
 
-// NormalizeInput returns the network's features of x: each box coordinate
-// mapped to [0,1] (a zero-width one to 0, points outside the box outside
-// [0,1]), each periodic one to two features on a circle.
+// NormalizeInput maps x from the box to [0,1] per coordinate; a zero-width
+// coordinate maps to 0. Points outside the box map outside [0,1].
 func (m *Model) NormalizeInput(x []float64) []float64 {
 	m.checkX("NormalizeInput", x)
-	u := make([]float64, m.enc.feat)
-	m.enc.encode(u, x)
+	u := make([]float64, len(x))
+	normalizeInto(u, x, m.lo, m.invW)
 	return u
 }
 
@@ -125,8 +141,8 @@ func (m *Model) HasOutputScale() bool { return m.scaleSet }
 // concurrent use with VJP and Jacobian, not with training.
 func (m *Model) Predict(x []float64) []float64 {
 	m.checkX("Predict", x)
-	u := make([]float64, m.enc.feat)
-	m.enc.encode(u, x)
+	u := make([]float64, len(x))
+	normalizeInto(u, x, m.lo, m.invW)
 	y := m.mlp.Predict(u, 1)
 	for o := range y {
 		y[o] = m.mean[o] + m.std[o]*y[o]
@@ -135,44 +151,44 @@ func (m *Model) Predict(x []float64) []float64 {
 }
 
 // VJP returns vᵀ·∂f_raw/∂x_raw at x: the cotangent is scaled by the output
-// std, sent through the network and pulled back through the input
-// encoding. Zero-width coordinates get gradient 0.
+// std, sent through the network and scaled by the input box's 1/width.
+// Zero-width coordinates get gradient 0.
 func (m *Model) VJP(x, v []float64) []float64 {
 	m.checkX("VJP", x)
 	if len(v) != m.mlp.out {
 		panic(fmt.Sprintf("surrogate: Model.VJP: cotangent has %d values, want %d", len(v), m.mlp.out))
 	}
-	u := make([]float64, m.enc.feat)
-	m.enc.encode(u, x)
+	u := make([]float64, len(x))
+	normalizeInto(u, x, m.lo, m.invW)
 	vs := make([]float64, len(v))
 	for o := range v {
 		vs[o] = v[o] * m.std[o]
 	}
-	g := make([]float64, len(x))
-	m.enc.pull(g, m.mlp.VJP(u, vs), x)
+	g := m.mlp.VJP(u, vs)
+	for i := range g {
+		g[i] *= m.invW[i]
+	}
 	return g
 }
 
 // Jacobian returns ∂f_raw/∂x_raw at x as an Out×In row-major matrix.
 func (m *Model) Jacobian(x []float64) []float64 {
 	m.checkX("Jacobian", x)
-	u := make([]float64, m.enc.feat)
-	m.enc.encode(u, x)
-	jf := m.mlp.Jacobian(u) // Out × features
-	d, nf := len(x), m.enc.feat
-	j := make([]float64, m.mlp.out*d)
+	u := make([]float64, len(x))
+	normalizeInto(u, x, m.lo, m.invW)
+	j := m.mlp.Jacobian(u)
+	in := m.mlp.in
 	for o := range m.mlp.out {
-		row := j[o*d : (o+1)*d]
-		m.enc.pull(row, jf[o*nf:(o+1)*nf], x)
+		row := j[o*in : (o+1)*in]
 		for i := range row {
-			row[i] *= m.std[o]
+			row[i] *= m.std[o] * m.invW[i]
 		}
 	}
 	return j
 }
 
 func (m *Model) checkX(op string, x []float64) {
-	if len(x) != m.enc.dim() {
-		panic(fmt.Sprintf("surrogate: Model.%s: x has %d values, want %d", op, len(x), m.enc.dim()))
+	if len(x) != m.mlp.in {
+		panic(fmt.Sprintf("surrogate: Model.%s: x has %d values, want %d", op, len(x), m.mlp.in))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // LossKind names a training loss.
@@ -178,9 +179,9 @@ func (t *Trainer) checkData(d *Dataset) error {
 	switch {
 	case d == nil:
 		return errors.New("surrogate: nil dataset")
-	case d.in != m.enc.dim() || d.out != m.mlp.out:
-		return fmt.Errorf("surrogate: dataset is %d→%d, model is %d→%d", d.in, d.out, m.enc.dim(), m.mlp.out)
-	case !d.enc.equal(m.enc):
+	case d.in != m.mlp.in || d.out != m.mlp.out:
+		return fmt.Errorf("surrogate: dataset is %d→%d, model is %d→%d", d.in, d.out, m.mlp.in, m.mlp.out)
+	case !slices.Equal(d.lo, m.lo) || !slices.Equal(d.invW, m.invW):
 		return errors.New("surrogate: dataset was made for a model with a different input space")
 	case d.bad != nil:
 		return fmt.Errorf("surrogate: dataset: %w", d.bad)
@@ -222,7 +223,7 @@ func (t *Trainer) step(d *Dataset, anchors []int) float64 {
 	if t.onBatch != nil {
 		t.onBatch(anchors, t.uniq)
 	}
-	pred := mlp.trainForward(t.xb[:rows*d.enc.feat], rows)
+	pred := mlp.trainForward(t.xb[:rows*d.in], rows)
 	t.gb = growTo(t.gb, rows*d.out)
 	loss := t.lossGrad(pred, t.yb[:rows*d.out], len(anchors), t.pairs, t.gb)
 	mlp.ZeroGrad()
@@ -294,18 +295,18 @@ func (t *Trainer) gather(d *Dataset, anchors []int) int {
 		}
 	}
 	rows := len(t.uniq)
-	t.xb = growTo(t.xb, rows*d.enc.feat)
+	t.xb = growTo(t.xb, rows*d.in)
 	t.yb = growTo(t.yb, rows*d.out)
 	t.fillRows(d, t.uniq, t.model.mean, t.model.std, t.xb, t.yb)
 	return rows
 }
 
-// fillRows copies the input features and the outputs standardized with
+// fillRows copies the normalized inputs and the outputs standardized with
 // mean and std of points idx into xb and yb.
 func (t *Trainer) fillRows(d *Dataset, idx []int, mean, std, xb, yb []float64) {
-	f, out := d.enc.feat, d.out
+	in, out := d.in, d.out
 	for r, i := range idx {
-		copy(xb[r*f:(r+1)*f], d.xnRow(i))
+		copy(xb[r*in:(r+1)*in], d.xn[i*in:(i+1)*in])
 		y := d.y[i*out : (i+1)*out]
 		for o, v := range y {
 			yb[r*out+o] = (v - mean[o]) / std[o]
@@ -330,14 +331,13 @@ func (t *Trainer) Loss(d *Dataset) (float64, error) {
 	for i := range all {
 		all[i] = i
 	}
-	f := d.enc.feat
-	xb, yb := make([]float64, d.n*f), make([]float64, d.n*d.out)
+	xb, yb := make([]float64, d.n*d.in), make([]float64, d.n*d.out)
 	t.fillRows(d, all, mean, std, xb, yb)
 	pred := make([]float64, 0, d.n*d.out)
 	const chunk = 1024 // bounds the activations held at once
 	for r := 0; r < d.n; r += chunk {
 		rows := min(chunk, d.n-r)
-		pred = append(pred, m.mlp.Predict(xb[r*f:(r+rows)*f], rows)...)
+		pred = append(pred, m.mlp.Predict(xb[r*d.in:(r+rows)*d.in], rows)...)
 	}
 	var pairs [][2]int
 	if t.cfg.Loss == LossGradPIE {
