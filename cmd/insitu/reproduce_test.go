@@ -66,3 +66,24 @@ func TestReproduceRejectsUnknownScale(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// --tasks runs those tasks only; the next full run does the rest; an
+// unknown task is refused with the list of known ones.
+func TestReproduceTasks(t *testing.T) {
+	out := t.TempDir()
+	_, stderr := runReproduce(t, "--out", out, "--tasks", "opamp-analytic")
+	if !strings.Contains(stderr, "3 cells, 0 already finished, 3 started") {
+		t.Fatalf("--tasks opamp-analytic: %s", stderr)
+	}
+	_, stderr = runReproduce(t, "--out", out)
+	if !strings.Contains(stderr, "7 cells, 3 already finished, 4 started") {
+		t.Fatalf("then the whole grid: %s", stderr)
+	}
+	root := newRoot()
+	root.SetOut(&bytes.Buffer{})
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs([]string{"reproduce", "--scale", "test", "--configs", filepath.Join("..", "..", "configs"), "--out", out, "--tasks", "owms"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `task "owms"`) || !strings.Contains(err.Error(), "cnon-N10-M0") {
+		t.Errorf("unknown task: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Kind says which insitu command a task's cells run.
@@ -156,6 +157,26 @@ func (t Task) cells(v Variant) []Cell {
 		}
 	}
 	return cs
+}
+
+// Only returns the grid of the named tasks, in the grid's order; an
+// unknown name is an error that lists the known ones. A sweep's default
+// setting belongs to its base task: name both to run both.
+func (g Grid) Only(names []string) (Grid, error) {
+	out := Grid{Scale: g.Scale}
+	var known []string
+	for _, t := range g.Tasks {
+		known = append(known, t.Name)
+		if slices.Contains(names, t.Name) {
+			out.Tasks = append(out.Tasks, t)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return Grid{}, fmt.Errorf("task %q: not in the %s grid (tasks: %s)", n, g.Scale, strings.Join(known, ", "))
+		}
+	}
+	return out, nil
 }
 
 // Task returns the task named name.

@@ -206,10 +206,24 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	fmt.Fprintf(w, "\n%s\n\n", o)
 
 	// The plot: every seed's final value per setting, GradPIE and MAE side by side.
+	// Nothing measured yet: no plot (an empty axis cannot be drawn on a
+	// log scale). A value ≤ 0 cannot be drawn on one either.
+	plotted, positive := false, true
+	for _, r := range rows {
+		for _, m := range []string{loc, base} {
+			for _, v := range r.vals[m] {
+				plotted = true
+				positive = positive && v > 0
+			}
+		}
+	}
+	if !plotted {
+		return o, nil
+	}
 	p := plot.New()
 	p.Title.Text = t.Title
 	p.Y.Label.Text = strings.TrimPrefix(what, "the ") + " at the last " + strings.TrimSuffix(unit, "s")
-	if t.LogY {
+	if t.LogY && positive {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	} else {

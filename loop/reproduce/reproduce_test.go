@@ -341,6 +341,11 @@ func TestKnobSweep(t *testing.T) {
 	if len(k1) != 2 || k1[0].Dir() != filepath.Join("knobs-cnon-M0", "k1", "gradpie-s1") || !slices.Contains(k1[0].Args("D"), "surrogate.k=1") {
 		t.Errorf("k1 cells %+v", k1)
 	}
+	// Before anything ran: the sweep says so, without a plot (an empty log
+	// axis cannot be drawn).
+	if md := writeAndRead(t, g, out); !strings.Contains(md, "(2 cells not finished)") {
+		t.Errorf("report of an unfinished sweep:\n%s", md)
+	}
 	var f fakeExec
 	if _, err := Run(ctx, g, Options{Out: out, Exec: f.exec}); err != nil {
 		t.Fatal(err)
@@ -389,5 +394,19 @@ func TestPaperColumnsAtPaperIterations(t *testing.T) {
 	}
 	if _, _, ok := paperAt("", "mae", 50); ok {
 		t.Error("paper value for a task without a block")
+	}
+}
+
+func TestOnly(t *testing.T) {
+	g, err := NewGrid("quick", "configs", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := g.Only([]string{"owms", "cnon-N10-M0"})
+	if err != nil || len(sub.Tasks) != 2 || sub.Tasks[0].Name != "cnon-N10-M0" || sub.Tasks[1].Name != "owms" {
+		t.Fatalf("Only = %+v, %v", sub.Tasks, err)
+	}
+	if _, err := g.Only([]string{"owms", "nope"}); err == nil || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "knobs-owms") {
+		t.Errorf("unknown task: %v", err)
 	}
 }
