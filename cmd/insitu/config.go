@@ -80,7 +80,12 @@ func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[str
 		}
 		v.Set(key, parsed)
 	}
+	// viper's map holds the defaults merged with the file: decode it onto
+	// zeroed fields, or a list in the file would be merged element by
+	// element into the default list (a setting inheriting the keys of the
+	// default setting at its index).
 	err := v.Unmarshal(out, func(c *mapstructure.DecoderConfig) {
+		c.ZeroFields = true
 		c.ErrorUnused = true
 		c.WeaklyTypedInput = true
 		c.DecodeHook = mapstructure.ComposeDecodeHookFunc(c.DecodeHook, safety.DecodeHook())
