@@ -60,14 +60,8 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			resolved, err := yaml.Marshal(cfg)
+			resolved, err := writeResolved(out, cfg)
 			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o644); err != nil {
 				return err
 			}
 			kind, _ := cfg.BlackBox["kind"].(string)
@@ -111,27 +105,13 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 			if isTraining(cmd, out) {
 				return resumeTrain(cmd, out, quiet)
 			}
-			j, err := journal.Open(out)
+			ctx := cmd.Context()
+			cfg := defaultRunConfig()
+			j, where, err := reopen(ctx, out, &cfg)
 			if err != nil {
 				return err
 			}
 			defer j.Close()
-			ctx := cmd.Context()
-			data, err := j.Config(ctx)
-			if err != nil {
-				return err
-			}
-			where := j.Path() + " (config)"
-			cfg := defaultRunConfig()
-			if err := resolveConfig(where, data, nil, nil, nil, &cfg); err != nil {
-				return err
-			}
-			if err := cfg.validate(); err != nil {
-				return prefixFile(where, err)
-			}
-			if err := j.SetStatus(ctx, journal.RunRunning); err != nil {
-				return err
-			}
 			box, obj, dir, err := cfg.build(ctx, where)
 			if err != nil {
 				return err
@@ -142,6 +122,48 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
+}
+
+// reopen opens the journal in dir to continue its run: cfg (holding the
+// defaults) gets the journal's config, validated, and the run is marked
+// running again. where names the config in errors.
+func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) (*journal.Journal, string, error) {
+	j, err := journal.Open(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	where := j.Path() + " (config)"
+	err = func() error {
+		data, err := j.Config(ctx)
+		if err != nil {
+			return err
+		}
+		if err := resolveConfig(where, data, nil, nil, nil, cfg); err != nil {
+			return err
+		}
+		if err := cfg.validate(); err != nil {
+			return prefixFile(where, err)
+		}
+		return j.SetStatus(ctx, journal.RunRunning)
+	}()
+	if err != nil {
+		j.Close()
+		return nil, "", err
+	}
+	return j, where, nil
+}
+
+// writeResolved creates the run directory out and writes the resolved
+// config there as config.yaml; the bytes also go into the journal.
+func writeResolved(out string, cfg any) ([]byte, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	resolved, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return resolved, os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o644)
 }
 
 // runDir is the directory of a new run: out, or by default

@@ -14,7 +14,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -177,14 +176,8 @@ interrupted training without repeating a recorded query.`,
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			resolved, err := yaml.Marshal(cfg)
+			resolved, err := writeResolved(out, cfg)
 			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o644); err != nil {
 				return err
 			}
 			kind, _ := cfg.BlackBox["kind"].(string)
@@ -404,26 +397,12 @@ func (p *trainProgress) finish() {
 // journal holds.
 func resumeTrain(cmd *cobra.Command, dir string, quiet bool) error {
 	ctx := cmd.Context()
-	j, err := journal.Open(dir)
+	cfg := defaultTrainConfig()
+	j, where, err := reopen(ctx, dir, &cfg)
 	if err != nil {
 		return err
 	}
 	defer j.Close()
-	data, err := j.Config(ctx)
-	if err != nil {
-		return err
-	}
-	where := j.Path() + " (config)"
-	cfg := defaultTrainConfig()
-	if err := resolveConfig(where, data, nil, nil, nil, &cfg); err != nil {
-		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return prefixFile(where, err)
-	}
-	if err := j.SetStatus(ctx, journal.RunRunning); err != nil {
-		return err
-	}
 	parts, err := cfg.build(ctx, where)
 	if err != nil {
 		return err
