@@ -72,7 +72,7 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 			}
 			j, err := journal.Create(out, journal.Meta{
 				Version: version, Method: cfg.Method, Kind: kind, Seed: cfg.Seed, Direction: journal.Direction(dir),
-			}, resolved, journal.WithSync(cfg.syncPolicy()))
+			}, resolved, journal.WithSync(cfg.Journal.policy()))
 			if err != nil {
 				return err
 			}

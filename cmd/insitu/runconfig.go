@@ -59,8 +59,9 @@ func (c runConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-func (c runConfig) syncPolicy() journal.SyncPolicy {
-	if c.Journal.Sync == "query" {
+// policy is the journal's sync policy.
+func (c journalConfig) policy() journal.SyncPolicy {
+	if c.Sync == "query" {
 		return journal.SyncEvery
 	}
 	return journal.SyncPerIteration

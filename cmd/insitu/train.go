@@ -183,7 +183,7 @@ interrupted training without repeating a recorded query.`,
 			kind, _ := cfg.BlackBox["kind"].(string)
 			j, err := journal.Create(out, journal.Meta{
 				Version: version, Method: cfg.Method, Kind: kind, Seed: cfg.Seed, Direction: journal.Maximize,
-			}, resolved, journal.WithSync(trainSync(cfg)))
+			}, resolved, journal.WithSync(cfg.Journal.policy()))
 			if err != nil {
 				return err
 			}
@@ -201,13 +201,6 @@ interrupted training without repeating a recorded query.`,
 	cmd.Flags().String("method", "", strings.Join(loop.TrainMethods, ", ")+" (overrides method)")
 	cmd.Flags().Int("epochs", 0, "epochs (overrides epochs)")
 	return cmd
-}
-
-func trainSync(c trainConfig) journal.SyncPolicy {
-	if c.Journal.Sync == "query" {
-		return journal.SyncEvery
-	}
-	return journal.SyncPerIteration
 }
 
 // executeTrain trains behind the guard, records how it ended, and writes
