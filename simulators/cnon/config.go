@@ -2,8 +2,6 @@ package cnon
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math"
 
 	"github.com/insitu-lab/insitu"
@@ -58,28 +56,15 @@ const (
 )
 
 // ConfigError is one problem with a Config, naming its key.
-type ConfigError struct {
-	Key string // mapstructure key, e.g. "steps"
-	Msg string // e.g. "must be ≥ 1, got 0"
-}
-
-func (e *ConfigError) Error() string { return "cnon: " + e.Key + ": " + e.Msg }
+type ConfigError = insitu.ConfigError
 
 // Validate reports every problem with c at once, each a *ConfigError
 // naming its key, joined with errors.Join; nil when c is usable.
-func (c Config) Validate() error {
-	var errs []error
-	for _, p := range c.problems() {
-		errs = append(errs, &p)
-	}
-	return errors.Join(errs...)
-}
+func (c Config) Validate() error { return c.problems().Err() }
 
-func (c Config) problems() []ConfigError {
-	var ps []ConfigError
-	bad := func(key, format string, args ...any) {
-		ps = append(ps, ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
+func (c Config) problems() *insitu.Problems {
+	ps := &insitu.Problems{Kind: "cnon"}
+	bad := ps.Add
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 	if c.N < 1 || c.N > MaxN {
@@ -128,12 +113,8 @@ func factory(_ context.Context, p insitu.Params) (insitu.BlackBox, error) {
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, pr := range cfg.problems() {
-		errs = append(errs, p.Errorf(pr.Key, "%s", pr.Msg))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := cfg.problems().In(p); err != nil {
+		return nil, err
 	}
 	return New(cfg)
 }

@@ -2,7 +2,6 @@ package opamp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -50,29 +49,16 @@ func DefaultConfig() Config {
 const MaxWorkers = 256
 
 // ConfigError is one problem with a Config, naming its key.
-type ConfigError struct {
-	Key string // mapstructure key, e.g. "timeout"
-	Msg string // e.g. "must be positive, got 0s"
-}
-
-func (e *ConfigError) Error() string { return "opamp: " + e.Key + ": " + e.Msg }
+type ConfigError = insitu.ConfigError
 
 // Validate reports every problem with c at once, each a *ConfigError
 // naming its key, joined with errors.Join; nil when c is usable. It does
 // not look for the ngspice binary: New does.
-func (c Config) Validate() error {
-	var errs []error
-	for _, p := range c.problems() {
-		errs = append(errs, &p)
-	}
-	return errors.Join(errs...)
-}
+func (c Config) Validate() error { return c.problems().Err() }
 
-func (c Config) problems() []ConfigError {
-	var ps []ConfigError
-	bad := func(key, format string, args ...any) {
-		ps = append(ps, ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
+func (c Config) problems() *insitu.Problems {
+	ps := &insitu.Problems{Kind: "opamp"}
+	bad := ps.Add
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 	switch c.Backend {
@@ -124,12 +110,8 @@ func factory(ctx context.Context, p insitu.Params) (insitu.BlackBox, error) {
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, pr := range cfg.problems() {
-		errs = append(errs, p.Errorf(pr.Key, "%s", pr.Msg))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := cfg.problems().In(p); err != nil {
+		return nil, err
 	}
 	t, err := New(cfg)
 	if err != nil { // validated above: only the binary lookup can fail

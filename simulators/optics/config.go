@@ -2,8 +2,6 @@ package optics
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math"
 
 	"github.com/insitu-lab/insitu"
@@ -115,30 +113,17 @@ const (
 )
 
 // ConfigError is one problem with a Config, naming its key.
-type ConfigError struct {
-	Key string // mapstructure key, e.g. "pitch" or "camera.gain"
-	Msg string
-}
-
-func (e *ConfigError) Error() string { return "owms: " + e.Key + ": " + e.Msg }
+type ConfigError = insitu.ConfigError
 
 // Validate reports every problem with c at once, each a *ConfigError
 // naming its key, joined with errors.Join; nil when c is usable.
-func (c Config) Validate() error {
-	var errs []error
-	for _, p := range c.problems() {
-		errs = append(errs, &p)
-	}
-	return errors.Join(errs...)
-}
+func (c Config) Validate() error { return c.problems().Err() }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-func (c Config) problems() []ConfigError {
-	var ps []ConfigError
-	bad := func(key, format string, args ...any) {
-		ps = append(ps, ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
+func (c Config) problems() *insitu.Problems {
+	ps := &insitu.Problems{Kind: "owms"}
+	bad := ps.Add
 	nOK := c.N >= 1 && c.N <= MaxN
 	if !nOK {
 		bad("n", "must be in [1, %d], got %d", MaxN, c.N)
@@ -238,12 +223,8 @@ func factory(_ context.Context, p insitu.Params) (insitu.BlackBox, error) {
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, pr := range cfg.problems() {
-		errs = append(errs, p.Errorf(pr.Key, "%s", pr.Msg))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := cfg.problems().In(p); err != nil {
+		return nil, err
 	}
 	return New(cfg)
 }

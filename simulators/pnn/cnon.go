@@ -58,29 +58,29 @@ func (c CNONConfig) Ideal() CNONConfig {
 	return c
 }
 
-func (c CNONConfig) problems() *problems {
-	p := &problems{kind: "pnn-cnon"}
+func (c CNONConfig) problems() *insitu.Problems {
+	p := &insitu.Problems{Kind: "pnn-cnon"}
 	if c.N < 1 || c.N > 256 {
-		p.bad("n", "must be in [1, 256], got %d", c.N)
+		p.Add("n", "must be in [1, 256], got %d", c.N)
 	}
 	if c.Inputs < 1 || c.Inputs > 1024 {
-		p.bad("inputs", "must be in [1, 1024], got %d", c.Inputs)
+		p.Add("inputs", "must be in [1, 1024], got %d", c.Inputs)
 	}
 	if c.Classes < 1 || (c.N >= 1 && c.Classes > c.N) {
-		p.bad("classes", "must be in [1, n = %d], got %d", c.N, c.Classes)
+		p.Add("classes", "must be in [1, n = %d], got %d", c.N, c.Classes)
 	}
 	if !finite(c.Horizon) || c.Horizon <= 0 {
-		p.bad("horizon", "must be positive and finite, got %v", c.Horizon)
+		p.Add("horizon", "must be positive and finite, got %v", c.Horizon)
 	}
 	if c.Steps < 1 || c.Steps > 100_000 {
-		p.bad("steps", "must be in [1, 100000], got %d", c.Steps)
+		p.Add("steps", "must be in [1, 100000], got %d", c.Steps)
 	}
 	for _, f := range []struct {
 		k string
 		v float64
 	}{{"c0", c.C0}, {"c1", c.C1}} {
 		if !finite(f.v) {
-			p.bad(f.k, "must be finite, got %v", f.v)
+			p.Add(f.k, "must be finite, got %v", f.v)
 		}
 	}
 	for _, f := range []struct {
@@ -88,25 +88,25 @@ func (c CNONConfig) problems() *problems {
 		v float64
 	}{{"input_scale", c.InputScale}, {"drive_range", c.DriveRange}, {"gain", c.Gain}} {
 		if !finite(f.v) || f.v <= 0 {
-			p.bad(f.k, "must be positive and finite, got %v", f.v)
+			p.Add(f.k, "must be positive and finite, got %v", f.v)
 		}
 	}
 	if !finite(c.Eta) || c.Eta <= -1 {
-		p.bad("eta", "must be finite and > −1, got %v", c.Eta)
+		p.Add("eta", "must be finite and > −1, got %v", c.Eta)
 	}
 	for _, f := range []struct {
 		k string
 		v float64
 	}{{"coupling_noise", c.CouplingNoise}, {"input_noise", c.InputNoise}} {
 		if !finite(f.v) || f.v < 0 {
-			p.bad(f.k, "must be a finite standard deviation ≥ 0, got %v", f.v)
+			p.Add(f.k, "must be a finite standard deviation ≥ 0, got %v", f.v)
 		}
 	}
 	return p
 }
 
 // Validate reports every problem, each a *ConfigError naming its key.
-func (c CNONConfig) Validate() error { return c.problems().err() }
+func (c CNONConfig) Validate() error { return c.problems().Err() }
 
 // CNONTwin is the pnn-cnon twin. It is safe for concurrent use.
 type CNONTwin struct {
@@ -288,7 +288,7 @@ func init() {
 		if err := p.Decode(&cfg); err != nil {
 			return nil, err
 		}
-		if err := cfg.problems().factoryErr(p); err != nil {
+		if err := cfg.problems().In(p); err != nil {
 			return nil, err
 		}
 		return NewCNON(cfg)

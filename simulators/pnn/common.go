@@ -27,7 +27,6 @@ package pnn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -160,44 +159,6 @@ func batch(ctx context.Context, name string, s insitu.Space, next *atomic.Uint64
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// ConfigError is one problem with a configuration, naming its key.
-type ConfigError struct {
-	Kind string // pnn-cnon or pnn-optical
-	Key  string // mapstructure key, e.g. "steps"
-	Msg  string
-}
-
-func (e *ConfigError) Error() string { return e.Kind + ": " + e.Key + ": " + e.Msg }
-
-type problems struct {
-	kind string
-	ps   []ConfigError
-}
-
-func (p *problems) bad(key, format string, args ...any) {
-	p.ps = append(p.ps, ConfigError{Kind: p.kind, Key: key, Msg: fmt.Sprintf(format, args...)})
-}
-
-func (p *problems) err() error {
-	var errs []error
-	for i := range p.ps {
-		errs = append(errs, &p.ps[i])
-	}
-	return joinErrs(errs)
-}
-
-// factoryErr renames problems with the file and key path of params.
-func (p *problems) factoryErr(params insitu.Params) error {
-	var errs []error
-	for _, pr := range p.ps {
-		errs = append(errs, params.Errorf(pr.Key, "%s", pr.Msg))
-	}
-	return joinErrs(errs)
-}
-
-func joinErrs(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	return errors.Join(errs...)
-}
+// ConfigError is one problem with a configuration, naming its key; Kind is
+// pnn-cnon or pnn-optical.
+type ConfigError = insitu.ConfigError

@@ -68,53 +68,53 @@ func (c OpticalConfig) MinDistance() float64 {
 	return float64(c.N-1) * c.Pitch * math.Sqrt(r*r-1)
 }
 
-func (c OpticalConfig) problems() *problems {
-	p := &problems{kind: "pnn-optical"}
+func (c OpticalConfig) problems() *insitu.Problems {
+	p := &insitu.Problems{Kind: "pnn-optical"}
 	nOK := c.N >= 2 && c.N <= 256
 	if !nOK {
-		p.bad("n", "must be in [2, 256], got %d", c.N)
+		p.Add("n", "must be in [2, 256], got %d", c.N)
 	}
 	for _, f := range []struct {
 		k string
 		v float64
 	}{{"pitch", c.Pitch}, {"wavelength", c.Wavelength}, {"distance", c.Distance}, {"waist", c.Waist}, {"gain", c.Gain}} {
 		if !finite(f.v) || f.v <= 0 {
-			p.bad(f.k, "must be positive and finite, got %v", f.v)
+			p.Add(f.k, "must be positive and finite, got %v", f.v)
 		}
 	}
 	if nOK && finite(c.Distance) && c.Distance > 0 && c.Pitch > 0 && c.Wavelength > 0 && c.Distance < c.MinDistance() {
-		p.bad("distance", "%v m is below the alias-free bound %v m for n = %d, pitch %v m, wavelength %v m", c.Distance, c.MinDistance(), c.N, c.Pitch, c.Wavelength)
+		p.Add("distance", "%v m is below the alias-free bound %v m for n = %d, pitch %v m, wavelength %v m", c.Distance, c.MinDistance(), c.N, c.Pitch, c.Wavelength)
 	}
 	blockOK := c.Block >= 1 && nOK && c.N%c.Block == 0
 	if !blockOK {
-		p.bad("block", "must be ≥ 1 and divide n = %d, got %d", c.N, c.Block)
+		p.Add("block", "must be ≥ 1 and divide n = %d, got %d", c.N, c.Block)
 	}
 	if c.Inputs < 1 || (blockOK && c.Inputs > (c.N/c.Block)*(c.N/c.Block)) {
-		p.bad("inputs", "must be in [1, (n/block)²], got %d", c.Inputs)
+		p.Add("inputs", "must be in [1, (n/block)²], got %d", c.Inputs)
 	}
 	if c.Classes < 1 || (nOK && c.Classes > c.N) {
-		p.bad("classes", "must be in [1, n = %d], got %d", c.N, c.Classes)
+		p.Add("classes", "must be in [1, n = %d], got %d", c.N, c.Classes)
 	}
 	if !finite(c.Eta) || c.Eta <= -1 {
-		p.bad("eta", "must be finite and > −1, got %v", c.Eta)
+		p.Add("eta", "must be finite and > −1, got %v", c.Eta)
 	}
 	if !finite(c.Crosstalk) || c.Crosstalk < 0 || c.Crosstalk > 0.25 {
-		p.bad("crosstalk", "must be in [0, 0.25], got %v", c.Crosstalk)
+		p.Add("crosstalk", "must be in [0, 0.25], got %v", c.Crosstalk)
 	}
 	if !finite(c.Aberration) || c.Aberration < 0 {
-		p.bad("aberration", "must be a finite standard deviation ≥ 0 (rad), got %v", c.Aberration)
+		p.Add("aberration", "must be a finite standard deviation ≥ 0 (rad), got %v", c.Aberration)
 	}
 	if nOK && (c.DetectorShift <= -c.N || c.DetectorShift >= c.N) {
-		p.bad("detector_shift", "must be in (−n, n) = (−%d, %d) pixels, got %d", c.N, c.N, c.DetectorShift)
+		p.Add("detector_shift", "must be in (−n, n) = (−%d, %d) pixels, got %d", c.N, c.N, c.DetectorShift)
 	}
 	if !finite(c.InputNoise) || c.InputNoise < 0 {
-		p.bad("input_noise", "must be a finite standard deviation ≥ 0, got %v", c.InputNoise)
+		p.Add("input_noise", "must be a finite standard deviation ≥ 0, got %v", c.InputNoise)
 	}
 	return p
 }
 
 // Validate reports every problem, each a *ConfigError naming its key.
-func (c OpticalConfig) Validate() error { return c.problems().err() }
+func (c OpticalConfig) Validate() error { return c.problems().Err() }
 
 // OpticalTwin is the pnn-optical twin. It is safe for concurrent use.
 type OpticalTwin struct {
@@ -452,7 +452,7 @@ func init() {
 		if err := p.Decode(&cfg); err != nil {
 			return nil, err
 		}
-		if err := cfg.problems().factoryErr(p); err != nil {
+		if err := cfg.problems().In(p); err != nil {
 			return nil, err
 		}
 		return NewOptical(cfg)
