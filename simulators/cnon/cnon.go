@@ -30,8 +30,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
@@ -167,41 +165,16 @@ func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // the batch takes the next len(xs) query indices. Every x is checked
 // before anything runs; on cancellation the indices stay used.
 func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("cnon: %w", err)
-	}
-	for i, x := range xs {
-		if err := t.space.Contains(x); err != nil {
-			return nil, fmt.Errorf("cnon: query %d: %w", i, err)
-		}
-	}
-	n := len(xs)
-	base := t.next.Add(uint64(n)) - uint64(n)
-	ys := make([][]float64, n)
-	var (
-		next atomic.Int64 // next item to take; items cost µs, so one at a time balances well
-		done atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(runtime.GOMAXPROCS(0), n) {
-		wg.Go(func() {
-			w := t.ig.Get()
-			defer t.ig.Put(w)
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				y := make([]float64, t.n)
-				t.query(w, xs[i], base+uint64(i), y)
-				ys[i] = y
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if int(done.Load()) < n {
-		return nil, fmt.Errorf("cnon: batch of %d queries, %d done: %w", n, done.Load(), ctx.Err())
+	ys := make([][]float64, len(xs))
+	err := insitu.RunBatch(ctx, "cnon", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
+		w := t.ig.Get()
+		defer t.ig.Put(w)
+		ys[i] = make([]float64, t.n)
+		t.query(w, xs[i], k, ys[i])
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ys, nil
 }

@@ -54,8 +54,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
-	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
@@ -168,46 +166,13 @@ func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // indices. Every x is checked before anything runs; the first error stops
 // the batch and is returned.
 func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("opamp: %w", err)
-	}
-	for i, x := range xs {
-		if err := t.space.Contains(x); err != nil {
-			return nil, fmt.Errorf("opamp: query %d: %w", i, err)
-		}
-	}
-	n := len(xs)
-	base := t.next.Add(uint64(n)) - uint64(n)
-	ys := make([][]float64, n)
-	workers := t.cfg.Workers
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(workers, n) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				y, err := t.query(ctx, xs[i], base+uint64(i))
-				if err != nil {
-					cancel(fmt.Errorf("query %d: %w", i, err))
-					return
-				}
-				ys[i] = y
-			}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, fmt.Errorf("opamp: batch of %d queries: %w", n, err)
+	ys := make([][]float64, len(xs))
+	err := insitu.RunBatch(ctx, "opamp", t.space, &t.next, xs, t.cfg.Workers, func(ctx context.Context, i int, k uint64) (err error) {
+		ys[i], err = t.query(ctx, xs[i], k)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ys, nil
 }

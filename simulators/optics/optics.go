@@ -41,7 +41,6 @@ import (
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -235,39 +234,15 @@ func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // order: the batch takes the next len(xs) query indices. Every x is checked
 // before anything runs; on cancellation the indices stay used.
 func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("owms: %w", err)
-	}
-	for i, x := range xs {
-		if err := t.space.Contains(x); err != nil {
-			return nil, fmt.Errorf("owms: query %d: %w", i, err)
-		}
-	}
-	n := len(xs)
-	base := t.next.Add(uint64(n)) - uint64(n)
-	ys := make([][]float64, n)
-	var (
-		next atomic.Int64 // next item to take; a query is ~0.1 ms, so one at a time balances well
-		done atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(runtime.GOMAXPROCS(0), n) {
-		wg.Go(func() {
-			w := t.pool.Get().(*work)
-			defer t.pool.Put(w)
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				ys[i] = t.query(w, xs[i], base+uint64(i))
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if int(done.Load()) < n {
-		return nil, fmt.Errorf("owms: batch of %d queries, %d done: %w", n, done.Load(), ctx.Err())
+	ys := make([][]float64, len(xs))
+	err := insitu.RunBatch(ctx, "owms", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
+		w := t.pool.Get().(*work)
+		defer t.pool.Put(w)
+		ys[i] = t.query(w, xs[i], k)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ys, nil
 }

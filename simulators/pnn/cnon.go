@@ -201,7 +201,10 @@ func (t *CNONTwin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // QueryBatch answers xs in parallel, bit-identical to Query in order.
 func (t *CNONTwin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
 	ys := make([][]float64, len(xs))
-	if err := batch(ctx, "pnn-cnon", t.space, &t.next, xs, func(i int, k uint64) { ys[i] = t.eval(xs[i], k, true) }); err != nil {
+	if err := insitu.RunBatch(ctx, "pnn-cnon", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
+		ys[i] = t.eval(xs[i], k, true)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	return ys, nil

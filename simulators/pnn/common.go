@@ -30,9 +30,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
 )
@@ -117,42 +114,6 @@ func checkVJP(ctx context.Context, name string, s insitu.Space, out []string, x,
 		if math.IsNaN(vi) || math.IsInf(vi, 0) {
 			return fmt.Errorf("%s: cotangent component %d (%s) is %v", name, i, out[i], vi)
 		}
-	}
-	return nil
-}
-
-// batch checks every x, reserves len(xs) query indices from next and runs
-// one(i, k) for each on GOMAXPROCS goroutines.
-func batch(ctx context.Context, name string, s insitu.Space, next *atomic.Uint64, xs [][]float64, one func(i int, k uint64)) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	for i, x := range xs {
-		if err := s.Contains(x); err != nil {
-			return fmt.Errorf("%s: query %d: %w", name, i, err)
-		}
-	}
-	n := len(xs)
-	base := next.Add(uint64(n)) - uint64(n)
-	var (
-		idx, done atomic.Int64
-		wg        sync.WaitGroup
-	)
-	for range min(runtime.GOMAXPROCS(0), n) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(idx.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				one(i, base+uint64(i))
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if int(done.Load()) < n {
-		return fmt.Errorf("%s: batch of %d queries, %d done: %w", name, n, done.Load(), ctx.Err())
 	}
 	return nil
 }
