@@ -2,55 +2,34 @@ package cnon
 
 import (
 	"context"
-	"errors"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/twintest"
 )
 
 func TestValidateNamesEachKey(t *testing.T) {
-	cases := []struct {
-		key  string
-		edit func(*Config)
-	}{
-		{"n", func(c *Config) { c.N = 0 }},
-		{"n", func(c *Config) { c.N = MaxN + 1 }},
-		{"horizon", func(c *Config) { c.Horizon = 0 }},
-		{"horizon", func(c *Config) { c.Horizon = math.Inf(1) }},
-		{"steps", func(c *Config) { c.Steps = 0 }},
-		{"steps", func(c *Config) { c.Steps = MaxSteps + 1 }},
-		{"steps", func(c *Config) { c.N, c.Steps = 1000, 100_000 }},
-		{"c0", func(c *Config) { c.C0 = math.NaN() }},
-		{"c1", func(c *Config) { c.C1 = math.Inf(-1) }},
-		{"e0", func(c *Config) { c.E0 = math.NaN() }},
-		{"e1", func(c *Config) { c.E1 = math.NaN() }},
-		{"eta", func(c *Config) { c.Eta = -1 }},
-		{"eta", func(c *Config) { c.Eta = math.NaN() }},
-		{"coupling_noise", func(c *Config) { c.CouplingNoise = -0.1 }},
-		{"input_noise", func(c *Config) { c.InputNoise = math.Inf(1) }},
-		{"output_noise", func(c *Config) { c.OutputNoise = -1e-9 }},
+	cases := []twintest.ConfigCase[Config]{
+		{Key: "n", Edit: func(c *Config) { c.N = 0 }},
+		{Key: "n", Edit: func(c *Config) { c.N = MaxN + 1 }},
+		{Key: "horizon", Edit: func(c *Config) { c.Horizon = 0 }},
+		{Key: "horizon", Edit: func(c *Config) { c.Horizon = math.Inf(1) }},
+		{Key: "steps", Edit: func(c *Config) { c.Steps = 0 }},
+		{Key: "steps", Edit: func(c *Config) { c.Steps = MaxSteps + 1 }},
+		{Key: "steps", Edit: func(c *Config) { c.N, c.Steps = 1000, 100_000 }},
+		{Key: "c0", Edit: func(c *Config) { c.C0 = math.NaN() }},
+		{Key: "c1", Edit: func(c *Config) { c.C1 = math.Inf(-1) }},
+		{Key: "e0", Edit: func(c *Config) { c.E0 = math.NaN() }},
+		{Key: "e1", Edit: func(c *Config) { c.E1 = math.NaN() }},
+		{Key: "eta", Edit: func(c *Config) { c.Eta = -1 }},
+		{Key: "eta", Edit: func(c *Config) { c.Eta = math.NaN() }},
+		{Key: "coupling_noise", Edit: func(c *Config) { c.CouplingNoise = -0.1 }},
+		{Key: "input_noise", Edit: func(c *Config) { c.InputNoise = math.Inf(1) }},
+		{Key: "output_noise", Edit: func(c *Config) { c.OutputNoise = -1e-9 }},
 	}
-	for _, c := range cases {
-		cfg := DefaultConfig()
-		c.edit(&cfg)
-		err := cfg.Validate()
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Key != c.key {
-			t.Errorf("%s: error %v, want a ConfigError for key %q", c.key, err, c.key)
-			continue
-		}
-		if !strings.HasPrefix(err.Error(), "cnon: "+c.key+": ") {
-			t.Errorf("%s: error %q should start with %q", c.key, err, "cnon: "+c.key+": ")
-		}
-		if _, err := New(cfg); err == nil {
-			t.Errorf("%s: New accepted an invalid config", c.key)
-		}
-	}
-	if err := DefaultConfig().Validate(); err != nil {
-		t.Errorf("default config: %v", err)
-	}
+	twintest.ConfigErrors(t, "cnon", DefaultConfig, Config.Validate, func(c Config) error { _, err := New(c); return err }, cases)
 	// Every problem at once.
 	cfg := DefaultConfig()
 	cfg.N, cfg.Steps, cfg.OutputNoise = 0, 0, -1

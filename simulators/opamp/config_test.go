@@ -2,49 +2,28 @@ package opamp
 
 import (
 	"context"
-	"errors"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/twintest"
 )
 
 func TestValidateNamesEachKey(t *testing.T) {
-	cases := []struct {
-		key  string
-		edit func(*Config)
-	}{
-		{"backend", func(c *Config) { c.Backend = "spectre" }},
-		{"ngspice", func(c *Config) { c.Backend, c.NgspicePath = Ngspice, "" }},
-		{"timeout", func(c *Config) { c.Timeout = 0 }},
-		{"workers", func(c *Config) { c.Workers = -1 }},
-		{"workers", func(c *Config) { c.Workers = MaxWorkers + 1 }},
-		{"mismatch", func(c *Config) { c.Mismatch = -0.1 }},
-		{"mismatch", func(c *Config) { c.Mismatch = math.NaN() }},
-		{"mismatch", func(c *Config) { c.Mismatch = 0.6 }},
-		{"output_noise", func(c *Config) { c.OutputNoise = math.Inf(1) }},
+	cases := []twintest.ConfigCase[Config]{
+		{Key: "backend", Edit: func(c *Config) { c.Backend = "spectre" }},
+		{Key: "ngspice", Edit: func(c *Config) { c.Backend, c.NgspicePath = Ngspice, "" }},
+		{Key: "timeout", Edit: func(c *Config) { c.Timeout = 0 }},
+		{Key: "workers", Edit: func(c *Config) { c.Workers = -1 }},
+		{Key: "workers", Edit: func(c *Config) { c.Workers = MaxWorkers + 1 }},
+		{Key: "mismatch", Edit: func(c *Config) { c.Mismatch = -0.1 }},
+		{Key: "mismatch", Edit: func(c *Config) { c.Mismatch = math.NaN() }},
+		{Key: "mismatch", Edit: func(c *Config) { c.Mismatch = 0.6 }},
+		{Key: "output_noise", Edit: func(c *Config) { c.OutputNoise = math.Inf(1) }},
 	}
-	for _, c := range cases {
-		cfg := DefaultConfig()
-		c.edit(&cfg)
-		err := cfg.Validate()
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Key != c.key {
-			t.Errorf("%s: error %v, want a ConfigError for key %q", c.key, err, c.key)
-			continue
-		}
-		if !strings.HasPrefix(err.Error(), "opamp: "+c.key+": ") {
-			t.Errorf("%s: error %q should start with %q", c.key, err, "opamp: "+c.key+": ")
-		}
-		if _, err := New(cfg); err == nil {
-			t.Errorf("%s: New accepted an invalid config", c.key)
-		}
-	}
-	if err := DefaultConfig().Validate(); err != nil {
-		t.Errorf("default config: %v", err)
-	}
+	twintest.ConfigErrors(t, "opamp", DefaultConfig, Config.Validate, func(c Config) error { _, err := New(c); return err }, cases)
 	cfg := DefaultConfig()
 	cfg.Backend, cfg.OutputNoise = "x", -1
 	msg := cfg.Validate().Error()

@@ -1,63 +1,43 @@
 package optics
 
 import (
-	"errors"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/insitu-lab/insitu/simulators/twintest"
 )
 
 func TestValidateNamesEachKey(t *testing.T) {
-	cases := []struct {
-		key  string
-		edit func(*Config)
-	}{
-		{"n", func(c *Config) { c.N = 0 }},
-		{"n", func(c *Config) { c.N = MaxN + 1 }},
-		{"pitch", func(c *Config) { c.Pitch = 0 }},
-		{"wavelength", func(c *Config) { c.Wavelength = math.NaN() }},
-		{"distance", func(c *Config) { c.Distance = -0.01 }},
-		{"waist", func(c *Config) { c.Waist = math.Inf(1) }},
-		{"target_waist", func(c *Config) { c.TargetWaist = 0 }},
-		{"target_offset", func(c *Config) { c.TargetOffset = math.NaN() }},
-		{"method", func(c *Config) { c.Method = "fresnel" }},
-		{"pad", func(c *Config) { c.Pad = 100 }},
-		{"pad", func(c *Config) { c.Pad = 64 }}, // < 2·60−1: would wrap around
-		{"pad", func(c *Config) { c.Pad = MaxPad * 2 }},
-		{"quantize_bits", func(c *Config) { c.QuantizeBits = -1 }},
-		{"quantize_bits", func(c *Config) { c.QuantizeBits = 17 }},
-		{"lut", func(c *Config) { c.LUT = []float64{1} }},
-		{"lut", func(c *Config) { c.LUT = []float64{0, 2, 1} }},
-		{"lut", func(c *Config) { c.LUT = []float64{0, math.Inf(1)} }},
-		{"lut", func(c *Config) { c.LUT = []float64{-1e300, 1e300} }},
-		{"crosstalk", func(c *Config) { c.Crosstalk = -0.5 }},
-		{"output", func(c *Config) { c.Output = "hologram" }},
-		{"camera.binning", func(c *Config) { c.Camera.Binning = 7 }},
-		{"camera.exposure", func(c *Config) { c.Camera.Exposure = 0 }},
-		{"camera.gain", func(c *Config) { c.Camera.Gain = math.NaN() }},
-		{"camera.read_noise", func(c *Config) { c.Camera.ReadNoise = -1 }},
-		{"camera.bit_depth", func(c *Config) { c.Camera.BitDepth = 33 }},
-		{"camera.saturation", func(c *Config) { c.Camera.Saturation = -1 }},
+	cases := []twintest.ConfigCase[Config]{
+		{Key: "n", Edit: func(c *Config) { c.N = 0 }},
+		{Key: "n", Edit: func(c *Config) { c.N = MaxN + 1 }},
+		{Key: "pitch", Edit: func(c *Config) { c.Pitch = 0 }},
+		{Key: "wavelength", Edit: func(c *Config) { c.Wavelength = math.NaN() }},
+		{Key: "distance", Edit: func(c *Config) { c.Distance = -0.01 }},
+		{Key: "waist", Edit: func(c *Config) { c.Waist = math.Inf(1) }},
+		{Key: "target_waist", Edit: func(c *Config) { c.TargetWaist = 0 }},
+		{Key: "target_offset", Edit: func(c *Config) { c.TargetOffset = math.NaN() }},
+		{Key: "method", Edit: func(c *Config) { c.Method = "fresnel" }},
+		{Key: "pad", Edit: func(c *Config) { c.Pad = 100 }},
+		{Key: "pad", Edit: func(c *Config) { c.Pad = 64 }}, // < 2·60−1: would wrap around
+		{Key: "pad", Edit: func(c *Config) { c.Pad = MaxPad * 2 }},
+		{Key: "quantize_bits", Edit: func(c *Config) { c.QuantizeBits = -1 }},
+		{Key: "quantize_bits", Edit: func(c *Config) { c.QuantizeBits = 17 }},
+		{Key: "lut", Edit: func(c *Config) { c.LUT = []float64{1} }},
+		{Key: "lut", Edit: func(c *Config) { c.LUT = []float64{0, 2, 1} }},
+		{Key: "lut", Edit: func(c *Config) { c.LUT = []float64{0, math.Inf(1)} }},
+		{Key: "lut", Edit: func(c *Config) { c.LUT = []float64{-1e300, 1e300} }},
+		{Key: "crosstalk", Edit: func(c *Config) { c.Crosstalk = -0.5 }},
+		{Key: "output", Edit: func(c *Config) { c.Output = "hologram" }},
+		{Key: "camera.binning", Edit: func(c *Config) { c.Camera.Binning = 7 }},
+		{Key: "camera.exposure", Edit: func(c *Config) { c.Camera.Exposure = 0 }},
+		{Key: "camera.gain", Edit: func(c *Config) { c.Camera.Gain = math.NaN() }},
+		{Key: "camera.read_noise", Edit: func(c *Config) { c.Camera.ReadNoise = -1 }},
+		{Key: "camera.bit_depth", Edit: func(c *Config) { c.Camera.BitDepth = 33 }},
+		{Key: "camera.saturation", Edit: func(c *Config) { c.Camera.Saturation = -1 }},
 	}
-	for _, c := range cases {
-		cfg := DefaultConfig()
-		c.edit(&cfg)
-		err := cfg.Validate()
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Key != c.key {
-			t.Errorf("%s: error %v, want a ConfigError for key %q", c.key, err, c.key)
-			continue
-		}
-		if !strings.HasPrefix(err.Error(), "owms: "+c.key+": ") {
-			t.Errorf("%s: error %q should start with %q", c.key, err, "owms: "+c.key+": ")
-		}
-		if _, err := New(cfg); err == nil {
-			t.Errorf("%s: New accepted an invalid config", c.key)
-		}
-	}
-	if err := DefaultConfig().Validate(); err != nil {
-		t.Errorf("default config: %v", err)
-	}
+	twintest.ConfigErrors(t, "owms", DefaultConfig, Config.Validate, func(c Config) error { _, err := New(c); return err }, cases)
 	// Angular spectrum needs no 2N−1 padding; any size is allowed.
 	for _, edit := range []func(*Config){
 		func(c *Config) { c.Method, c.Pad = MethodAngular, 64 },
