@@ -193,10 +193,9 @@ func project(u []float64, s insitu.Space) (clipped bool) {
 // fromUnit maps u back into the box, projecting it first (see project);
 // the bool says whether anything had to be clipped.
 func (r *runner) fromUnit(u []float64) ([]float64, bool) {
-	x := make([]float64, len(u))
-	u = slices.Clone(u)
-	clipped := project(u, r.space)
-	for i, v := range u {
+	x := slices.Clone(u) // projected in place, then mapped to the box
+	clipped := project(x, r.space)
+	for i, v := range x {
 		x[i] = r.lo[i] + v*r.width[i]
 		if v == 1 { // exact upper bound despite rounding
 			x[i] = r.space.Upper[i]
