@@ -30,6 +30,18 @@ func (s Space) Clone() Space {
 	return Space{Names: clone(s.Names), Units: clone(s.Units), Lower: clone(s.Lower), Upper: clone(s.Upper), Periodic: clone(s.Periodic)}
 }
 
+// Narrowed returns a copy of s with the bounds lo and hi, which a caller
+// takes from inside s's. A periodic coordinate whose bounds changed is no
+// longer periodic: part of a circle is an interval.
+func (s Space) Narrowed(lo, hi []float64) Space {
+	n := s.Clone()
+	n.Lower, n.Upper = clone(lo), clone(hi)
+	for i := range n.Periodic {
+		n.Periodic[i] = n.Periodic[i] && lo[i] == s.Lower[i] && hi[i] == s.Upper[i]
+	}
+	return n
+}
+
 // clone copies a slice, keeping nil nil.
 func clone[T any](s []T) []T {
 	if s == nil {

@@ -53,6 +53,14 @@ func TestSpaceCloneIsDeep(t *testing.T) {
 	}
 }
 
+func TestSpaceNarrowed(t *testing.T) {
+	s := Space{Lower: []float64{0, 0}, Upper: []float64{6, 6}, Periodic: []bool{true, true}}
+	n := s.Narrowed([]float64{0, 1}, []float64{6, 6})
+	if !n.IsPeriodic(0) || n.IsPeriodic(1) || n.Lower[1] != 1 || !s.IsPeriodic(1) {
+		t.Errorf("narrowed %+v (original %+v): a narrowed phase is an interval, the other stays periodic", n, s)
+	}
+}
+
 func TestSpaceContainsAndClamp(t *testing.T) {
 	s := Box(3, -1, 1)
 	if err := s.Contains([]float64{-1, 0, 1}); err != nil {

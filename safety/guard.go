@@ -343,14 +343,8 @@ func New(inner insitu.BlackBox, cfg Config, opts ...Option) (*Guard, error) {
 
 	g.spec = insitu.Spec{
 		Name: spec.Name,
-		In: insitu.Space{
-			Names:    slices.Clone(spec.In.Names),
-			Units:    slices.Clone(spec.In.Units),
-			Lower:    slices.Clone(g.lo),
-			Upper:    slices.Clone(g.hi),
-			Periodic: periodicWithin(spec.In, g.lo, g.hi),
-		},
-		Out: slices.Clone(spec.Out),
+		In:   spec.In.Narrowed(g.lo, g.hi),
+		Out:  slices.Clone(spec.Out),
 	}
 	g.life, g.kill = context.WithCancel(context.Background())
 	return g, nil
@@ -812,20 +806,6 @@ func (g *Guard) emit(kind Kind, name string, value float64, detail string) {
 	g.evMu.Lock()
 	defer g.evMu.Unlock()
 	g.sink(e)
-}
-
-// periodicWithin keeps the periodic flags of the coordinates whose bounds
-// the configuration left alone: a phase narrowed to part of its circle is
-// no longer periodic.
-func periodicWithin(s insitu.Space, lo, hi []float64) []bool {
-	if len(s.Periodic) == 0 {
-		return nil
-	}
-	p := make([]bool, len(s.Periodic))
-	for i, v := range s.Periodic {
-		p[i] = v && lo[i] == s.Lower[i] && hi[i] == s.Upper[i]
-	}
-	return p
 }
 
 // Skip passes Skip on to a Sequenced device (a seeded twin) and does

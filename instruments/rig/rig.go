@@ -171,11 +171,8 @@ func intersect(dev insitu.Space, c Component) (insitu.Space, error) {
 			return sp, fmt.Errorf("coordinate %s: device range [%g, %g] and bounds leave nothing ([%g, %g])",
 				sp.Name(i), dev.Lower[i], dev.Upper[i], sp.Lower[i], sp.Upper[i])
 		}
-		if sp.IsPeriodic(i) && (sp.Lower[i] != dev.Lower[i] || sp.Upper[i] != dev.Upper[i]) {
-			sp.Periodic[i] = false // narrowed: part of the circle is not periodic
-		}
 	}
-	return sp, nil
+	return dev.Narrowed(sp.Lower, sp.Upper), nil
 }
 
 // Spec implements insitu.BlackBox: inputs named <part>/<coordinate>, the
