@@ -345,17 +345,27 @@ func (s *SMU) Apply(ctx context.Context, x []float64) error {
 // Settle is the configured wait after Apply (rig Settler).
 func (s *SMU) Settle() time.Duration { return s.cfg.Settle }
 
-// Outputs names the read-back values (rig Sensor).
-func (s *SMU) Outputs() []string { return []string{"voltage", "current"} }
+// OutputNames names the SMU's measured outputs, in the order Measure
+// returns them: the read-back voltage (V), the current (A), and compliance,
+// 1 when the instrument reported the reading is not what was asked for (the
+// source in compliance, a measurement out of range), else 0.
+func OutputNames() []string { return []string{"voltage", "current", "compliance"} }
 
-// Measure reads back voltage and current (rig Sensor). A reading in
-// compliance is returned as measured; Read exposes the flag.
+// Outputs names the read-back values (rig Sensor): OutputNames.
+func (s *SMU) Outputs() []string { return OutputNames() }
+
+// Measure reads back voltage, current and the compliance flag (rig Sensor),
+// in the order of OutputNames.
 func (s *SMU) Measure(ctx context.Context) ([]float64, error) {
 	r, err := s.Read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return []float64{r.Voltage, r.Current}, nil
+	c := 0.0
+	if r.Compliance() {
+		c = 1
+	}
+	return []float64{r.Voltage, r.Current, c}, nil
 }
 
 // SafeState ramps the level to 0 V and switches the output off (into
