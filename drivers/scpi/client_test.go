@@ -270,16 +270,58 @@ func TestConcurrentCallersSerialized(t *testing.T) {
 	})
 }
 
+// TestWaitHonoursContext: a caller waiting for an instrument another call
+// holds gives up when its context ends, without sending anything. The I/O
+// timeout is long and the holder keeps the instrument well past the
+// caller's deadline, so only a lock wait that honours the context returns
+// in time, with the context's error rather than a transport timeout.
 func TestWaitHonoursContext(t *testing.T) {
-	inst := newSMU(t)
-	inst.SetFaults(emulator.Faults{Latency: 300 * time.Millisecond})
-	c := scpi.NewClient(openTCP(t, inst))
-	go c.Query(context.Background(), "ECHO? slow") // holds the instrument
-	time.Sleep(50 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	inst, err := emulator.New(twinIDN, emulator.Table{
+		"HOLD?": func(string) (string, error) {
+			once.Do(func() { close(held) })
+			select { // bounded, so a lock wait that ignores ctx still ends
+			case <-release:
+			case <-time.After(3 * time.Second):
+			}
+			return "held", nil
+		},
+		"ECHO?": func(args string) (string, error) { return args, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := scpi.NewClient(openTCP(t, inst), scpi.WithTimeout(10*time.Second))
+	var wg sync.WaitGroup
+	var holdReply string
+	var holdErr error
+	wg.Go(func() { holdReply, holdErr = c.Query(context.Background(), "HOLD?") })
+	defer func() {
+		close(release)
+		wg.Wait()
+		if holdErr != nil || holdReply != "held" {
+			t.Errorf("holding call: %q, %v", holdReply, holdErr)
+		}
+		for _, cmd := range inst.Commands() {
+			if strings.Contains(cmd, "impatient") {
+				t.Errorf("the waiting caller's command reached the instrument: %v", inst.Commands())
+			}
+		}
+	}()
+	<-held // the instrument is busy with HOLD? and the client is held
+
+	const wait = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if _, err := c.Query(ctx, "ECHO? impatient"); !errors.Is(err, scpi.ErrTimeout) {
-		t.Fatalf("waiting caller: %v; want ErrTimeout", err)
+	start := time.Now()
+	_, err = c.Query(ctx, "ECHO? impatient")
+	elapsed := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, scpi.ErrTimeout) || !strings.Contains(err.Error(), "waiting for the instrument") {
+		t.Errorf("waiting caller: %v; want the context's deadline while waiting for the instrument", err)
+	}
+	if elapsed > wait+400*time.Millisecond {
+		t.Errorf("waiting caller returned after %v; its context ended after %v", elapsed, wait)
 	}
 }
 
