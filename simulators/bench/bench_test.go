@@ -55,18 +55,21 @@ func TestSMUTwin(t *testing.T) {
 	if err := c.Write(ctx, ":SENS:CURR:PROT 0.01;:FORM:ELEM CURR,STAT;:SOUR:VOLT 0.5;:OUTP ON"); err != nil {
 		t.Fatal(err)
 	}
+	// Status word: front terminals (bit 2), current measured (12), voltage
+	// sourced (14); bit 3 is compliance.
+	const status, compliance = 1<<2 | 1<<12 | 1<<14, 1 << 3
 	v, err := c.QueryFloats(ctx, ":READ?")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := tw.Current(0.5); len(v) != 2 || math.Abs(v[0]-want) > 1e-6*want || v[1] != 0 {
-		t.Errorf("READ? %v, want [%v 0]", v, want)
+	if want := tw.Current(0.5); len(v) != 2 || math.Abs(v[0]-want) > 1e-6*want || v[1] != status {
+		t.Errorf("READ? %v, want [%v %v]", v, want, status)
 	}
 	// 2 V into 100 Ω ∥ diode wants far more than 10 mA: clamped, status bit 3.
 	if err := c.Write(ctx, ":SOUR:VOLT 2"); err != nil {
 		t.Fatal(err)
 	}
-	if v, err = c.QueryFloats(ctx, ":READ?"); err != nil || v[0] != 0.01 || v[1] != 8 {
+	if v, err = c.QueryFloats(ctx, ":READ?"); err != nil || v[0] != 0.01 || v[1] != status|compliance {
 		t.Errorf("READ? in compliance: %v, %v", v, err)
 	}
 	if trip, err := c.QueryFloat(ctx, ":SENS:CURR:PROT:TRIP?"); err != nil || trip != 1 {
@@ -87,6 +90,55 @@ func TestSMUTwin(t *testing.T) {
 	}
 	if errs, _ := c.Errors(ctx); len(errs) != 1 || errs[0].Code != -222 || tw.State().Level != 0 {
 		t.Errorf("out-of-range level: %v, state %+v", errs, tw.State())
+	}
+}
+
+// TestSMUTwinComplianceLikeA2400: a voltage source into a resistor,
+// limited by its current compliance, sits at I_comp·R with the compliance
+// bit set; the VOLT element reports that voltage only when voltage is
+// measured, and the programmed level otherwise, as a 2400 does.
+func TestSMUTwinComplianceLikeA2400(t *testing.T) {
+	tw, err := bench.NewSMU(bench.SMUConfig{NoNoise: true, NoDiode: true}) // 1 kΩ
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, tw.Instrument())
+	ctx := context.Background()
+	if err := c.Write(ctx, ":SENS:CURR:PROT 1E-3;:SOUR:VOLT 1.5;:OUTP ON"); err != nil {
+		t.Fatal(err)
+	}
+	read := func() []float64 {
+		t.Helper()
+		v, err := c.QueryFloats(ctx, ":READ?") // VOLT,CURR,RES,TIME,STAT
+		if len(v) != 5 || (err != nil && !errors.Is(err, scpi.ErrNotANumber)) {
+			t.Fatalf("READ? %v, %v", v, err)
+		}
+		return v
+	}
+	// Current only measured (*RST): the voltage element is the programmed level.
+	v := read()
+	if v[0] != 1.5 || v[1] != 1e-3 || uint32(v[4])&(1<<3) == 0 || uint32(v[4])&(1<<11) != 0 {
+		t.Errorf("current measured only: %v; want 1.5 V (programmed), 1 mA, compliance bit, no V-meas bit", v)
+	}
+	if err := c.Write(ctx, `:SENS:FUNC:CONC ON;:SENS:FUNC "VOLT","CURR"`); err != nil {
+		t.Fatal(err)
+	}
+	v = read()
+	if math.Abs(v[0]-1) > 1e-6 || v[1] != 1e-3 || uint32(v[4])&(1<<3) == 0 || uint32(v[4])&(1<<11) == 0 {
+		t.Errorf("voltage measured too: %v; want 1 V (1 mA × 1 kΩ), 1 mA, compliance and V-meas bits", v)
+	}
+	if !tw.State().Tripped {
+		t.Error("twin state not tripped")
+	}
+	// Below the limit: the programmed level, no compliance.
+	if err := c.Write(ctx, ":SOUR:VOLT 0.5"); err != nil {
+		t.Fatal(err)
+	}
+	if v = read(); v[0] != 0.5 || v[1] != 0.5e-3 || uint32(v[4])&(1<<3) != 0 {
+		t.Errorf("below compliance: %v", v)
+	}
+	if errs, err := c.Errors(ctx); err != nil || len(errs) != 0 {
+		t.Errorf("error queue %v, %v", errs, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,11 @@ type SMUState struct {
 	Compliance float64 // A
 	OffMode    string  // OUTP:SMOD
 	Function   string  // SOUR:FUNC
+	// Sense is the measured functions (SENS:FUNC), VOLT and/or CURR. A
+	// function not measured reads as its programmed source value (VOLT) or
+	// as not-a-number, as on a 2400.
+	Sense      []string
+	Concurrent bool // SENS:FUNC:CONC: more than one function measured
 	Elements   []string
 	Tripped    bool // the last reading was in compliance
 }
@@ -100,11 +106,44 @@ func NewSMU(cfg SMUConfig, opts ...emulator.Option) (*SMU, error) {
 }
 
 // reset sets the 2400's *RST state: output off, 0 V on the 21 V range,
-// 105 µA compliance, normal output-off mode. Callers hold mu.
+// 105 µA compliance, current measured (concurrent measurement on), normal
+// output-off mode. Callers hold mu.
 func (s *SMU) reset() {
 	s.st = SMUState{Range: 21, Compliance: 105e-6, OffMode: "NORM", Function: "VOLT",
+		Sense: []string{"CURR"}, Concurrent: true,
 		Elements: []string{"VOLT", "CURR", "RES", "TIME", "STAT"}}
 }
+
+// The 2400's status word bits (FORM:ELEM STAT) the twin reports.
+const (
+	statusFront      = 1 << 2  // front terminals selected (the *RST default)
+	statusCompliance = 1 << 3  // the source is in compliance
+	statusVMeas      = 1 << 11 // voltage measured
+	statusIMeas      = 1 << 12 // current measured
+	statusVSour      = 1 << 14 // sourcing voltage
+)
+
+// senseFunctions parses a SENS:FUNC argument list ("VOLT","CURR:DC") into
+// the functions the twin measures.
+func senseFunctions(a string) ([]string, error) {
+	var fs []string
+	for e := range strings.SplitSeq(a, ",") {
+		e = strings.ToUpper(strings.Trim(strings.TrimSpace(e), `"'`))
+		e, _, _ = strings.Cut(e, ":") // VOLT:DC, CURR:DC
+		switch e {
+		case "VOLT", "VOLTAGE":
+			fs = append(fs, "VOLT")
+		case "CURR", "CURRENT":
+			fs = append(fs, "CURR")
+		default:
+			return nil, emulator.Err(-224, "Illegal parameter value; twin measures VOLT and CURR only")
+		}
+	}
+	return fs, nil
+}
+
+// sensing reports whether function f is measured. Callers hold mu.
+func (s *SMU) sensing(f string) bool { return slices.Contains(s.st.Sense, f) }
 
 // Instrument is the emulated instrument to serve.
 func (s *SMU) Instrument() *emulator.Instrument { return s.in }
@@ -115,6 +154,7 @@ func (s *SMU) State() SMUState {
 	defer s.mu.Unlock()
 	st := s.st
 	st.Elements = append([]string(nil), s.st.Elements...)
+	st.Sense = append([]string(nil), s.st.Sense...)
 	return st
 }
 
@@ -228,8 +268,51 @@ func (s *SMU) table() emulator.Table {
 		}),
 		"SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]?": lock(func(string) (string, error) { return f(s.st.Level), nil }),
 		"SOURce:VOLTage:PROTection[:LEVel]":               ignore,
-		"SENSe:FUNCtion[:ON]":                             ignore,
-		"SENSe:CURRent[:DC]:RANGe:AUTO":                   ignore,
+		"SENSe:FUNCtion[:ON]": lock(func(a string) (string, error) {
+			fs, err := senseFunctions(a)
+			if err != nil {
+				return "", err
+			}
+			if !s.st.Concurrent {
+				if len(fs) > 1 {
+					return "", emulator.Err(-221, "Settings conflict; concurrent measurement off")
+				}
+				s.st.Sense = nil
+			}
+			for _, f := range fs {
+				if !s.sensing(f) {
+					s.st.Sense = append(s.st.Sense, f)
+				}
+			}
+			return "", nil
+		}),
+		"SENSe:FUNCtion:OFF": lock(func(a string) (string, error) {
+			fs, err := senseFunctions(a)
+			if err != nil {
+				return "", err
+			}
+			s.st.Sense = slices.DeleteFunc(s.st.Sense, func(f string) bool { return slices.Contains(fs, f) })
+			return "", nil
+		}),
+		"SENSe:FUNCtion[:ON]?": lock(func(string) (string, error) {
+			q := make([]string, len(s.st.Sense))
+			for k, f := range s.st.Sense {
+				q[k] = `"` + f + `:DC"`
+			}
+			return strings.Join(q, ","), nil
+		}),
+		"SENSe:FUNCtion:CONCurrent": lock(func(a string) (string, error) {
+			on, err := parseBool(a)
+			if err != nil {
+				return "", err
+			}
+			s.st.Concurrent = on
+			if !on && len(s.st.Sense) > 1 {
+				s.st.Sense = s.st.Sense[:1]
+			}
+			return "", nil
+		}),
+		"SENSe:CURRent[:DC]:RANGe:AUTO": ignore,
 		"SENSe:CURRent[:DC]:PROTection[:LEVel]": lock(func(a string) (string, error) {
 			v, err := parseNumber(a, 1e-9, 1.05)
 			if err != nil {
@@ -304,8 +387,12 @@ func (s *SMU) table() emulator.Table {
 	}
 }
 
-// read is one READ?: the 2400 refuses it with the output off (+803).
-// Callers hold mu.
+// read is one READ?: the 2400 refuses it with the output off (+803). In
+// compliance the source is limited by the current limit: the voltage
+// across the load is where it draws exactly the limit (I_comp·R for a
+// resistor), and the status word's compliance bit is set. The VOLT element
+// is that voltage only when voltage is measured; otherwise it is the
+// programmed level, which the source did not reach. Callers hold mu.
 func (s *SMU) read() (string, error) {
 	if !s.st.Output {
 		return "", emulator.Err(803, "Output disabled")
@@ -315,9 +402,17 @@ func (s *SMU) read() (string, error) {
 		i += s.cfg.Noise * s.rng.NormFloat64()
 	}
 	s.st.Tripped = tripped
-	var status uint32
+	status := uint32(statusFront | statusVSour)
 	if tripped {
-		status |= 1 << 3
+		status |= statusCompliance
+	}
+	if s.sensing("VOLT") {
+		status |= statusVMeas
+	} else {
+		v = s.st.Level
+	}
+	if s.sensing("CURR") {
+		status |= statusIMeas
 	}
 	out := make([]string, len(s.st.Elements))
 	for k, e := range s.st.Elements {
@@ -325,7 +420,11 @@ func (s *SMU) read() (string, error) {
 		case "VOLT":
 			out[k] = f(v)
 		case "CURR":
-			out[k] = f(i)
+			if s.sensing("CURR") {
+				out[k] = f(i)
+			} else {
+				out[k] = "+9.910000E+37"
+			}
 		case "RES":
 			out[k] = "+9.910000E+37" // not measured: SCPI not-a-number
 		case "TIME":
