@@ -5,6 +5,12 @@
 // the read-back level), and the safe state ramps to 0 V and switches the
 // output off into high impedance (../shared/research/hardware.md §2.3, §5).
 //
+// Every reading measures both the voltage at the terminals and the current,
+// and carries the 2400's status word. A reading that is not what was asked
+// for (the source in compliance, or another StatusLimited bit) is reported,
+// not dropped: Measure's third output, compliance, is 1 then, so a rig
+// exposes it as <part>/compliance for interlocks and output checks.
+//
 // *SMU has the shape of a rig actuator (Coordinates, Apply) and sensor
 // (Outputs, Measure), with SafeState and Settle, so instruments/rig can use
 // it without this package importing rig.
@@ -34,9 +40,19 @@ const DefaultIDN = `(?i)^KEITHLEY INSTRUMENTS.*,MODEL 24`
 // five-value reading, so the status word (compliance) comes with every read.
 const Elements = "VOLT,CURR,RES,TIME,STAT"
 
-// StatusCompliance is bit 3 of the 2400's status word: the source hit the
-// compliance limit.
-const StatusCompliance = 1 << 3
+// Bits of the 2400's status word (the STAT element of a reading) that say
+// the reading is not what was asked for.
+const (
+	StatusOverflow        = 1 << 0  // OFLO: the measurement was over range
+	StatusCompliance      = 1 << 3  // the source is in (real) compliance
+	StatusOVP             = 1 << 4  // the over-voltage protection limit was reached
+	StatusRangeCompliance = 1 << 16 // in range compliance: the measure range, not the limit, capped the source
+	StatusContactCheck    = 1 << 18 // contact check failed (models with contact check, when enabled)
+
+	// StatusLimited is all of them: a reading with any of these bits set
+	// reports compliance.
+	StatusLimited = StatusOverflow | StatusCompliance | StatusOVP | StatusRangeCompliance | StatusContactCheck
+)
 
 // ErrAborted is returned by a ramp that SafeState interrupted.
 var ErrAborted = errors.New("ramp aborted by safe state")
@@ -132,8 +148,12 @@ type Reading struct {
 	Status           uint32  // the 2400's status word
 }
 
-// Compliance reports whether the source was in compliance.
-func (r Reading) Compliance() bool { return r.Status&StatusCompliance != 0 }
+// Compliance reports whether the reading is not what was asked for: the
+// status word has a StatusLimited bit set (the source in compliance or in
+// range compliance, over-voltage protection, an over-range measurement, a
+// failed contact check). The other bits (terminals, functions measured,
+// filter, math) describe the setup and do not count.
+func (r Reading) Compliance() bool { return r.Status&StatusLimited != 0 }
 
 // SMU is an open, configured source-measure unit.
 type SMU struct {
@@ -207,7 +227,11 @@ func (s *SMU) configure(ctx context.Context) error {
 		":SOUR:FUNC VOLT",
 		":SOUR:VOLT:MODE FIX",
 		":SOUR:VOLT:RANG " + fmtFloat(s.cfg.Range),
-		`:SENS:FUNC "CURR"`,
+		// Voltage is measured too: in compliance the source does not reach
+		// the programmed level, and an unmeasured voltage element would
+		// report the level asked for instead of the one at the terminals.
+		":SENS:FUNC:CONC ON",
+		`:SENS:FUNC "VOLT","CURR"`,
 		":SENS:CURR:PROT " + fmtFloat(s.cfg.Compliance),
 		":SENS:CURR:RANG:AUTO ON",
 		":FORM:ELEM " + Elements,
@@ -298,7 +322,8 @@ func (s *SMU) ramp(ctx context.Context, v float64) error {
 	return nil
 }
 
-// Read takes one reading (READ?) and parses the five-value reply.
+// Read takes one reading (READ?) and parses the five-value reply: the
+// voltage at the terminals and the current, both measured.
 func (s *SMU) Read(ctx context.Context) (Reading, error) {
 	s.mu.Lock()
 	on := s.on

@@ -227,6 +227,82 @@ func TestSMUCompliance(t *testing.T) {
 	}
 }
 
+// TestSMUMeasureReportsCompliance: asking 1.5 V into 1 kΩ with a 1 mA
+// limit, the source sits in compliance at 1 V, 1 mA, and Measure says so
+// in its compliance output, which a rig exposes as smu/compliance for
+// interlocks. Below the limit the flag is 0.
+func TestSMUMeasureReportsCompliance(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true}) // 1 kΩ
+	cfg := twinConfig()
+	cfg.Compliance = 1e-3
+	s, _ := open(t, tw, scpitest.ServeTCP, cfg)
+	ctx := context.Background()
+	want := []string{"voltage", "current", "compliance"}
+	if !slices.Equal(smu.OutputNames(), want) || !slices.Equal(s.Outputs(), want) {
+		t.Fatalf("OutputNames %v, Outputs %v; want %v", smu.OutputNames(), s.Outputs(), want)
+	}
+	for _, c := range []struct {
+		level, v, i, compliance float64
+	}{
+		{1.5, 1, 1e-3, 1},     // limited: I_comp·R = 1 V, not the 1.5 V asked for
+		{1.24, 1, 1e-3, 1},    // just above the limit
+		{0.5, 0.5, 0.5e-3, 0}, // below the limit
+		{-1.74, -1, -1e-3, 1}, // negative levels are limited alike
+		{0.999, 0.999, 0.999e-3, 0},
+	} {
+		if err := s.Apply(ctx, []float64{c.level}); err != nil {
+			t.Fatal(err)
+		}
+		y, err := s.Measure(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(y) != 3 || math.Abs(y[0]-c.v) > 1e-6 || math.Abs(y[1]-c.i) > 1e-9 || y[2] != c.compliance {
+			t.Errorf("at %v V: measured %v; want [%v %v %v]", c.level, y, c.v, c.i, c.compliance)
+		}
+	}
+	if err := s.SafeState(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSMURigOutputs: in a rig, the SMU's outputs include smu/compliance,
+// and a query into compliance reports it.
+func TestSMURigOutputs(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
+	cfg := twinConfig()
+	cfg.Compliance = 1e-3
+	s, _ := open(t, tw, scpitest.ServeTCP, cfg)
+	r, err := rig.New("bench", 0, rig.Component{Name: "smu", Part: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := r.Spec().Out; !slices.Equal(out, []string{"smu/voltage", "smu/current", "smu/compliance"}) {
+		t.Errorf("rig outputs %v", out)
+	}
+	y, err := r.Query(context.Background(), []float64{1.5})
+	if err != nil || len(y) != 3 || y[2] != 1 {
+		t.Errorf("rig query at 1.5 V: %v, %v; want compliance 1", y, err)
+	}
+	if err := r.SafeState(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadingCompliance: every status bit that means the reading is not
+// what was asked for counts; the bits describing the setup do not.
+func TestReadingCompliance(t *testing.T) {
+	const setup = 1<<2 | 1<<11 | 1<<12 | 1<<14 // front terminals, V and I measured, V sourced
+	if (smu.Reading{Status: setup}).Compliance() {
+		t.Errorf("setup bits %#x read as compliance", setup)
+	}
+	for _, bit := range []uint32{smu.StatusOverflow, smu.StatusCompliance, smu.StatusOVP, smu.StatusRangeCompliance, smu.StatusContactCheck} {
+		if !(smu.Reading{Status: setup | bit}).Compliance() {
+			t.Errorf("status bit %#x not reported as compliance", bit)
+		}
+	}
+}
+
 func TestSMUIdentityRefused(t *testing.T) {
 	tw := newTwin(t, bench.SMUConfig{})
 	conn, _ := scpitest.ServeTCP(t, tw.Instrument())
