@@ -116,6 +116,10 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 			if err != nil {
 				return err
 			}
+			if err := j.SetStatus(ctx, journal.RunRunning); err != nil {
+				closeBox(box)
+				return err
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s: %s\n", out, cfg.Method)
 			return execute(ctx, cmd, cfg, out, j, runParts{box: box, obj: obj, dir: dir}, quiet)
 		},
@@ -125,8 +129,10 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 }
 
 // reopen opens the journal in dir to continue its run: cfg (holding the
-// defaults) gets the journal's config, validated, and the run is marked
-// running again. where names the config in errors.
+// defaults) gets the journal's config, validated, with every executable it
+// names checked against the current environment. The status is left as it
+// was: the caller marks the run running once its devices are open. where
+// names the config in errors.
 func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) (*journal.Journal, string, error) {
 	j, err := journal.Open(dir)
 	if err != nil {
@@ -144,7 +150,18 @@ func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) 
 		if err := cfg.validate(); err != nil {
 			return prefixFile(where, err)
 		}
-		return j.SetStatus(ctx, journal.RunRunning)
+		var top map[string]any
+		if err := yaml.Unmarshal(data, &top); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		for _, key := range []string{"blackbox", "ideal_blackbox"} {
+			if box, ok := top[key].(map[string]any); ok {
+				if err := checkStoredExecutables(where, box); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}()
 	if err != nil {
 		j.Close()
@@ -193,6 +210,7 @@ type runParts struct {
 // the plot and the summary.
 func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string, j *journal.Journal, parts runParts, quiet bool) error {
 	var res *loop.Result
+	defer closeBox(parts.box)
 	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
 		p := loop.Problem{Box: guard, Objective: parts.obj, Direction: parts.dir}
 		if d, ok := guard.Differentiable(); ok {
@@ -217,17 +235,26 @@ func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string,
 // the device is safe and how to continue. Ctrl-C twice aborts the guard.
 func guarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc safety.Config, j *journal.Journal, resume string,
 	body func(context.Context, *safety.Guard) error) (*safety.Guard, error) {
+	log := &eventLog{j: j}
 	events := func(e safety.Event) {
-		// A journal write completes even when ctx is cancelled.
-		_ = j.Event(context.Background(), journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
+		log.record(journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
 	}
 	guard, err := safety.New(box, sc, safety.WithEvents(events))
 	if err != nil {
+		_ = j.SetStatus(context.WithoutCancel(ctx), journal.RunFailed)
 		return nil, err
 	}
-	setHardStop(func() { _ = guard.Abort() })
+	// The second Ctrl-C exits the process: safe state first, then the
+	// journal says the run was interrupted, never running.
+	setHardStop(func() {
+		_ = guard.Abort()
+		_ = j.SetStatus(context.Background(), journal.RunInterrupted)
+	})
 	defer setHardStop(nil)
 	err = guard.Do(ctx, func(ctx context.Context) error { return body(ctx, guard) })
+	if lerr := log.err(); lerr != nil {
+		err = errors.Join(err, lerr)
+	}
 	status := journal.RunFinished
 	switch {
 	case err == nil:

@@ -46,6 +46,9 @@ func (c runConfig) validate() error {
 	if err := c.Safety.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkRunName(c.Name); err != nil {
+		errs = append(errs, err)
+	}
 	if k, _ := c.BlackBox["kind"].(string); k == "" {
 		errs = append(errs, fmt.Errorf("blackbox.kind: missing (known kinds: %v)", insitu.Kinds()))
 	} else if !insitu.IsRegistered(k) {

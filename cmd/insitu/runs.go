@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -41,6 +44,7 @@ func newRunsCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	var eventRows int
 	show := &cobra.Command{
 		Use:   "show DIR",
 		Short: "A run's summary, iterations and safety events",
@@ -78,16 +82,11 @@ func newRunsCmd() *cobra.Command {
 					1e3*it.Controller.Seconds(), 1e3*it.Box.Seconds())
 			}
 			tw.Flush()
-			counts := map[string]int{}
-			for _, e := range evs {
-				counts[e.Kind]++
-			}
-			if len(evs) > 0 {
-				fmt.Fprintf(w, "safety events: %v\n", counts)
-			}
+			printEvents(w, evs, eventRows)
 			return nil
 		},
 	}
+	show.Flags().IntVar(&eventRows, "events", 20, "safety events to list (the last N; 0: only the counts, -1: all)")
 	var at []int
 	compare := &cobra.Command{
 		Use:   "compare DIR...",
@@ -224,4 +223,44 @@ func newPlotCmd() *cobra.Command {
 	cmd.Flags().StringVar(&title, "title", "", "plot title (default: the methods)")
 	cmd.Flags().BoolVar(&logY, "log", false, "logarithmic objective axis")
 	return cmd
+}
+
+// printEvents prints the safety events as a count per kind and a table of
+// the last rows of them (all when rows < 0).
+func printEvents(w io.Writer, evs []journal.EventRecord, rows int) {
+	if len(evs) == 0 {
+		fmt.Fprintln(w, "safety events: none")
+		return
+	}
+	counts := map[string]int{}
+	for _, e := range evs {
+		counts[e.Kind]++
+	}
+	kinds := slices.Sorted(maps.Keys(counts))
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
+	}
+	fmt.Fprintf(w, "safety events: %d (%s)\n", len(evs), strings.Join(parts, ", "))
+	if rows == 0 {
+		return
+	}
+	shown := evs
+	if rows > 0 && len(evs) > rows {
+		shown = evs[len(evs)-rows:]
+		fmt.Fprintf(w, "last %d:\n", rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tKIND\tNAME\tVALUE\tDETAIL")
+	for _, e := range shown {
+		name, value := e.Name, "-"
+		if name == "" {
+			name = "-"
+		}
+		if !math.IsNaN(e.Value) {
+			value = fmt.Sprintf("%.6g", e.Value)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Format("15:04:05.000"), e.Kind, name, value, e.Detail)
+	}
+	tw.Flush()
 }

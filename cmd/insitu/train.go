@@ -56,6 +56,9 @@ func (c trainConfig) validate() error {
 	if err := c.Safety.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkRunName(c.Name); err != nil {
+		errs = append(errs, err)
+	}
 	for key, sec := range map[string]map[string]any{"blackbox": c.BlackBox, "ideal_blackbox": c.IdealBlackBox} {
 		if key == "ideal_blackbox" && len(sec) == 0 {
 			continue
@@ -207,6 +210,10 @@ interrupted training without repeating a recorded query.`,
 // the plot and the summary.
 func executeTrain(ctx context.Context, cmd *cobra.Command, cfg trainConfig, out string, j *journal.Journal, parts trainParts, quiet bool) error {
 	var res *loop.TrainResult
+	defer closeBox(parts.box)
+	if len(cfg.IdealBlackBox) > 0 { // built from its own section, not borrowed from the box
+		defer closeBox(parts.ideal)
+	}
 	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu train --resume "+out, func(ctx context.Context, guard *safety.Guard) error {
 		p := loop.TrainProblem{Box: guard, Du: parts.du, Ideal: parts.ideal}
 		if d, ok := guard.Differentiable(); ok {
@@ -398,6 +405,10 @@ func resumeTrain(cmd *cobra.Command, dir string, quiet bool) error {
 	defer j.Close()
 	parts, err := cfg.build(ctx, where)
 	if err != nil {
+		return err
+	}
+	if err := j.SetStatus(ctx, journal.RunRunning); err != nil {
+		closeBox(parts.box)
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s: %s\n", dir, cfg.Method)

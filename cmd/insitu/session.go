@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/insitu-lab/insitu/loop/journal"
+)
+
+// checkRunName refuses a run name that is not a plain name: it becomes a
+// directory under runs/, so a separator or a dot-dot would put the run
+// somewhere else.
+func checkRunName(name string) error {
+	if name == "" {
+		return nil
+	}
+	switch {
+	case strings.ContainsAny(name, `/\`):
+		return fmt.Errorf("name: %q contains a path separator: a name is not a path (use --out DIR to choose the directory)", name)
+	case name == "." || name == ".." || strings.HasPrefix(name, "."):
+		return fmt.Errorf("name: %q starts with a dot: want a plain name such as bench-smu", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("name: %q contains a control character", name)
+	case len(name) > 128:
+		return fmt.Errorf("name: %d characters: at most 128", len(name))
+	}
+	return nil
+}
+
+// executableKeys are the black-box keys, per kind, that name a program the
+// twin executes. A journal's config is data: on resume such a key is not
+// trusted from the journal but must agree with the current environment.
+var executableKeys = map[string][]string{
+	"opamp": {"ngspice"},
+}
+
+// checkStoredExecutables refuses to resume a run whose stored config names
+// an executable by path, unless the current environment names the same path
+// (INSITU_BLACKBOX_<KEY>). A bare program name is looked up in the current
+// PATH, as a new run would.
+func checkStoredExecutables(where string, box map[string]any) error {
+	kind, _ := box["kind"].(string)
+	for _, key := range executableKeys[kind] {
+		v, ok := box[key].(string)
+		if !ok || v == "" || !strings.ContainsRune(v, filepath.Separator) {
+			continue
+		}
+		env := "INSITU_BLACKBOX_" + strings.ToUpper(key)
+		if cur, ok := os.LookupEnv(env); ok && filepath.Clean(cur) == filepath.Clean(v) {
+			continue
+		}
+		return fmt.Errorf("%s: blackbox.%s: the journal names the executable %s; a resume does not run a program named by a journal: set %s=%s to confirm it",
+			where, key, v, env, v)
+	}
+	return nil
+}
+
+// eventLog journals the guard's events and keeps the first write error, so
+// a trip whose record could not be written is reported, not lost.
+type eventLog struct {
+	j     *journal.Journal
+	mu    sync.Mutex
+	first error
+}
+
+func (l *eventLog) record(e journal.EventRecord) {
+	// The write completes even when the run's context is cancelled: a trip
+	// is most often recorded while the run is being stopped.
+	if err := l.j.Event(context.Background(), e); err != nil {
+		l.mu.Lock()
+		if l.first == nil {
+			l.first = fmt.Errorf("journaling safety event %s (%s): %w", e.Kind, e.Detail, err)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// err returns the first write error.
+func (l *eventLog) err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
+}
+
+// closeBox releases a black box that holds something (a connection, a
+// process): after its safe state, or when a run stops before using it.
+func closeBox(b any) {
+	if c, ok := b.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
