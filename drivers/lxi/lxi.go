@@ -121,6 +121,10 @@ func (c *Conn) dial(ctx context.Context) error {
 // String is the instrument's address.
 func (c *Conn) String() string { return c.cfg.Address }
 
+// Timeout is the configured operation timeout (scpi.Timed): the SCPI
+// client's exchange timeout unless the instrument sets its own.
+func (c *Conn) Timeout() time.Duration { return c.cfg.Timeout }
+
 // Reconnects counts the redials since Dial, for diagnostics.
 func (c *Conn) Reconnects() int {
 	c.mu.Lock()

@@ -378,3 +378,155 @@ func TestStartAndCheckErrors(t *testing.T) {
 		t.Error("connection still open after a failed Start")
 	}
 }
+
+// newSilent is an instrument whose READ? queues +803 and sends no reply, as
+// a 2400 does with its output off, and whose SLOW? answers after 400 ms.
+func newSilent(t testing.TB, opts ...emulator.Option) *emulator.Instrument {
+	inst, err := emulator.New(twinIDN, emulator.Table{
+		"READ?": func(string) (string, error) { return "", emulator.Err(803, "Output disabled") },
+		"SLOW?": func(string) (string, error) { time.Sleep(400 * time.Millisecond); return "slow", nil },
+		"ECHO?": func(args string) (string, error) { return args, nil },
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+// TestTimeoutDrainsErrorQueue: a query the instrument never answers fails
+// after the timeout with an error naming the instrument, the command and
+// the time allowed, followed by the instrument's error queue, which is
+// read then (and so left empty).
+func TestTimeoutDrainsErrorQueue(t *testing.T) {
+	forEach(t, func(t *testing.T, tr transport) {
+		inst := newSilent(t, emulator.WithReplyTerminator("\r\n"))
+		c := scpi.NewClient(tr.open(t, inst), scpi.WithName("smu port"), scpi.WithTimeout(300*time.Millisecond))
+		ctx := context.Background()
+		inst.PushError(-113, "Undefined header")
+		start := time.Now()
+		_, err := c.QueryFloats(ctx, ":READ?")
+		elapsed := time.Since(start)
+		want := `smu port: :READ?: no reply within 300ms; instrument error queue: -113,"Undefined header"; +803,"Output disabled"`
+		if err == nil || err.Error() != want {
+			t.Fatalf("error %v\nwant     %s", err, want)
+		}
+		var op *scpi.OpError
+		if !errors.Is(err, scpi.ErrTimeout) || !errors.As(err, &op) || !op.Timeout() || !op.Drained || len(op.Queue) != 2 || op.Queue[1].Code != 803 || op.Waited != 300*time.Millisecond {
+			t.Errorf("error %#v", op)
+		}
+		if elapsed > 300*time.Millisecond+scpi.DefaultDrainTimeout+300*time.Millisecond {
+			t.Errorf("timeout and drain took %v", elapsed)
+		}
+		if errs, err := c.Errors(ctx); err != nil || len(errs) != 0 {
+			t.Errorf("queue after the timeout: %v, %v; want it drained", errs, err)
+		}
+		if got, err := c.Query(ctx, "ECHO? next"); err != nil || got != "next" {
+			t.Errorf("after the timeout: %q, %v", got, err)
+		}
+	})
+}
+
+// TestTimeoutDrainBounded: the drain after a timeout stops after a few
+// entries, and within its own short timeout when the instrument answers
+// nothing at all.
+func TestTimeoutDrainBounded(t *testing.T) {
+	inst := newSilent(t)
+	c := scpi.NewClient(openTCP(t, inst), scpi.WithTimeout(200*time.Millisecond), scpi.WithErrorDrain(300*time.Millisecond, 3))
+	ctx := context.Background()
+	for i := range 10 {
+		inst.PushError(-300-i, "busy")
+	}
+	_, err := c.Query(ctx, "READ?")
+	var op *scpi.OpError
+	if !errors.As(err, &op) || len(op.Queue) != 3 || !errors.Is(op.QueueErr, scpi.ErrErrorQueue) || !strings.Contains(err.Error(), "not read further") {
+		t.Errorf("long queue: %v", err)
+	}
+
+	inst.SetFaults(emulator.Faults{DropRate: 1}) // no reply to anything
+	start := time.Now()
+	_, err = c.Query(ctx, "ECHO? lost")
+	elapsed := time.Since(start)
+	if !errors.As(err, &op) || !op.Drained || len(op.Queue) != 0 || !errors.Is(op.QueueErr, scpi.ErrTimeout) || !strings.Contains(err.Error(), "instrument error queue: not read") {
+		t.Errorf("dead instrument: %v", err)
+	}
+	if elapsed > 200*time.Millisecond+300*time.Millisecond+300*time.Millisecond {
+		t.Errorf("timeout and bounded drain took %v", elapsed)
+	}
+	// A failing SYST:ERR? is not drained again; a cancelled call is not drained.
+	if _, err := c.Errors(ctx); !errors.As(err, &op) || op.Drained {
+		t.Errorf("SYST:ERR? timeout: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := c.Query(cctx, "ECHO? cancelled"); !errors.As(err, &op) || op.Drained || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled call: %v", err)
+	}
+}
+
+// hidden hides a transport's Timeout.
+type hidden struct{ scpi.Conn }
+
+// TestTimeoutPrecedence: the exchange timeout is the most specific one
+// configured — the client's (an instrument's timeout key), else the
+// transport's, else DefaultTimeout — and it holds under a caller's later
+// deadline (a watchdog's), which used to replace it.
+func TestTimeoutPrecedence(t *testing.T) {
+	inst := newSilent(t)
+	ln, err := emulator.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { inst.ServeTCP(sctx, ln) })
+	defer func() { stop(); wg.Wait() }()
+	dial := func(timeout time.Duration) scpi.Conn {
+		c, err := lxi.Dial(context.Background(), lxi.Config{Address: ln.Addr().String(), Timeout: timeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	watchdog, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		name string
+		c    *scpi.Client
+		want time.Duration
+	}{
+		{"transport", scpi.NewClient(dial(300 * time.Millisecond)), 300 * time.Millisecond},
+		{"instrument over transport", scpi.NewClient(dial(2*time.Second), scpi.WithTimeout(200*time.Millisecond)), 200 * time.Millisecond},
+		{"transport default", scpi.NewClient(dial(0)), scpi.DefaultTimeout},
+		{"no transport timeout", scpi.NewClient(hidden{dial(300 * time.Millisecond)}), scpi.DefaultTimeout},
+	} {
+		if got := c.c.Timeout(); got != c.want {
+			t.Errorf("%s: timeout %v, want %v", c.name, got, c.want)
+		}
+		if c.want >= time.Second {
+			continue
+		}
+		start := time.Now()
+		_, err := c.c.Query(watchdog, "READ?")
+		elapsed := time.Since(start)
+		if !errors.Is(err, scpi.ErrTimeout) || !strings.Contains(err.Error(), fmt.Sprintf("no reply within %v", c.want)) {
+			t.Errorf("%s: %v; want no reply within %v", c.name, err, c.want)
+		}
+		if elapsed > c.want+scpi.DefaultDrainTimeout+300*time.Millisecond {
+			t.Errorf("%s: failed after %v under a 5 s context: the configured %v did not hold", c.name, elapsed, c.want)
+		}
+	}
+	// An earlier context deadline wins; WithCallTimeout lengthens one call.
+	c := scpi.NewClient(dial(300 * time.Millisecond))
+	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if _, err := c.Query(short, "READ?"); !errors.Is(err, scpi.ErrTimeout) || !strings.Contains(err.Error(), "no reply within 100ms") {
+		t.Errorf("earlier context deadline: %v", err)
+	}
+	if got, err := c.Query(scpi.WithCallTimeout(context.Background(), 2*time.Second), "SLOW?"); err != nil || got != "slow" {
+		t.Errorf("WithCallTimeout: %q, %v", got, err)
+	}
+	if _, err := c.Query(context.Background(), "SLOW?"); !errors.Is(err, scpi.ErrTimeout) {
+		t.Errorf("slow reply under the 300 ms timeout: %v", err)
+	}
+}

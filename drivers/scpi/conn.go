@@ -1,10 +1,18 @@
 // Package scpi is a SCPI (IEEE 488.2) client over any byte transport: serial
 // ports, raw TCP sockets (LXI), USBTMC character devices.
 //
-// The client sends one command at a time per instrument, applies a default
-// timeout to every call whose context has none, and reports failures as
-// *OpError values naming the instrument and the command. Timeouts satisfy
-// errors.Is(err, ErrTimeout).
+// The client sends one command at a time per instrument, bounds every
+// exchange by a timeout, and reports failures as *OpError values naming the
+// instrument and the command. Timeouts satisfy errors.Is(err, ErrTimeout),
+// and their message ends with the instrument's error queue, read right
+// after the timeout (bounded in entries and time).
+//
+// Timeout precedence: the most specific configured timeout wins. An
+// instrument's own timeout (WithTimeout, from its config's timeout key)
+// over the transport's (its timeout key: lxi, serial or usbtmc; Timed) over
+// DefaultTimeout (5 s). The timeout bounds each exchange even when the
+// caller's context has a later deadline (a watchdog's); an earlier context
+// deadline wins. WithCallTimeout lengthens it for one call.
 //
 // Transports do not import this package: they satisfy Conn structurally and
 // report an expired deadline with os.ErrDeadlineExceeded, the convention of
@@ -13,6 +21,7 @@ package scpi
 
 import (
 	"context"
+	"time"
 )
 
 // Conn is a byte transport to one instrument.
@@ -40,4 +49,11 @@ type Resetter interface {
 // NewClient uses them unless WithTerminators overrides them.
 type Terminated interface {
 	Terminators() (read, write string)
+}
+
+// Timed is a Conn whose configuration says how long one operation may take
+// (a transport's timeout key). NewClient uses it as the exchange timeout
+// unless WithTimeout sets a more specific one.
+type Timed interface {
+	Timeout() time.Duration
 }

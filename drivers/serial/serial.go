@@ -282,6 +282,10 @@ func Open(ctx context.Context, c Config) (*Port, error) {
 // String is the port's path.
 func (p *Port) String() string { return p.path }
 
+// Timeout is the configured operation timeout (scpi.Timed): the SCPI
+// client's exchange timeout unless the instrument sets its own.
+func (p *Port) Timeout() time.Duration { return p.timeout }
+
 // Terminators returns the configured terminators (scpi.Terminated).
 func (p *Port) Terminators() (read, write string) { return p.rterm, p.wterm }
 

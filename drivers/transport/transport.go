@@ -5,11 +5,16 @@
 //	transport:
 //	  type: lxi                 # serial | lxi | usbtmc
 //	  lxi: {address: 192.168.1.20:5025, timeout: 2s}
+//
+// The section's timeout (default 5 s) bounds each exchange with the
+// instrument, unless the instrument's own config has a timeout key, which
+// wins (see drivers/scpi).
 package transport
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/insitu-lab/insitu/drivers/lxi"
 	"github.com/insitu-lab/insitu/drivers/scpi"
@@ -26,10 +31,13 @@ type Config struct {
 	USBTMC usbtmc.Config `mapstructure:"usbtmc"`
 }
 
-// Conn is an open transport that can name its port in errors.
+// Conn is an open transport that can name its port in errors and says its
+// configured timeout (scpi.Timed), which the SCPI client uses unless the
+// instrument's config sets its own.
 type Conn interface {
 	scpi.Conn
 	String() string
+	Timeout() time.Duration
 }
 
 // Dial opens the configured transport.

@@ -85,6 +85,10 @@ func Open(ctx context.Context, c Config) (*Device, error) {
 // String is the device path.
 func (d *Device) String() string { return d.path }
 
+// Timeout is the configured operation timeout (scpi.Timed): the SCPI
+// client's exchange timeout unless the instrument sets its own.
+func (d *Device) Timeout() time.Duration { return d.timeout }
+
 // IsUSBTMC reports whether the file answered the usbtmc ioctls (false for a
 // stand-in such as a pty). It is known after the first read.
 func (d *Device) IsUSBTMC() bool {
