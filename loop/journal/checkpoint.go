@@ -19,7 +19,7 @@ func (j *Journal) SaveCheckpoint(ctx context.Context, iteration int, parts map[s
 		}
 	}
 	op := fmt.Sprintf("save checkpoint of iteration %d", iteration)
-	return j.write(ctx, op, false, func(ctx context.Context, c *sql.Conn) error {
+	return j.write(ctx, op, commitNow, func(ctx context.Context, c *sql.Conn) error {
 		res, err := c.ExecContext(ctx, "INSERT INTO checkpoints (iteration, created_at) VALUES (?, ?)", iteration, time.Now().UnixNano())
 		if err != nil {
 			return err

@@ -20,7 +20,8 @@ type EventRecord struct {
 	QueryID int64     // the journaled query concerned, 0 if none
 }
 
-// Event records a safety event, committed at once.
+// Event records a safety event, committed at once. Like SetStatus it is
+// tried even after ErrRolledBack: the shutdown path logs why the run ended.
 func (j *Journal) Event(ctx context.Context, e EventRecord) error {
 	if e.Kind == "" {
 		return j.errorf("event", errors.New("event without a kind"))
@@ -38,7 +39,7 @@ func (j *Journal) Event(ctx context.Context, e EventRecord) error {
 	if e.QueryID != 0 {
 		qid = e.QueryID
 	}
-	return j.write(ctx, "event "+e.Kind, false, func(ctx context.Context, c *sql.Conn) error {
+	return j.write(ctx, "event "+e.Kind, evenIfLost, func(ctx context.Context, c *sql.Conn) error {
 		_, err := c.ExecContext(ctx, "INSERT INTO events (time, kind, detail, name, value, query_id) VALUES (?, ?, ?, ?, ?, ?)",
 			e.Time.UnixNano(), e.Kind, e.Detail, name, value, qid)
 		return err

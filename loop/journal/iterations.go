@@ -35,7 +35,7 @@ func (j *Journal) RecordIteration(ctx context.Context, it Iteration) error {
 	if it.Time.IsZero() {
 		it.Time = time.Now()
 	}
-	return j.write(ctx, "record iteration", true, func(ctx context.Context, c *sql.Conn) error {
+	return j.write(ctx, "record iteration", batched, func(ctx context.Context, c *sql.Conn) error {
 		_, err := c.ExecContext(ctx, `INSERT OR REPLACE INTO iterations
 			(iteration, queries, best, step_objective, train_loss, controller_s, box_s, projected, time)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 )
 
 // FileName is the journal's file name inside a run directory.
@@ -33,6 +34,11 @@ var (
 	ErrClosed = errors.New("journal is closed")
 	// ErrNotFound: no query with that id.
 	ErrNotFound = errors.New("no such query")
+	// ErrRolledBack: SQLite rolled back the open transaction on its own (disk
+	// full, I/O error, corruption) and took writes that were not yet synced
+	// with it. The error also wraps the failure that caused it. From then on
+	// the journal refuses every write except Event and SetStatus.
+	ErrRolledBack = errors.New("SQLite rolled back the open transaction")
 )
 
 // RunStatus is the state of a whole run.
@@ -136,11 +142,16 @@ type Journal struct {
 	opts     options
 	readOnly bool
 
+	// rolledBack is set by SQLite's rollback hook: the transaction SQLite
+	// had open is gone, whether or not inTx knows it yet.
+	rolledBack atomic.Bool
+
 	mu      sync.Mutex // serializes every statement on conn and guards the fields below
 	db      *sql.DB
 	conn    *sql.Conn // the one connection: transactions are managed by hand on it
 	inTx    bool      // a write transaction is open
 	pending int       // Finishes in the open transaction
+	lost    error     // set once writes that were not synced have been rolled back
 	closed  bool
 }
 
@@ -319,6 +330,21 @@ func open(path string, o options, readOnly bool) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{path: path, opts: o, readOnly: readOnly, db: db, conn: conn}
+	// SQLite answers some failures (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM,
+	// SQLITE_CORRUPT, depending on the statement) by rolling back the whole
+	// transaction. The hook is how the journal learns of it.
+	err = conn.Raw(func(dc any) error {
+		h, ok := dc.(interface{ RegisterRollbackHook(sqlite.RollbackHookFn) })
+		if !ok {
+			return fmt.Errorf("the sqlite driver (%T) has no rollback hook", dc)
+		}
+		h.RegisterRollbackHook(func() { j.rolledBack.Store(true) })
+		return nil
+	})
+	if err != nil {
+		j.closeConn()
+		return nil, err
+	}
 	if !readOnly {
 		var mode string
 		if err := conn.QueryRowContext(context.Background(), "PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -354,7 +380,9 @@ func (j *Journal) closeConn() error {
 }
 
 // Close commits pending Finishes and closes the journal. Calling it again
-// does nothing.
+// does nothing. Close never changes the run's status: the caller sets it
+// (SetStatus) before closing, on every exit path. Close does not repeat an
+// ErrRolledBack the journal has already reported.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -383,6 +411,36 @@ func (j *Journal) usable(write bool) error {
 	return nil
 }
 
+// settle is called with mu held after a statement failed with cause. If
+// SQLite rolled back the open transaction meanwhile, the journal forgets
+// it, so that the next write begins a new one instead of committing one
+// that no longer exists; writes it held that were not synced are lost, and
+// the returned error says so. Otherwise it returns cause.
+func (j *Journal) settle(cause error) error {
+	if !j.rolledBack.Swap(false) || !j.inTx {
+		return cause
+	}
+	j.inTx = false
+	n := j.pending
+	j.pending = 0
+	if n == 0 {
+		return cause
+	}
+	err := fmt.Errorf("%w; %w: %d writes not yet synced are lost (their queries read back as started)", cause, ErrRolledBack, n)
+	if j.lost == nil {
+		j.lost = err
+	}
+	return err
+}
+
+// exec runs one statement of the write path; see settle.
+func (j *Journal) exec(ctx context.Context, query string) error {
+	if _, err := j.conn.ExecContext(ctx, query); err != nil {
+		return j.settle(err)
+	}
+	return nil
+}
+
 // read runs fn with mu held. Inside an open transaction fn sees the pending
 // Finishes, which is what the loop expects of its own journal.
 func (j *Journal) read(ctx context.Context, op string, fn func(ctx context.Context, c *sql.Conn) error) error {
@@ -392,7 +450,9 @@ func (j *Journal) read(ctx context.Context, op string, fn func(ctx context.Conte
 		return j.errorf(op, err)
 	}
 	if err := fn(ctx, j.conn); err != nil {
-		return j.errorf(op, err)
+		// A read that fails inside the open transaction (an I/O error, a
+		// corrupted page) can take the transaction with it.
+		return j.errorf(op, j.settle(err))
 	}
 	return nil
 }
@@ -404,6 +464,7 @@ func (j *Journal) beginLocked(ctx context.Context) error { // ctx must not be ca
 	if j.inTx {
 		return nil
 	}
+	j.rolledBack.Store(false)
 	if _, err := j.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
@@ -417,65 +478,98 @@ func (j *Journal) commitLocked(ctx context.Context) error {
 	if !j.inTx {
 		return nil
 	}
-	if _, err := j.conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+	if err := j.exec(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		return err
 	}
 	j.inTx, j.pending = false, 0
 	return nil
 }
 
+// writeMode says how write treats its statement.
+type writeMode int
+
+const (
+	// commitNow commits at once, with any pending Finishes.
+	commitNow writeMode = iota
+	// batched leaves the write pending until the next commit (a Finish
+	// under SyncPerIteration).
+	batched
+	// evenIfLost commits at once, and is tried even after ErrRolledBack:
+	// the writes that record how a run ends (SetStatus, Event) must not be
+	// refused because of the failure that ends it.
+	evenIfLost
+)
+
 // write runs fn inside the write transaction, under a savepoint so that a
-// failing fn leaves nothing half-written, and commits at once unless batch
-// is set (a Finish under SyncPerIteration). A failing fn still commits the
-// pending Finishes.
+// failing fn leaves nothing half-written, and commits at once unless mode
+// is batched. A failing fn still commits the pending Finishes, unless SQLite
+// rolled the transaction back: then the error is fn's, together with
+// ErrRolledBack if pending writes were lost, and later writes are refused
+// (see evenIfLost).
 //
 // fn never sees ctx's cancellation: SQLite rolls back the whole transaction
 // when a write inside it is interrupted, and that would take the pending
 // Finishes with it. Writes are short and local; callers that must not start
 // once cancelled (Begin) check ctx before calling write.
-func (j *Journal) write(ctx context.Context, op string, batch bool, fn func(ctx context.Context, c *sql.Conn) error) error {
+func (j *Journal) write(ctx context.Context, op string, mode writeMode, fn func(ctx context.Context, c *sql.Conn) error) error {
 	ctx = context.WithoutCancel(ctx)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.usable(true); err != nil {
 		return j.errorf(op, err)
 	}
-	if err := j.beginLocked(ctx); err != nil {
+	if j.lost != nil && mode != evenIfLost {
+		return j.errorf(op, j.lost)
+	}
+	if err := j.writeLocked(ctx, mode == batched, fn); err != nil {
 		return j.errorf(op, err)
-	}
-	if _, err := j.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-		return j.errorf(op, err)
-	}
-	ferr := fn(ctx, j.conn)
-	if ferr != nil {
-		if _, err := j.conn.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
-			return j.errorf(op, errors.Join(ferr, err))
-		}
-	}
-	if _, err := j.conn.ExecContext(ctx, "RELEASE op"); err != nil {
-		return j.errorf(op, errors.Join(ferr, err))
-	}
-	if ferr == nil && batch {
-		j.pending++
-	}
-	if ferr != nil || !batch {
-		if err := j.commitLocked(ctx); err != nil {
-			return j.errorf(op, errors.Join(ferr, err))
-		}
-	}
-	if ferr != nil {
-		return j.errorf(op, ferr)
 	}
 	return nil
 }
 
+func (j *Journal) writeLocked(ctx context.Context, batch bool, fn func(ctx context.Context, c *sql.Conn) error) error {
+	if err := j.beginLocked(ctx); err != nil {
+		return err
+	}
+	if err := j.exec(ctx, "SAVEPOINT op"); err != nil {
+		return err
+	}
+	if ferr := fn(ctx, j.conn); ferr != nil {
+		if err := j.settle(ferr); !j.inTx {
+			return err // nothing left to roll back to, or to commit
+		}
+		if err := j.exec(ctx, "ROLLBACK TO op"); err != nil {
+			return errors.Join(ferr, err)
+		}
+		if err := j.exec(ctx, "RELEASE op"); err != nil {
+			return errors.Join(ferr, err)
+		}
+		if err := j.commitLocked(ctx); err != nil {
+			return errors.Join(ferr, err)
+		}
+		return ferr
+	}
+	if err := j.exec(ctx, "RELEASE op"); err != nil {
+		return err
+	}
+	if batch {
+		j.pending++
+		return nil
+	}
+	return j.commitLocked(ctx)
+}
+
 // Sync commits the pending Finishes. The loop calls it at the end of each
-// iteration, before it acts on the results.
+// iteration, before it acts on the results. After SQLite has rolled back
+// writes that were pending, Sync reports that (ErrRolledBack) every time.
 func (j *Journal) Sync(ctx context.Context) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.usable(false); err != nil {
 		return j.errorf("sync", err)
+	}
+	if j.lost != nil {
+		return j.errorf("sync", j.lost)
 	}
 	if err := j.commitLocked(ctx); err != nil {
 		return j.errorf("sync", err)

@@ -112,7 +112,7 @@ func (j *Journal) begin(ctx context.Context, op string, qs []Intent) ([]int64, e
 		return nil, j.errorf(op, err)
 	}
 	ids := make([]int64, 0, len(qs))
-	err := j.write(ctx, op, false, func(ctx context.Context, c *sql.Conn) error {
+	err := j.write(ctx, op, commitNow, func(ctx context.Context, c *sql.Conn) error {
 		find, err := c.PrepareContext(ctx, "SELECT id, status FROM queries WHERE key = ?")
 		if err != nil {
 			return err
@@ -194,8 +194,11 @@ func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryS
 	if qerr != nil {
 		msg = qerr.Error()
 	}
-	batch := j.opts.sync == SyncPerIteration
-	return j.write(ctx, fmt.Sprintf("%s query %d", op, id), batch, func(ctx context.Context, c *sql.Conn) error {
+	mode := commitNow
+	if j.opts.sync == SyncPerIteration {
+		mode = batched
+	}
+	return j.write(ctx, fmt.Sprintf("%s query %d", op, id), mode, func(ctx context.Context, c *sql.Conn) error {
 		res, err := c.ExecContext(ctx,
 			"UPDATE queries SET status = ?, y = ?, objective = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?",
 			string(status), yb, obj, msg, time.Now().UnixNano(), id, string(StatusStarted))

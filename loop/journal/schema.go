@@ -81,7 +81,7 @@ const (
 
 func (j *Journal) initSchema(m Meta, configYAML []byte) error {
 	ctx := context.Background()
-	return j.write(ctx, "create", false, func(ctx context.Context, c *sql.Conn) error {
+	return j.write(ctx, "create", commitNow, func(ctx context.Context, c *sql.Conn) error {
 		if _, err := c.ExecContext(ctx, schema); err != nil {
 			return err
 		}
@@ -180,12 +180,15 @@ func (j *Journal) Config(ctx context.Context) ([]byte, error) {
 	return b, err
 }
 
-// SetStatus records the run's status, committed at once.
+// SetStatus records the run's status, committed at once. It is tried even
+// after ErrRolledBack, so that a run that ends in an error is not left
+// running: the caller sets failed or interrupted on every exit path, Close
+// never changes the status.
 func (j *Journal) SetStatus(ctx context.Context, s RunStatus) error {
 	if !s.valid() {
 		return j.errorf("set status", fmt.Errorf("unknown run status %q", s))
 	}
-	return j.write(ctx, "set status", false, func(ctx context.Context, c *sql.Conn) error {
+	return j.write(ctx, "set status", evenIfLost, func(ctx context.Context, c *sql.Conn) error {
 		_, err := c.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", string(s), keyStatus)
 		return err
 	})
