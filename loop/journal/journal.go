@@ -174,7 +174,9 @@ func (j *Journal) errorf(op string, err error) error {
 
 // Create makes dir (if needed) and a new journal in it holding meta and the
 // resolved config. It refuses a directory that already holds a journal: a
-// crashed run is resumed with Open, never overwritten.
+// crashed run is resumed with Open, never overwritten. A directory it
+// creates is the owner's only (0o700; missing parents get 0o755, as with
+// mkdir -p), and so is the journal (0o600).
 func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -203,7 +205,7 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 	if meta.Created.IsZero() {
 		meta.Created = time.Now()
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := makeRunDir(filepath.Dir(path)); err != nil {
 		return fail(err)
 	}
 	// A WAL or shared-memory file left without its database would be
@@ -221,7 +223,9 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
 		os.Remove(p)
 	}
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	// Measurements can be private: the journal is the owner's only. SQLite
+	// gives the -wal and -shm files the mode of the database file.
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fail(err)
 	}
@@ -357,6 +361,15 @@ func open(path string, o options, readOnly bool) (*Journal, error) {
 		}
 	}
 	return j, nil
+}
+
+// makeRunDir creates the run directory dir with mode 0o700 unless it
+// exists; its missing parents are created with 0o755.
+func makeRunDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	return os.MkdirAll(dir, 0o700)
 }
 
 func syncDir(dir string) error {
