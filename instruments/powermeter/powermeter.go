@@ -6,6 +6,11 @@
 // abbreviated forms unreliable on a PM101 (../shared/research/hardware.md
 // §2.2). Every error names the instrument, its port and the command.
 //
+// Each exchange with the meter is bounded by the most specific configured
+// timeout: the meter's own timeout key, else the transport's, else 5 s,
+// even under a caller's later deadline. A timeout error ends with the
+// meter's error queue, read right after it (see drivers/scpi).
+//
 // A power meter is a sensor only: its safe state is to do nothing, and
 // SafeState is a documented no-op so that a rig can treat every part alike.
 //
@@ -51,7 +56,9 @@ type Config struct {
 	// Reset sends *RST at open. Off by default: startup reads the state
 	// rather than assuming it, and *RST also resets the head's settings.
 	Reset bool `mapstructure:"reset"`
-	// Timeout bounds each call whose context has none; default 5 s.
+	// Timeout bounds each exchange with the meter. Unset, the transport's
+	// timeout applies (transport.usbtmc.timeout, …), else 5 s: the most
+	// specific configured timeout wins.
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
@@ -68,9 +75,6 @@ func (c *Config) Defaults() {
 	}
 	if c.Read == "" {
 		c.Read = "measure"
-	}
-	if c.Timeout == 0 {
-		c.Timeout = 5 * time.Second
 	}
 }
 

@@ -11,6 +11,20 @@
 // not dropped: Measure's third output, compliance, is 1 then, so a rig
 // exposes it as <part>/compliance for interlocks and output checks.
 //
+// Timeouts. Each exchange with the instrument is bounded by one timeout,
+// the most specific configured: the SMU's own timeout key, else the
+// transport's (transport.lxi.timeout, transport.serial.timeout,
+// transport.usbtmc.timeout), else 5 s. It holds even when the caller's
+// context has a later deadline (a watchdog's), so a reading that never
+// comes fails after the configured time with an error naming the
+// instrument, its port and the command, followed by the instrument's error
+// queue, read right after the timeout:
+//
+//	smu 127.0.0.1:5025: :READ?: no reply within 2s; instrument error queue: +803,"Output disabled"
+//
+// That error (+803: the output was switched off behind the driver, at the
+// front panel or by the interlock) also matches ErrOutputOff.
+//
 // *SMU has the shape of a rig actuator (Coordinates, Apply) and sensor
 // (Outputs, Measure), with SafeState and Settle, so instruments/rig can use
 // it without this package importing rig.
@@ -58,7 +72,9 @@ const (
 var ErrAborted = errors.New("ramp aborted by safe state")
 
 // ErrOutputOff is returned by Measure while the output is off: the 2400
-// answers READ? then with an error and no reading.
+// answers READ? then with error +803 and no reading. The error matches it
+// both when the driver knows the output is off and when READ? timed out
+// and the instrument's error queue held +803.
 var ErrOutputOff = errors.New("output is off")
 
 // Config is the SMU section of a bench config.
@@ -83,8 +99,11 @@ type Config struct {
 	Settle time.Duration `mapstructure:"settle"`
 	// OffMode is the output-off state (OUTP:SMOD): HIMP (default: opens the
 	// output relay, the safest for a DUT that must float), NORM, ZERO, GUAR.
-	OffMode string        `mapstructure:"off_mode"`
-	Timeout time.Duration `mapstructure:"timeout"` // per call without a deadline; default 5 s
+	OffMode string `mapstructure:"off_mode"`
+	// Timeout bounds each exchange with the instrument. Unset, the
+	// transport's timeout applies (transport.lxi.timeout, …), else 5 s;
+	// see the package doc.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // Defaults fills unset fields.
@@ -106,9 +125,6 @@ func (c *Config) Defaults() {
 	if c.Max == nil {
 		v := c.Range
 		c.Max = &v
-	}
-	if c.Timeout == 0 {
-		c.Timeout = 5 * time.Second
 	}
 }
 
@@ -258,6 +274,9 @@ func (s *SMU) Identity() scpi.IDN { return s.id }
 // String names the SMU and its port, as errors do.
 func (s *SMU) String() string { return s.cfg.Name + " " + s.port }
 
+// Timeout is the exchange timeout in effect (see the package doc).
+func (s *SMU) Timeout() time.Duration { return s.client.Timeout() }
+
 // Level returns the last level set, V.
 func (s *SMU) Level() float64 {
 	s.mu.Lock()
@@ -334,10 +353,38 @@ func (s *SMU) Read(ctx context.Context) (Reading, error) {
 	vals, err := s.client.QueryFloats(ctx, ":READ?")
 	if err != nil && !errors.Is(err, scpi.ErrNotANumber) {
 		// NaN is expected in the resistance field; overflow is not.
+		if outputDisabled(err) {
+			err = also{err, ErrOutputOff}
+		}
 		return Reading{}, err
 	}
 	return parseReading(vals, s.cfg.Name+" "+s.port)
 }
+
+// codeOutputDisabled is the 2400's error for READ? with the output off.
+const codeOutputDisabled = 803
+
+// outputDisabled reports whether a failed call's drained error queue says
+// the output was off.
+func outputDisabled(err error) bool {
+	var op *scpi.OpError
+	if !errors.As(err, &op) {
+		return false
+	}
+	for _, e := range op.Queue {
+		if e.Code == codeOutputDisabled {
+			return true
+		}
+	}
+	return false
+}
+
+// also is err, which also matches is (errors.Is) without changing its
+// message.
+type also struct{ err, is error }
+
+func (e also) Error() string   { return e.err.Error() }
+func (e also) Unwrap() []error { return []error{e.err, e.is} }
 
 func parseReading(vals []float64, who string) (Reading, error) {
 	if len(vals) != 5 {
@@ -405,9 +452,10 @@ func (s *SMU) SafeState(ctx context.Context) error {
 	rampErr := s.ramp(ctx, 0)
 	octx := ctx
 	if ctx.Err() != nil {
-		// The output must go off even when the caller's time is up.
+		// The output must go off even when the caller's time is up: two
+		// exchanges, OUTP OFF and *OPC?.
 		var cancel context.CancelFunc
-		octx, cancel = context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+		octx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 2*s.client.Timeout())
 		defer cancel()
 	}
 	offErr := s.client.Write(octx, ":OUTP OFF")

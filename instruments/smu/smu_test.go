@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/insitu-lab/insitu/drivers/lxi"
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/scpi/emulator"
 	"github.com/insitu-lab/insitu/drivers/scpi/scpitest"
@@ -453,5 +455,118 @@ func TestSMUOpenOverPTY(t *testing.T) {
 	cfg.Transport.Type = "gpib"
 	if _, err := smu.Open(ctx, cfg); err == nil || !strings.Contains(err.Error(), "gpib") {
 		t.Errorf("unknown transport: %v", err)
+	}
+}
+
+// serveTCPAt serves tw on a loopback port until the test ends and returns
+// its address, for tests that open the SMU through its config.
+func serveTCPAt(t *testing.T, tw *bench.SMU) string {
+	t.Helper()
+	ln, err := emulator.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = tw.Instrument().ServeTCP(ctx, ln) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// TestSMUTimeoutOutputOffBehindDriver: the output is switched off behind
+// the driver (another connection, as the front panel or the interlock
+// would), so READ? gets no reply and queues +803. Under a 5 s deadline (a
+// watchdog's), the configured transport.lxi.timeout of 300 ms holds, and
+// the error names the SMU, its address and the command, ends with the
+// instrument's error queue, and matches ErrOutputOff; the queue is left
+// empty.
+func TestSMUTimeoutOutputOffBehindDriver(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
+	addr := serveTCPAt(t, tw)
+	cfg := twinConfig()
+	cfg.Timeout = 0 // the transport's applies
+	cfg.Transport = transport.Config{Type: "lxi", LXI: lxi.Config{Address: addr, Timeout: 300 * time.Millisecond}}
+	ctx := context.Background()
+	s, err := smu.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(ctx, []float64{1}); err != nil {
+		t.Fatal(err)
+	}
+	// A query makes sure the twin has processed the writes (:OUTP ON
+	// among them) before the other connection switches the output off.
+	if _, err := s.Errors(ctx); err != nil {
+		t.Fatal(err)
+	}
+	panel, err := lxi.Dial(ctx, lxi.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := scpi.NewClient(panel)
+	defer front.Close()
+	if err := front.Write(ctx, ":OUTP OFF"); err != nil {
+		t.Fatal(err)
+	}
+	if err := front.OPC(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	watchdog, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Measure(watchdog)
+	elapsed := time.Since(start)
+	want := "smu " + addr + `: :READ?: no reply within 300ms; instrument error queue: +803,"Output disabled"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v\nwant     %s", err, want)
+	}
+	if !errors.Is(err, scpi.ErrTimeout) || !errors.Is(err, smu.ErrOutputOff) {
+		t.Errorf("error %v: want ErrTimeout and ErrOutputOff", err)
+	}
+	var op *scpi.OpError
+	if !errors.As(err, &op) || !op.Timeout() {
+		t.Errorf("error %T is not an *scpi.OpError timeout", err)
+	}
+	if elapsed > 300*time.Millisecond+scpi.DefaultDrainTimeout+300*time.Millisecond {
+		t.Errorf("Measure failed after %v: the configured 300 ms did not hold under the 5 s deadline", elapsed)
+	}
+	if errs, err := s.Errors(ctx); err != nil || len(errs) != 0 {
+		t.Errorf("error queue after the timeout: %v, %v; want it drained", errs, err)
+	}
+	// The safe state still works: ramp to 0 V, output off.
+	if err := s.SafeState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := tw.State(); st.Output || st.Level != 0 {
+		t.Errorf("twin after safe state: %+v", st)
+	}
+}
+
+// TestSMUTimeoutPrecedence: the most specific configured timeout wins —
+// the SMU's own key, else the transport's, else 5 s.
+func TestSMUTimeoutPrecedence(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{})
+	addr := serveTCPAt(t, tw)
+	for _, c := range []struct {
+		own, transport, want time.Duration
+	}{
+		{150 * time.Millisecond, 2 * time.Second, 150 * time.Millisecond},
+		{0, 2 * time.Second, 2 * time.Second},
+		{0, 0, 5 * time.Second},
+		{3 * time.Second, 0, 3 * time.Second},
+	} {
+		cfg := twinConfig()
+		cfg.Timeout = c.own
+		cfg.Transport = transport.Config{Type: "lxi", LXI: lxi.Config{Address: addr, Timeout: c.transport}}
+		s, err := smu.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Timeout(); got != c.want {
+			t.Errorf("smu timeout %v, transport %v: in effect %v, want %v", c.own, c.transport, got, c.want)
+		}
+		s.Close()
 	}
 }
