@@ -293,3 +293,37 @@ func TestPowerMeterOpenOverLXI(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPowerMeterTransportTimeout: with no timeout key of its own, the
+// meter's exchanges are bounded by the transport's configured timeout,
+// even under a caller's 5 s deadline.
+func TestPowerMeterTransportTimeout(t *testing.T) {
+	f := newFixture(t)
+	ln, err := emulator.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.tw.Instrument().ServeTCP(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-served })
+	cfg := twinConfig()
+	cfg.Timeout = 0
+	cfg.Transport = transport.Config{Type: "lxi", LXI: lxi.Config{Address: ln.Addr().String(), Timeout: 300 * time.Millisecond}}
+	pm, err := powermeter.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	f.tw.Instrument().DropNext(1)
+	watchdog, stop := context.WithTimeout(ctx, 5*time.Second)
+	defer stop()
+	start := time.Now()
+	_, err = pm.Power(watchdog)
+	if !errors.Is(err, scpi.ErrTimeout) || !strings.Contains(err.Error(), "no reply within 300ms; instrument error queue: empty") {
+		t.Errorf("dropped reading: %v", err)
+	}
+	if d := time.Since(start); d > 300*time.Millisecond+scpi.DefaultDrainTimeout+300*time.Millisecond {
+		t.Errorf("failed after %v under a 5 s deadline; transport timeout 300 ms", d)
+	}
+}
