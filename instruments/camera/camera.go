@@ -88,26 +88,54 @@ type Device struct {
 	sum  []float64
 }
 
+// Validate checks c as New does for a w×h sensor, without a source. A
+// size of 0×0 stands for a sensor whose size only the open device tells (a
+// V4L2 driver may adjust the size asked for): whether the ROI fits in it
+// is then left to New.
+func (c Config) Validate(w, h int) error {
+	if c.Average < 0 {
+		return fmt.Errorf("average %d is negative", c.Average)
+	}
+	if c.Exposure < 0 {
+		return fmt.Errorf("exposure %v is negative", c.Exposure)
+	}
+	switch len(c.ROI) {
+	case 0:
+	case 4:
+		r := c.rect()
+		if w > 0 && h > 0 {
+			if r.Empty() || !r.In(image.Rect(0, 0, w, h)) {
+				return fmt.Errorf("roi %v is empty or outside the %d×%d sensor", r, w, h)
+			}
+		} else if r.Empty() || r.Min.X < 0 || r.Min.Y < 0 {
+			return fmt.Errorf("roi %v is empty or outside the sensor", r)
+		}
+	default:
+		return fmt.Errorf("roi %v: want [x, y, w, h]", c.ROI)
+	}
+	return nil
+}
+
+// rect is the ROI as a rectangle; c.ROI has 4 values.
+func (c Config) rect() image.Rectangle {
+	return image.Rect(c.ROI[0], c.ROI[1], c.ROI[0]+c.ROI[2], c.ROI[1]+c.ROI[3])
+}
+
 // New wraps src. It sets the exposure if cfg gives one.
 func New(ctx context.Context, src Source, cfg Config) (*Device, error) {
 	w, h := src.Size()
+	if err := cfg.Validate(w, h); err != nil {
+		return nil, fmt.Errorf("camera(%v): %w", src, err)
+	}
 	d := &Device{src: src, w: w, h: h, avg: cfg.Average, roi: image.Rect(0, 0, w, h),
 		buf: make([]float64, w*h), sum: make([]float64, w*h)}
 	if d.avg == 0 {
 		d.avg = 1
 	}
-	if d.avg < 0 {
-		return nil, fmt.Errorf("camera(%v): average %d is negative", src, cfg.Average)
-	}
-	switch len(cfg.ROI) {
-	case 0:
-	case 4:
-		r := image.Rect(cfg.ROI[0], cfg.ROI[1], cfg.ROI[0]+cfg.ROI[2], cfg.ROI[1]+cfg.ROI[3])
-		if err := d.SetROI(r); err != nil {
+	if len(cfg.ROI) == 4 {
+		if err := d.SetROI(cfg.rect()); err != nil {
 			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("camera(%v): roi %v: want [x, y, w, h]", src, cfg.ROI)
 	}
 	if cfg.Exposure != 0 {
 		if err := d.SetExposure(ctx, cfg.Exposure); err != nil {
@@ -115,6 +143,19 @@ func New(ctx context.Context, src Source, cfg Config) (*Device, error) {
 		}
 	}
 	return d, nil
+}
+
+// Validate checks o as OpenV4L2 does before it opens the device.
+func (o V4L2Opts) Validate() error {
+	switch o.Format {
+	case "", "grey", "y16":
+	default:
+		return fmt.Errorf("format %q: want grey or y16", o.Format)
+	}
+	if o.Width < 0 || o.Height < 0 || o.Buffers < 0 || o.Skip < 0 {
+		return fmt.Errorf("width %d, height %d, buffers %d and skip %d must not be negative", o.Width, o.Height, o.Buffers, o.Skip)
+	}
+	return nil
 }
 
 // String names the source.

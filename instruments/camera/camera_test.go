@@ -91,3 +91,48 @@ func equal(a, b []float64) bool {
 	}
 	return true
 }
+
+// Validate makes New's checks without a source: the same verdicts and
+// messages for a known sensor size, and those that need no size when the
+// size is not known.
+func TestConfigValidate(t *testing.T) {
+	src, err := NewMemory(4, 3, time.Millisecond, 0, func(context.Context, []float64) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, cfg := range []Config{
+		{},
+		{ROI: []int{1, 1, 3, 2}, Average: 3, Exposure: time.Millisecond},
+		{ROI: []int{1, 1, 4, 2}},
+		{ROI: []int{0, 0, 0, 2}},
+		{ROI: []int{-1, 0, 2, 2}},
+		{ROI: []int{1, 2}},
+		{Average: -1},
+		{Exposure: -time.Millisecond},
+	} {
+		_, opened := New(context.Background(), src, cfg)
+		checked := cfg.Validate(4, 3)
+		switch {
+		case (opened == nil) != (checked == nil):
+			t.Errorf("config %d %+v: New %v, Validate %v", i, cfg, opened, checked)
+		case opened != nil && opened.Error() != "camera(memory 4x3): "+checked.Error():
+			t.Errorf("config %d: New says %q, Validate %q", i, opened, checked)
+		}
+	}
+	if err := (Config{ROI: []int{290, 210, 60, 60}}).Validate(0, 0); err != nil {
+		t.Errorf("a ROI for a sensor of unknown size: %v", err)
+	}
+	for _, cfg := range []Config{{ROI: []int{0, 0, 0, 1}}, {ROI: []int{-1, 0, 2, 2}}, {ROI: []int{1}}, {Average: -2}} {
+		if err := cfg.Validate(0, 0); err == nil {
+			t.Errorf("%+v accepted for a sensor of unknown size", cfg)
+		}
+	}
+	for _, o := range []V4L2Opts{{Format: "rgb"}, {Skip: -1}, {Width: -640}, {Buffers: -1}} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("V4L2 options %+v accepted", o)
+		}
+	}
+	if err := (V4L2Opts{Width: 640, Height: 480, Format: "y16", Skip: 1}).Validate(); err != nil {
+		t.Error(err)
+	}
+}

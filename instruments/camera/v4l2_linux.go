@@ -157,6 +157,9 @@ func (v *V4L2) ioctl(name string, req uintptr, arg unsafe.Pointer) error {
 // OpenV4L2 opens path, checks it is a streaming capture device, sets the
 // format, maps the buffers and starts streaming.
 func OpenV4L2(path string, o V4L2Opts) (_ *V4L2, err error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("v4l2(%s): %w", path, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("v4l2: %w", err)

@@ -122,6 +122,28 @@ func Open(ctx context.Context, cfg Config) (*DAQ, error) {
 	return d, nil
 }
 
+// Check validates cfg as Open does, without opening the bus: it runs New
+// on a stand-in bus named cfg.Bus that refuses every transaction (New
+// sends none), so every check of the outputs, inputs and chips is made,
+// with New's errors. Whether the bus exists is only known to Open.
+func Check(cfg Config) error {
+	_, err := New(refusingBus(cfg.Bus), cfg)
+	return err
+}
+
+// refusingBus is an I²C bus on which no transaction happens.
+type refusingBus string
+
+func (b refusingBus) String() string { return string(b) }
+
+func (b refusingBus) Tx(addr uint16, _, _ []byte) error {
+	return fmt.Errorf("daq: bus %q is not open (transaction with %#x refused)", string(b), addr)
+}
+
+func (b refusingBus) SetSpeed(physic.Frequency) error {
+	return fmt.Errorf("daq: bus %q is not open", string(b))
+}
+
 // New builds the board on an open bus. It does not touch the bus.
 func New(b i2c.Bus, cfg Config) (*DAQ, error) {
 	if cfg.Average == 0 {
@@ -278,27 +300,36 @@ var inputs = map[string]ads1115.Channel{
 // String names the board by its bus.
 func (d *DAQ) String() string { return fmt.Sprintf("daq(%s)", d.bus) }
 
-// OutputNames, Lower and Upper describe the outputs, in config order.
-func (d *DAQ) OutputNames() []string {
-	n := make([]string, len(d.cfg.Outputs))
-	for i, o := range d.cfg.Outputs {
+// OutputNames names the outputs, in config order.
+func (d *DAQ) OutputNames() []string { return d.cfg.OutputNames() }
+
+// Range returns the configured volts of every output.
+func (d *DAQ) Range() (lower, upper []float64) { return d.cfg.Range() }
+
+// InputNames names the inputs, in config order.
+func (d *DAQ) InputNames() []string { return d.cfg.InputNames() }
+
+// OutputNames names the outputs, in config order.
+func (c Config) OutputNames() []string {
+	n := make([]string, len(c.Outputs))
+	for i, o := range c.Outputs {
 		n[i] = o.Name
 	}
 	return n
 }
 
-// Range returns the configured volts of every output.
-func (d *DAQ) Range() (lower, upper []float64) {
-	for _, o := range d.cfg.Outputs {
+// Range returns the configured volts of every output, in config order.
+func (c Config) Range() (lower, upper []float64) {
+	for _, o := range c.Outputs {
 		lower, upper = append(lower, o.Min), append(upper, o.Max)
 	}
 	return lower, upper
 }
 
 // InputNames names the inputs, in config order.
-func (d *DAQ) InputNames() []string {
-	n := make([]string, len(d.cfg.Inputs))
-	for i, in := range d.cfg.Inputs {
+func (c Config) InputNames() []string {
+	n := make([]string, len(c.Inputs))
+	for i, in := range c.Inputs {
 		n[i] = in.Name
 	}
 	return n

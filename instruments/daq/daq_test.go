@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -125,5 +126,53 @@ func BenchmarkSetRead(b *testing.B) {
 		if _, err := d.Read(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestCheckIsNewWithoutTheBus(t *testing.T) {
+	emu, bus := emulated(t, nil)
+	if err := Check(config(bus)); err != nil {
+		t.Fatal(err)
+	}
+	unopened := config("no-such-bus")
+	if err := Check(unopened); err != nil {
+		t.Errorf("Check looked for the bus: %v", err)
+	}
+	mut := []func(*Config){
+		func(c *Config) { c.Outputs[0].Max = 2.1 },
+		func(c *Config) { c.Outputs[1].Name = "w0" },
+		func(c *Config) { c.Outputs[0].Chip = "ad5686" },
+		func(c *Config) { c.Outputs[0].Channel = 4 },
+		func(c *Config) { c.Inputs[0].FullScale = 3 },
+		func(c *Config) { c.Inputs[0].Input = "ain7" },
+		func(c *Config) { c.Inputs[0].Rate = 100 },
+		func(c *Config) { c.VDD = 0 },
+		func(c *Config) { c.Average = -1 },
+		func(c *Config) { c.Outputs[1].Channel = 0 },
+		func(c *Config) { c.Outputs[1].Chip = "mcp4725"; c.Outputs[1].Channel = 0; c.Outputs[1].Ref = "" },
+	}
+	for i, m := range mut {
+		c := config(bus)
+		m(&c)
+		checked := Check(c)
+		_, opened := Open(context.Background(), c)
+		if checked == nil || opened == nil {
+			t.Errorf("mutation %d: Check %v, Open %v; want both to refuse", i, checked, opened)
+			continue
+		}
+		// The same error but for the bus's name: Open's bus is the emulator.
+		if got := strings.ReplaceAll(checked.Error(), bus, emu.String()); got != opened.Error() {
+			t.Errorf("mutation %d: Check says\n%s\nOpen says\n%s", i, got, opened)
+		}
+	}
+	if n := emu.Transactions(); n != 0 {
+		t.Errorf("%d bus transactions", n)
+	}
+	c := config(bus)
+	if got, want := fmt.Sprint(c.OutputNames(), c.InputNames()), "[w0 w1] [y0 y1]"; got != want {
+		t.Errorf("names %s, want %s", got, want)
+	}
+	if lo, hi := c.Range(); fmt.Sprint(lo, hi) != "[0 0] [2 4]" {
+		t.Errorf("range %v %v", lo, hi)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -22,23 +21,48 @@ import (
 // depend on another (a twin camera watching an SLM).
 type PartFactory func(ctx context.Context, p insitu.Params, built map[string]Part) (Part, error)
 
+// PartSpec is what a part adds to a rig's Spec: In is what an Actuator's
+// Coordinates return (names without the part prefix, the device's ranges),
+// Out what a Sensor's Outputs return. A part that only senses has an empty
+// In; one that only acts, no Out.
+type PartSpec struct {
+	In  insitu.Space
+	Out []string
+}
+
+// PartDescriber computes a part's PartSpec from its config section alone,
+// exactly as the part Open builds would report it. It must open nothing,
+// send nothing and block on nothing, and reject every config Open would
+// reject before touching a device, with the same errors where it can (the
+// same decoding, the same checks). When the PartSpec depends on what only
+// the device tells, it returns an error wrapping insitu.ErrNeedsDevice
+// that names the key and says how to avoid it.
+type PartDescriber func(p insitu.Params) (PartSpec, error)
+
+// PartType is a kind of part rig configs can name: how to open one, and
+// how to describe one without opening it (insitu config check).
+type PartType struct {
+	Open     PartFactory
+	Describe PartDescriber
+}
+
 var (
 	partsMu sync.RWMutex
-	parts   = map[string]PartFactory{}
+	parts   = map[string]PartType{}
 )
 
 // RegisterPart makes a part type available to rig configs. Like
-// insitu.Register it panics on a duplicate or nil factory.
-func RegisterPart(typ string, f PartFactory) {
+// insitu.Register it panics on a duplicate type, or a nil Open or Describe.
+func RegisterPart(typ string, t PartType) {
 	partsMu.Lock()
 	defer partsMu.Unlock()
-	if f == nil {
-		panic("rig: RegisterPart factory is nil for type " + typ)
+	if t.Open == nil || t.Describe == nil {
+		panic("rig: RegisterPart needs both Open and Describe for type " + typ)
 	}
 	if _, dup := parts[typ]; dup {
 		panic("rig: RegisterPart called twice for type " + typ)
 	}
-	parts[typ] = f
+	parts[typ] = t
 }
 
 // PartTypes returns the registered part types, sorted.
@@ -71,15 +95,28 @@ func RegisterFrameSource(name string, f FrameSource) {
 	frames[name] = f
 }
 
+// frameSource returns the frame source a memory camera names.
+func frameSource(p insitu.Params, name string) (FrameSource, error) {
+	framesMu.RLock()
+	defer framesMu.RUnlock()
+	fs, ok := frames[name]
+	if !ok {
+		known := slices.Sorted(maps.Keys(frames))
+		return nil, p.Errorf("backend.source", "unknown frame source %q (registered: %v)", name, known)
+	}
+	return fs, nil
+}
+
 func init() {
 	insitu.Register("rig", factory)
-	RegisterPart("slm", slmPart)
-	RegisterPart("daq", daqPart)
-	RegisterPart("camera", cameraPart)
+	insitu.RegisterDescriber("rig", describe)
+	RegisterPart("slm", PartType{Open: openSLM, Describe: describeSLM})
+	RegisterPart("daq", PartType{Open: openDAQ, Describe: describeDAQ})
+	RegisterPart("camera", PartType{Open: openCamera, Describe: describeCamera})
 }
 
 // Decode decodes a part's config. It is insitu.Params.Decode, which reads
-// durations written as "300ms"; part factories call it.
+// durations written as "300ms"; part factories and describers call it.
 func Decode(p insitu.Params, into any) error { return p.Decode(into) }
 
 type bounds struct {
@@ -93,18 +130,131 @@ type rigConfig struct {
 	Parts  []map[string]any `mapstructure:"parts"`
 }
 
-// factory builds a rig from a config's blackbox section. Parts are opened
-// in order; if one fails, those already opened are closed.
-func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error) {
+// section is one entry of a rig config's parts, checked as far as the
+// rig can without the part type: a name used once, a registered type and
+// well-formed bounds.
+type section struct {
+	name, typ string
+	params    insitu.Params // the part's own keys (name, type and bounds removed)
+	bounds    bounds
+	pt        PartType
+}
+
+// wrap names the section in an error of its part type.
+func (s section) wrap(err error) error {
+	return fmt.Errorf("%s (%s %s): %w", s.params.Prefix, s.typ, s.name, err)
+}
+
+// parseRig decodes a rig's blackbox section and splits its parts.
+func parseRig(p insitu.Params) (rigConfig, []section, error) {
 	var rc rigConfig
 	if err := Decode(p, &rc); err != nil {
-		return nil, err
+		return rc, nil, err
 	}
 	if rc.Name == "" {
 		rc.Name = "rig"
 	}
 	if len(rc.Parts) == 0 {
-		return nil, p.Errorf("parts", "a rig needs at least one part")
+		return rc, nil, p.Errorf("parts", "a rig needs at least one part")
+	}
+	secs := make([]section, 0, len(rc.Parts))
+	seen := map[string]bool{}
+	for i, raw := range rc.Parts {
+		pp := insitu.Params{File: p.File, Prefix: fmt.Sprintf("%s.parts[%d]", prefixOf(p), i), Values: map[string]any{}}
+		maps.Copy(pp.Values, raw)
+		name, _ := pp.Values["name"].(string)
+		typ, _ := pp.Values["type"].(string)
+		delete(pp.Values, "name")
+		delete(pp.Values, "type")
+		if name == "" {
+			return rc, nil, pp.Errorf("name", "every part needs a name (a string)")
+		}
+		if seen[name] {
+			return rc, nil, pp.Errorf("name", "part name %q used twice", name)
+		}
+		seen[name] = true
+		partsMu.RLock()
+		pt, ok := parts[typ]
+		partsMu.RUnlock()
+		if !ok {
+			return rc, nil, pp.Errorf("type", "unknown part type %q (known: %v)", typ, PartTypes())
+		}
+		var b bounds
+		if raw, ok := pp.Values["bounds"]; ok {
+			delete(pp.Values, "bounds")
+			bp := insitu.Params{File: p.File, Prefix: pp.Prefix + ".bounds"}
+			if bp.Values, ok = raw.(map[string]any); !ok {
+				return rc, nil, bp.Errorf("", "want {lower: ..., upper: ...}")
+			}
+			if err := Decode(bp, &b); err != nil {
+				return rc, nil, err
+			}
+		}
+		pp.Kind = typ
+		secs = append(secs, section{name: name, typ: typ, params: pp, bounds: b, pt: pt})
+	}
+	return rc, secs, nil
+}
+
+// describeParts describes every part. A part whose PartSpec needs its
+// device does not stop the others from being checked; the first such error
+// is returned at the end, with nil views.
+func describeParts(secs []section) ([]partView, error) {
+	views := make([]partView, len(secs))
+	var needs error
+	for i, s := range secs {
+		ps, err := s.pt.Describe(s.params)
+		switch {
+		case errors.Is(err, insitu.ErrNeedsDevice):
+			if needs == nil {
+				needs = s.wrap(err)
+			}
+			continue
+		case err != nil:
+			return nil, s.wrap(err)
+		}
+		views[i] = partView{name: s.name, lower: s.bounds.Lower, upper: s.bounds.Upper, in: ps.In, out: ps.Out}
+	}
+	if needs != nil {
+		return nil, needs
+	}
+	return views, nil
+}
+
+// describe is the rig's insitu.Describer: the Spec factory's rig would
+// have, from the config alone.
+func describe(p insitu.Params) (insitu.Spec, error) {
+	rc, secs, err := parseRig(p)
+	if err != nil {
+		return insitu.Spec{}, err
+	}
+	views, err := describeParts(secs)
+	if err != nil {
+		return insitu.Spec{}, err
+	}
+	spec, err := buildSpec(rc.Name, rc.Settle, views)
+	if err != nil {
+		return insitu.Spec{}, keyError(p, "parts", err)
+	}
+	return spec, nil
+}
+
+// factory builds a rig from a config's blackbox section. Every part's
+// config, and the rig's Spec when it can be known without the devices, is
+// checked before any part is opened; parts are then opened in order, and
+// if one fails, those already opened are closed.
+func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error) {
+	rc, secs, err := parseRig(p)
+	if err != nil {
+		return nil, err
+	}
+	switch views, err := describeParts(secs); {
+	case err == nil:
+		if _, err := buildSpec(rc.Name, rc.Settle, views); err != nil {
+			return nil, keyError(p, "parts", err)
+		}
+	case !errors.Is(err, insitu.ErrNeedsDevice):
+		return nil, err
 	}
 	var comps []Component
 	built := map[string]Part{}
@@ -117,47 +267,17 @@ func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error
 			}
 		}
 	}()
-	for i, raw := range rc.Parts {
-		pp := insitu.Params{File: p.File, Prefix: fmt.Sprintf("%s.parts[%d]", prefixOf(p), i), Values: map[string]any{}}
-		maps.Copy(pp.Values, raw)
-		name, _ := pp.Values["name"].(string)
-		typ, _ := pp.Values["type"].(string)
-		delete(pp.Values, "name")
-		delete(pp.Values, "type")
-		if name == "" {
-			return nil, pp.Errorf("name", "every part needs a name (a string)")
-		}
-		if _, dup := built[name]; dup {
-			return nil, pp.Errorf("name", "part name %q used twice", name)
-		}
-		partsMu.RLock()
-		f, ok := parts[typ]
-		partsMu.RUnlock()
-		if !ok {
-			return nil, pp.Errorf("type", "unknown part type %q (known: %v)", typ, PartTypes())
-		}
-		var b bounds
-		if raw, ok := pp.Values["bounds"]; ok {
-			delete(pp.Values, "bounds")
-			bp := insitu.Params{File: p.File, Prefix: pp.Prefix + ".bounds"}
-			if bp.Values, ok = raw.(map[string]any); !ok {
-				return nil, bp.Errorf("", "want {lower: ..., upper: ...}")
-			}
-			if err := Decode(bp, &b); err != nil {
-				return nil, err
-			}
-		}
-		pp.Kind = typ
-		part, err := f(ctx, pp, built)
+	for _, s := range secs {
+		part, err := s.pt.Open(ctx, s.params, built)
 		if err != nil {
-			return nil, fmt.Errorf("%s (%s %s): %w", pp.Prefix, typ, name, err)
+			return nil, s.wrap(err)
 		}
-		built[name] = part
-		comps = append(comps, Component{Name: name, Part: part, Lower: b.Lower, Upper: b.Upper})
+		built[s.name] = part
+		comps = append(comps, Component{Name: s.name, Part: part, Lower: s.bounds.Lower, Upper: s.bounds.Upper})
 	}
 	r, err := New(rc.Name, rc.Settle, comps...)
 	if err != nil {
-		return nil, p.Errorf("parts", "%v", err)
+		return nil, keyError(p, "parts", err)
 	}
 	return r, nil
 }
@@ -169,6 +289,15 @@ func prefixOf(p insitu.Params) string {
 	return p.Prefix
 }
 
+// keyError is p.Errorf(key, "%v", err) with err kept in the chain.
+func keyError(p insitu.Params, key string, err error) error {
+	where := prefixOf(p) + "." + key
+	if p.File != "" {
+		where = p.File + ": " + where
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
 type slmConfig struct {
 	Display         slm.DisplayConfig `mapstructure:"display"`
 	CorrectionFile  string            `mapstructure:"correction_file"`
@@ -176,24 +305,35 @@ type slmConfig struct {
 	slm.Config      `mapstructure:",squash"`
 }
 
-func slmPart(_ context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
+// decodeSLM decodes an slm part's config and loads its correction file (a
+// calibration file, not a device: describing the part reads it too, so a
+// missing or malformed one is found by a config check).
+func decodeSLM(p insitu.Params) (slmConfig, error) {
 	var c slmConfig
 	if err := Decode(p, &c); err != nil {
-		return nil, err
+		return c, err
 	}
 	if c.CorrectionFile != "" {
 		if len(c.Correction) != 0 {
-			return nil, p.Errorf("correction_file", "give correction or correction_file, not both")
+			return c, p.Errorf("correction_file", "give correction or correction_file, not both")
 		}
 		ph, _, _, err := slm.LoadCorrection(c.CorrectionFile, c.CorrectionScale)
 		if err != nil {
-			return nil, p.Errorf("correction_file", "%v", err)
+			return c, keyError(p, "correction_file", err)
 		}
 		c.Correction = ph
 	}
+	return c, nil
+}
+
+func openSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
+	c, err := decodeSLM(p)
+	if err != nil {
+		return nil, err
+	}
 	d, err := slm.OpenDisplay(c.Display)
 	if err != nil {
-		return nil, p.Errorf("display", "%v", err)
+		return nil, keyError(p, "display", err)
 	}
 	s, err := slm.New(d, c.Config)
 	if err != nil {
@@ -205,9 +345,33 @@ func slmPart(_ context.Context, p insitu.Params, _ map[string]Part) (Part, error
 	return SLM{s}, nil
 }
 
-func daqPart(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
+// describeSLM checks the config against the display size the config gives
+// (a framebuffer's comes from the kernel unless width and height are set);
+// the phases are N² whatever the display.
+func describeSLM(p insitu.Params) (PartSpec, error) {
+	c, err := decodeSLM(p)
+	if err != nil {
+		return PartSpec{}, err
+	}
+	w, h, err := c.Display.Size()
+	if err != nil {
+		return PartSpec{}, keyError(p, "display", err)
+	}
+	if err := c.Config.Validate(w, h); err != nil {
+		return PartSpec{}, err
+	}
+	return PartSpec{In: slmSpace(c.N)}, nil
+}
+
+func decodeDAQ(p insitu.Params) (daq.Config, error) {
 	var c daq.Config
-	if err := Decode(p, &c); err != nil {
+	err := Decode(p, &c)
+	return c, err
+}
+
+func openDAQ(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
+	c, err := decodeDAQ(p)
+	if err != nil {
 		return nil, err
 	}
 	d, err := daq.Open(ctx, c)
@@ -215,6 +379,19 @@ func daqPart(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, err
 		return nil, err
 	}
 	return DAQ{d}, nil
+}
+
+// describeDAQ makes every check daq.Open makes but finding the bus.
+func describeDAQ(p insitu.Params) (PartSpec, error) {
+	c, err := decodeDAQ(p)
+	if err != nil {
+		return PartSpec{}, err
+	}
+	if err := daq.Check(c); err != nil {
+		return PartSpec{}, err
+	}
+	lo, hi := c.Range()
+	return PartSpec{In: daqSpace(c.OutputNames(), lo, hi), Out: c.InputNames()}, nil
 }
 
 type cameraBackend struct {
@@ -233,6 +410,10 @@ type cameraBackend struct {
 	Height int `mapstructure:"height"`
 }
 
+func (b cameraBackend) v4l2Opts() camera.V4L2Opts {
+	return camera.V4L2Opts{Width: b.Width, Height: b.Height, Format: b.Format, Buffers: b.Buffers, Skip: b.Skip}
+}
+
 type cameraConfig struct {
 	Backend       cameraBackend `mapstructure:"backend"`
 	Measure       string        `mapstructure:"measure"`
@@ -240,33 +421,68 @@ type cameraConfig struct {
 	camera.Config `mapstructure:",squash"`
 }
 
-func cameraPart(ctx context.Context, p insitu.Params, built map[string]Part) (Part, error) {
-	var c cameraConfig
-	if err := Decode(p, &c); err != nil {
+// cameraSetup is a camera part's config with its backend checked as far
+// as it can be without opening it.
+type cameraSetup struct {
+	cameraConfig
+	source FrameSource // a memory backend's
+	name   string      // the backend's name as the camera reports it
+	// The sensor size: a memory camera's; 0×0 for a V4L2 one, whose
+	// driver may change the size asked for.
+	w, h int
+}
+
+// decodeCamera decodes a camera part's config and checks it as far as can
+// be without opening the camera.
+func decodeCamera(p insitu.Params) (cameraSetup, error) {
+	var s cameraSetup
+	if err := Decode(p, &s.cameraConfig); err != nil {
+		return s, err
+	}
+	switch b := s.Backend; b.Type {
+	case "v4l2":
+		s.name = "v4l2(" + b.Path + ")"
+		if b.Path == "" {
+			return s, p.Errorf("backend.path", "missing (the video device, e.g. /dev/video0)")
+		}
+		if err := b.v4l2Opts().Validate(); err != nil {
+			return s, keyError(p, "backend", fmt.Errorf("%s: %w", s.name, err))
+		}
+	case "memory":
+		fs, err := frameSource(p, b.Source)
+		if err != nil {
+			return s, err
+		}
+		if b.Width <= 0 || b.Height <= 0 || b.Reference < 0 {
+			return s, p.Errorf("backend", "memory: width %d and height %d must be positive, reference_exposure %v not negative", b.Width, b.Height, b.Reference)
+		}
+		s.source, s.name, s.w, s.h = fs, fmt.Sprintf("memory %dx%d", b.Width, b.Height), b.Width, b.Height
+	default:
+		return s, p.Errorf("backend.type", "%q: want v4l2 or memory", b.Type)
+	}
+	if err := s.Config.Validate(s.w, s.h); err != nil {
+		return s, fmt.Errorf("camera(%s): %w", s.name, err)
+	}
+	return s, nil
+}
+
+func openCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Part, error) {
+	c, err := decodeCamera(p)
+	if err != nil {
 		return nil, err
 	}
 	var src camera.Source
 	switch b := c.Backend; b.Type {
 	case "v4l2":
-		v, err := camera.OpenV4L2(b.Path, camera.V4L2Opts{Width: b.Width, Height: b.Height, Format: b.Format, Buffers: b.Buffers, Skip: b.Skip})
+		v, err := camera.OpenV4L2(b.Path, b.v4l2Opts())
 		if err != nil {
-			return nil, p.Errorf("backend", "%v", err)
+			return nil, keyError(p, "backend", err)
 		}
 		src = v
 	case "memory":
-		framesMu.RLock()
-		fs, ok := frames[b.Source]
-		framesMu.RUnlock()
-		if !ok {
-			framesMu.RLock()
-			known := slices.Collect(maps.Keys(frames))
-			framesMu.RUnlock()
-			sort.Strings(known)
-			return nil, p.Errorf("backend.source", "unknown frame source %q (registered: %v)", b.Source, known)
-		}
-		ff, err := fs(built, b.Width, b.Height)
+		ff, err := c.source(built, b.Width, b.Height)
 		if err != nil {
-			return nil, p.Errorf("backend.source", "%v", err)
+			return nil, keyError(p, "backend.source", err)
 		}
 		ref := b.Reference
 		if ref == 0 {
@@ -274,11 +490,9 @@ func cameraPart(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 		}
 		m, err := camera.NewMemory(b.Width, b.Height, ref, b.Saturation, ff)
 		if err != nil {
-			return nil, p.Errorf("backend", "%v", err)
+			return nil, keyError(p, "backend", err)
 		}
 		src = m
-	default:
-		return nil, p.Errorf("backend.type", "%q: want v4l2 or memory", b.Type)
 	}
 	cam, err := camera.New(ctx, src, c.Config)
 	if err == nil {
@@ -288,4 +502,31 @@ func cameraPart(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 		}
 	}
 	return nil, errors.Join(err, src.Close())
+}
+
+// describeCamera names the outputs from the measure mode, the regions and
+// the ROI (the configured one, or a memory camera's full frame). In image
+// mode without a roi on a V4L2 camera the outputs are the pixels of a frame
+// whose size only the open device reports: that is an error wrapping
+// insitu.ErrNeedsDevice.
+func describeCamera(p insitu.Params) (PartSpec, error) {
+	c, err := decodeCamera(p)
+	if err != nil {
+		return PartSpec{}, err
+	}
+	w, h := c.w, c.h
+	if len(c.ROI) == 4 {
+		w, h = c.ROI[2], c.ROI[3]
+	}
+	if w == 0 && c.Measure == MeasureImage {
+		return PartSpec{}, keyError(p, "roi", fmt.Errorf(
+			"measure image without a roi: the outputs are the pixels of the full frame, whose size the V4L2 driver of %s only tells when the device is opened "+
+				"(backend width and height are a request it may change): give roi: [x, y, w, h], or use `insitu probe --config`, which opens the devices: %w",
+			c.Backend.Path, insitu.ErrNeedsDevice))
+	}
+	_, _, names, err := measurement(c.Measure, c.Regions, w, h)
+	if err != nil {
+		return PartSpec{}, fmt.Errorf("camera camera(%s): %w", c.name, err)
+	}
+	return PartSpec{Out: names}, nil
 }

@@ -14,7 +14,15 @@
 //
 // A new kind of instrument plugs in by implementing Actuator and/or Sensor
 // (each embeds Part: SafeState) and registering a part type with
-// RegisterPart, so bench configs can name it.
+// RegisterPart, so bench configs can name it. A PartType has two halves:
+// Open builds the part, and Describe computes from the config alone what
+// the open part would report (its coordinates and outputs), opening
+// nothing. The rig registers a describer with insitu.RegisterDescriber
+// built from them, so insitu.Describe gives a rig config's Spec without
+// touching the bench (`insitu config check`), exactly as the built rig's:
+// both are composed by the same code. Building a rig describes every part
+// first, so a config error in any part is reported before any device is
+// opened.
 //
 // A config's blackbox section (durations as "300ms"; lengths in metres):
 //

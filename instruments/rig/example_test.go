@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/camera"
 	"github.com/insitu-lab/insitu/instruments/rig"
 	"github.com/insitu-lab/insitu/instruments/slm"
@@ -47,4 +48,25 @@ func Example() {
 	y, err := r.Query(ctx, []float64{0, math.Pi / 2, math.Pi, 3 * math.Pi / 2})
 	fmt.Println(r.Spec().In.Names, r.Spec().Out, y, err)
 	// Output: [slm/phi_0_0 slm/phi_0_1 slm/phi_1_0 slm/phi_1_1] [cam/sum] [384] <nil>
+}
+
+// A bench config's rig described without its devices: nothing is opened,
+// so the SLM's framebuffer and the power meter need not be there. This is
+// what checking a config's safety section against the rig needs.
+func Example_describe() {
+	p := insitu.Params{Kind: "rig", File: "bench.yaml", Prefix: "blackbox", Values: map[string]any{
+		"name": "slm-powermeter",
+		"parts": []map[string]any{
+			{"name": "slm", "type": "slm", "display": map[string]any{"type": "fbdev", "path": "/dev/fb1"}, "n": 2,
+				"bounds": map[string]any{"upper": 3.1416}},
+			{"name": "pm", "type": "powermeter", "wavelength": 700,
+				"transport": map[string]any{"type": "usbtmc", "usbtmc": map[string]any{"path": "/dev/usbtmc0"}}},
+		},
+	}}
+	spec, err := insitu.Describe(context.Background(), p)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(spec.In.Names, spec.In.Upper, spec.In.Periodic, spec.Out)
+	// Output: [slm/phi_0_0 slm/phi_0_1 slm/phi_1_0 slm/phi_1_1] [3.1416 3.1416 3.1416 3.1416] [false false false false] [pm/power]
 }

@@ -2,6 +2,7 @@ package rig
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -17,8 +18,10 @@ import (
 type SLM struct{ *slm.SLM }
 
 // Coordinates implements Actuator.
-func (s SLM) Coordinates() insitu.Space {
-	n := s.N()
+func (s SLM) Coordinates() insitu.Space { return slmSpace(s.N()) }
+
+// slmSpace is the space of an N×N phase pattern.
+func slmSpace(n int) insitu.Space {
 	sp := insitu.Box(n*n, 0, 2*math.Pi)
 	sp.Names, sp.Units, sp.Periodic = make([]string, n*n), make([]string, n*n), make([]bool, n*n)
 	for i := range n * n {
@@ -37,7 +40,11 @@ type DAQ struct{ *daq.DAQ }
 // Coordinates implements Actuator.
 func (d DAQ) Coordinates() insitu.Space {
 	lo, hi := d.Range()
-	names := d.OutputNames()
+	return daqSpace(d.OutputNames(), lo, hi)
+}
+
+// daqSpace is the space of DAC outputs in volts.
+func daqSpace(names []string, lo, hi []float64) insitu.Space {
 	units := make([]string, len(names))
 	for i := range units {
 		units[i] = "V"
@@ -78,35 +85,51 @@ type Camera struct {
 // NewCamera makes a sensor of cam measuring in mode (MeasureSum when
 // empty); regions are used by MeasureRegions and must lie in the ROI.
 func NewCamera(cam camera.Camera, mode string, regions []Region) (*Camera, error) {
-	c := &Camera{cam: cam, mode: mode}
 	roi := cam.ROI()
+	mode, rects, names, err := measurement(mode, regions, roi.Dx(), roi.Dy())
+	if err != nil {
+		return nil, fmt.Errorf("camera %v: %w", cam, err)
+	}
+	return &Camera{cam: cam, mode: mode, regions: rects, names: names}, nil
+}
+
+// measurement checks a measure mode and its regions for a w×h ROI and
+// returns the mode, the regions' rectangles and the output names. A ROI of
+// 0×0 is one whose size is not known yet: regions are then not checked
+// against it, and image mode, whose outputs are its pixels, is refused.
+func measurement(mode string, regions []Region, w, h int) (string, []image.Rectangle, []string, error) {
+	var rects []image.Rectangle
+	var names []string
 	switch mode {
 	case "", MeasureSum:
-		c.mode, c.names = MeasureSum, []string{"sum"}
+		return MeasureSum, nil, []string{"sum"}, nil
 	case MeasureImage:
-		for y := range roi.Dy() {
-			for x := range roi.Dx() {
-				c.names = append(c.names, fmt.Sprintf("px_%d_%d", y, x))
+		if w <= 0 || h <= 0 {
+			return "", nil, nil, errors.New("measure image: the ROI's size is not known")
+		}
+		for y := range h {
+			for x := range w {
+				names = append(names, fmt.Sprintf("px_%d_%d", y, x))
 			}
 		}
 	case MeasureRegions:
 		if len(regions) == 0 {
-			return nil, fmt.Errorf("camera %v: measure regions but no regions given", cam)
+			return "", nil, nil, errors.New("measure regions but no regions given")
 		}
 		for i, rg := range regions {
 			if len(rg.ROI) != 4 || rg.Name == "" {
-				return nil, fmt.Errorf("camera %v: regions[%d]: want a name and roi [x, y, w, h]", cam, i)
+				return "", nil, nil, fmt.Errorf("regions[%d]: want a name and roi [x, y, w, h]", i)
 			}
 			r := image.Rect(rg.ROI[0], rg.ROI[1], rg.ROI[0]+rg.ROI[2], rg.ROI[1]+rg.ROI[3])
-			if r.Empty() || !r.In(image.Rect(0, 0, roi.Dx(), roi.Dy())) {
-				return nil, fmt.Errorf("camera %v: region %s %v is empty or outside the %d×%d ROI", cam, rg.Name, rg.ROI, roi.Dx(), roi.Dy())
+			if r.Empty() || r.Min.X < 0 || r.Min.Y < 0 || w > 0 && h > 0 && !r.In(image.Rect(0, 0, w, h)) {
+				return "", nil, nil, fmt.Errorf("region %s %v is empty or outside the %d×%d ROI", rg.Name, rg.ROI, w, h)
 			}
-			c.regions, c.names = append(c.regions, r), append(c.names, rg.Name)
+			rects, names = append(rects, r), append(names, rg.Name)
 		}
 	default:
-		return nil, fmt.Errorf("camera %v: measure %q: want sum, regions or image", cam, mode)
+		return "", nil, nil, fmt.Errorf("measure %q: want sum, regions or image", mode)
 	}
-	return c, nil
+	return mode, rects, names, nil
 }
 
 // Camera returns the camera (for exposure changes and dark frames).

@@ -83,62 +83,105 @@ type Rig struct {
 // Actuator with no coordinates, or a Sensor with no outputs, is only that
 // which it has (a DAQ board may have only inputs).
 func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
-	if settle < 0 {
-		return nil, fmt.Errorf("rig %s: settle %v is negative", name, settle)
-	}
-	r := &Rig{settle: settle, parts: parts, spec: insitu.Spec{Name: name}}
-	seen := map[string]bool{}
-	for _, c := range parts {
-		if c.Name == "" || seen[c.Name] || c.Part == nil {
+	views := make([]partView, len(parts))
+	for i, c := range parts {
+		if c.Part == nil {
 			return nil, fmt.Errorf("rig %s: part %q: every part needs a distinct name and a device", name, c.Name)
 		}
-		seen[c.Name] = true
+		views[i] = partView{name: c.Name, lower: c.Lower, upper: c.Upper}
+		if a, ok := c.Part.(Actuator); ok {
+			views[i].in = a.Coordinates()
+		}
+		if s, ok := c.Part.(Sensor); ok {
+			views[i].out = s.Outputs()
+		}
+	}
+	spec, err := buildSpec(name, settle, views)
+	if err != nil {
+		return nil, err
+	}
+	r := &Rig{settle: settle, parts: parts, spec: spec}
+	off := 0
+	for i, c := range parts {
+		if n := views[i].in.Dim(); n > 0 {
+			r.acts = append(r.acts, actSlot{c: c, a: c.Part.(Actuator), off: off, n: n})
+			off += n
+		}
+		if n := len(views[i].out); n > 0 {
+			r.sens = append(r.sens, senSlot{c: c, s: c.Part.(Sensor), n: n})
+		}
+	}
+	return r, nil
+}
+
+// partView is what a rig's Spec is made of for one part: its name, the
+// bounds from the config, its coordinates (none: not an actuator) and its
+// outputs (none: not a sensor), from the open part or from its config.
+type partView struct {
+	name         string
+	lower, upper []float64
+	in           insitu.Space
+	out          []string
+}
+
+// buildSpec is the Spec of a rig of parts, in order: inputs
+// <part>/<coordinate>, the device ranges narrowed by the bounds, then
+// outputs <part>/<output>. New and the describer both make it here, so a
+// rig and its description cannot disagree.
+func buildSpec(name string, settle time.Duration, parts []partView) (insitu.Spec, error) {
+	if settle < 0 {
+		return insitu.Spec{}, fmt.Errorf("rig %s: settle %v is negative", name, settle)
+	}
+	spec := insitu.Spec{Name: name}
+	in := &spec.In
+	seen := map[string]bool{}
+	acts := 0
+	for _, c := range parts {
+		if c.name == "" || seen[c.name] {
+			return insitu.Spec{}, fmt.Errorf("rig %s: part %q: every part needs a distinct name and a device", name, c.name)
+		}
+		seen[c.name] = true
 		used := false
-		if a, ok := c.Part.(Actuator); ok && a.Coordinates().Dim() > 0 {
-			sp, err := intersect(a.Coordinates(), c)
+		if c.in.Dim() > 0 {
+			sp, err := intersect(c.in, c.lower, c.upper)
 			if err != nil {
-				return nil, fmt.Errorf("rig %s: part %s: %w", name, c.Name, err)
+				return insitu.Spec{}, fmt.Errorf("rig %s: part %s: %w", name, c.name, err)
 			}
-			in := &r.spec.In
 			for i := range sp.Dim() {
-				in.Names = append(in.Names, c.Name+Sep+sp.Name(i))
+				in.Names = append(in.Names, c.name+Sep+sp.Name(i))
 				unit := ""
 				if i < len(sp.Units) {
 					unit = sp.Units[i]
 				}
 				in.Units = append(in.Units, unit)
-			}
-			for i := range sp.Dim() {
 				in.Periodic = append(in.Periodic, sp.IsPeriodic(i))
 			}
 			in.Lower, in.Upper = append(in.Lower, sp.Lower...), append(in.Upper, sp.Upper...)
-			r.acts = append(r.acts, actSlot{c: c, a: a, off: len(in.Lower) - sp.Dim(), n: sp.Dim()})
+			acts++
 			used = true
-		} else if c.Lower != nil || c.Upper != nil {
-			return nil, fmt.Errorf("rig %s: part %s: bounds given but the part has no inputs", name, c.Name)
+		} else if c.lower != nil || c.upper != nil {
+			return insitu.Spec{}, fmt.Errorf("rig %s: part %s: bounds given but the part has no inputs", name, c.name)
 		}
-		if s, ok := c.Part.(Sensor); ok && len(s.Outputs()) > 0 {
-			for _, o := range s.Outputs() {
-				r.spec.Out = append(r.spec.Out, c.Name+Sep+o)
-			}
-			r.sens = append(r.sens, senSlot{c: c, s: s, n: len(s.Outputs())})
+		for _, o := range c.out {
+			spec.Out = append(spec.Out, c.name+Sep+o)
 			used = true
 		}
 		if !used {
-			return nil, fmt.Errorf("rig %s: part %s has neither inputs nor outputs", name, c.Name)
+			return insitu.Spec{}, fmt.Errorf("rig %s: part %s has neither inputs nor outputs", name, c.name)
 		}
 	}
-	if len(r.acts) == 0 {
-		return nil, fmt.Errorf("rig %s: no actuator: nothing for the optimizer to drive", name)
+	if acts == 0 {
+		return insitu.Spec{}, fmt.Errorf("rig %s: no actuator: nothing for the optimizer to drive", name)
 	}
-	if err := r.spec.Validate(); err != nil {
-		return nil, fmt.Errorf("rig %s: %w", name, err)
+	if err := spec.Validate(); err != nil {
+		return insitu.Spec{}, fmt.Errorf("rig %s: %w", name, err)
 	}
-	return r, nil
+	return spec, nil
 }
 
-// intersect narrows the device space by the component's bounds.
-func intersect(dev insitu.Space, c Component) (insitu.Space, error) {
+// intersect narrows the device space by the bounds lower and upper (one
+// value for all coordinates, or one each; nil leaves the device's).
+func intersect(dev insitu.Space, lower, upper []float64) (insitu.Space, error) {
 	n := dev.Dim()
 	sp := dev.Clone()
 	pick := func(b []float64, key string) (func(i int) float64, error) {
@@ -152,11 +195,11 @@ func intersect(dev insitu.Space, c Component) (insitu.Space, error) {
 		}
 		return nil, fmt.Errorf("bounds.%s has %d values, want 1 or %d", key, len(b), n)
 	}
-	lo, err := pick(c.Lower, "lower")
+	lo, err := pick(lower, "lower")
 	if err != nil {
 		return sp, err
 	}
-	hi, err := pick(c.Upper, "upper")
+	hi, err := pick(upper, "upper")
 	if err != nil {
 		return sp, err
 	}

@@ -237,7 +237,9 @@ func TestConfigErrors(t *testing.T) {
 		{"kind: rig\nparts: [{name: s, type: slm, display: {type: memory, width: 4, height: 4}, n: 2, background: 300}]", "background"},
 		{"kind: rig\nparts: [{name: s, type: slm, display: {type: memory, width: 4, height: 4}, n: 2, bounds: {lower: 7}}]", "leave nothing"},
 		{"kind: rig\nparts: [{name: c, type: camera, backend: {type: memory, source: nope, width: 2, height: 2}}]", "unknown frame source"},
-		{"kind: rig\nparts: [{name: c, type: camera, backend: {type: v4l2, path: /dev/null}}]", "/dev/null"},
+		{"kind: rig\nparts: [{name: s, type: slm, display: {type: memory, width: 4, height: 4}, n: 2}, {name: c, type: camera, backend: {type: v4l2, path: /dev/null}}]", "/dev/null"},
+		// The rig's own checks come before any part is opened.
+		{"kind: rig\nparts: [{name: c, type: camera, backend: {type: v4l2, path: /dev/null}}]", "no actuator"},
 		{strings.Replace(daqRig(bus), "max: 4}", "max: 5}", 1), "full scale"},
 	} {
 		var v map[string]any

@@ -2,28 +2,127 @@ package rig
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/drivers/transport"
 	"github.com/insitu-lab/insitu/instruments/powermeter"
 	"github.com/insitu-lab/insitu/instruments/smu"
 )
 
 // The SCPI instruments join rigs as parts: a source-measure unit is an
-// actuator (its level) and a sensor (voltage and current read back), a
-// power meter a sensor.
+// actuator (its level) and a sensor (voltage, current and the compliance
+// flag read back), a power meter a sensor.
 func init() {
-	RegisterPart("smu", func(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
-		var c smu.Config
-		if err := Decode(p, &c); err != nil {
-			return nil, err
+	RegisterPart("smu", PartType{Open: openSMU, Describe: describeSMU})
+	RegisterPart("powermeter", PartType{Open: openPowerMeter, Describe: describePowerMeter})
+}
+
+func decodeSMU(p insitu.Params) (smu.Config, error) {
+	var c smu.Config
+	err := Decode(p, &c)
+	return c, err
+}
+
+func openSMU(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
+	c, err := decodeSMU(p)
+	if err != nil {
+		return nil, err
+	}
+	s, err := smu.Open(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// describeSMU makes the checks smu.Open makes before and while dialing,
+// and returns what an open *smu.SMU reports: one coordinate, the level in
+// volts within [min, max] (default ±range), and smu.OutputNames.
+func describeSMU(p insitu.Params) (PartSpec, error) {
+	c, err := decodeSMU(p)
+	if err != nil {
+		return PartSpec{}, err
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return PartSpec{}, err
+	}
+	if err := checkSCPI(c.Name, c.IDN, c.Transport); err != nil {
+		return PartSpec{}, err
+	}
+	in := insitu.Space{Names: []string{"voltage"}, Units: []string{"V"}, Lower: []float64{*c.Min}, Upper: []float64{*c.Max}}
+	return PartSpec{In: in, Out: smu.OutputNames()}, nil
+}
+
+func decodePowerMeter(p insitu.Params) (powermeter.Config, error) {
+	var c powermeter.Config
+	err := Decode(p, &c)
+	return c, err
+}
+
+func openPowerMeter(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
+	c, err := decodePowerMeter(p)
+	if err != nil {
+		return nil, err
+	}
+	pm, err := powermeter.Open(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return pm, nil
+}
+
+// describePowerMeter makes the checks powermeter.Open makes before and
+// while dialing; a PM100 has one output, the power in watts.
+func describePowerMeter(p insitu.Params) (PartSpec, error) {
+	c, err := decodePowerMeter(p)
+	if err != nil {
+		return PartSpec{}, err
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return PartSpec{}, err
+	}
+	if err := checkSCPI(c.Name, c.IDN, c.Transport); err != nil {
+		return PartSpec{}, err
+	}
+	return PartSpec{Out: []string{"power"}}, nil
+}
+
+// checkSCPI checks an instrument's transport section as transport.Dial
+// does before it opens anything (with the error Open would return), and its
+// identity pattern, which the SCPI client compiles only once connected.
+func checkSCPI(name, idn string, t transport.Config) error {
+	var err error
+	switch t.Type {
+	case "serial":
+		c := t.Serial
+		c.Defaults()
+		if err = c.Validate(); err != nil {
+			err = fmt.Errorf("serial: %w", err)
 		}
-		return smu.Open(ctx, c)
-	})
-	RegisterPart("powermeter", func(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
-		var c powermeter.Config
-		if err := Decode(p, &c); err != nil {
-			return nil, err
+	case "lxi":
+		c := t.LXI
+		c.Defaults()
+		if err = c.Validate(); err != nil {
+			err = fmt.Errorf("lxi: %w", err)
 		}
-		return powermeter.Open(ctx, c)
-	})
+	case "usbtmc":
+		c := t.USBTMC
+		c.Defaults()
+		if err = c.Validate(); err != nil {
+			err = fmt.Errorf("usbtmc: %w", err)
+		}
+	default:
+		err = fmt.Errorf("transport.type %q: want serial, lxi or usbtmc", t.Type)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: open %s transport: %w", name, t.Type, err)
+	}
+	if _, err := regexp.Compile(idn); err != nil {
+		return fmt.Errorf("%s: idn %q: expected identity pattern: %w", name, idn, err)
+	}
+	return nil
 }

@@ -84,26 +84,63 @@ type DisplayConfig struct {
 	Stride int `mapstructure:"stride"` // fbdev bytes per line; 0: packed
 }
 
-// OpenDisplay opens the configured backend.
-func OpenDisplay(c DisplayConfig) (Display, error) {
+// Size returns the size of the display c configures without opening
+// anything, after checking what OpenDisplay checks before it opens: a
+// memory display's size; a framebuffer's path and the geometry fields it
+// sets. A framebuffer's size is its width and height when both are set
+// (the device must agree, or a plain file is that size); otherwise it comes
+// from the kernel when the device is opened, and Size returns 0, 0.
+func (c DisplayConfig) Size() (w, h int, err error) {
 	switch c.Type {
 	case "memory":
 		if c.Width <= 0 || c.Height <= 0 {
-			return nil, fmt.Errorf("memory display: width and height must be positive, got %d×%d", c.Width, c.Height)
+			return 0, 0, fmt.Errorf("memory display: width and height must be positive, got %d×%d", c.Width, c.Height)
 		}
-		return NewMemory(c.Width, c.Height), nil
+		return c.Width, c.Height, nil
 	case "fbdev":
 		if c.Path == "" {
-			return nil, fmt.Errorf("fbdev display: path is required")
+			return 0, 0, fmt.Errorf("fbdev display: path is required")
 		}
-		d, err := fbdev.Open(c.Path, &fbdev.Opts{
-			SysfsDir: c.SysfsDir,
-			Geometry: fbdev.Geometry{Width: c.Width, Height: c.Height, Format: fbdev.Format(c.Bits), Stride: c.Stride},
-		})
-		if err != nil {
-			return nil, err
+		if c.Width < 0 || c.Height < 0 || c.Stride < 0 {
+			return 0, 0, fmt.Errorf("fbdev display: width %d, height %d and stride %d must not be negative", c.Width, c.Height, c.Stride)
 		}
-		return d, nil
+		f := fbdev.Format(c.Bits)
+		switch f {
+		case 0, fbdev.Gray8, fbdev.RGB565, fbdev.RGB888, fbdev.XRGB8888:
+		default:
+			return 0, 0, fmt.Errorf("fbdev display: bits %d: want 8, 16, 24 or 32", c.Bits)
+		}
+		if c.Width == 0 || c.Height == 0 {
+			return 0, 0, nil
+		}
+		if f != 0 {
+			g := fbdev.Geometry{Width: c.Width, Height: c.Height, Format: f, Stride: c.Stride}
+			if g.Stride == 0 {
+				g.Stride = g.Width * f.BytesPerPixel()
+			}
+			if err := g.Validate(); err != nil {
+				return 0, 0, fmt.Errorf("fbdev display: %w", err)
+			}
+		}
+		return c.Width, c.Height, nil
 	}
-	return nil, fmt.Errorf("display type %q: want fbdev or memory", c.Type)
+	return 0, 0, fmt.Errorf("display type %q: want fbdev or memory", c.Type)
+}
+
+// OpenDisplay opens the configured backend.
+func OpenDisplay(c DisplayConfig) (Display, error) {
+	if _, _, err := c.Size(); err != nil {
+		return nil, err
+	}
+	if c.Type == "memory" {
+		return NewMemory(c.Width, c.Height), nil
+	}
+	d, err := fbdev.Open(c.Path, &fbdev.Opts{
+		SysfsDir: c.SysfsDir,
+		Geometry: fbdev.Geometry{Width: c.Width, Height: c.Height, Format: fbdev.Format(c.Bits), Stride: c.Stride},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }

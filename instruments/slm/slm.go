@@ -102,17 +102,46 @@ func New(d Display, cfg Config) (*SLM, error) {
 		return nil, errors.New("slm: nil display")
 	}
 	w, h := d.Size()
-	s := &SLM{d: d, cfg: cfg, w: w, h: h, scale: 1, name: fmt.Sprintf("slm(%v)", d)}
+	s, err := plan(cfg, w, h, true, fmt.Sprintf("slm(%v)", d))
+	if err != nil {
+		return nil, err
+	}
+	s.d = d
+	s.frame = make([]uint8, w*h)
+	return s, nil
+}
+
+// Validate checks c as New does for a w×h display, without one. A size of
+// 0×0 stands for a display whose size only the device knows (a framebuffer
+// whose geometry comes from the kernel): the checks that need it (the
+// pattern and its origin fit in the display, a display-sized correction)
+// are then skipped, and New makes them when the display is open.
+func (c Config) Validate(w, h int) error {
+	known := w > 0 && h > 0
+	if !known {
+		w, h = 0, 0
+	}
+	_, err := plan(c, w, h, known, "slm")
+	return err
+}
+
+// plan checks cfg for a w×h display (known false: of a size not known yet)
+// and returns the SLM without its display and frame; name is for errors.
+func plan(cfg Config, w, h int, known bool, name string) (*SLM, error) {
+	s := &SLM{cfg: cfg, w: w, h: h, scale: 1, name: name}
 	n := cfg.N
-	if n <= 0 || n > w || n > h {
+	switch {
+	case known && (n <= 0 || n > w || n > h):
 		return nil, fmt.Errorf("%s: pattern side n=%d must be in 1..min(%d, %d)", s.name, n, w, h)
+	case n <= 0:
+		return nil, fmt.Errorf("%s: pattern side n=%d must be positive", s.name, n)
 	}
 	switch {
 	case len(cfg.Origin) == 0:
 		s.x0, s.y0 = (w-n)/2, (h-n)/2
 	case len(cfg.Origin) == 2:
 		s.x0, s.y0 = cfg.Origin[0], cfg.Origin[1]
-		if s.x0 < 0 || s.y0 < 0 || s.x0+n > w || s.y0+n > h {
+		if s.x0 < 0 || s.y0 < 0 || known && (s.x0+n > w || s.y0+n > h) {
 			return nil, fmt.Errorf("%s: origin %v puts the %d×%d pattern outside the %d×%d display", s.name, cfg.Origin, n, n, w, h)
 		}
 	default:
@@ -152,24 +181,27 @@ func New(d Display, cfg Config) (*SLM, error) {
 		}
 		s.gray = g
 	}
-	switch len(cfg.Correction) {
-	case 0:
-	case n * n:
-		s.corr = cfg.Correction
-	case w * h:
+	switch c := cfg.Correction; {
+	case len(c) == 0:
+	case len(c) == n*n:
+		s.corr = c
+	case !known:
+		// Display-sized, perhaps: New checks it against the display. Its
+		// values are checked below all the same.
+		s.corr = c
+	case len(c) == w*h:
 		s.corr = make([]float64, n*n)
 		for r := range n {
-			copy(s.corr[r*n:(r+1)*n], cfg.Correction[(s.y0+r)*w+s.x0:])
+			copy(s.corr[r*n:(r+1)*n], c[(s.y0+r)*w+s.x0:])
 		}
 	default:
-		return nil, fmt.Errorf("%s: correction has %d values, want %d×%d (pattern) or %d×%d (display)", s.name, len(cfg.Correction), n, n, w, h)
+		return nil, fmt.Errorf("%s: correction has %d values, want %d×%d (pattern) or %d×%d (display)", s.name, len(c), n, n, w, h)
 	}
 	for i, v := range s.corr {
 		if !finite(v) {
 			return nil, fmt.Errorf("%s: correction[%d] = %v is not finite", s.name, i, v)
 		}
 	}
-	s.frame = make([]uint8, w*h)
 	return s, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +241,95 @@ func TestLoadCorrection(t *testing.T) {
 	}
 	if _, _, _, err := LoadCorrection(filepath.Join(t.TempDir(), "none.png"), 0); err == nil {
 		t.Error("missing file loaded")
+	}
+}
+
+// Validate makes New's checks without a display: the same verdicts and
+// messages for a known size, and every check that does not need the size
+// when it is not known.
+func TestValidateWithoutADisplay(t *testing.T) {
+	const w, h = 5, 4
+	m := NewMemory(w, h)
+	inf := math.Inf(1)
+	for i, cfg := range []Config{
+		{N: 2},
+		{N: 2, Origin: []int{3, 2}},
+		{N: 2, Origin: []int{4, 0}},
+		{N: 2, Origin: []int{-1, 0}},
+		{N: 2, Origin: []int{1}},
+		{N: 5},
+		{N: 0},
+		{N: 2, Background: 256},
+		{N: 2, Settle: -time.Millisecond},
+		{N: 2, Wavelength: 700e-9},
+		{N: 2, Wavelength: 700e-9, LUTWavelength: 633e-9, TwoPiGray: 240},
+		{N: 2, TwoPiGray: 300},
+		{N: 2, LUT: &LUT{Gray: []float64{0, 255}, Phase: []float64{0, 3}}},
+		{N: 2, Correction: make([]float64, 4)},
+		{N: 2, Correction: make([]float64, w*h)},
+		{N: 2, Correction: []float64{1}},
+		{N: 2, Correction: []float64{0, 0, inf, 0}},
+	} {
+		_, opened := New(m, cfg)
+		checked := cfg.Validate(w, h)
+		switch {
+		case (opened == nil) != (checked == nil):
+			t.Errorf("config %d %+v: New %v, Validate %v", i, cfg, opened, checked)
+		case opened != nil && opened.Error() != "slm(memory 5x4)"+strings.TrimPrefix(checked.Error(), "slm"):
+			t.Errorf("config %d: New says %q, Validate %q", i, opened, checked)
+		}
+	}
+	// Size unknown: placement is New's to check, the rest is checked now.
+	for _, cfg := range []Config{
+		{N: 60, Origin: []int{930, 510}},
+		{N: 60},
+		{N: 2, Correction: make([]float64, 1920*1080)},
+	} {
+		if err := cfg.Validate(0, 0); err != nil {
+			t.Errorf("%+v for a display of unknown size: %v", cfg.Origin, err)
+		}
+	}
+	for _, cfg := range []Config{
+		{N: 0}, {N: 2, Origin: []int{-1, 0}}, {N: 2, Origin: []int{1}}, {N: 2, Background: -1},
+		{N: 2, TwoPiGray: 300}, {N: 2, Correction: []float64{inf}},
+	} {
+		if err := cfg.Validate(0, 0); err == nil {
+			t.Errorf("%+v accepted for a display of unknown size", cfg)
+		}
+	}
+}
+
+func TestDisplayConfigSize(t *testing.T) {
+	for _, tc := range []struct {
+		c    DisplayConfig
+		w, h int
+		bad  bool
+	}{
+		{c: DisplayConfig{Type: "memory", Width: 6, Height: 4}, w: 6, h: 4},
+		{c: DisplayConfig{Type: "memory", Width: 6}, bad: true},
+		{c: DisplayConfig{Type: "fbdev", Path: "/dev/fb1"}},
+		{c: DisplayConfig{Type: "fbdev", Path: "/dev/fb1", Width: 1920}},
+		{c: DisplayConfig{Type: "fbdev", Path: "/dev/fb1", Width: 1920, Height: 1080}, w: 1920, h: 1080},
+		{c: DisplayConfig{Type: "fbdev", Path: "/dev/fb1", Width: 1920, Height: 1080, Bits: 32, Stride: 7680}, w: 1920, h: 1080},
+		{c: DisplayConfig{Type: "fbdev", Path: "/dev/fb1", Width: 1920, Height: 1080, Bits: 32, Stride: 100}, bad: true},
+		{c: DisplayConfig{Type: "fbdev", Path: "/dev/fb1", Bits: 12}, bad: true},
+		{c: DisplayConfig{Type: "fbdev", Path: "/dev/fb1", Width: -1}, bad: true},
+		{c: DisplayConfig{Type: "fbdev"}, bad: true},
+		{c: DisplayConfig{Type: "hdmi"}, bad: true},
+	} {
+		w, h, err := tc.c.Size()
+		if (err != nil) != tc.bad || w != tc.w || h != tc.h {
+			t.Errorf("%+v: %d×%d, %v", tc.c, w, h, err)
+		}
+		if tc.bad {
+			// OpenDisplay refuses it with the same error, before opening.
+			if _, oerr := OpenDisplay(tc.c); oerr == nil || oerr.Error() != err.Error() {
+				t.Errorf("%+v: OpenDisplay %v, Size %v", tc.c, oerr, err)
+			}
+		}
+	}
+	// A missing framebuffer is not Size's business.
+	if _, _, err := (DisplayConfig{Type: "fbdev", Path: filepath.Join(t.TempDir(), "none"), Width: 4, Height: 4}).Size(); err != nil {
+		t.Error(err)
 	}
 }

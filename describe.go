@@ -1,0 +1,104 @@
+package insitu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Describer computes the Spec of a black box of its kind from its
+// parameters alone: the names, units, bounds and periodic flags of the
+// inputs and the names of the outputs that New would give the box. It must
+// open nothing, send nothing and block on nothing (it takes no context),
+// and it rejects every parameter New would reject before touching a device,
+// with the same errors where it can.
+type Describer func(p Params) (Spec, error)
+
+// ErrNeedsDevice is what a Describer returns, wrapped in an error that
+// says which key and why, when the Spec depends on something only the open
+// device can tell (a camera's full-frame size read from the kernel). The
+// parameters are not known to be wrong; checking them needs the device.
+var ErrNeedsDevice = errors.New("the spec depends on the device")
+
+var (
+	describersMu sync.RWMutex
+	describers   = map[string]Describer{}
+)
+
+// RegisterDescriber makes Describe compute the Spec of kind without
+// building it. Like Register it is meant for the init function of the
+// package that implements the kind, and panics if the kind gets a second
+// describer or d is nil.
+func RegisterDescriber(kind string, d Describer) {
+	describersMu.Lock()
+	defer describersMu.Unlock()
+	if d == nil {
+		panic("insitu: RegisterDescriber describer is nil for kind " + kind)
+	}
+	if _, dup := describers[kind]; dup {
+		panic("insitu: RegisterDescriber called twice for kind " + kind)
+	}
+	describers[kind] = d
+}
+
+// Describe returns the Spec a black box of kind p.Kind built from p would
+// have, checked as New checks it, without opening any device: it is what
+// validating a config needs (bound and output names in a safety section)
+// when the config must not reach the bench.
+//
+// A kind with a Describer is described by it and never built. A kind
+// without one is taken to be a software twin, which opens no hardware: it
+// is built with New, its Spec taken, and it is closed if it is an
+// io.Closer. So any kind that touches hardware (opens a port, a bus, a
+// framebuffer, a camera, or sends anything to an instrument) MUST register
+// a Describer, or Describe will open it.
+//
+// ctx is only used to build a kind without a Describer.
+func Describe(ctx context.Context, p Params) (Spec, error) {
+	registryMu.RLock()
+	_, ok := registry[p.Kind]
+	registryMu.RUnlock()
+	if !ok {
+		return Spec{}, fmt.Errorf("%s.kind: unknown kind %q (known: %v)", p.where(), p.Kind, Kinds())
+	}
+	if p.Values == nil {
+		p.Values = map[string]any{}
+	}
+	describersMu.RLock()
+	d, ok := describers[p.Kind]
+	describersMu.RUnlock()
+	if !ok {
+		return describeByBuilding(ctx, p)
+	}
+	spec, err := d(p)
+	if err != nil {
+		return Spec{}, err
+	}
+	if err := spec.Validate(); err != nil {
+		return Spec{}, fmt.Errorf("%s: %w", p.where(), err)
+	}
+	return spec.clone(), nil
+}
+
+// describeByBuilding builds a twin, takes its Spec and closes it.
+func describeByBuilding(ctx context.Context, p Params) (spec Spec, err error) {
+	b, err := New(ctx, p)
+	if err != nil {
+		return Spec{}, err
+	}
+	if c, ok := b.(io.Closer); ok {
+		defer func() {
+			if cerr := c.Close(); cerr != nil && err == nil {
+				spec, err = Spec{}, fmt.Errorf("%s: close: %w", p.where(), cerr)
+			}
+		}()
+	}
+	return b.Spec().clone(), nil
+}
+
+// clone returns a deep copy of s.
+func (s Spec) clone() Spec {
+	return Spec{Name: s.Name, In: s.In.Clone(), Out: clone(s.Out)}
+}
