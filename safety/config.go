@@ -55,10 +55,11 @@ type Config struct {
 	// before the device state counts as unknown and the guard trips. 0
 	// means no watchdog (the query runs on the caller's goroutine and only
 	// the caller's context bounds it). Grace is how long the guard waits
-	// for a query it has cancelled (default 1 s): a query still running
-	// after that is abandoned on its goroutine — the guard has tripped, so
-	// no other query starts, and SafeState may overlap it (the driver's own
-	// lock orders the two). SafeStateTimeout bounds the safe-state call
+	// for a query it has cancelled, and how long safe state waits for a
+	// device call in flight (default 1 s): a query still running after
+	// that is abandoned on its goroutine — the guard has tripped, so no
+	// other query starts — and safe state runs anyway, its outcome an
+	// ErrQueryInFlight error. SafeStateTimeout bounds the safe-state call
 	// (default 10 s), which is likewise abandoned after a further Grace.
 	Timeout          time.Duration `mapstructure:"timeout" yaml:"timeout,omitempty"`
 	Grace            time.Duration `mapstructure:"grace" yaml:"grace,omitempty"`

@@ -24,7 +24,10 @@
 // comes first: SafeState or Close, the end of Do (success, error, panic,
 // cancelled context), a trip, or Abort (the second Ctrl-C). It always gets
 // a fresh context with its own timeout, since the run's context is often
-// already cancelled by then. Afterwards the guard refuses every query.
+// already cancelled by then. From the moment it begins no device call
+// starts, and it first waits up to the grace for a call in flight; one
+// still running after that is reported (ErrQueryInFlight). Afterwards the
+// guard refuses every query.
 //
 // Every rejection, clamp, ramp, trip and safe state is counted (Counters)
 // and reported as an Event to an optional sink, so the run journal records

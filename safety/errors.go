@@ -20,4 +20,7 @@ var (
 	ErrOutput      = errors.New("output check failed")
 	ErrAborted     = errors.New("aborted")
 	ErrClosed      = errors.New("guard closed after safe state")
+	// ErrQueryInFlight is the outcome of a safe state that ran while a
+	// device call was still in flight past its grace.
+	ErrQueryInFlight = errors.New("safe state overlapped a device call")
 )

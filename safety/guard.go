@@ -116,9 +116,10 @@ type Guard struct {
 	lastStart time.Time  // start of the last device query, on clock
 	used      int        // device queries made
 
-	stop atomic.Pointer[halt] // set once; queries then fail with its error
-	life context.Context      // cancelled when stop is set: interrupts waits and watched calls
+	stop atomic.Pointer[halt] // set once, with gate closed; queries then fail with its error
+	life context.Context      // cancelled when stop is set: interrupts waits and device calls
 	kill context.CancelFunc
+	gate gate // device calls in flight; closed when stop is set
 
 	ssOnce sync.Once
 	ssErr  error
@@ -570,11 +571,16 @@ func (g *Guard) apply(ctx context.Context, x []float64) ([]float64, string, erro
 	if reason, err := g.wait(ctx); err != nil {
 		return nil, reason, err
 	}
-	if h := g.stop.Load(); h != nil { // Abort during the wait
-		return nil, h.reason, h.err
-	}
 	if ctx.Err() != nil {
 		return nil, ReasonCanceled, fmt.Errorf("safety: %s: %w", g.name, context.Cause(ctx))
+	}
+	// Entering the gate is the last stop check, atomic with the start of
+	// the call: once the guard has stopped no device call starts, and safe
+	// state waits for one that did. call leaves the gate when the device
+	// returns.
+	if !g.gate.enter() {
+		h := g.stop.Load() // the gate closes with stop set
+		return nil, h.reason, h.err
 	}
 
 	// From here the device may act on x, so it counts as applied whether
@@ -644,9 +650,14 @@ type result struct {
 }
 
 // call runs the device query, under the watchdog when there is a timeout.
+// The caller has entered the gate; the device call leaves it when the
+// device returns.
 func (g *Guard) call(ctx context.Context, x []float64) ([]float64, string, error) {
 	if g.timeout <= 0 {
 		y, err := g.callDirect(ctx, x)
+		if h := g.stop.Load(); h != nil { // aborted while in flight
+			return nil, h.reason, h.err
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ReasonCanceled, err
@@ -660,12 +671,16 @@ func (g *Guard) call(ctx context.Context, x []float64) ([]float64, string, error
 	defer cancel()
 	defer context.AfterFunc(g.life, cancel)() // Abort cancels the query in flight
 	done := make(chan result, 1)              // buffered: an abandoned call can still finish
+	gc := new(gateCall)
 	go func() {
 		var r result
 		defer func() {
 			if p := recover(); p != nil {
 				r = result{panicked: true, panicVal: p}
 			}
+			// Out of the gate before the result is handed over, so a trip
+			// on this result does not wait for its own call.
+			g.gate.leave(gc)
 			done <- r
 		}()
 		r.y, r.err = g.inner.Query(wctx, x)
@@ -685,7 +700,9 @@ func (g *Guard) call(ctx context.Context, x []float64) ([]float64, string, error
 			t.Stop()
 		case <-t.C:
 			// Still running: the device state is unknown and a goroutine
-			// may still drive it, so no further query may start.
+			// may still drive it, so no further query may start. Safe
+			// state does not wait for it again, but reports it.
+			g.gate.abandon(gc)
 			cause := fmt.Errorf("safety: %s: device query did not return within %v + %v grace: %w",
 				g.name, g.timeout, g.grace, ErrWatchdog)
 			if !errors.Is(context.Cause(wctx), errDeadline) {
@@ -719,6 +736,7 @@ func (g *Guard) call(ctx context.Context, x []float64) ([]float64, string, error
 // the guard before the panic goes on.
 func (g *Guard) callDirect(ctx context.Context, x []float64) ([]float64, error) {
 	defer func() {
+		g.gate.leave(nil) // first, so a trip here does not wait for this call
 		if p := recover(); p != nil {
 			g.trip(ctx, KindPanic, "", 0, fmt.Errorf("safety: %s: device panicked: %v", g.name, p))
 			panic(p)
@@ -820,8 +838,9 @@ func (g *Guard) Skip(n uint64) {
 // checks (finite, inside the bounds, finite cotangent), or false when the
 // device has none. VJP does not drive the device, so it is not rate
 // limited, budgeted, slew limited or counted, and it runs concurrently
-// with queries under the device's own rules; it is refused once the guard
-// has stopped.
+// with queries under the device's own rules. It is a device call all the
+// same: it is refused once the guard has stopped, and safe state waits for
+// one in flight as for a query.
 func (g *Guard) Differentiable() (insitu.Differentiable, bool) {
 	d, ok := g.inner.(insitu.Differentiable)
 	if !ok {
@@ -859,6 +878,10 @@ func (v vjp) VJP(ctx context.Context, x, w []float64) ([]float64, error) {
 			return nil, fmt.Errorf("safety: %s: VJP cotangent %s = %v: %w", g.name, g.outs[j], wj, ErrNonFinite)
 		}
 	}
+	if !g.gate.enter() {
+		return nil, g.Err()
+	}
+	defer g.gate.leave(nil)
 	return v.d.VJP(ctx, slices.Clone(x), slices.Clone(w))
 }
 
