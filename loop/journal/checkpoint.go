@@ -32,7 +32,8 @@ func (j *Journal) SaveCheckpoint(ctx context.Context, iteration int, parts map[s
 			if data == nil {
 				data = []byte{} // the column is NOT NULL; an empty part is still a part
 			}
-			if _, err := c.ExecContext(ctx, "INSERT INTO checkpoint_parts (checkpoint_id, name, data) VALUES (?, ?, ?)", id, name, data); err != nil {
+			if _, err := c.ExecContext(ctx, "INSERT INTO checkpoint_parts (checkpoint_id, name, data, sum) VALUES (?, ?, ?, ?)",
+				id, name, data, checkpointPartChecksum(name, data)); err != nil {
 				return fmt.Errorf("part %q: %w", name, err)
 			}
 		}
@@ -44,7 +45,7 @@ func (j *Journal) SaveCheckpoint(ctx context.Context, iteration int, parts map[s
 }
 
 // LatestCheckpoint returns the most recently saved checkpoint; ok is false
-// when there is none.
+// when there is none. Each part is checked against its checksum.
 func (j *Journal) LatestCheckpoint(ctx context.Context) (iteration int, parts map[string][]byte, ok bool, err error) {
 	err = j.read(ctx, "latest checkpoint", func(ctx context.Context, c *sql.Conn) error {
 		var id int64
@@ -55,7 +56,11 @@ func (j *Journal) LatestCheckpoint(ctx context.Context) (iteration int, parts ma
 		if err != nil {
 			return err
 		}
-		rows, err := c.QueryContext(ctx, "SELECT name, data FROM checkpoint_parts WHERE checkpoint_id = ?", id)
+		sum := "sum"
+		if !j.sums {
+			sum = "NULL"
+		}
+		rows, err := c.QueryContext(ctx, "SELECT name, data, "+sum+" FROM checkpoint_parts WHERE checkpoint_id = ?", id)
 		if err != nil {
 			return err
 		}
@@ -64,8 +69,14 @@ func (j *Journal) LatestCheckpoint(ctx context.Context) (iteration int, parts ma
 		for rows.Next() {
 			var name string
 			var data []byte
-			if err := rows.Scan(&name, &data); err != nil {
+			var sum sql.NullInt64
+			if err := rows.Scan(&name, &data, &sum); err != nil {
 				return err
+			}
+			if j.sums {
+				if err := checkPart(id, name, data, sum); err != nil {
+					return err
+				}
 			}
 			if data == nil {
 				data = []byte{}

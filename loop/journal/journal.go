@@ -20,13 +20,15 @@ import (
 // FileName is the journal's file name inside a run directory.
 const FileName = "journal.db"
 
-// SchemaVersion is the layout this package writes and reads.
-const SchemaVersion = 1
+// SchemaVersion is the layout this package writes. It also reads version
+// 1, which has no checksums: Open migrates such a journal, OpenReadOnly
+// reads it unverified.
+const SchemaVersion = 2
 
 var (
 	// ErrExists: Create was given a directory that already holds a journal.
 	ErrExists = errors.New("run directory already holds a journal")
-	// ErrSchema: the file is not a journal of SchemaVersion.
+	// ErrSchema: the file is not a journal of a version this build reads.
 	ErrSchema = errors.New("unsupported journal schema")
 	// ErrReadOnly: a write on a journal opened with OpenReadOnly.
 	ErrReadOnly = errors.New("journal is read-only")
@@ -141,6 +143,7 @@ type Journal struct {
 	path     string
 	opts     options
 	readOnly bool
+	sums     bool // rows carry checksums (schema version 2); set before the journal is shared
 
 	// rolledBack is set by SQLite's rollback hook: the transaction SQLite
 	// had open is gone, whether or not inTx knows it yet.
@@ -169,7 +172,7 @@ func (j *Journal) Pending() int {
 }
 
 func (j *Journal) errorf(op string, err error) error {
-	return fmt.Errorf("journal %s: %s: %w", j.path, op, err)
+	return fmt.Errorf("journal %s: %s: %w", j.path, op, markCorrupt(err))
 }
 
 // Create makes dir (if needed) and a new journal in it holding meta and the
@@ -242,6 +245,7 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 		removeTmp()
 		return fail(err)
 	}
+	j.sums = true
 	if err := j.initSchema(meta, configYAML); err != nil { // already names the journal and "create"
 		j.closeConn()
 		removeTmp()
@@ -270,16 +274,22 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 	if j, err = open(path, o, false); err != nil {
 		return fail(err)
 	}
+	j.sums = true
 	return j, nil
 }
 
-// Open opens an existing journal for writing: to resume a run.
+// Open opens an existing journal for writing: to resume a run. It verifies
+// the whole journal first (see Verify) and refuses a damaged one with
+// ErrCorrupt; a journal of schema version 1 is migrated to version 2, its
+// rows given their checksums.
 func Open(dir string, opts ...Option) (*Journal, error) {
 	return openDir(dir, false, opts)
 }
 
 // OpenReadOnly opens an existing journal for reading, for show and export;
-// it may be used while another process writes the journal.
+// it may be used while another process writes the journal. It does not
+// verify the whole file (call Verify for that), but every query and
+// checkpoint read is checked against its checksum.
 func OpenReadOnly(dir string, opts ...Option) (*Journal, error) {
 	return openDir(dir, true, opts)
 }
@@ -293,7 +303,7 @@ func openDir(dir string, readOnly bool, opts []Option) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: open: %w", filepath.Join(dir, FileName), err)
 	}
-	fail := func(err error) (*Journal, error) { return nil, fmt.Errorf("journal %s: open: %w", path, err) }
+	fail := func(err error) (*Journal, error) { return nil, fmt.Errorf("journal %s: open: %w", path, markCorrupt(err)) }
 	if err := o.validate(); err != nil {
 		return fail(err)
 	}
@@ -305,9 +315,30 @@ func openDir(dir string, readOnly bool, opts []Option) (*Journal, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := j.checkSchema(); err != nil {
+	version, err := j.checkSchema()
+	if err != nil {
 		j.closeConn()
 		return fail(err)
+	}
+	j.sums = version >= 2
+	if !readOnly {
+		// A resume must not touch the device on a damaged journal: check
+		// the whole file first, and give an old journal its checksums.
+		ctx := context.Background()
+		if version < 2 {
+			if err := integrityCheck(ctx, j.conn); err != nil {
+				j.closeConn()
+				return fail(err)
+			}
+			if err := j.migrate(ctx); err != nil {
+				j.closeConn()
+				return fail(err)
+			}
+		}
+		if err := j.verifyLocked(ctx, j.conn); err != nil {
+			j.closeConn()
+			return fail(err)
+		}
 	}
 	return j, nil
 }
@@ -588,30 +619,4 @@ func (j *Journal) Sync(ctx context.Context) error {
 		return j.errorf("sync", err)
 	}
 	return nil
-}
-
-// IntegrityCheck runs SQLite's integrity check and reports any problem.
-func (j *Journal) IntegrityCheck(ctx context.Context) error {
-	return j.read(ctx, "integrity check", func(ctx context.Context, c *sql.Conn) error {
-		rows, err := c.QueryContext(ctx, "PRAGMA integrity_check")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var msgs []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				return err
-			}
-			msgs = append(msgs, s)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(msgs) != 1 || msgs[0] != "ok" {
-			return fmt.Errorf("integrity check failed: %q", msgs)
-		}
-		return nil
-	})
 }

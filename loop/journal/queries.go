@@ -71,6 +71,7 @@ type Query struct {
 	Slot       int
 	Role       Role
 	Status     QueryStatus
+	Remeasured bool // measured again on resume (Remeasure), whatever the outcome
 	Key        string
 	X          []float64
 	Y          []float64 // nil while started, and when a failure had no output
@@ -119,12 +120,22 @@ func (j *Journal) begin(ctx context.Context, op string, qs []Intent) ([]int64, e
 		}
 		defer find.Close()
 		insert, err := c.PrepareContext(ctx,
-			"INSERT INTO queries (iteration, slot, role, status, key, x, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+			`INSERT INTO queries (iteration, slot, role, status, key, x, started_at, remeasured, intent_sum, result_sum)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer insert.Close()
 		for _, q := range qs {
+			r := storedQuery{
+				iteration: int64(q.Iteration),
+				slot:      int64(q.Slot),
+				role:      string(q.Role),
+				status:    string(StatusStarted),
+				key:       sql.NullString{String: q.Key, Valid: q.Key != ""},
+				x:         EncodeFloats(q.X),
+				startedAt: time.Now().UnixNano(),
+			}
 			var key any
 			if q.Key != "" {
 				// UNIQUE would refuse it too; this names the query that holds the key.
@@ -139,7 +150,8 @@ func (j *Journal) begin(ctx context.Context, op string, qs []Intent) ([]int64, e
 				}
 				key = q.Key
 			}
-			res, err := insert.ExecContext(ctx, q.Iteration, q.Slot, string(q.Role), string(StatusStarted), key, EncodeFloats(q.X), time.Now().UnixNano())
+			res, err := insert.ExecContext(ctx, r.iteration, r.slot, r.role, r.status, key, r.x, r.startedAt,
+				r.intentChecksum(), r.resultChecksum())
 			if err != nil {
 				return err
 			}
@@ -166,33 +178,43 @@ func (j *Journal) Finish(ctx context.Context, id int64, y []float64, objective f
 	if err != nil {
 		status = StatusFailed
 	}
-	return j.finish(ctx, "finish", id, status, y, objective, err)
+	return j.finish(ctx, "finish", id, status, false, y, objective, err)
 }
 
 // Remeasure records the result of measuring again a query found started on
 // resume: status remeasured (or failed if err is set), the original
-// started_at kept. Durability is as for Finish.
+// started_at kept, and the query marked remeasured either way (see
+// QueryCounts). Durability is as for Finish.
 func (j *Journal) Remeasure(ctx context.Context, id int64, y []float64, objective float64, err error) error {
 	status := StatusRemeasured
 	if err != nil {
 		status = StatusFailed
 	}
-	return j.finish(ctx, "remeasure", id, status, y, objective, err)
+	return j.finish(ctx, "remeasure", id, status, true, y, objective, err)
 }
 
-func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryStatus, y []float64, objective float64, qerr error) error {
+func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryStatus, remeasure bool, y []float64, objective float64, qerr error) error {
 	if qerr == nil && y == nil {
 		return j.errorf(op+fmt.Sprintf(" query %d", id), errors.New("a result without y: pass an error or the output"))
 	}
+	// r is the row's result as it will read back: NaN is stored as NULL (say
+	// so explicitly), -0 as +0.
+	r := storedQuery{status: string(status), remeasured: remeasure, finishedAt: sql.NullInt64{Int64: time.Now().UnixNano(), Valid: true}}
 	var yb, obj, msg any
 	if y != nil {
-		yb = EncodeFloats(y)
+		r.y, r.yValid = EncodeFloats(y), true
+		yb = r.y
 	}
-	if !math.IsNaN(objective) { // SQLite stores NaN as NULL anyway; say so explicitly
+	if !math.IsNaN(objective) {
+		if objective == 0 {
+			objective = 0
+		}
+		r.objective = sql.NullFloat64{Float64: objective, Valid: true}
 		obj = objective
 	}
 	if qerr != nil {
-		msg = qerr.Error()
+		r.err = sql.NullString{String: qerr.Error(), Valid: true}
+		msg = r.err.String
 	}
 	mode := commitNow
 	if j.opts.sync == SyncPerIteration {
@@ -200,8 +222,9 @@ func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryS
 	}
 	return j.write(ctx, fmt.Sprintf("%s query %d", op, id), mode, func(ctx context.Context, c *sql.Conn) error {
 		res, err := c.ExecContext(ctx,
-			"UPDATE queries SET status = ?, y = ?, objective = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?",
-			string(status), yb, obj, msg, time.Now().UnixNano(), id, string(StatusStarted))
+			`UPDATE queries SET status = ?, remeasured = ?, y = ?, objective = ?, error = ?, finished_at = ?, result_sum = ?
+			WHERE id = ? AND status = ?`,
+			r.status, r.remeasured, yb, obj, msg, r.finishedAt.Int64, r.resultChecksum(), id, string(StatusStarted))
 		if err != nil {
 			return err
 		}
@@ -229,7 +252,7 @@ func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryS
 // finished (then measure again and call Remeasure).
 func (j *Journal) Lookup(ctx context.Context, key string) (q Query, ok bool, err error) {
 	err = j.read(ctx, fmt.Sprintf("lookup %q", key), func(ctx context.Context, c *sql.Conn) error {
-		qs, err := selectQueries(ctx, c, "WHERE key = ?", key)
+		qs, err := j.selectQueries(ctx, c, "WHERE key = ?", key)
 		if err != nil {
 			return err
 		}
@@ -245,7 +268,7 @@ func (j *Journal) Lookup(ctx context.Context, key string) (q Query, ok bool, err
 func (j *Journal) Get(ctx context.Context, id int64) (Query, error) {
 	var q Query
 	err := j.read(ctx, fmt.Sprintf("get query %d", id), func(ctx context.Context, c *sql.Conn) error {
-		qs, err := selectQueries(ctx, c, "WHERE id = ?", id)
+		qs, err := j.selectQueries(ctx, c, "WHERE id = ?", id)
 		if err != nil {
 			return err
 		}
@@ -299,40 +322,29 @@ func (j *Journal) QueriesWhere(ctx context.Context, f Filter) ([]Query, error) {
 	var qs []Query
 	err := j.read(ctx, "queries", func(ctx context.Context, c *sql.Conn) error {
 		var err error
-		qs, err = selectQueries(ctx, c, clause, args...)
+		qs, err = j.selectQueries(ctx, c, clause, args...)
 		return err
 	})
 	return qs, err
 }
 
 // Dataset returns the inputs and outputs of every done or remeasured query,
-// in id order: what the surrogate trains on. It reads only x and y, because
-// the loop calls it every iteration.
+// in id order: what the surrogate trains on. Each row is checked against its
+// checksums, so a damaged result is never trained on.
 func (j *Journal) Dataset(ctx context.Context) (xs, ys [][]float64, err error) {
 	err = j.read(ctx, "dataset", func(ctx context.Context, c *sql.Conn) error {
-		rows, err := c.QueryContext(ctx, "SELECT id, x, y FROM queries WHERE status IN (?, ?) ORDER BY id",
-			string(StatusDone), string(StatusRemeasured))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			var xb, yb []byte
-			if err := rows.Scan(&id, &xb, &yb); err != nil {
-				return err
-			}
-			x, err := DecodeFloats(xb)
+		return j.scanQueries(ctx, c, "WHERE status IN (?, ?)", []any{string(StatusDone), string(StatusRemeasured)}, func(r *storedQuery) error {
+			x, err := DecodeFloats(r.x)
 			if err != nil {
-				return fmt.Errorf("query %d: x: %w", id, err)
+				return fmt.Errorf("query %d: x: %w", r.id, err)
 			}
-			y, err := DecodeFloats(yb)
+			y, err := DecodeFloats(r.y)
 			if err != nil {
-				return fmt.Errorf("query %d: y: %w", id, err)
+				return fmt.Errorf("query %d: y: %w", r.id, err)
 			}
 			xs, ys = append(xs, x), append(ys, y)
-		}
-		return rows.Err()
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, nil, err
@@ -340,47 +352,79 @@ func (j *Journal) Dataset(ctx context.Context) (xs, ys [][]float64, err error) {
 	return xs, ys, nil
 }
 
-func selectQueries(ctx context.Context, c *sql.Conn, clause string, args ...any) ([]Query, error) {
-	rows, err := c.QueryContext(ctx, `SELECT id, iteration, slot, role, status, key, x, y, y IS NOT NULL, objective, error, started_at, finished_at
-		FROM queries `+clause+` ORDER BY id`, args...)
+// QueryCounts counts the device queries the journal holds, cheaply (from
+// indexes). begun is every query: its intent is committed before the device
+// is touched. remeasured is the queries measured again on resume (Remeasure),
+// whether that measurement succeeded or failed. Their sum is the number of
+// device queries of the run across resumes, but for a remeasure that a crash
+// lost before it was synced: its query reads back as started and is
+// remeasured, and counted, once more.
+func (j *Journal) QueryCounts(ctx context.Context) (begun, remeasured int, err error) {
+	err = j.read(ctx, "query counts", func(ctx context.Context, c *sql.Conn) error {
+		again := "SELECT COUNT(*) FROM queries WHERE remeasured = 1"
+		if !j.sums { // version 1: a failed remeasure is not marked
+			again = "SELECT COUNT(*) FROM queries WHERE status = 'remeasured'"
+		}
+		return c.QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM queries), ("+again+")").Scan(&begun, &remeasured)
+	})
+	return begun, remeasured, err
+}
+
+// scanQueries calls fn for each row of queries that clause selects, in id
+// order, after checking it against its checksums.
+func (j *Journal) scanQueries(ctx context.Context, c *sql.Conn, clause string, args []any, fn func(*storedQuery) error) error {
+	rows, err := c.QueryContext(ctx, "SELECT "+j.queryColumns()+" FROM queries "+clause+" ORDER BY id", args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	var qs []Query
 	for rows.Next() {
-		var (
-			q         Query
-			role, st  string
-			key, msg  sql.NullString
-			xb, yb    []byte
-			obj       sql.NullFloat64
-			start     int64
-			fin       sql.NullInt64
-			yNotNull  bool // a zero-length BLOB may scan as nil
-			decodeErr error
-		)
-		if err := rows.Scan(&q.ID, &q.Iteration, &q.Slot, &role, &st, &key, &xb, &yb, &yNotNull, &obj, &msg, &start, &fin); err != nil {
-			return nil, err
+		r, err := scanQuery(rows)
+		if err != nil {
+			return err
 		}
-		q.Role, q.Status, q.Key, q.Err = Role(role), QueryStatus(st), key.String, msg.String
-		if q.X, decodeErr = DecodeFloats(xb); decodeErr != nil {
-			return nil, fmt.Errorf("query %d: x: %w", q.ID, decodeErr)
+		if err := r.check(j.sums); err != nil {
+			return err
 		}
-		if yNotNull {
-			if q.Y, decodeErr = DecodeFloats(yb); decodeErr != nil {
-				return nil, fmt.Errorf("query %d: y: %w", q.ID, decodeErr)
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (j *Journal) selectQueries(ctx context.Context, c *sql.Conn, clause string, args ...any) ([]Query, error) {
+	var qs []Query
+	err := j.scanQueries(ctx, c, clause, args, func(r *storedQuery) error {
+		q := Query{
+			ID:         r.id,
+			Iteration:  int(r.iteration),
+			Slot:       int(r.slot),
+			Role:       Role(r.role),
+			Status:     QueryStatus(r.status),
+			Remeasured: r.remeasured,
+			Key:        r.key.String,
+			Err:        r.err.String,
+			Objective:  math.NaN(),
+			StartedAt:  time.Unix(0, r.startedAt),
+		}
+		var err error
+		if q.X, err = DecodeFloats(r.x); err != nil {
+			return fmt.Errorf("query %d: x: %w", q.ID, err)
+		}
+		if r.yValid {
+			if q.Y, err = DecodeFloats(r.y); err != nil {
+				return fmt.Errorf("query %d: y: %w", q.ID, err)
 			}
 		}
-		q.Objective = math.NaN()
-		if obj.Valid {
-			q.Objective = obj.Float64
+		if r.objective.Valid {
+			q.Objective = r.objective.Float64
 		}
-		q.StartedAt = time.Unix(0, start)
-		if fin.Valid {
-			q.FinishedAt = time.Unix(0, fin.Int64)
+		if r.finishedAt.Valid {
+			q.FinishedAt = time.Unix(0, r.finishedAt.Int64)
 		}
 		qs = append(qs, q)
-	}
-	return qs, rows.Err()
+		return nil
+	})
+	return qs, err
 }

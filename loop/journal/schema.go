@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-// schema is version 1. The CHECK constraints repeat the Go enums so that a
-// file written by a buggy or foreign tool fails loudly instead of confusing a
+// schemaV1 is the layout of version 1; schemaV2 turns it into version 2.
+// A new journal runs both, so that a new journal and a migrated one have
+// the same layout. The CHECK constraints repeat the Go enums so that a file
+// written by a buggy or foreign tool fails loudly instead of confusing a
 // resume.
-const schema = `
+const schemaV1 = `
 CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value NOT NULL
@@ -66,6 +68,21 @@ CREATE TABLE checkpoint_parts (
 );
 `
 
+// schemaV2 adds the checksums Verify checks (see storedQuery and
+// checkpointPartChecksum) and the remeasured flag, which is set by Remeasure
+// whatever its outcome, so that a failed remeasure still counts as a device
+// query (QueryCounts). The checksum columns are nullable only because ALTER
+// TABLE cannot add them otherwise; every row of a version 2 journal has them.
+// The partial index makes counting remeasured queries cheap: the columns
+// come after the BLOBs, which can span many pages.
+const schemaV2 = `
+ALTER TABLE queries ADD COLUMN remeasured INTEGER NOT NULL DEFAULT 0 CHECK (remeasured IN (0, 1));
+ALTER TABLE queries ADD COLUMN intent_sum INTEGER;
+ALTER TABLE queries ADD COLUMN result_sum INTEGER;
+ALTER TABLE checkpoint_parts ADD COLUMN sum INTEGER;
+CREATE INDEX queries_remeasured ON queries (remeasured) WHERE remeasured = 1;
+`
+
 // Keys of the meta table.
 const (
 	keySchema    = "schema_version"
@@ -82,7 +99,7 @@ const (
 func (j *Journal) initSchema(m Meta, configYAML []byte) error {
 	ctx := context.Background()
 	return j.write(ctx, "create", commitNow, func(ctx context.Context, c *sql.Conn) error {
-		if _, err := c.ExecContext(ctx, schema); err != nil {
+		if _, err := c.ExecContext(ctx, schemaV1+schemaV2); err != nil {
 			return err
 		}
 		kv := [][2]any{
@@ -105,17 +122,105 @@ func (j *Journal) initSchema(m Meta, configYAML []byte) error {
 	})
 }
 
-func (j *Journal) checkSchema() error {
+// checkSchema returns the journal's schema version, 1 or 2.
+func (j *Journal) checkSchema() (int, error) {
 	var v string
 	err := j.conn.QueryRowContext(context.Background(), "SELECT value FROM meta WHERE key = ?", keySchema).Scan(&v)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) || strings.Contains(err.Error(), "no such table") {
-			return fmt.Errorf("%w: not an insitu journal (no schema version)", ErrSchema)
+			return 0, fmt.Errorf("%w: not an insitu journal (no schema version)", ErrSchema)
 		}
-		return err
+		return 0, err
 	}
-	if v != strconv.Itoa(SchemaVersion) {
-		return fmt.Errorf("%w: schema version %s, this build reads version %d", ErrSchema, v, SchemaVersion)
+	switch v {
+	case "1":
+		return 1, nil
+	case strconv.Itoa(SchemaVersion):
+		return SchemaVersion, nil
+	}
+	return 0, fmt.Errorf("%w: schema version %s, this build reads versions 1 to %d", ErrSchema, v, SchemaVersion)
+}
+
+// migrate turns a version 1 journal into version 2 in one transaction:
+// the new columns, the remeasured flag of remeasured queries (a failed
+// remeasure cannot be told from a failed query in version 1), and every
+// row's checksums. The caller has checked the file's structure first; the
+// checksums can vouch for the data only from now on.
+func (j *Journal) migrate(ctx context.Context) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	err := j.writeLocked(ctx, false, func(ctx context.Context, c *sql.Conn) error {
+		if _, err := c.ExecContext(ctx, schemaV2); err != nil {
+			return err
+		}
+		if _, err := c.ExecContext(ctx, "UPDATE queries SET remeasured = 1 WHERE status = ?", string(StatusRemeasured)); err != nil {
+			return err
+		}
+		type sums struct{ id, intent, result int64 }
+		var qs []sums
+		j.sums = true // the columns exist now
+		rows, err := c.QueryContext(ctx, "SELECT "+j.queryColumns()+" FROM queries ORDER BY id")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			r, err := scanQuery(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			qs = append(qs, sums{r.id, r.intentChecksum(), r.resultChecksum()})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		update, err := c.PrepareContext(ctx, "UPDATE queries SET intent_sum = ?, result_sum = ? WHERE id = ?")
+		if err != nil {
+			return err
+		}
+		defer update.Close()
+		for _, q := range qs {
+			if _, err := update.ExecContext(ctx, q.intent, q.result, q.id); err != nil {
+				return err
+			}
+		}
+		// Checkpoint parts are few and small next to the queries.
+		type part struct {
+			id   int64
+			name string
+			sum  int64
+		}
+		var ps []part
+		prows, err := c.QueryContext(ctx, "SELECT checkpoint_id, name, data FROM checkpoint_parts")
+		if err != nil {
+			return err
+		}
+		for prows.Next() {
+			var p part
+			var data []byte
+			if err := prows.Scan(&p.id, &p.name, &data); err != nil {
+				prows.Close()
+				return err
+			}
+			p.sum = checkpointPartChecksum(p.name, data)
+			ps = append(ps, p)
+		}
+		prows.Close()
+		if err := prows.Err(); err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if _, err := c.ExecContext(ctx, "UPDATE checkpoint_parts SET sum = ? WHERE checkpoint_id = ? AND name = ?", p.sum, p.id, p.name); err != nil {
+				return err
+			}
+		}
+		_, err = c.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", strconv.Itoa(SchemaVersion), keySchema)
+		return err
+	})
+	if err != nil {
+		j.sums = false
+		return fmt.Errorf("migrate to schema version %d: %w", SchemaVersion, err)
 	}
 	return nil
 }
