@@ -62,9 +62,12 @@ func (s *summer) tag(t byte, v uint64) {
 	s.crc = crc32.Update(s.crc, castagnoli, s.buf[:])
 }
 
-func (s *summer) null()        { s.tag('0', 0) }
-func (s *summer) int(v int64)  { s.tag('i', uint64(v)) }
-func (s *summer) blob(b []byte) { s.tag('b', uint64(len(b))); s.crc = crc32.Update(s.crc, castagnoli, b) }
+func (s *summer) null()       { s.tag('0', 0) }
+func (s *summer) int(v int64) { s.tag('i', uint64(v)) }
+func (s *summer) blob(b []byte) {
+	s.tag('b', uint64(len(b)))
+	s.crc = crc32.Update(s.crc, castagnoli, b)
+}
 func (s *summer) text(v string) {
 	s.tag('t', uint64(len(v)))
 	s.crc = crc32.Update(s.crc, castagnoli, []byte(v))

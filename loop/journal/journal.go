@@ -303,7 +303,9 @@ func openDir(dir string, readOnly bool, opts []Option) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: open: %w", filepath.Join(dir, FileName), err)
 	}
-	fail := func(err error) (*Journal, error) { return nil, fmt.Errorf("journal %s: open: %w", path, markCorrupt(err)) }
+	fail := func(err error) (*Journal, error) {
+		return nil, fmt.Errorf("journal %s: open: %w", path, markCorrupt(err))
+	}
 	if err := o.validate(); err != nil {
 		return fail(err)
 	}
