@@ -48,7 +48,8 @@ type Config struct {
 	MinInterval time.Duration `mapstructure:"min_interval" yaml:"min_interval,omitempty"`
 
 	// Budget is the largest number of device queries over the guard's
-	// life, ramp steps included.
+	// life, ramp steps included; over a resumed run's life when the guard
+	// is told the earlier sessions' queries (WithDeviceQueriesUsed).
 	Budget *int `mapstructure:"budget" yaml:"budget,omitempty"`
 
 	// Timeout is the watchdog: the longest one device query may take

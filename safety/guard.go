@@ -35,6 +35,7 @@ type options struct {
 	sink    func(Event)
 	funcs   []namedFunc
 	initial []float64
+	used    int
 }
 
 type namedFunc struct {
@@ -63,6 +64,13 @@ func WithInterlockFunc(name string, f InterlockFunc) Option {
 func WithInitialState(x []float64) Option {
 	return func(o *options) { o.initial = slices.Clone(x) }
 }
+
+// WithDeviceQueriesUsed tells the guard that earlier processes of the same
+// run (before a resume) already made n device queries, so that
+// Config.Budget holds for the run rather than for each process: the guard
+// starts with n of its budget used. The run's total after this process is
+// n + Counters().Inner. n must be ≥ 0.
+func WithDeviceQueriesUsed(n int) Option { return func(o *options) { o.used = n } }
 
 // Guard wraps a black box and is the only way the loop reaches it. Each
 // query is checked, in order: finite input, bounds (reject or clamp), slew
@@ -114,7 +122,8 @@ type Guard struct {
 	mu        sync.Mutex // serializes queries; guards the fields below
 	last      []float64  // last input sent to the device; nil before the first
 	lastStart time.Time  // start of the last device query, on clock
-	used      int        // device queries made
+	used      int        // device queries made, earlier sessions' included
+	prior     int        // device queries made by earlier sessions of the run
 
 	stop atomic.Pointer[halt] // set once, with gate closed; queries then fail with its error
 	life context.Context      // cancelled when stop is set: interrupts waits and device calls
@@ -338,6 +347,10 @@ func New(inner insitu.BlackBox, cfg Config, opts ...Option) (*Guard, error) {
 			bad(fmt.Sprintf("WithInterlockFunc[%d]", i), "nil function %q", f.name)
 		}
 	}
+	if o.used < 0 {
+		bad("WithDeviceQueriesUsed", "must be ≥ 0, got %d", o.used)
+	}
+	g.used, g.prior = o.used, o.used
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -488,6 +501,9 @@ func (g *Guard) query(ctx context.Context, x []float64) (y []float64, reason str
 	// never starts moving the device.
 	limit := math.MaxInt
 	if g.budget >= 0 {
+		if g.used >= g.budget {
+			return nil, string(KindBudget), g.budgetSpent()
+		}
 		limit = g.budget - g.used + 1
 	}
 	steps, err := g.countSteps(work, limit)
@@ -564,9 +580,7 @@ func (g *Guard) apply(ctx context.Context, x []float64) ([]float64, string, erro
 		return nil, h.reason, h.err
 	}
 	if g.budget >= 0 && g.used >= g.budget {
-		err := fmt.Errorf("safety: %s: all %d device queries used: %w", g.name, g.budget, ErrBudget)
-		g.emit(KindBudget, "", float64(g.budget), err.Error())
-		return nil, string(KindBudget), err
+		return nil, string(KindBudget), g.budgetSpent()
 	}
 	if reason, err := g.wait(ctx); err != nil {
 		return nil, reason, err
@@ -600,6 +614,24 @@ func (g *Guard) apply(ctx context.Context, x []float64) ([]float64, string, erro
 		return y, reason, err
 	}
 	return g.checkOutputs(ctx, y)
+}
+
+// budgetSpent reports the budget used up, naming the earlier sessions'
+// share when there is one.
+func (g *Guard) budgetSpent() error {
+	var err error
+	switch {
+	case g.prior > 0 && g.used == g.prior:
+		err = fmt.Errorf("safety: %s: %d of budget %d device queries used by earlier sessions of this run: %w",
+			g.name, g.prior, g.budget, ErrBudget)
+	case g.prior > 0:
+		err = fmt.Errorf("safety: %s: all %d device queries used, %d of them by earlier sessions of this run: %w",
+			g.name, g.budget, g.prior, ErrBudget)
+	default:
+		err = fmt.Errorf("safety: %s: all %d device queries used: %w", g.name, g.budget, ErrBudget)
+	}
+	g.emit(KindBudget, "", float64(g.budget), err.Error())
+	return err
 }
 
 // wait honours the rate limit and the minimum interval on g.clock.

@@ -3,6 +3,7 @@ package safety
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -469,5 +470,66 @@ func TestRateWaitCancel(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Abort did not interrupt the rate wait")
+	}
+}
+
+// The budget holds across the sessions of a resumed run.
+func TestDeviceQueriesUsed(t *testing.T) {
+	ctx := context.Background()
+	x := []float64{0, 0, 0, 0}
+
+	rec := newRecorder()
+	var ev events
+	g := mustNew(t, rec, Config{Budget: new(5)}, WithDeviceQueriesUsed(3), WithEvents(ev.sink))
+	for range 2 {
+		if _, err := g.Query(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := g.Query(ctx, x)
+	if want := "safety: cnon: all 5 device queries used, 3 of them by earlier sessions of this run: query budget exhausted"; !errors.Is(err, ErrBudget) || err.Error() != want {
+		t.Errorf("after the rest of the budget: %v, want %q", err, want)
+	}
+	if n := len(rec.inputs()); n != 2 || g.Counters().Inner != 2 || ev.count(KindBudget) != 1 {
+		t.Errorf("device saw %d queries, counters %+v, budget events %d; want 2, Inner 2, 1", n, g.Counters(), ev.count(KindBudget))
+	}
+
+	// A budget the earlier sessions used up refuses the first query, ramps
+	// included.
+	for _, used := range []int{5, 7} {
+		rec := newRecorder()
+		g := mustNew(t, rec, Config{Budget: new(5), SlewMode: ModeRamp, MaxStep: All(0.25)},
+			WithDeviceQueriesUsed(used), WithInitialState(x))
+		want := fmt.Sprintf("safety: cnon: %d of budget 5 device queries used by earlier sessions of this run: query budget exhausted", used)
+		for _, q := range [][]float64{x, {1, 0, 0, 0}} {
+			if _, err := g.Query(ctx, q); !errors.Is(err, ErrBudget) || err.Error() != want {
+				t.Errorf("used %d, query %v: %v, want %q", used, q, err, want)
+			}
+		}
+		if n := len(rec.inputs()); n != 0 {
+			t.Errorf("used %d: device saw %d queries", used, n)
+		}
+	}
+
+	// A ramp that fits the fresh budget does not fit what is left of it.
+	rec = newRecorder()
+	g = mustNew(t, rec, Config{Budget: new(5), SlewMode: ModeRamp, MaxStep: All(0.25)},
+		WithDeviceQueriesUsed(2), WithInitialState(x))
+	if _, err := g.Query(ctx, []float64{1, 0, 0, 0}); !errors.Is(err, ErrBudget) || len(rec.inputs()) != 0 {
+		t.Errorf("4-step ramp with 3 left: %v, device saw %d", err, len(rec.inputs()))
+	}
+	if _, err := g.Query(ctx, []float64{0.75, 0, 0, 0}); err != nil || len(rec.inputs()) != 3 {
+		t.Errorf("3-step ramp with 3 left: %v, device saw %d", err, len(rec.inputs()))
+	}
+
+	// Without a budget the count changes nothing.
+	if _, err := mustNew(t, newRecorder(), Config{}, WithDeviceQueriesUsed(1e6)).Query(ctx, x); err != nil {
+		t.Errorf("no budget: %v", err)
+	}
+
+	_, err = New(newRecorder(), Config{Budget: new(5)}, WithDeviceQueriesUsed(-1))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "WithDeviceQueriesUsed" {
+		t.Errorf("negative count: %v", err)
 	}
 }
