@@ -3,20 +3,22 @@ package surrogate
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Dataset holds the (x, y) pairs a surrogate trains on, in raw units, plus
-// the inputs normalized with the model's Space. For GradPIE it keeps the
-// k-nearest-neighbour lists (in normalized input space) for the K of the
-// last Trainer that used it, and extends them as points are appended.
+// the inputs mapped by the model's InputScaling. For GradPIE it keeps the
+// k-nearest-neighbour lists, in that scaled input space (the space the
+// network sees), for the K of the last Trainer that used it, and extends
+// them as points are appended.
 //
 // A Dataset is not safe for concurrent use.
 type Dataset struct {
-	in, out  int
-	lo, invW []float64
-	x, xn, y []float64 // n×in raw, n×in normalized, n×out raw
-	n        int
-	bad      error // the first non-finite point; Fit refuses the dataset
+	in, out    int
+	shift, inv []float64 // the model's input map
+	x, xn, y   []float64 // n×in raw, n×in scaled, n×out raw
+	n          int
+	bad        error // the first non-finite point; Fit refuses the dataset
 
 	k  int
 	nb neighborLister // nil until a GradPIE Trainer asks for K neighbours
@@ -25,8 +27,7 @@ type Dataset struct {
 // NewDataset returns an empty dataset for model's input space and output
 // dimension.
 func NewDataset(model *Model) *Dataset {
-	lo, invW := inputScale(model.space)
-	return &Dataset{in: model.mlp.in, out: model.mlp.out, lo: lo, invW: invW}
+	return &Dataset{in: model.mlp.in, out: model.mlp.out, shift: slices.Clone(model.shift), inv: slices.Clone(model.inv)}
 }
 
 // Len returns the number of points.
@@ -56,7 +57,7 @@ func (d *Dataset) Append(x, y []float64) {
 	d.y = append(d.y, y...)
 	off := len(d.xn)
 	d.xn = append(d.xn, x...)
-	normalizeInto(d.xn[off:], x, d.lo, d.invW)
+	normalizeInto(d.xn[off:], x, d.shift, d.inv)
 	d.n++
 	if d.nb != nil {
 		d.nb.Append(d.xnRow(d.n - 1))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"math"
+	"os"
 	"testing"
 )
 
@@ -15,6 +16,9 @@ func FuzzLoad(f *testing.F) {
 	_, good := savedModel(f)
 	f.Add(good)
 	f.Add(good[:len(good)/2])
+	if v1, err := os.ReadFile("testdata/model-v1.bin"); err == nil {
+		f.Add(v1)
+	}
 	f.Add([]byte(fileMagic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -26,20 +30,29 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// FuzzLoadHeader fuzzes the JSON header inside an otherwise well-formed
-// file (right lengths, right checksum), which random bytes almost never
-// reach: every header Load accepts must describe a usable model.
+// FuzzLoadHeader fuzzes the JSON header and the version number inside an
+// otherwise well-formed file (right lengths, right checksum), which random
+// bytes almost never reach: every header Load accepts must describe a usable
+// model, in either version.
 func FuzzLoadHeader(f *testing.F) {
 	_, good := savedModel(f)
 	hlen := int(binary.LittleEndian.Uint32(good[12:]))
 	np := binary.LittleEndian.Uint64(good[16:])
-	f.Add(good[filePrefix:filePrefix+hlen], uint16(np))
-	f.Add([]byte(`{"in":1,"out":1,"hidden":[],"lower":[0],"upper":[1],"out_mean":[0],"out_std":[1],"params":2}`), uint16(2))
-	f.Add([]byte(`{"in":1,"out":1,"hidden":[-5],"lower":[0],"upper":[1],"out_mean":[0],"out_std":[0],"params":2}`), uint16(2))
-	f.Fuzz(func(t *testing.T, header []byte, nparams uint16) {
+	f.Add(good[filePrefix:filePrefix+hlen], uint16(np), uint8(fileVersion))
+	v1, err := os.ReadFile("testdata/model-v1.bin")
+	if err != nil {
+		f.Fatal(err)
+	}
+	h1 := int(binary.LittleEndian.Uint32(v1[12:]))
+	f.Add(v1[filePrefix:filePrefix+h1], uint16(binary.LittleEndian.Uint64(v1[16:])), uint8(fileVersionV1))
+	f.Add([]byte(`{"in":1,"out":1,"hidden":[],"lower":[0],"upper":[1],"out_mean":[0],"out_std":[1],"params":2}`), uint16(2), uint8(1))
+	f.Add([]byte(`{"in":1,"out":1,"hidden":[],"input_scaling":"zscore","output_scaling":"none","lower":[0],"upper":[1],"out_mean":[0],"out_std":[1],"params":2}`), uint16(2), uint8(2))
+	f.Add([]byte(`{"in":2,"out":2,"hidden":[],"input_scaling":"none","output_scaling":"scale","lower":[0,1],"upper":[1,1],"out_mean":[3,-1],"out_std":[2,2],"params":6}`), uint16(6), uint8(2))
+	f.Add([]byte(`{"in":1,"out":1,"hidden":[-5],"lower":[0],"upper":[1],"out_mean":[0],"out_std":[0],"params":2}`), uint16(2), uint8(2))
+	f.Fuzz(func(t *testing.T, header []byte, nparams uint16, version uint8) {
 		var b []byte
 		b = append(b, fileMagic...)
-		b = binary.LittleEndian.AppendUint32(b, fileVersion)
+		b = binary.LittleEndian.AppendUint32(b, uint32(version))
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(header)))
 		b = binary.LittleEndian.AppendUint64(b, uint64(nparams))
 		b = append(b, header...)
@@ -50,6 +63,9 @@ func FuzzLoadHeader(f *testing.F) {
 		m, err := Load(bytes.NewReader(b))
 		if err != nil {
 			return
+		}
+		if m.InputScaling() == "" || m.OutputScaling() == "" {
+			t.Fatalf("loaded a model without scalings: %q/%q", m.InputScaling(), m.OutputScaling())
 		}
 		checkRoundTrip(t, m)
 	})
@@ -75,5 +91,8 @@ func checkRoundTrip(t *testing.T, m *Model) {
 		if math.Float64bits(y1[i]) != math.Float64bits(y2[i]) {
 			t.Fatalf("output %d: %v before the round trip, %v after", i, y1[i], y2[i])
 		}
+	}
+	if m.Arch().InputScaling != m2.Arch().InputScaling || m.Arch().OutputScaling != m2.Arch().OutputScaling {
+		t.Fatalf("scalings %s/%s before the round trip, %s/%s after", m.InputScaling(), m.OutputScaling(), m2.InputScaling(), m2.OutputScaling())
 	}
 }

@@ -22,10 +22,15 @@ import (
 // The fixed prefix gives the file's length before anything is parsed, so a
 // short file is reported as truncated and any flipped byte as a checksum
 // mismatch.
+//
+// Version 2 adds the input and output scalings to the header; a version 1
+// file has none and loads with the maps it was written under, InputUnit and
+// OutputZScore. Save writes version 2.
 const (
-	fileMagic   = "INSITUSG"
-	fileVersion = 1
-	filePrefix  = len(fileMagic) + 4 + 4 + 8
+	fileMagic     = "INSITUSG"
+	fileVersion   = 2
+	fileVersionV1 = 1
+	filePrefix    = len(fileMagic) + 4 + 4 + 8
 )
 
 // Errors of Load; test with errors.Is.
@@ -47,35 +52,38 @@ func (e *fileError) Error() string { return "surrogate: " + e.msg }
 func (e *fileError) Unwrap() error { return e.kind }
 
 type fileHeader struct {
-	In        int       `json:"in"`
-	Out       int       `json:"out"`
-	Hidden    []int     `json:"hidden"`
-	LayerNorm bool      `json:"layer_norm"`
-	Names     []string  `json:"names,omitempty"`
-	Units     []string  `json:"units,omitempty"`
-	Lower     []float64 `json:"lower"`
-	Upper     []float64 `json:"upper"`
-	OutMean   []float64 `json:"out_mean"`
-	OutStd    []float64 `json:"out_std"`
-	ScaleSet  bool      `json:"scale_set"`
-	Params    int       `json:"params"`
+	In            int           `json:"in"`
+	Out           int           `json:"out"`
+	Hidden        []int         `json:"hidden"`
+	LayerNorm     bool          `json:"layer_norm"`
+	InputScaling  InputScaling  `json:"input_scaling,omitempty"`  // version 2
+	OutputScaling OutputScaling `json:"output_scaling,omitempty"` // version 2
+	Names         []string      `json:"names,omitempty"`
+	Units         []string      `json:"units,omitempty"`
+	Lower         []float64     `json:"lower"`
+	Upper         []float64     `json:"upper"`
+	OutMean       []float64     `json:"out_mean"`
+	OutStd        []float64     `json:"out_std"`
+	ScaleSet      bool          `json:"scale_set"`
+	Params        int           `json:"params"`
 }
 
-// Save writes the model (architecture, input space, output scale and
-// parameters) in the versioned binary format Load reads.
+// Save writes the model (architecture, scalings, input space, output scale
+// and parameters) in the versioned binary format Load reads.
 func (m *Model) Save(w io.Writer) error {
 	h := fileHeader{
 		In: m.mlp.in, Out: m.mlp.out, Hidden: m.mlp.arch.Hidden, LayerNorm: m.mlp.arch.LayerNorm,
+		InputScaling: m.inScale, OutputScaling: m.outScale,
 		Names: m.space.Names, Units: m.space.Units, Lower: m.space.Lower, Upper: m.space.Upper,
 		OutMean: m.mean, OutStd: m.std, ScaleSet: m.scaleSet, Params: len(m.mlp.params),
 	}
-	if err := writeModel(w, h, m.mlp.params); err != nil {
+	if err := writeModel(w, fileVersion, h, m.mlp.params); err != nil {
 		return fmt.Errorf("surrogate: saving model: %w", err)
 	}
 	return nil
 }
 
-func writeModel(w io.Writer, h fileHeader, params []float64) error {
+func writeModel(w io.Writer, version uint32, h fileHeader, params []float64) error {
 	js, err := json.Marshal(h)
 	if err != nil {
 		return err
@@ -84,7 +92,7 @@ func writeModel(w io.Writer, h fileHeader, params []float64) error {
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<16)
 	b := make([]byte, 0, filePrefix)
 	b = append(b, fileMagic...)
-	b = binary.LittleEndian.AppendUint32(b, fileVersion)
+	b = binary.LittleEndian.AppendUint32(b, version)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(js)))
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(params)))
 	bw.Write(b)
@@ -101,7 +109,8 @@ func writeModel(w io.Writer, h fileHeader, params []float64) error {
 	return err
 }
 
-// Load reads a model written by Save. The errors wrap ErrNotSurrogate,
+// Load reads a model written by Save, in the current or an older version of
+// the format. The errors wrap ErrNotSurrogate,
 // ErrFileVersion, ErrTruncated, ErrChecksum or ErrParamCount.
 func Load(r io.Reader) (*Model, error) {
 	data, err := io.ReadAll(r)
@@ -121,8 +130,9 @@ func Load(r io.Reader) (*Model, error) {
 	if n < len(fileMagic)+4 {
 		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
 	}
-	if v := binary.LittleEndian.Uint32(data[len(fileMagic):]); v != fileVersion {
-		return nil, &fileError{ErrFileVersion, fmt.Sprintf("surrogate file version %d, this build reads version %d", v, fileVersion)}
+	version := binary.LittleEndian.Uint32(data[len(fileMagic):])
+	if version != fileVersion && version != fileVersionV1 {
+		return nil, &fileError{ErrFileVersion, fmt.Sprintf("surrogate file version %d, this build reads versions %d to %d", version, fileVersionV1, fileVersion)}
 	}
 	if n < filePrefix {
 		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
@@ -147,7 +157,13 @@ func Load(r io.Reader) (*Model, error) {
 	if err := json.Unmarshal(data[filePrefix:filePrefix+int(hlen)], &h); err != nil {
 		return nil, fmt.Errorf("surrogate: model header: %w", err)
 	}
-	arch := Arch{Hidden: h.Hidden, LayerNorm: h.LayerNorm}
+	if version == fileVersionV1 {
+		if h.InputScaling != "" || h.OutputScaling != "" {
+			return nil, fmt.Errorf("surrogate: model header: a version %d file has no scalings", version)
+		}
+		h.InputScaling, h.OutputScaling = InputUnit, OutputZScore
+	}
+	arch := Arch{Hidden: h.Hidden, LayerNorm: h.LayerNorm, InputScaling: h.InputScaling, OutputScaling: h.OutputScaling}
 	s := insitu.Space{Names: h.Names, Units: h.Units, Lower: h.Lower, Upper: h.Upper}
 	if err := h.validate(arch, s); err != nil {
 		return nil, fmt.Errorf("surrogate: model header: %w", err)
@@ -160,7 +176,7 @@ func Load(r io.Reader) (*Model, error) {
 	for i := range mlp.params {
 		mlp.params[i] = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8*i:]))
 	}
-	m := newModel(s, mlp)
+	m := newModel(s, mlp, h.InputScaling, h.OutputScaling)
 	copy(m.mean, h.OutMean)
 	copy(m.std, h.OutStd)
 	m.scaleSet = h.ScaleSet
@@ -174,6 +190,9 @@ func (h *fileHeader) validate(arch Arch, s insitu.Space) error {
 	if err := arch.Validate(); err != nil {
 		return err
 	}
+	if h.InputScaling == "" || h.OutputScaling == "" {
+		return errors.New("the input and output scalings must be named")
+	}
 	if h.In != s.Dim() || h.Out < 1 {
 		return fmt.Errorf("shape %d→%d does not match a %d-dimensional space", h.In, h.Out, s.Dim())
 	}
@@ -183,6 +202,12 @@ func (h *fileHeader) validate(arch Arch, s insitu.Space) error {
 	for o, sd := range h.OutStd {
 		if !(sd > 0) || math.IsInf(sd, 0) || math.IsNaN(h.OutMean[o]) || math.IsInf(h.OutMean[o], 0) {
 			return fmt.Errorf("output %d: mean %v, std %v", o, h.OutMean[o], sd)
+		}
+		switch {
+		case h.OutputScaling == OutputNone && (h.OutMean[o] != 0 || sd != 1):
+			return fmt.Errorf("output %d: mean %v, std %v under output scaling %q, want 0 and 1", o, h.OutMean[o], sd, h.OutputScaling)
+		case h.OutputScaling == OutputScale && sd != h.OutStd[0]:
+			return fmt.Errorf("output %d: std %v under output scaling %q, want the same std %v for all outputs", o, sd, h.OutputScaling, h.OutStd[0])
 		}
 	}
 	return nil

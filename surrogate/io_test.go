@@ -81,7 +81,7 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong magic", mutate(func(b []byte) []byte { b[0] = 'X'; return b }), ErrNotSurrogate, "not an insitu surrogate file"},
 		{"text file", []byte("hidden: [256, 256]\nlayer_norm: false\n"), ErrNotSurrogate, "not an insitu surrogate file"},
 		{"other version", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 7); return b }), ErrFileVersion,
-			"surrogate file version 7, this build reads version 1"},
+			"surrogate file version 7, this build reads versions 1 to 2"},
 		{"empty", nil, ErrTruncated, "truncated"},
 		{"cut in magic", data[:5], ErrTruncated, "truncated"},
 		{"cut in prefix", data[:filePrefix-3], ErrTruncated, "truncated"},
@@ -105,10 +105,11 @@ func TestLoadParamCountMismatch(t *testing.T) {
 	m, _ := savedModel(t)
 	h := fileHeader{
 		In: 4, Out: 2, Hidden: []int{7, 6}, LayerNorm: true, // one unit more than the parameters hold
+		InputScaling: InputBox, OutputScaling: OutputZScore,
 		Lower: m.space.Lower, Upper: m.space.Upper, OutMean: m.mean, OutStd: m.std, Params: m.mlp.NumParams(),
 	}
 	var b bytes.Buffer
-	if err := writeModel(&b, h, m.mlp.Params()); err != nil {
+	if err := writeModel(&b, fileVersion, h, m.mlp.Params()); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Load(&b)
@@ -122,7 +123,7 @@ func TestLoadParamCountMismatch(t *testing.T) {
 	h.Lower = []float64{0}
 	h.Upper = []float64{1}
 	b.Reset()
-	writeModel(&b, h, m.mlp.Params())
+	writeModel(&b, fileVersion, h, m.mlp.Params())
 	if _, err := Load(&b); err == nil {
 		t.Error("Load accepted a header whose space does not match its input count")
 	}

@@ -8,21 +8,29 @@ import (
 	"sync"
 )
 
-// Arch is an MLP architecture: Linear → (LayerNorm) → GELU per hidden layer,
-// last layer linear. No hidden layers is a plain affine map.
+// Arch is a surrogate architecture: an MLP (Linear → (LayerNorm) → GELU per
+// hidden layer, last layer linear; no hidden layers is a plain affine map)
+// and, for a Model, the scalings of its inputs and outputs. Empty scalings
+// take DefaultInputScaling and DefaultOutputScaling; an MLP alone ignores
+// them.
 type Arch struct {
-	Hidden    []int
-	LayerNorm bool
+	Hidden        []int
+	LayerNorm     bool
+	InputScaling  InputScaling
+	OutputScaling OutputScaling
 }
 
-// Validate reports a non-positive hidden width.
+// Validate reports a non-positive hidden width or an unknown scaling.
 func (a Arch) Validate() error {
 	for i, w := range a.Hidden {
 		if w < 1 {
 			return fmt.Errorf("hidden layer %d has width %d, want ≥ 1", i, w)
 		}
 	}
-	return nil
+	if err := a.InputScaling.Validate(); err != nil {
+		return err
+	}
+	return a.OutputScaling.Validate()
 }
 
 // NumParams is the number of parameters of an in→out network of this
@@ -39,7 +47,8 @@ func (a Arch) NumParams(in, out int) int {
 	return n + prev*out + out
 }
 
-func (a Arch) clone() Arch {
+// mlpArch is a copy of the network part of a, without the scalings.
+func (a Arch) mlpArch() Arch {
 	return Arch{Hidden: slices.Clone(a.Hidden), LayerNorm: a.LayerNorm}
 }
 
@@ -106,7 +115,7 @@ func NewMLP(in, out int, arch Arch, seed uint64) (*MLP, error) {
 
 // newMLPShape allocates a zero network; callers validate the arguments.
 func newMLPShape(in, out int, arch Arch) *MLP {
-	arch = arch.clone()
+	arch = arch.mlpArch()
 	n := arch.NumParams(in, out)
 	m := &MLP{in: in, out: out, arch: arch, params: make([]float64, n), grads: make([]float64, n)}
 	off, prev := 0, in
@@ -136,8 +145,8 @@ func (m *MLP) In() int { return m.in }
 // Out returns the output dimension.
 func (m *MLP) Out() int { return m.out }
 
-// Arch returns a copy of the architecture.
-func (m *MLP) Arch() Arch { return m.arch.clone() }
+// Arch returns a copy of the architecture (without scalings).
+func (m *MLP) Arch() Arch { return m.arch.mlpArch() }
 
 // NumParams returns the number of parameters.
 func (m *MLP) NumParams() int { return len(m.params) }

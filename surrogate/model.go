@@ -2,27 +2,29 @@ package surrogate
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/insitu-lab/insitu"
 )
 
-// Model is an MLP with the normalizations the surrogate trains under:
-// inputs mapped from the Space's box to [0,1], outputs z-scored per
-// component. Its Predict, VJP and Jacobian work in raw units.
+// Model is an MLP with the scalings the surrogate trains under: inputs
+// mapped by its InputScaling, outputs by its OutputScaling (see Arch). Its
+// Predict, VJP and Jacobian work in raw units.
 type Model struct {
-	space    insitu.Space
-	lo, invW []float64 // u = (x − lo)·invW; invW = 0 on zero-width coordinates
-	mlp      *MLP
-	mean     []float64
-	std      []float64
-	scaleSet bool
+	space      insitu.Space
+	inScale    InputScaling
+	outScale   OutputScaling
+	shift, inv []float64 // u = (x − shift)·inv; inv = 0 on zero-width coordinates
+	mlp        *MLP
+	mean       []float64
+	std        []float64
+	scaleSet   bool
 }
 
-// NewModel returns a model from the box in to out outputs. The output scale
-// starts as mean 0, std 1 until SetOutputScale (or the Trainer's first Fit)
-// sets it.
+// NewModel returns a model from the box in to out outputs, with arch's
+// hidden layers and scalings (empty scalings take the defaults). The output
+// scale starts as mean 0, std 1 until SetOutputScale (or the Trainer's first
+// Fit) sets it.
 func NewModel(in insitu.Space, out int, arch Arch, seed uint64) (*Model, error) {
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("surrogate: input space: %w", err)
@@ -31,12 +33,14 @@ func NewModel(in insitu.Space, out int, arch Arch, seed uint64) (*Model, error) 
 	if err != nil {
 		return nil, err
 	}
-	return newModel(in, mlp), nil
+	return newModel(in, mlp, arch.InputScaling.orDefault(), arch.OutputScaling.orDefault()), nil
 }
 
-func newModel(s insitu.Space, mlp *MLP) *Model {
-	m := &Model{space: cloneSpace(s), mlp: mlp, mean: make([]float64, mlp.out), std: make([]float64, mlp.out)}
-	m.lo, m.invW = inputScale(m.space)
+// newModel wraps mlp; the scalings must be valid and not empty.
+func newModel(s insitu.Space, mlp *MLP, in InputScaling, out OutputScaling) *Model {
+	m := &Model{space: cloneSpace(s), inScale: in, outScale: out, mlp: mlp,
+		mean: make([]float64, mlp.out), std: make([]float64, mlp.out)}
+	m.shift, m.inv = inputMap(in, m.space.Lower, m.space.Upper)
 	for i := range m.std {
 		m.std[i] = 1
 	}
@@ -45,26 +49,21 @@ func newModel(s insitu.Space, mlp *MLP) *Model {
 
 func cloneSpace(s insitu.Space) insitu.Space { return s.Clone() }
 
-func inputScale(s insitu.Space) (lo, invW []float64) {
-	lo = slices.Clone(s.Lower)
-	invW = make([]float64, len(lo))
-	for i := range lo {
-		if w := s.Upper[i] - s.Lower[i]; w > 0 {
-			invW[i] = 1 / w
-		}
-	}
-	return lo, invW
-}
-
-// normalizeInto writes the [0,1] image of x into u.
-func normalizeInto(u, x, lo, invW []float64) {
-	for i, v := range x {
-		u[i] = (v - lo[i]) * invW[i]
-	}
-}
-
 // Space returns a copy of the input space.
 func (m *Model) Space() insitu.Space { return cloneSpace(m.space) }
+
+// Arch returns the architecture with the model's (resolved) scalings.
+func (m *Model) Arch() Arch {
+	a := m.mlp.Arch()
+	a.InputScaling, a.OutputScaling = m.inScale, m.outScale
+	return a
+}
+
+// InputScaling returns the model's input map.
+func (m *Model) InputScaling() InputScaling { return m.inScale }
+
+// OutputScaling returns the model's output map.
+func (m *Model) OutputScaling() OutputScaling { return m.outScale }
 
 // MLP returns the underlying network (shared, not a copy).
 func (m *Model) MLP() *MLP { return m.mlp }
@@ -75,58 +74,25 @@ func (m *Model) In() int { return m.mlp.in }
 // Out returns the output dimension.
 func (m *Model) Out() int { return m.mlp.out }
 
-// NormalizeInput maps x from the box to [0,1] per coordinate; a zero-width
-// coordinate maps to 0. Points outside the box map outside [0,1].
+// NormalizeInput returns the network's input for x under the model's
+// InputScaling; a zero-width coordinate maps to 0.
 func (m *Model) NormalizeInput(x []float64) []float64 {
 	m.checkX("NormalizeInput", x)
 	u := make([]float64, len(x))
-	normalizeInto(u, x, m.lo, m.invW)
+	normalizeInto(u, x, m.shift, m.inv)
 	return u
 }
 
-// SetOutputScale sets the per-component mean and (population) standard
-// deviation of the outputs from the samples ys. A constant component gets
-// std 1; a tiny one is floored at 1e-12·|mean| so standardizing stays finite.
-// An empty ys leaves the scale unchanged.
+// SetOutputScale sets the output map's statistics from the samples ys:
+// per-component mean and (population) std for OutputZScore, the same with
+// one pooled std for OutputScale, mean 0 and std 1 for OutputNone. An empty
+// ys leaves the scale unchanged.
 func (m *Model) SetOutputScale(ys [][]float64) {
 	if len(ys) == 0 {
 		return
 	}
-	m.mean, m.std = outputScale(ys, m.mlp.out)
+	m.mean, m.std = outputMap(m.outScale, ys, m.mlp.out)
 	m.scaleSet = true
-}
-
-func outputScale(ys [][]float64, out int) (mean, std []float64) {
-	mean, std = make([]float64, out), make([]float64, out)
-	for i, y := range ys {
-		if len(y) != out {
-			panic(fmt.Sprintf("surrogate: Model.SetOutputScale: sample %d has %d values, want %d", i, len(y), out))
-		}
-		for o, v := range y {
-			mean[o] += v
-		}
-	}
-	inv := 1 / float64(len(ys))
-	for o := range mean {
-		mean[o] *= inv
-	}
-	for _, y := range ys {
-		for o, v := range y {
-			d := v - mean[o]
-			std[o] += d * d
-		}
-	}
-	for o := range std {
-		std[o] = floorStd(math.Sqrt(std[o]*inv), mean[o])
-	}
-	return mean, std
-}
-
-func floorStd(s, mean float64) float64 {
-	if s == 0 {
-		return 1
-	}
-	return max(s, 1e-12*math.Abs(mean))
 }
 
 // OutputScale returns copies of the per-component output mean and std.
@@ -142,7 +108,7 @@ func (m *Model) HasOutputScale() bool { return m.scaleSet }
 func (m *Model) Predict(x []float64) []float64 {
 	m.checkX("Predict", x)
 	u := make([]float64, len(x))
-	normalizeInto(u, x, m.lo, m.invW)
+	normalizeInto(u, x, m.shift, m.inv)
 	y := m.mlp.Predict(u, 1)
 	for o := range y {
 		y[o] = m.mean[o] + m.std[o]*y[o]
@@ -151,7 +117,7 @@ func (m *Model) Predict(x []float64) []float64 {
 }
 
 // VJP returns vᵀ·∂f_raw/∂x_raw at x: the cotangent is scaled by the output
-// std, sent through the network and scaled by the input box's 1/width.
+// std, sent through the network and scaled by the input map's slope.
 // Zero-width coordinates get gradient 0.
 func (m *Model) VJP(x, v []float64) []float64 {
 	m.checkX("VJP", x)
@@ -159,14 +125,14 @@ func (m *Model) VJP(x, v []float64) []float64 {
 		panic(fmt.Sprintf("surrogate: Model.VJP: cotangent has %d values, want %d", len(v), m.mlp.out))
 	}
 	u := make([]float64, len(x))
-	normalizeInto(u, x, m.lo, m.invW)
+	normalizeInto(u, x, m.shift, m.inv)
 	vs := make([]float64, len(v))
 	for o := range v {
 		vs[o] = v[o] * m.std[o]
 	}
 	g := m.mlp.VJP(u, vs)
 	for i := range g {
-		g[i] *= m.invW[i]
+		g[i] *= m.inv[i]
 	}
 	return g
 }
@@ -175,13 +141,13 @@ func (m *Model) VJP(x, v []float64) []float64 {
 func (m *Model) Jacobian(x []float64) []float64 {
 	m.checkX("Jacobian", x)
 	u := make([]float64, len(x))
-	normalizeInto(u, x, m.lo, m.invW)
+	normalizeInto(u, x, m.shift, m.inv)
 	j := m.mlp.Jacobian(u)
 	in := m.mlp.in
 	for o := range m.mlp.out {
 		row := j[o*in : (o+1)*in]
 		for i := range row {
-			row[i] *= m.std[o] * m.invW[i]
+			row[i] *= m.std[o] * m.inv[i]
 		}
 	}
 	return j

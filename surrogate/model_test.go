@@ -35,44 +35,6 @@ func TestNewModelValidates(t *testing.T) {
 	}
 }
 
-func TestNormalizeInput(t *testing.T) {
-	m, err := NewModel(oddSpace(), 1, Arch{}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := m.NormalizeInput([]float64{-2, 0.25, 1, 20})
-	if want := []float64{0, 0.5, 0, 1}; !slices.Equal(got, want) {
-		t.Errorf("NormalizeInput = %v, want %v", got, want)
-	}
-	// The model keeps its own copy of the space.
-	s := m.Space()
-	s.Lower[0] = 100
-	if m.Space().Lower[0] != -2 {
-		t.Error("Space() exposes the model's bounds")
-	}
-}
-
-func TestSetOutputScale(t *testing.T) {
-	m, _ := NewModel(boxSpace(1), 3, Arch{}, 1)
-	if mean, std := m.OutputScale(); !slices.Equal(mean, []float64{0, 0, 0}) || !slices.Equal(std, []float64{1, 1, 1}) || m.HasOutputScale() {
-		t.Fatalf("initial scale %v %v", mean, std)
-	}
-	m.SetOutputScale([][]float64{{1, 5, 1e9}, {3, 5, 1e9 + 1e-9}})
-	mean, std := m.OutputScale()
-	if mean[0] != 2 || std[0] != 1 {
-		t.Errorf("component 0: mean %v std %v, want 2 and 1", mean[0], std[0])
-	}
-	if mean[1] != 5 || std[1] != 1 {
-		t.Errorf("constant component: mean %v std %v, want 5 and 1", mean[1], std[1])
-	}
-	if std[2] < 1e-12*1e9 {
-		t.Errorf("tiny spread: std %v below the floor", std[2])
-	}
-	if !m.HasOutputScale() {
-		t.Error("HasOutputScale false after SetOutputScale")
-	}
-}
-
 func TestModelRawDerivatives(t *testing.T) {
 	for name, arch := range testArchs() {
 		t.Run(name, func(t *testing.T) {

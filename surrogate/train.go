@@ -181,8 +181,8 @@ func (t *Trainer) checkData(d *Dataset) error {
 		return errors.New("surrogate: nil dataset")
 	case d.in != m.mlp.in || d.out != m.mlp.out:
 		return fmt.Errorf("surrogate: dataset is %d→%d, model is %d→%d", d.in, d.out, m.mlp.in, m.mlp.out)
-	case !slices.Equal(d.lo, m.lo) || !slices.Equal(d.invW, m.invW):
-		return errors.New("surrogate: dataset was made for a model with a different input space")
+	case !slices.Equal(d.shift, m.shift) || !slices.Equal(d.inv, m.inv):
+		return errors.New("surrogate: dataset was made for a model with a different input space or input scaling")
 	case d.bad != nil:
 		return fmt.Errorf("surrogate: dataset: %w", d.bad)
 	case d.n == 0:
@@ -325,7 +325,7 @@ func (t *Trainer) Loss(d *Dataset) (float64, error) {
 	m := t.model
 	mean, std := m.mean, m.std
 	if !m.scaleSet {
-		mean, std = outputScale(d.ys(), d.out)
+		mean, std = outputMap(m.outScale, d.ys(), d.out)
 	}
 	all := make([]int, d.n)
 	for i := range all {

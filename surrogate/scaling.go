@@ -1,0 +1,167 @@
+package surrogate
+
+import (
+	"fmt"
+	"math"
+)
+
+// InputScaling names the affine map u = (x − shift)·inv, per coordinate,
+// from raw inputs x to the network's inputs u. Every map is fixed by the
+// input Space alone, so a model needs no data to build it and reloads
+// identically. A zero-width coordinate always maps to u = 0 and gets
+// gradient 0.
+type InputScaling string
+
+// Input scalings. With c the box centre and w its width per coordinate:
+const (
+	InputNone   InputScaling = "none"   // u = x
+	InputBox    InputScaling = "box"    // u = (x − c)/(w/2): the box onto [−1, 1]
+	InputZScore InputScaling = "zscore" // u = (x − c)/(w/√12): mean 0, variance 1 for x uniform in the box
+	InputUnit   InputScaling = "unit"   // u = (x − lower)/w: the box onto [0, 1]
+)
+
+// OutputScaling names the map y' = (y − mean_o)/std_o from raw outputs to
+// the targets the network is trained on. The statistics come from the data
+// the first Fit (or SetOutputScale) sees.
+type OutputScaling string
+
+// Output scalings.
+const (
+	OutputNone   OutputScaling = "none"   // y' = y (mean 0, std 1)
+	OutputZScore OutputScaling = "zscore" // per component: its own mean and population std
+	OutputScale  OutputScaling = "scale"  // per-component mean, one std for all: √(mean_o var_o)
+)
+
+// Defaults taken when an Arch leaves a scaling empty.
+const (
+	DefaultInputScaling  = InputUnit
+	DefaultOutputScaling = OutputZScore
+)
+
+// InputScalings and OutputScalings list the valid names.
+var (
+	InputScalings  = []InputScaling{InputNone, InputBox, InputZScore, InputUnit}
+	OutputScalings = []OutputScaling{OutputNone, OutputZScore, OutputScale}
+)
+
+// Validate reports an unknown name; the empty name (the default) is valid.
+func (s InputScaling) Validate() error {
+	switch s {
+	case "", InputNone, InputBox, InputZScore, InputUnit:
+		return nil
+	}
+	return fmt.Errorf("input scaling %q: want %q, %q, %q or %q", string(s), InputNone, InputBox, InputZScore, InputUnit)
+}
+
+// Validate reports an unknown name; the empty name (the default) is valid.
+func (s OutputScaling) Validate() error {
+	switch s {
+	case "", OutputNone, OutputZScore, OutputScale:
+		return nil
+	}
+	return fmt.Errorf("output scaling %q: want %q, %q or %q", string(s), OutputNone, OutputZScore, OutputScale)
+}
+
+func (s InputScaling) orDefault() InputScaling {
+	if s == "" {
+		return DefaultInputScaling
+	}
+	return s
+}
+
+func (s OutputScaling) orDefault() OutputScaling {
+	if s == "" {
+		return DefaultOutputScaling
+	}
+	return s
+}
+
+// inputMap returns shift and inv of the map s for the box [lower, upper].
+func inputMap(s InputScaling, lower, upper []float64) (shift, inv []float64) {
+	shift, inv = make([]float64, len(lower)), make([]float64, len(lower))
+	for i, lo := range lower {
+		w := upper[i] - lo
+		if !(w > 0) {
+			shift[i] = lo // inv 0: the coordinate maps to 0
+			continue
+		}
+		c := lo + w/2
+		switch s {
+		case InputNone:
+			shift[i], inv[i] = 0, 1
+		case InputBox:
+			shift[i], inv[i] = c, 2/w
+		case InputZScore:
+			shift[i], inv[i] = c, math.Sqrt(12)/w
+		case InputUnit:
+			shift[i], inv[i] = lo, 1/w
+		default:
+			panic(fmt.Sprintf("surrogate: input scaling %q", string(s)))
+		}
+	}
+	return shift, inv
+}
+
+// normalizeInto writes the network input u = (x − shift)·inv into u.
+func normalizeInto(u, x, shift, inv []float64) {
+	for i, v := range x {
+		u[i] = (v - shift[i]) * inv[i]
+	}
+}
+
+// outputMap returns the mean and std of the map s for the samples ys (at
+// least one). A constant component gets std 1; a tiny one is floored at
+// 1e-12·|mean| so standardizing stays finite.
+func outputMap(s OutputScaling, ys [][]float64, out int) (mean, std []float64) {
+	mean, std = make([]float64, out), make([]float64, out)
+	if s == OutputNone {
+		for o := range std {
+			std[o] = 1
+		}
+		return mean, std
+	}
+	for i, y := range ys {
+		if len(y) != out {
+			panic(fmt.Sprintf("surrogate: output scale: sample %d has %d values, want %d", i, len(y), out))
+		}
+		for o, v := range y {
+			mean[o] += v
+		}
+	}
+	n := 1 / float64(len(ys))
+	for o := range mean {
+		mean[o] *= n
+	}
+	for _, y := range ys {
+		for o, v := range y {
+			d := v - mean[o]
+			std[o] += d * d
+		}
+	}
+	switch s {
+	case OutputZScore:
+		for o := range std {
+			std[o] = floorStd(math.Sqrt(std[o]*n), mean[o])
+		}
+	case OutputScale:
+		var v, am float64
+		for o := range std {
+			v += std[o] * n
+			am = max(am, math.Abs(mean[o]))
+		}
+		sd := floorStd(math.Sqrt(v/float64(out)), am)
+		for o := range std {
+			std[o] = sd
+		}
+	default:
+		panic(fmt.Sprintf("surrogate: output scaling %q", string(s)))
+	}
+	return mean, std
+}
+
+func floorStd(s, mean float64) float64 {
+	if s == 0 {
+		return 1
+	}
+	return max(s, 1e-12*math.Abs(mean))
+}
