@@ -36,26 +36,31 @@ type Setting struct {
 
 // GradientConfig holds every knob of the gradient study.
 type GradientConfig struct {
-	BlackBox   map[string]any `mapstructure:"blackbox" yaml:"blackbox"` // base black box params; must include kind
-	Settings   []Setting      `mapstructure:"settings" yaml:"settings"`
-	Hidden     []int          `mapstructure:"hidden" yaml:"hidden"`
-	LayerNorm  bool           `mapstructure:"layer_norm" yaml:"layer_norm"`
-	Epochs     int            `mapstructure:"epochs" yaml:"epochs"`
-	Batch      int            `mapstructure:"batch" yaml:"batch"`
-	LR         float64        `mapstructure:"lr" yaml:"lr"`
-	Norm       string         `mapstructure:"norm" yaml:"norm"` // GradPIE pair norm: l1 or l2
-	Ks         []int          `mapstructure:"ks" yaml:"ks"`
-	TestPoints int            `mapstructure:"test_points" yaml:"test_points"`
-	Seed       uint64         `mapstructure:"seed" yaml:"seed"`
-	Workers    int            `mapstructure:"workers" yaml:"workers"` // models trained at once; 0 = GOMAXPROCS
+	BlackBox  map[string]any `mapstructure:"blackbox" yaml:"blackbox"` // base black box params; must include kind
+	Settings  []Setting      `mapstructure:"settings" yaml:"settings"`
+	Hidden    []int          `mapstructure:"hidden" yaml:"hidden"`
+	LayerNorm bool           `mapstructure:"layer_norm" yaml:"layer_norm"`
+	Epochs    int            `mapstructure:"epochs" yaml:"epochs"`
+	Batch     int            `mapstructure:"batch" yaml:"batch"`
+	LR        float64        `mapstructure:"lr" yaml:"lr"`
+	Norm      string         `mapstructure:"norm" yaml:"norm"` // GradPIE pair norm: l1 or l2
+	Ks        []int          `mapstructure:"ks" yaml:"ks"`
+	// Scalings swept: every model is trained under each input × output
+	// scaling pair (a single value in YAML is a list of one).
+	InputScaling  []surrogate.InputScaling  `mapstructure:"input_scaling" yaml:"input_scaling"`
+	OutputScaling []surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling"`
+	TestPoints    int                       `mapstructure:"test_points" yaml:"test_points"`
+	Seed          uint64                    `mapstructure:"seed" yaml:"seed"`
+	Workers       int                       `mapstructure:"workers" yaml:"workers"` // models trained at once; 0 = GOMAXPROCS
 
 	File string `mapstructure:"-" yaml:"-"` // config file the settings came from, named in errors
 }
 
-// DefaultGradientConfig returns the study of issue 2: CNON (its default
-// horizon 5) at N = 10 with 1000 points and N = 20 with 2000 points. Only
-// the kind is a default of the blackbox section, so a file naming another
-// differentiable twin does not inherit CNON's keys.
+// DefaultGradientConfig returns the CNON study (its default horizon 5) at
+// N = 10 with 1000 points and N = 20 with 2000 points, under the surrogate
+// package's default scalings. Only the kind is a default of the blackbox
+// section, so a file naming another differentiable twin does not inherit
+// CNON's keys.
 func DefaultGradientConfig() GradientConfig {
 	return GradientConfig{
 		BlackBox: map[string]any{"kind": "cnon"},
@@ -63,14 +68,16 @@ func DefaultGradientConfig() GradientConfig {
 			{Name: "N=10", Points: 1000, BlackBox: map[string]any{"n": 10}},
 			{Name: "N=20", Points: 2000, BlackBox: map[string]any{"n": 20}},
 		},
-		Hidden:     []int{256, 256},
-		Epochs:     100,
-		Batch:      256,
-		LR:         1e-3,
-		Norm:       "l1",
-		Ks:         []int{1, 2, 3, 5, 10, 20},
-		TestPoints: 500,
-		Seed:       1,
+		Hidden:        []int{256, 256},
+		Epochs:        100,
+		Batch:         256,
+		LR:            1e-3,
+		Norm:          "l1",
+		Ks:            []int{1, 2, 3, 5, 10, 20},
+		InputScaling:  []surrogate.InputScaling{surrogate.DefaultInputScaling},
+		OutputScaling: []surrogate.OutputScaling{surrogate.DefaultOutputScaling},
+		TestPoints:    500,
+		Seed:          1,
 	}
 }
 
@@ -122,6 +129,22 @@ func (c GradientConfig) Validate() error {
 			bad(fmt.Sprintf("ks[%d]", i), "must be ≥ 1, got %d", k)
 		}
 	}
+	if len(c.InputScaling) == 0 {
+		bad("input_scaling", "at least one scaling is needed (one of %v)", surrogate.InputScalings)
+	}
+	for i, s := range c.InputScaling {
+		if err := s.Validate(); err != nil || s == "" {
+			bad(fmt.Sprintf("input_scaling[%d]", i), "%q: want one of %v", string(s), surrogate.InputScalings)
+		}
+	}
+	if len(c.OutputScaling) == 0 {
+		bad("output_scaling", "at least one scaling is needed (one of %v)", surrogate.OutputScalings)
+	}
+	for i, s := range c.OutputScaling {
+		if err := s.Validate(); err != nil || s == "" {
+			bad(fmt.Sprintf("output_scaling[%d]", i), "%q: want one of %v", string(s), surrogate.OutputScalings)
+		}
+	}
 	if c.TestPoints < 1 {
 		bad("test_points", "must be ≥ 1, got %d", c.TestPoints)
 	}
@@ -131,9 +154,37 @@ func (c GradientConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Row is the result for one model in one setting.
+// Scaling is one input × output scaling pair of the sweep.
+type Scaling struct {
+	Input  surrogate.InputScaling
+	Output surrogate.OutputScaling
+}
+
+// String is "input/output", e.g. "box/zscore".
+func (s Scaling) String() string { return string(s.Input) + "/" + string(s.Output) }
+
+// Scalings returns the pairs swept, input scaling outer.
+func (c GradientConfig) Scalings() []Scaling {
+	var out []Scaling
+	for _, in := range c.InputScaling {
+		for _, o := range c.OutputScaling {
+			out = append(out, Scaling{in, o})
+		}
+	}
+	return out
+}
+
+// Group is what one base model and its GradPIE models share: a setting and
+// a scaling pair.
+type Group struct {
+	Setting string
+	Scaling Scaling
+}
+
+// Row is the result for one model in one setting under one scaling pair.
 type Row struct {
 	Setting   string
+	Scaling   Scaling
 	Dim       int
 	Points    int
 	Loss      surrogate.LossKind
@@ -155,7 +206,11 @@ func (r Row) Label() string {
 	return fmt.Sprintf("%s k=%d", r.Loss, r.K)
 }
 
-// Result is the whole study, rows ordered by setting, then MAE first, then k.
+// Group returns the row's setting and scaling pair.
+func (r Row) Group() Group { return Group{r.Setting, r.Scaling} }
+
+// Result is the whole study, rows ordered by setting, then scaling pair
+// (input outer), then MAE first, then k.
 type Result struct {
 	Config GradientConfig
 	Rows   []Row
@@ -173,7 +228,7 @@ type Progress struct {
 
 // TotalEpochs is the number of epochs the study trains, for progress bars.
 func (c GradientConfig) TotalEpochs() int {
-	return len(c.Settings) * (1 + len(c.Ks)) * c.Epochs
+	return len(c.Settings) * len(c.Scalings()) * (1 + len(c.Ks)) * c.Epochs
 }
 
 // RunGradient runs the study. progress may be nil; it is called from
@@ -227,12 +282,16 @@ type problem struct {
 func (p *problem) run(ctx context.Context, cfg GradientConfig, report func(Progress)) ([]Row, error) {
 	type job struct {
 		idx  int
+		sc   Scaling
 		loss surrogate.LossKind
 		k    int
 	}
-	jobs := []job{{0, surrogate.LossMAE, 0}}
-	for i, k := range cfg.Ks {
-		jobs = append(jobs, job{i + 1, surrogate.LossGradPIE, k})
+	var jobs []job
+	for _, sc := range cfg.Scalings() {
+		jobs = append(jobs, job{len(jobs), sc, surrogate.LossMAE, 0})
+		for _, k := range cfg.Ks {
+			jobs = append(jobs, job{len(jobs), sc, surrogate.LossGradPIE, k})
+		}
 	}
 	rows := make([]Row, len(jobs))
 	workers := cfg.Workers
@@ -250,7 +309,7 @@ func (p *problem) run(ctx context.Context, cfg GradientConfig, report func(Progr
 	for range workers {
 		wg.Go(func() {
 			for j := range queue {
-				row, err := p.train(ctx, cfg, j.loss, j.k, report)
+				row, err := p.train(ctx, cfg, j.sc, j.loss, j.k, report)
 				if err != nil {
 					errOnce.Do(func() { first = err; cancel() })
 					continue
@@ -332,10 +391,12 @@ func uniform(rng *rand.Rand, s insitu.Space, n int) [][]float64 {
 }
 
 // train fits one model and evaluates its VJPs. Every model starts from the
-// same seed: same init, same minibatch order; only the loss differs.
-func (p *problem) train(ctx context.Context, cfg GradientConfig, loss surrogate.LossKind, k int, report func(Progress)) (Row, error) {
+// same seed: same init, same minibatch order; only the loss and the
+// scalings differ.
+func (p *problem) train(ctx context.Context, cfg GradientConfig, sc Scaling, loss surrogate.LossKind, k int, report func(Progress)) (Row, error) {
 	spec := p.box.Spec()
-	model, err := surrogate.NewModel(spec.In, len(spec.Out), surrogate.Arch{Hidden: cfg.Hidden, LayerNorm: cfg.LayerNorm}, cfg.Seed)
+	arch := surrogate.Arch{Hidden: cfg.Hidden, LayerNorm: cfg.LayerNorm, InputScaling: sc.Input, OutputScaling: sc.Output}
+	model, err := surrogate.NewModel(spec.In, len(spec.Out), arch, cfg.Seed)
 	if err != nil {
 		return Row{}, err
 	}
@@ -348,8 +409,11 @@ func (p *problem) train(ctx context.Context, cfg GradientConfig, loss surrogate.
 	for i := range p.xs {
 		data.Append(p.xs[i], p.ys[i])
 	}
-	row := Row{Setting: p.setting.Name, Dim: p.dim, Points: len(p.xs), Loss: loss, K: k}
+	row := Row{Setting: p.setting.Name, Scaling: sc, Dim: p.dim, Points: len(p.xs), Loss: loss, K: k}
 	name := row.Label()
+	if len(cfg.Scalings()) > 1 {
+		name = sc.String() + " " + name
+	}
 	start := time.Now()
 	last, err := tr.Fit(ctx, data, cfg.Epochs, func(epoch int, l float64) {
 		report(Progress{Setting: p.setting.Name, Model: name, Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: l})
@@ -420,12 +484,12 @@ func meanSD(v []float64) (mean, sd float64) {
 	return mean, sd
 }
 
-// Best returns, for a setting, the base row and the GradPIE row with the
+// Best returns, for a group, the base row and the GradPIE row with the
 // lowest relative error.
-func (r *Result) Best(setting string) (base, best Row, ok bool) {
+func (r *Result) Best(g Group) (base, best Row, ok bool) {
 	var haveBase, haveBest bool
 	for _, row := range r.Rows {
-		if row.Setting != setting {
+		if row.Group() != g {
 			continue
 		}
 		if row.K == 0 {
@@ -437,22 +501,31 @@ func (r *Result) Best(setting string) (base, best Row, ok bool) {
 	return base, best, haveBase && haveBest
 }
 
-// Settings returns the setting names in study order.
-func (r *Result) Settings() []string {
-	var names []string
+// Groups returns the (setting, scaling) groups in study order.
+func (r *Result) Groups() []Group {
+	var gs []Group
 	for _, row := range r.Rows {
-		if !slices.Contains(names, row.Setting) {
-			names = append(names, row.Setting)
+		if !slices.Contains(gs, row.Group()) {
+			gs = append(gs, row.Group())
 		}
 	}
-	return names
+	return gs
 }
 
-// gradpieRows returns a setting's GradPIE rows sorted by k.
-func (r *Result) gradpieRows(setting string) []Row {
+// groupName is the setting's name, followed by the scaling pair when the
+// study sweeps more than one.
+func (r *Result) groupName(g Group) string {
+	if len(r.Config.Scalings()) > 1 {
+		return g.Setting + " " + g.Scaling.String()
+	}
+	return g.Setting
+}
+
+// gradpieRows returns a group's GradPIE rows sorted by k.
+func (r *Result) gradpieRows(g Group) []Row {
 	var rows []Row
 	for _, row := range r.Rows {
-		if row.Setting == setting && row.K > 0 {
+		if row.Group() == g && row.K > 0 {
 			rows = append(rows, row)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/surrogate"
 )
 
 // tanhTwin is f(x) = A·tanh(B·x): smooth, nonlinear, with a closed-form VJP
@@ -111,6 +112,8 @@ func smallConfig() GradientConfig {
 		},
 		Hidden: []int{32, 32}, Epochs: 200, Batch: 32, LR: 3e-3, Norm: "l1",
 		Ks: []int{1, 4}, TestPoints: 50, Seed: 7,
+		InputScaling:  []surrogate.InputScaling{surrogate.DefaultInputScaling},
+		OutputScaling: []surrogate.OutputScaling{surrogate.DefaultOutputScaling},
 	}
 }
 
@@ -199,7 +202,7 @@ func TestRunGradientDeterministicAndLearns(t *testing.T) {
 	if epochs != cfg.TotalEpochs() {
 		t.Errorf("progress saw %d epochs, TotalEpochs says %d", epochs, cfg.TotalEpochs())
 	}
-	if got, want := len(res.Rows), len(cfg.Settings)*(1+len(cfg.Ks)); got != want {
+	if got, want := len(res.Rows), len(cfg.Settings)*len(cfg.Scalings())*(1+len(cfg.Ks)); got != want {
 		t.Fatalf("%d rows, want %d", got, want)
 	}
 	for _, r := range res.Rows {
@@ -210,12 +213,12 @@ func TestRunGradientDeterministicAndLearns(t *testing.T) {
 			t.Errorf("%s %s: median relative error %.3f, cosine %.3f: the surrogate did not learn the Jacobian", r.Setting, r.Label(), r.RelErrMed, r.Cos)
 		}
 	}
-	for _, s := range res.Settings() {
+	for _, g := range res.Groups() {
 		// The study's claim on a map this smooth: fitting differences
 		// between neighbours gives a better input gradient than MAE alone.
-		base, best, ok := res.Best(s)
+		base, best, ok := res.Best(g)
 		if !ok || !(best.RelErr < base.RelErr) || !(best.Cos > base.Cos) {
-			t.Errorf("%s: best GradPIE %+v does not beat MAE %+v", s, best, base)
+			t.Errorf("%v: best GradPIE %+v does not beat MAE %+v", g, best, base)
 		}
 	}
 	cfg.Workers = 1 // scheduling must not matter

@@ -19,21 +19,21 @@ import (
 // the change of the best k against the base model.
 func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "setting\tdim\tpoints\tmodel\trel. error\t± sd\tmedian\tcosine\t± sd\ttrain loss\ttrain s\t")
+	fmt.Fprintln(tw, "setting\tdim\tpoints\tscaling\tmodel\trel. error\t± sd\tmedian\tcosine\t± sd\ttrain loss\ttrain s\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4g\t%.1f\t\n",
-			row.Setting, row.Dim, row.Points, row.Label(), row.RelErr, row.RelErrSD, row.RelErrMed, row.Cos, row.CosSD, row.TrainLoss, row.Seconds)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4g\t%.1f\t\n",
+			row.Setting, row.Dim, row.Points, row.Scaling, row.Label(), row.RelErr, row.RelErrSD, row.RelErrMed, row.Cos, row.CosSD, row.TrainLoss, row.Seconds)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, s := range r.Settings() {
-		base, best, ok := r.Best(s)
+	for _, g := range r.Groups() {
+		base, best, ok := r.Best(g)
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(w, "%s: best GradPIE (k=%d) vs MAE: relative error %.4f → %.4f (%+.1f %%), cosine %.4f → %.4f (%+.1f %%)\n",
-			s, best.K, base.RelErr, best.RelErr, 100*(best.RelErr/base.RelErr-1), base.Cos, best.Cos, 100*(best.Cos/base.Cos-1))
+		fmt.Fprintf(w, "%s %s: best GradPIE (k=%d) vs MAE: relative error %.4f → %.4f (%+.1f %%), cosine %.4f → %.4f (%+.1f %%)\n",
+			g.Setting, g.Scaling, best.K, base.RelErr, best.RelErr, 100*(best.RelErr/base.RelErr-1), base.Cos, best.Cos, 100*(best.Cos/base.Cos-1))
 	}
 	return nil
 }
@@ -41,10 +41,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 // WriteCSV writes one line per model with full precision.
 func (r *Result) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"setting", "dim", "points", "loss", "k", "rel_err_mean", "rel_err_sd", "rel_err_median", "cos_mean", "cos_sd", "train_loss", "train_seconds"})
+	cw.Write([]string{"setting", "dim", "points", "input_scaling", "output_scaling", "loss", "k", "rel_err_mean", "rel_err_sd", "rel_err_median", "cos_mean", "cos_sd", "train_loss", "train_seconds"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, row := range r.Rows {
-		cw.Write([]string{row.Setting, strconv.Itoa(row.Dim), strconv.Itoa(row.Points), string(row.Loss), strconv.Itoa(row.K),
+		cw.Write([]string{row.Setting, strconv.Itoa(row.Dim), strconv.Itoa(row.Points),
+			string(row.Scaling.Input), string(row.Scaling.Output), string(row.Loss), strconv.Itoa(row.K),
 			f(row.RelErr), f(row.RelErrSD), f(row.RelErrMed), f(row.Cos), f(row.CosSD), f(row.TrainLoss), f(row.Seconds)})
 	}
 	cw.Flush()
@@ -61,8 +62,8 @@ var palette = []color.Color{
 }
 
 // WritePNG draws two panels side by side — relative error and cosine
-// similarity against k — with one line per setting for GradPIE and a dashed
-// horizontal line at that setting's MAE value.
+// similarity against k — with one line per group (setting and scaling
+// pair) for GradPIE and a dashed horizontal line at that group's MAE value.
 func (r *Result) WritePNG(w io.Writer) error {
 	panels := []struct {
 		title, ylabel string
@@ -84,9 +85,10 @@ func (r *Result) WritePNG(w io.Writer) error {
 		for _, k := range r.Config.Ks {
 			kmin, kmax = min(kmin, float64(k)), max(kmax, float64(k))
 		}
-		for si, s := range r.Settings() {
-			col := palette[si%len(palette)]
-			rows := r.gradpieRows(s)
+		for gi, g := range r.Groups() {
+			col := palette[gi%len(palette)]
+			s := r.groupName(g)
+			rows := r.gradpieRows(g)
 			pts := make(plotter.XYs, len(rows))
 			for i, row := range rows {
 				pts[i] = plotter.XY{X: float64(row.K), Y: panel.value(row)}
@@ -99,7 +101,7 @@ func (r *Result) WritePNG(w io.Writer) error {
 			line.Width = vg.Points(1.5)
 			p.Add(line, scatter)
 			p.Legend.Add(s+" GradPIE-kNN", line, scatter)
-			if base, _, ok := r.Best(s); ok {
+			if base, _, ok := r.Best(g); ok {
 				y := panel.value(base)
 				mae, err := plotter.NewLine(plotter.XYs{{X: kmin, Y: y}, {X: kmax, Y: y}})
 				if err != nil {
