@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 )
 
@@ -12,24 +13,35 @@ var ErrClosed = errors.New("fbdev: closed")
 
 // Opts configures Open. The zero value asks the device for everything.
 type Opts struct {
-	// Geometry is used when the path is not a framebuffer device (the ioctls
-	// fail with ENOTTY) and no sysfs directory describes it, e.g. a plain
-	// file. Set fields must agree with what the device or sysfs reports; a
-	// set Height below the sysfs virtual height selects the visible part of
-	// a double-buffered framebuffer.
+	// Geometry is used when the path is a regular file standing in for a
+	// framebuffer and no sysfs directory describes it. Set fields must
+	// agree with what the device or sysfs reports; a set Height below the
+	// sysfs virtual height selects the visible part of a double-buffered
+	// framebuffer.
 	Geometry Geometry
-	// SysfsDir overrides /sys/class/graphics/<base name of path>.
+	// SysfsDir overrides /sys/class/graphics/<base name of path>; it is
+	// read for regular files only (a framebuffer device answers ioctls).
 	SysfsDir string
 }
 
-// Dev is a mapped framebuffer. Its methods are safe for concurrent use; a
-// frame is written under one lock so two frames never interleave.
+// Dev is a framebuffer: the mapped memory of a framebuffer device, or a
+// regular file standing in for one. Its methods are safe for concurrent
+// use; a frame is written under one lock so two frames never interleave.
+//
+// A regular file is written with pwrite, never mapped: a mapped file that
+// someone truncates turns the next store past its new end into SIGBUS,
+// which kills the process before any safe state is reached. Before each
+// frame the file's size is checked, so a file that shrank is reported as
+// an error; a truncation racing that check only makes the write extend the
+// file again.
 type Dev struct {
 	name string
 	geo  Geometry
 
 	mu     sync.Mutex
-	mem    []byte       // the whole mapping; nil once closed
+	mem    []byte       // the device mapping or the caller's memory; nil once closed
+	file   *os.File     // a regular file written with pwrite; nil otherwise
+	buf    []byte       // staging for file writes: up to ctxRows rows
 	sync   func() error // msync, nil when the memory is not a mapping
 	unmap  func() error
 	closed bool
@@ -96,11 +108,16 @@ func (d *Dev) Blank(ctx context.Context) error {
 // Halt implements conn.Resource: it blanks the screen without a deadline.
 func (d *Dev) Halt() error { return d.Blank(context.Background()) }
 
+// rows calls fill with every visible row, whole stride included; only the
+// first Width pixels of a row reach the framebuffer.
 func (d *Dev) rows(ctx context.Context, op string, fill func(y int, row []byte)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return fmt.Errorf("%s: %s: %w", d, op, ErrClosed)
+	}
+	if d.file != nil {
+		return d.fileRows(ctx, op, fill)
 	}
 	g := d.geo
 	for y := range g.Height {
@@ -115,9 +132,48 @@ func (d *Dev) rows(ctx context.Context, op string, fill func(y int, row []byte))
 	return nil
 }
 
-// Sync flushes the mapping with msync(MS_SYNC). A real framebuffer scans
-// memory directly and needs no flush; a file standing in for one does, so a
-// twin reading the file sees whole frames.
+// fileRows is rows for a regular file: ctxRows rows at a time are filled in
+// d.buf and written with pwrite, as one write when rows are packed, else
+// one per row so that stride padding in the file is left alone.
+func (d *Dev) fileRows(ctx context.Context, op string, fill func(y int, row []byte)) error {
+	g := d.geo
+	st, err := d.file.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", d, op, err)
+	}
+	if st.Size() < int64(g.Size()) {
+		return fmt.Errorf("%s: %s: file shrank to %d bytes, frame needs %d: refusing to draw", d, op, st.Size(), g.Size())
+	}
+	n := g.Width * g.Format.BytesPerPixel()
+	for y0 := 0; y0 < g.Height; y0 += ctxRows {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %s: row %d: %w", d, op, y0, err)
+		}
+		k := min(ctxRows, g.Height-y0)
+		chunk := d.buf[:k*g.Stride]
+		for i := range k {
+			fill(y0+i, chunk[i*g.Stride:(i+1)*g.Stride])
+		}
+		off := int64(g.Offset + y0*g.Stride)
+		if n == g.Stride {
+			if _, err := d.file.WriteAt(chunk, off); err != nil {
+				return fmt.Errorf("%s: %s: rows %d-%d: %w", d, op, y0, y0+k-1, err)
+			}
+			continue
+		}
+		for i := range k {
+			if _, err := d.file.WriteAt(chunk[i*g.Stride:i*g.Stride+n], off+int64(i*g.Stride)); err != nil {
+				return fmt.Errorf("%s: %s: row %d: %w", d, op, y0+i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Sync flushes a device mapping with msync(MS_SYNC). A real framebuffer
+// scans memory directly and needs no flush, and neither does a regular file:
+// it is written with pwrite, so a twin reading the file sees each frame once
+// Show returns, and Sync does nothing more.
 func (d *Dev) Sync() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -133,7 +189,7 @@ func (d *Dev) Sync() error {
 	return nil
 }
 
-// Close unmaps and closes the device. It does not blank: the safe state is
+// Close unmaps or closes the device. It does not blank: the safe state is
 // the guard's decision (Halt/Blank), and a closed SLM keeps its last image.
 // Closing twice is not an error.
 func (d *Dev) Close() error {
@@ -143,7 +199,13 @@ func (d *Dev) Close() error {
 		return nil
 	}
 	d.closed = true
-	d.mem = nil
+	d.mem, d.buf = nil, nil
+	if d.file != nil {
+		if err := d.file.Close(); err != nil {
+			return fmt.Errorf("%s: close: %w", d, err)
+		}
+		return nil
+	}
 	if d.unmap == nil {
 		return nil
 	}

@@ -1,14 +1,18 @@
 // Package fbdev drives a spatial light modulator that the host sees as a
 // Linux framebuffer (/dev/fbN): the SLM is, electrically, a monitor showing
 // an 8-bit grayscale image, so this package only puts gray levels into the
-// mapped framebuffer memory. It knows nothing of phase, LUTs or settle time;
+// framebuffer memory. It knows nothing of phase, LUTs or settle time;
 // instruments/slm does.
 //
-// Geometry comes from the FBIOGET_VSCREENINFO / FBIOGET_FSCREENINFO ioctls
-// when the path is a real framebuffer, else from sysfs
+// Open accepts two kinds of path. A framebuffer device (a character device
+// answering the FBIOGET_VSCREENINFO / FBIOGET_FSCREENINFO ioctls) is mapped
+// and its geometry comes from the ioctls. A regular file of the right size
+// stands in for the device, which is how the tests and the twins run: its
+// geometry comes from sysfs
 // (/sys/class/graphics/fbN/{virtual_size,bits_per_pixel,stride}), else from
-// the explicit Opts.Geometry. The last case lets a plain file of the right
-// size stand in for the device, which is how the tests and the twins run.
+// the explicit Opts.Geometry, and it is written with pwrite, not mapped, so
+// that a file truncated under a running display is an error, not SIGBUS.
+// Any other path, such as /dev/zero, is refused.
 //
 // Supported layouts (all gray, so R=G=B and channel order does not matter):
 // 32 bpp XRGB8888, 24 bpp RGB888, 16 bpp RGB565 and 8 bpp (a gray palette is
@@ -65,7 +69,7 @@ type Geometry struct {
 	Offset        int    // byte offset of the visible pixel (0,0) in the mapping (panning)
 }
 
-// Size is the number of bytes that must be mapped.
+// Size is the number of bytes the framebuffer memory or file must hold.
 func (g Geometry) Size() int { return g.Offset + g.Stride*g.Height }
 
 // normalize fills a zero Stride and checks g.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"unsafe"
 )
@@ -273,6 +274,142 @@ func BenchmarkShow1080p(b *testing.B) {
 				if err := d.Show(ctx, img); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestTruncatedFileIsAnError truncates the file under an open display and
+// draws in this process: were the file mapped, the draw would die of SIGBUS
+// and take the test binary with it. Every drawing method must return an
+// error instead and leave the file as short as it was; once the file has its
+// size back, drawing works again.
+func TestTruncatedFileIsAnError(t *testing.T) {
+	g := Geometry{Width: 256, Height: 64, Format: XRGB8888} // 64 KiB: 16 pages
+	size := 256 * 64 * 4
+	for _, keep := range []int64{0, 4096, int64(size) - 1} {
+		t.Run(fmt.Sprint(keep), func(t *testing.T) {
+			path, nosys := fbFile(t, size, 0)
+			d, err := Open(path, &Opts{SysfsDir: nosys, Geometry: g})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.Show(context.Background(), make([]uint8, 256*64)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, keep); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("%s: show: file shrank to %d bytes, frame needs %d: refusing to draw", d, keep, size)
+			if err := d.Show(context.Background(), bytes.Repeat([]uint8{0x80}, 256*64)); err == nil || err.Error() != want {
+				t.Errorf("Show on a truncated file: %v\nwant %s", err, want)
+			}
+			if err := d.ShowFunc(context.Background(), func(x, y int) uint8 { return 1 }); err == nil || !strings.Contains(err.Error(), "shrank") {
+				t.Errorf("ShowFunc on a truncated file: %v", err)
+			}
+			if err := d.Halt(); err == nil || !strings.Contains(err.Error(), "blank: file shrank") {
+				t.Errorf("Halt on a truncated file: %v", err)
+			}
+			if st, err := os.Stat(path); err != nil || st.Size() != keep {
+				t.Errorf("file size after refused draws: %v, %v; want %d", st.Size(), err, keep)
+			}
+			if err := os.Truncate(path, int64(size)); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Show(context.Background(), make([]uint8, 256*64)); err != nil {
+				t.Errorf("Show once the file is whole again: %v", err)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesNonFramebuffers opens paths that would take every frame
+// and show none: character devices that are not framebuffers, a pipe.
+func TestOpenRefusesNonFramebuffers(t *testing.T) {
+	g := Geometry{Width: 4, Height: 4, Format: Gray8}
+	nosys := filepath.Join(t.TempDir(), "no-sysfs")
+	for _, dev := range []string{"/dev/zero", "/dev/null"} {
+		if _, err := os.Stat(dev); err != nil {
+			t.Logf("skipping %s: %v", dev, err)
+			continue
+		}
+		d, err := Open(dev, &Opts{SysfsDir: nosys, Geometry: g})
+		if err == nil {
+			d.Close()
+			t.Errorf("%s opened as a framebuffer", dev)
+			continue
+		}
+		if want := dev + " is a character device but not a framebuffer"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q, want it to say %q", dev, err, want)
+		}
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := Open(fifo, &Opts{SysfsDir: nosys, Geometry: g}); err == nil {
+		d.Close()
+		t.Error("a named pipe opened as a framebuffer")
+	} else if want := fifo + " is a named pipe"; !strings.Contains(err.Error(), want) {
+		t.Errorf("fifo: error %q, want it to say %q", err, want)
+	}
+}
+
+// TestOpenFileTooSmall gives a regular file fewer bytes than the geometry
+// needs, the geometry coming from Opts or from sysfs.
+func TestOpenFileTooSmall(t *testing.T) {
+	path, nosys := fbFile(t, 4*4*4-1, 0)
+	_, err := Open(path, &Opts{SysfsDir: nosys, Geometry: Geometry{Width: 4, Height: 4, Format: XRGB8888}})
+	if want := fmt.Sprintf("fbdev(%s): 4x4 xrgb8888 stride 16 needs 64 bytes, the file has 63", path); err == nil || err.Error() != want {
+		t.Errorf("Opts geometry: %v\nwant %s", err, want)
+	}
+	sys := t.TempDir()
+	for name, text := range map[string]string{"virtual_size": "4,4\n", "bits_per_pixel": "32\n"} {
+		if err := os.WriteFile(filepath.Join(sys, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(path, &Opts{SysfsDir: sys}); err == nil || !strings.Contains(err.Error(), "the file has 63") {
+		t.Errorf("sysfs geometry: %v", err)
+	}
+}
+
+// TestFileRowsChunked draws more rows than are written per pwrite, packed
+// (one write per chunk) and padded (one write per row, padding kept), at a
+// panning offset, and checks every byte of the file.
+func TestFileRowsChunked(t *testing.T) {
+	const w, h, off = 5, 2*ctxRows + 7, 3
+	for _, stride := range []int{w, w + 2} {
+		t.Run(fmt.Sprint("stride", stride), func(t *testing.T) {
+			size := off + stride*h + 4
+			path, nosys := fbFile(t, size, 0xAA)
+			d, err := Open(path, &Opts{SysfsDir: nosys, Geometry: Geometry{Width: w, Height: h, Format: Gray8, Stride: stride, Offset: off}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := make([]uint8, w*h)
+			for i := range img {
+				img[i] = uint8(i*7 + 1)
+			}
+			if err := d.Show(context.Background(), img); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			want := bytes.Repeat([]byte{0xAA}, size)
+			for y := range h {
+				copy(want[off+y*stride:], img[y*w:(y+1)*w])
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+				t.Errorf("file after Show:\n got % x\nwant % x", got, want)
+			}
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Show(context.Background(), img); !errors.Is(err, ErrClosed) {
+				t.Errorf("Show after Close: %v", err)
 			}
 		})
 	}

@@ -56,25 +56,73 @@ func ioctl(fd uintptr, req uintptr, arg unsafe.Pointer) error {
 	return nil
 }
 
-// Open maps the framebuffer at path (e.g. "/dev/fb1", or a plain file of
-// the right size with opts.Geometry). opts may be nil.
+// Open opens the framebuffer at path: a framebuffer device such as
+// "/dev/fb1", which is mapped, or a regular file standing in for one, which
+// is written with pwrite (see Dev). opts may be nil.
+//
+// Anything else is refused, a character device that does not answer
+// FBIOGET_VSCREENINFO included: /dev/zero or /dev/null would accept every
+// frame and show nothing.
 func Open(path string, opts *Opts) (*Dev, error) {
 	if opts == nil {
 		opts = &Opts{}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	// O_NOCTTY: a terminal opened by mistake must not become the
+	// process's controlling terminal before it is refused below.
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("fbdev: %w", err)
 	}
-	// The mapping outlives the descriptor, so the file is closed on return.
-	defer f.Close()
-
-	g, limit, err := geometry(f, path, opts)
+	st, err := f.Stat()
 	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fbdev: %w", err)
+	}
+	switch mode := st.Mode(); {
+	case mode.IsRegular():
+		d, err := openFile(f, path, st.Size(), opts)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return d, nil
+	case mode&os.ModeCharDevice != 0:
+		// The mapping outlives the descriptor, so the file is closed on return.
+		defer f.Close()
+		return openDevice(f, path, opts)
+	default:
+		f.Close()
+		return nil, fmt.Errorf("fbdev: %s is %s, neither a framebuffer device nor a regular file", path, kind(mode))
+	}
+}
+
+// kind names a file type for an error message.
+func kind(m os.FileMode) string {
+	switch {
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "a file of type " + m.Type().String()
+}
+
+// openDevice maps a framebuffer device, whose geometry comes from the
+// ioctls; a character device that does not answer them is refused.
+func openDevice(f *os.File, path string, opts *Opts) (*Dev, error) {
+	g, limit, err := fromIoctl(f.Fd())
+	if err != nil {
+		return nil, fmt.Errorf("fbdev: %s is a character device but not a framebuffer (%w)", path, err)
+	}
+	if err := agree(g, opts.Geometry, "ioctl", true); err != nil {
 		return nil, fmt.Errorf("fbdev(%s): %w", path, err)
 	}
 	if limit >= 0 && int64(g.Size()) > limit {
-		// Touching a mapping past the end of a file is SIGBUS, not an error.
+		// Touching a mapping past the device memory is SIGBUS, not an error.
 		return nil, fmt.Errorf("fbdev(%s): %s needs %d bytes, the device has %d", path, g, g.Size(), limit)
 	}
 	mem, err := syscall.Mmap(int(f.Fd()), 0, g.Size(), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
@@ -93,41 +141,40 @@ func Open(path string, opts *Opts) (*Dev, error) {
 	return d, nil
 }
 
-// geometry asks the ioctls, then sysfs, then opts. limit is the number of
-// bytes that may be mapped, or -1 if unknown.
-func geometry(f *os.File, path string, opts *Opts) (g Geometry, limit int64, err error) {
-	g, limit, err = fromIoctl(f.Fd())
-	switch {
-	case err == nil:
-		return g, limit, agree(g, opts.Geometry, "ioctl", true)
-	case !errors.Is(err, syscall.ENOTTY) && !errors.Is(err, syscall.EINVAL):
-		return g, 0, err
+// openFile returns a Dev writing into the regular file f of size bytes,
+// with the geometry from sysfs or opts. It takes f on success.
+func openFile(f *os.File, path string, size int64, opts *Opts) (*Dev, error) {
+	g, err := fileGeometry(path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("fbdev(%s): %w", path, err)
 	}
+	if int64(g.Size()) > size {
+		return nil, fmt.Errorf("fbdev(%s): %s needs %d bytes, the file has %d", path, g, g.Size(), size)
+	}
+	return &Dev{name: path, geo: g, file: f, buf: make([]byte, min(ctxRows, g.Height)*g.Stride)}, nil
+}
 
-	limit = -1
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		limit = st.Size()
-	}
+// fileGeometry asks sysfs, then opts, for the geometry of a regular file.
+func fileGeometry(path string, opts *Opts) (Geometry, error) {
 	dir := opts.SysfsDir
 	if dir == "" {
 		dir = filepath.Join("/sys/class/graphics", filepath.Base(path))
 	}
-	g, err = fromSysfs(dir)
+	g, err := fromSysfs(dir)
 	switch {
 	case err == nil:
 		if err := agree(g, opts.Geometry, dir, false); err != nil {
-			return g, 0, err
+			return g, err
 		}
-		return restrict(g, opts.Geometry), limit, nil
+		return restrict(g, opts.Geometry), nil
 	case !errors.Is(err, os.ErrNotExist):
-		return g, 0, err
+		return g, err
 	}
-
 	g, err = opts.Geometry.normalize()
 	if err != nil {
-		return g, 0, fmt.Errorf("not a framebuffer, no sysfs in %s, and the configured geometry is invalid: %w", dir, err)
+		return g, fmt.Errorf("a regular file, no sysfs in %s, and the configured geometry is invalid: %w", dir, err)
 	}
-	return g, limit, nil
+	return g, nil
 }
 
 // restrict narrows a sysfs (virtual) geometry to the configured visible size.
