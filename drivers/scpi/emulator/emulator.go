@@ -13,19 +13,26 @@
 // A twin must not pass for hardware: New refuses an identity whose
 // manufacturer or model does not contain "twin", and Listen binds loopback
 // addresses only.
+//
+// A served twin holds bounded memory and connections whatever its peers
+// send: lines are at most MaxLine bytes (longer is −363 "Input buffer
+// overrun"), the command log at most MaxLogBytes, and ServeTCP serves at
+// most MaxConns connections at once and rides out temporary accept errors
+// such as EMFILE. Stats reports the counters.
 package emulator
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/insitu-lab/insitu/drivers/scpi"
@@ -64,6 +71,17 @@ type Instrument struct {
 	entries []entry
 	term    string
 	onReset func()
+	logf    func(format string, args ...any)
+
+	// Limits, set from the exported constants; package tests lower them.
+	maxLine, maxConns          int
+	maxLogBytes, maxLogEntries int
+
+	// Connection counters, atomic so that accepting never waits for mu,
+	// which a reply's injected latency holds.
+	conns                           atomic.Int64
+	refused, acceptErrors, overruns atomic.Uint64
+	bufBytes                        atomic.Int64
 
 	mu          sync.Mutex
 	faults      Faults
@@ -72,7 +90,7 @@ type Instrument struct {
 	dropNext    int
 	garbleNext  int
 	hangUpNext  bool
-	log         []string
+	log         cmdLog
 	maxQueueLen int
 }
 
@@ -100,6 +118,13 @@ func WithFaults(f Faults) Option { return func(in *Instrument) { in.faults = f }
 // WithReset sets what *RST does besides clearing the error queue.
 func WithReset(f func()) Option { return func(in *Instrument) { in.onReset = f } }
 
+// WithLogf sets where Serve and ServeTCP report a peer they cut off or an
+// accept error they retry (default log.Printf). f may be called from
+// several goroutines at once.
+func WithLogf(f func(format string, args ...any)) Option {
+	return func(in *Instrument) { in.logf = f }
+}
+
 // New returns an instrument that answers *IDN? with idn. The identity must
 // name the instrument as a twin (in its manufacturer or model field) so that
 // an identity check configured for real hardware refuses it.
@@ -111,7 +136,10 @@ func New(idn string, table Table, opts ...Option) (*Instrument, error) {
 	if !strings.Contains(strings.ToLower(id.Manufacturer+id.Model), "twin") {
 		return nil, fmt.Errorf("emulator: identity %q must say \"twin\" in its manufacturer or model", idn)
 	}
-	in := &Instrument{idn: idn, term: "\n", maxQueueLen: 32}
+	in := &Instrument{
+		idn: idn, term: "\n", maxQueueLen: 32, logf: log.Printf,
+		maxLine: MaxLine, maxConns: MaxConns, maxLogBytes: MaxLogBytes, maxLogEntries: MaxLogEntries,
+	}
 	keys := make([]string, 0, len(table))
 	for k := range table {
 		keys = append(keys, k)
@@ -157,12 +185,13 @@ func (in *Instrument) GarbleNext(n int) { in.mu.Lock(); in.garbleNext += n; in.m
 // of answering it.
 func (in *Instrument) HangUpNext() { in.mu.Lock(); in.hangUpNext = true; in.mu.Unlock() }
 
-// Commands returns the commands received so far (compound lines split), at
-// most the last 4096.
+// Commands returns the commands received so far (compound lines split),
+// oldest first: the newest that fit in MaxLogBytes of text and
+// MaxLogEntries entries. Stats().LogDropped counts the older ones dropped.
 func (in *Instrument) Commands() []string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return slices.Clone(in.log)
+	return in.log.list()
 }
 
 // Err returns an error for a Handler that queues code and message.
@@ -171,6 +200,12 @@ func Err(code int, msg string) error { return scpi.DeviceError{Code: code, Messa
 // Serve answers the lines read from rw until rw reports EOF (returns nil),
 // ctx ends (returns ctx.Err()), or a hang-up is injected (returns ErrHangUp).
 // If rw is an io.Closer, Serve closes it on return so the peer sees a hang-up.
+//
+// A line longer than MaxLine queues −363 "Input buffer overrun". On a
+// net.Conn, Serve then sends that error as a last line, hangs up and
+// returns ErrOverrun; on any other stream (a pseudo-terminal standing in
+// for a serial port, which cannot hang up) it discards the line through its
+// terminator and goes on, as a serial instrument does.
 func (in *Instrument) Serve(ctx context.Context, rw io.ReadWriter) error {
 	closer, _ := rw.(io.Closer)
 	if closer != nil {
@@ -178,19 +213,35 @@ func (in *Instrument) Serve(ctx context.Context, rw io.ReadWriter) error {
 		defer stop()
 		defer closer.Close()
 	}
-	r := bufio.NewReader(rw)
-	for lines := 1; ; lines++ {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
+	lr := newLineReader(rw, in.maxLine, &in.bufBytes)
+	defer lr.release()
+	readErr := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		reply, hangUp := in.handleLine(ctx, strings.TrimRight(line, "\r\n"), lines)
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	for lines := 1; ; lines++ {
+		line, err := lr.next()
+		if errors.Is(err, errLineTooLong) {
+			conn, isConn := rw.(net.Conn)
+			in.overrun(conn)
+			if isConn {
+				in.hangUpOverrun(conn)
+				return ErrOverrun
+			}
+			if err := lr.skip(); err != nil {
+				return readErr(err)
+			}
+			continue
+		}
+		if err != nil {
+			return readErr(err)
+		}
+		reply, hangUp := in.handleLine(ctx, strings.TrimRight(string(line), "\r\n"), lines)
 		if hangUp {
 			return ErrHangUp
 		}
@@ -204,6 +255,36 @@ func (in *Instrument) Serve(ctx context.Context, rw io.ReadWriter) error {
 			return err
 		}
 	}
+}
+
+// overrun queues −363 for a line longer than maxLine and logs it; conn is
+// the peer, nil if the stream is not a connection.
+func (in *Instrument) overrun(conn net.Conn) {
+	in.overruns.Add(1)
+	in.mu.Lock()
+	in.push(overrunError)
+	in.mu.Unlock()
+	peer, then := "stream", "discarding it"
+	if conn != nil {
+		peer, then = conn.RemoteAddr().String(), "hanging up"
+	}
+	in.logf("emulator: %s sent a line longer than %d bytes: input buffer overrun, %s", peer, in.maxLine, then)
+}
+
+var overrunError = scpi.DeviceError{Code: -363, Message: "Input buffer overrun"}
+
+// hangUpOverrun sends the overrun error, closes the sending side and
+// discards input for a while, bounded in time and memory, so the peer can
+// read the error before Serve closes the connection.
+func (in *Instrument) hangUpOverrun(c net.Conn) {
+	_ = c.SetDeadline(time.Now().Add(overrunLinger))
+	if _, err := io.WriteString(c, overrunError.String()+in.term); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, c)
 }
 
 // Listen listens on a loopback TCP address ("127.0.0.1:0" for any free
@@ -230,20 +311,52 @@ func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 
 // ServeTCP accepts connections on ln and serves each until ctx ends, then
 // closes ln and every connection and returns ctx.Err(). Use Listen for ln.
+//
+// At most MaxConns connections are served at once: one more is closed as
+// soon as it is accepted, and logged. A temporary accept error (EMFILE when
+// out of file descriptors, ECONNABORTED) is logged and retried after a pause
+// doubling from 5 ms to 1 s; any other accept error closes every
+// connection and is returned.
 func (in *Instrument) ServeTCP(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before wg.Wait: the connections end with ServeTCP
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	slots := make(chan struct{}, in.maxConns)
+	var delay time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return err
+			if !temporary(err) {
+				return err
+			}
+			in.acceptErrors.Add(1)
+			delay = nextDelay(delay)
+			in.logf("emulator: accept: %v; retrying in %v", err, delay)
+			if !sleep(ctx, delay) {
+				return ctx.Err()
+			}
+			continue
 		}
-		wg.Go(func() { _ = in.Serve(ctx, c) })
+		delay = 0
+		select {
+		case slots <- struct{}{}:
+		default:
+			in.refused.Add(1)
+			in.logf("emulator: %d connections open, refusing %s", in.maxConns, c.RemoteAddr())
+			c.Close()
+			continue
+		}
+		in.conns.Add(1)
+		wg.Go(func() {
+			defer func() { in.conns.Add(-1); <-slots }()
+			_ = in.Serve(ctx, c)
+		})
 	}
 }
 
@@ -263,10 +376,7 @@ func (in *Instrument) handleLine(ctx context.Context, line string, n int) ([]byt
 		if cmd == "" {
 			continue
 		}
-		in.log = append(in.log, cmd)
-		if len(in.log) > 4096 {
-			in.log = in.log[len(in.log)-4096:]
-		}
+		in.log.add(cmd, in.maxLogBytes, in.maxLogEntries)
 		header, args, _ := strings.Cut(cmd, " ")
 		args = strings.TrimSpace(args)
 		reply, isQuery, err := in.exec(header, args, prev)
