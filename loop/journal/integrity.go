@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"strings"
 
 	sqlite "modernc.org/sqlite"
 )
@@ -287,13 +288,25 @@ func integrityCheck(ctx context.Context, c *sql.Conn) error {
 		if err := rows.Scan(&s); err != nil {
 			return markCorrupt(err)
 		}
-		msgs = append(msgs, s)
+		// A row can hold several problems, one a line, under a heading.
+		for _, line := range strings.Split(s, "\n") {
+			if line != "" && !strings.HasPrefix(line, "*** ") {
+				msgs = append(msgs, line)
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return markCorrupt(err)
 	}
-	if len(msgs) != 1 || msgs[0] != "ok" {
-		return corruptf("integrity check failed: %q", msgs)
+	if len(msgs) == 1 && msgs[0] == "ok" {
+		return nil
 	}
-	return nil
+	// The first problems say enough; the check reports up to 100.
+	const shown = 3
+	more := ""
+	if len(msgs) > shown {
+		more = fmt.Sprintf(" and %d more", len(msgs)-shown)
+		msgs = msgs[:shown]
+	}
+	return corruptf("SQLite's integrity check failed: %s%s", strings.Join(msgs, "; "), more)
 }

@@ -226,6 +226,9 @@ func TestObjectiveColumn(t *testing.T) {
 		{math.SmallestNonzeroFloat64, math.SmallestNonzeroFloat64},
 		{math.Copysign(0, -1), 0}, // REAL affinity stores an integral value as an integer
 		{math.NaN(), math.NaN()},  // stored as NULL: unknown
+		{1 << 62, 1 << 62},
+		{-(1 << 63), -(1 << 63)},
+		{math.MaxFloat64, math.MaxFloat64},
 	} {
 		id := mustBegin(t, j, Intent{Role: RoleStep, X: []float64{1}})
 		if err := j.Finish(ctx, id, []float64{tc.in}, tc.in, nil); err != nil {
