@@ -104,7 +104,7 @@ const (
 	raceCancel                        // the run's context cancelled at a random moment
 	raceInterlock                     // an output crosses an interlock at a random query
 	raceWatchdog                      // a random query overruns the timeout (it honours ctx)
-	raceStuckAbort                    // Abort while a query ignores ctx past the grace
+	raceStuckAbort                    // Abort while a query ignores ctx until safe state is over
 	raceStuckWatchdog                 // the watchdog abandons a query that ignores ctx
 )
 
@@ -122,15 +122,17 @@ type raceStats struct {
 	post, startedDuring, startedAfter int // a query started after SafeState began
 	overlap, reported, unreported     int // a query was in flight during SafeState; the guard said so or not
 	notOnce                           int // SafeState not called exactly once
-	early                             int // SafeState began less than the grace after Abort, a query in flight
+	stuck, stuckUnreported            int // a query stuck through safe state; the guard did not say so
+	early                             int // SafeState began less than the grace after Abort, a query stuck
 	errMissing                        int // the guard reported an overlap in its event but not in Do's error
 }
 
 func (s raceStats) String() string {
 	return fmt.Sprintf("post-safe-state starts %d/%d (during %d, after %d), overlaps %d/%d (reported %d, unreported %d), "+
-		"SafeState≠1 %d/%d, safe state earlier than grace %d, overlap missing from Do's error %d; %d device queries",
+		"SafeState≠1 %d/%d, stuck queries %d (unreported %d), safe state earlier than grace %d, "+
+		"overlap missing from Do's error %d; %d device queries",
 		s.post, s.trials, s.startedDuring, s.startedAfter, s.overlap, s.trials, s.reported, s.unreported,
-		s.notOnce, s.trials, s.early, s.errMissing, s.queries)
+		s.notOnce, s.trials, s.stuck, s.stuckUnreported, s.early, s.errMissing, s.queries)
 }
 
 func (s *raceStats) add(o raceStats) {
@@ -143,6 +145,8 @@ func (s *raceStats) add(o raceStats) {
 	s.reported += o.reported
 	s.unreported += o.unreported
 	s.notOnce += o.notOnce
+	s.stuck += o.stuck
+	s.stuckUnreported += o.stuckUnreported
 	s.early += o.early
 	s.errMissing += o.errMissing
 }
@@ -150,10 +154,14 @@ func (s *raceStats) add(o raceStats) {
 // runRaceTrial runs one loop under Do that queries until an error, with
 // the mode's way of ending it, and returns what the device witnessed.
 func runRaceTrial(m raceMode) (raceStats, error) {
-	const stuckFactor = 4 // a stuck query outlives the grace by this factor
 	dev := &raceDevice{spec: newRecorder().spec}
 	at := rand.IntN(8) // the query that trips or sticks
-	stuck := make(chan struct{})
+	// A stuck query ignores ctx until the safe state is over: until Abort
+	// returns, or Do when the watchdog abandons it.
+	stuck, release := make(chan struct{}), make(chan struct{})
+	var stuckOnce, releaseOnce sync.Once
+	unstick := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unstick()
 	dev.query = func(ctx context.Context, k int) ([]float64, error) {
 		switch {
 		case k == at && m.kind == raceInterlock:
@@ -167,8 +175,8 @@ func runRaceTrial(m raceMode) (raceStats, error) {
 				return []float64{0, 0}, nil
 			}
 		case k == at && (m.kind == raceStuckAbort || m.kind == raceStuckWatchdog):
-			close(stuck)
-			time.Sleep(stuckFactor * m.grace)
+			stuckOnce.Do(func() { close(stuck) })
+			<-release
 			return []float64{0, 0}, nil
 		}
 		jitter(200 * time.Microsecond)
@@ -203,6 +211,7 @@ func runRaceTrial(m raceMode) (raceStats, error) {
 			jitter(200 * time.Microsecond)
 			abortAt = time.Now()
 			_ = g.Abort()
+			unstick()
 		})
 	}
 	doErr := g.Do(ctx, func(ctx context.Context) error {
@@ -213,6 +222,7 @@ func runRaceTrial(m raceMode) (raceStats, error) {
 			}
 		}
 	})
+	unstick()
 	wg.Wait()
 	dev.drain()
 
@@ -249,8 +259,16 @@ func runRaceTrial(m raceMode) (raceStats, error) {
 	if s.reported == 1 && !errors.Is(doErr, ErrQueryInFlight) {
 		s.errMissing = 1
 	}
-	if m.kind == raceStuckAbort && !abortAt.IsZero() && ssBegin.Sub(abortAt) < m.grace {
-		s.early = 1
+	select {
+	case <-stuck:
+		s.stuck = 1
+		if s.reported == 0 {
+			s.stuckUnreported = 1
+		}
+		if m.kind == raceStuckAbort && ssBegin.Sub(abortAt) < m.grace {
+			s.early = 1
+		}
+	default:
 	}
 	return s, nil
 }
@@ -279,7 +297,7 @@ func TestNoQueryAroundSafeState(t *testing.T) {
 		{name: "watchdog-trip", kind: raceWatchdog, timeout: 5 * time.Millisecond, grace: long, trials: trials},
 		{name: "stuck-abort/direct", kind: raceStuckAbort, grace: 5 * time.Millisecond, trials: stuckTrials},
 		{name: "stuck-abort/watchdog", kind: raceStuckAbort, timeout: long, grace: 5 * time.Millisecond, trials: stuckTrials},
-		{name: "stuck-watchdog-trip", kind: raceStuckWatchdog, timeout: 2 * time.Millisecond, grace: 5 * time.Millisecond, trials: stuckTrials},
+		{name: "stuck-watchdog-trip", kind: raceStuckWatchdog, timeout: 5 * time.Millisecond, grace: 5 * time.Millisecond, trials: stuckTrials},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -306,9 +324,10 @@ func TestNoQueryAroundSafeState(t *testing.T) {
 			}
 			wg.Wait()
 			stuck := m.kind == raceStuckAbort || m.kind == raceStuckWatchdog
-			bad := sum.post > 0 || sum.notOnce > 0 || sum.unreported > 0 || sum.errMissing > 0 || sum.early > 0 ||
+			bad := sum.post > 0 || sum.notOnce > 0 || sum.unreported > 0 || sum.errMissing > 0 ||
+				sum.stuckUnreported > 0 || sum.early > 0 ||
 				!stuck && sum.overlap > 0 ||
-				stuck && sum.reported < sum.trials/2 // the abandoned path must actually be exercised
+				stuck && sum.stuck < sum.trials/2 // the abandoned path must actually be exercised
 			if bad {
 				t.Errorf("%s: %v", m.name, sum)
 			} else {
