@@ -86,6 +86,9 @@ func TestNewNames(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "safety: "+c.key+": ") {
 			t.Errorf("%s: err = %v", c.key, err)
 		}
+		if cerr := Check(newRecorder().spec, c.cfg); err == nil || cerr == nil || cerr.Error() != err.Error() {
+			t.Errorf("%s: Check: %v, New: %v", c.key, cerr, err)
+		}
 	}
 	if _, err := New(newRecorder(), Config{Lower: map[string]float64{"x1": 2.5}}); err == nil || !strings.Contains(err.Error(), "coordinate x1") {
 		t.Errorf("empty intersection should name the coordinate: %v", err)
@@ -278,4 +281,70 @@ func TestSkipReachesASequencedDevice(t *testing.T) {
 		t.Errorf("Skip counted as queries: %+v", c)
 	}
 	mustNew(t, newRecorder(), Config{}).Skip(5) // no Skip on the device: nothing happens
+}
+
+// Check reports, without a device, exactly what New reports for a device
+// with the same Spec.
+func TestCheck(t *testing.T) {
+	spec := insitu.Spec{
+		Name: "smu",
+		In:   insitu.Space{Names: []string{"smu/voltage"}, Lower: []float64{-10}, Upper: []float64{10}},
+		Out:  []string{"smu/current"},
+	}
+	newWith := func(cfg Config) error {
+		rec := newRecorder()
+		rec.spec = spec
+		_, err := New(rec, cfg)
+		return err
+	}
+	if err := Check(spec, Config{
+		Upper:        map[string]float64{"smu/voltage": 5},
+		MaxStep:      PerName{"smu/voltage": 0.5},
+		OutputRanges: map[string]Range{"smu/current": {Lo: -1, Hi: 1}},
+		Interlocks:   []Interlock{{Output: "smu/current", Above: new(0.1)}},
+	}); err != nil {
+		t.Errorf("a good config: %v", err)
+	}
+	cases := []struct {
+		cfg  Config
+		want string // the whole message
+	}{
+		{Config{MaxStep: PerName{"smu/voltge": 0.5}},
+			`safety: max_step.smu/voltge: unknown coordinate "smu/voltge" (known: smu/voltage)`},
+		{Config{Interlocks: []Interlock{{Output: "smu/current", Above: new(0.1)}, {Output: "smu/curent", Above: new(0.2)}}},
+			`safety: interlocks[1].output: unknown output "smu/curent" (known: smu/current)`},
+		{Config{OutputRanges: map[string]Range{"current": {Lo: -1, Hi: 1}}},
+			`safety: output_ranges.current: unknown output "current" (known: smu/current)`},
+		{Config{Lower: map[string]float64{"smu/voltage": 20}, Upper: map[string]float64{"smu/voltage": 30}},
+			`safety: lower.smu/voltage: bounds on coordinate smu/voltage do not intersect the device range [-10, 10]`},
+		{Config{Upper: map[string]float64{"smu/voltage": -11}},
+			`safety: upper.smu/voltage: bounds on coordinate smu/voltage do not intersect the device range [-10, 10]`},
+		{Config{Saturation: PerName{"I": 1}},
+			`safety: saturation.I: unknown output "I" (known: smu/current)`},
+		{Config{Initial: map[string]float64{"smu/voltage": 12}},
+			`safety: initial.smu/voltage: 12 is outside the bounds [-10, 10]`},
+		{Config{Rate: new(0.0)}, // Config.Validate's checks too
+			`safety: rate: must be positive and finite, got 0 (omit it for no rate limit)`},
+	}
+	for _, c := range cases {
+		err := Check(spec, c.cfg)
+		var ce *ConfigError
+		if err == nil || err.Error() != c.want || !errors.As(err, &ce) {
+			t.Errorf("Check: %v\n want %s", err, c.want)
+		}
+		if nerr := newWith(c.cfg); nerr == nil || err == nil || nerr.Error() != err.Error() {
+			t.Errorf("New: %v\nCheck: %v", nerr, err)
+		}
+	}
+	// Every problem at once, as New reports them.
+	all := Config{MaxStep: PerName{"smu/voltge": 0.5}, Interlocks: []Interlock{{Output: "smu/curent", Above: new(0.1)}}}
+	if err, nerr := Check(spec, all), newWith(all); err == nil || nerr == nil || err.Error() != nerr.Error() ||
+		!strings.Contains(err.Error(), "max_step.smu/voltge") || !strings.Contains(err.Error(), "interlocks[0].output") {
+		t.Errorf("Check: %v\nNew: %v", err, nerr)
+	}
+	bad := spec
+	bad.Out = nil
+	if err := Check(bad, Config{}); err == nil {
+		t.Error("a spec without outputs passed")
+	}
 }

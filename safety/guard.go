@@ -156,13 +156,6 @@ func New(inner insitu.BlackBox, cfg Config, opts ...Option) (*Guard, error) {
 	if inner == nil {
 		return nil, errors.New("safety: nil black box")
 	}
-	spec := inner.Spec()
-	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("safety: %w", err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	o := options{clock: RealClock{}}
 	for _, opt := range opts {
 		opt(&o)
@@ -170,10 +163,36 @@ func New(inner insitu.BlackBox, cfg Config, opts ...Option) (*Guard, error) {
 	if o.clock == nil {
 		return nil, errors.New("safety: nil clock")
 	}
+	g, err := compile(inner.Spec(), cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	g.inner = inner
+	g.life, g.kill = context.WithCancel(context.Background())
+	return g, nil
+}
+
+// Check runs every check New makes of cfg against a device with this Spec
+// (names, bounds, max_step, initial, output_ranges, saturation,
+// interlocks, and Config.Validate), without the device, so a rig's safety
+// section can be checked before its hardware is opened. It returns the
+// errors New would.
+func Check(spec insitu.Spec, cfg Config) error {
+	_, err := compile(spec, cfg, options{clock: RealClock{}})
+	return err
+}
+
+// compile checks spec and cfg and builds a Guard without a device.
+func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("safety: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 
 	n, m := spec.In.Dim(), len(spec.Out)
 	g := &Guard{
-		inner:     inner,
 		name:      spec.Name,
 		clamp:     cfg.BoundsMode == ModeClamp,
 		ramp:      cfg.SlewMode == ModeRamp,
@@ -360,7 +379,6 @@ func New(inner insitu.BlackBox, cfg Config, opts ...Option) (*Guard, error) {
 		In:   spec.In.Narrowed(g.lo, g.hi),
 		Out:  slices.Clone(spec.Out),
 	}
-	g.life, g.kill = context.WithCancel(context.Background())
 	return g, nil
 }
 
