@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,7 +50,7 @@ func newTwinServeCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve KIND",
 		Short: "Serve a twin instrument (smu, powermeter) on loopback TCP or a pseudo-terminal until Ctrl-C",
-		Long: `Serve a twin instrument over a real transport, so that the real drivers can
+		Long: fmt.Sprintf(`Serve a twin instrument over a real transport, so that the real drivers can
 be dry-run against it:
 
   smu         a Keithley 2400 driving a 1 kΩ ∥ diode load
@@ -59,16 +61,24 @@ be dry-run against it:
   daq         not served: the DAC/ADC twin is an in-process emulated I²C bus
               (drivers/i2c/i2cemu); name its bus in the rig config instead
 
-The first line on stdout is the address (--tcp) or the pseudo-terminal's
-path (--pty) to point the driver at. Twins bind loopback only and say "twin"
-in *IDN?, so a config written for real hardware refuses them.`,
+The first line on stdout is the address (--tcp, with the port actually bound
+when :0 asked for any free one) or the pseudo-terminal's path (--pty) to
+point the driver at. Twins bind loopback only and say "twin" in *IDN?, so a
+config written for real hardware refuses them.
+
+A twin's memory and connections are bounded whatever its clients send: a
+line longer than %d KiB is answered with -363 "Input buffer overrun" and the
+connection closed (on a pseudo-terminal the line is dropped), the command log
+keeps the last %d KiB, at most %d TCP connections are served at once, and
+running out of file descriptors pauses accepting instead of ending the twin.
+What is refused or retried is reported on stderr.`, emulator.MaxLine>>10, emulator.MaxLogBytes>>10, emulator.MaxConns),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return serveTwin(cmd, args[0], f)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.tcp, "tcp", "", "serve on this loopback address (default 127.0.0.1:5025, the LXI port; :0 for any free port)")
+	fl.StringVar(&f.tcp, "tcp", "", "serve on this loopback address (default 127.0.0.1:5025, the LXI port); a port alone is on 127.0.0.1, :0 for any free port")
 	fl.BoolVar(&f.pty, "pty", false, "serve on a new pseudo-terminal instead of TCP")
 	fl.StringVar(&f.fb, "fb", "", "powermeter: framebuffer file the SLM draws into (created blank if missing)")
 	fl.StringVar(&f.fbSize, "fb-size", "", "powermeter: framebuffer size WxH (default the OWMS pattern, 60x60)")
@@ -103,22 +113,31 @@ func serveTwin(cmd *cobra.Command, kind string, f twinServeFlags) error {
 	if f.latency < 0 || f.hangUpAfter < 0 || f.noise < 0 {
 		return errors.New("twin serve: --latency, --hangup-after and --noise must not be negative")
 	}
-	faults := emulator.WithFaults(emulator.Faults{
-		Latency: f.latency, DropRate: f.drop, GarbleRate: f.garble, ErrorRate: f.errRate,
-		HangUpAfter: f.hangUpAfter, Seed: f.seed,
-	})
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	var logMu sync.Mutex // connections log from their own goroutines
+	opts := []emulator.Option{
+		emulator.WithFaults(emulator.Faults{
+			Latency: f.latency, DropRate: f.drop, GarbleRate: f.garble, ErrorRate: f.errRate,
+			HangUpAfter: f.hangUpAfter, Seed: f.seed,
+		}),
+		emulator.WithLogf(func(format string, args ...any) {
+			logMu.Lock()
+			defer logMu.Unlock()
+			fmt.Fprintf(errOut, "insitu: %s twin: "+format+"\n", append([]any{kind}, args...)...)
+		}),
+	}
 	var in *emulator.Instrument
 	var what string
 	switch kind {
 	case "smu":
 		cfg := bench.SMUConfig{Seed: f.seed, Noise: 1e-9 * f.noise / 1e-3, NoNoise: f.noise == 0}
-		s, err := bench.NewSMU(cfg, faults)
+		s, err := bench.NewSMU(cfg, opts...)
 		if err != nil {
 			return err
 		}
 		in, what = s.Instrument(), bench.SMUIDN
 	case "powermeter":
-		pm, err := newPowerMeterTwin(f, faults)
+		pm, err := newPowerMeterTwin(f, opts...)
 		if err != nil {
 			return err
 		}
@@ -131,7 +150,6 @@ func serveTwin(cmd *cobra.Command, kind string, f twinServeFlags) error {
 	default:
 		return fmt.Errorf("twin serve: unknown kind %q (want smu or powermeter)", kind)
 	}
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	var err error
 	if f.pty {
 		err = bench.ServePTY(ctx, in, func(path string) {
@@ -139,11 +157,7 @@ func serveTwin(cmd *cobra.Command, kind string, f twinServeFlags) error {
 			fmt.Fprintf(errOut, "insitu: %s twin (%s) on pseudo-terminal %s; Ctrl-C to stop\n", kind, what, path)
 		})
 	} else {
-		addr := f.tcp
-		if addr == "" {
-			addr = "127.0.0.1:5025"
-		}
-		ln, lerr := emulator.Listen(addr)
+		ln, lerr := emulator.Listen(tcpAddr(f.tcp))
 		if lerr != nil {
 			return fmt.Errorf("twin serve %s: %w", kind, lerr)
 		}
@@ -155,6 +169,19 @@ func serveTwin(cmd *cobra.Command, kind string, f twinServeFlags) error {
 		return nil // Ctrl-C is how a twin is stopped
 	}
 	return err
+}
+
+// tcpAddr is the address --tcp asks for: the LXI port on loopback by
+// default, and loopback for a port alone (":0"), which net.Listen would
+// otherwise bind on every interface.
+func tcpAddr(flag string) string {
+	if flag == "" {
+		return "127.0.0.1:5025"
+	}
+	if host, port, err := net.SplitHostPort(flag); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return flag
 }
 
 func newPowerMeterTwin(f twinServeFlags, opts ...emulator.Option) (*bench.PowerMeter, error) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,12 +17,37 @@ import (
 // test ends and returns the first line it prints: the address or pty path.
 func serveInProcess(t *testing.T, args ...string) string {
 	t.Helper()
+	addr, _ := startTwin(t, args...)
+	return addr
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while the twin writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startTwin is serveInProcess that also returns the command's stderr.
+func startTwin(t *testing.T, args ...string) (string, *lockedBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	root := newRoot()
-	var stderr bytes.Buffer
+	stderr := &lockedBuffer{}
 	root.SetOut(pw)
-	root.SetErr(&stderr)
+	root.SetErr(stderr)
 	root.SetArgs(append([]string{"twin", "serve"}, args...))
 	var wg sync.WaitGroup
 	var err error
@@ -47,11 +73,11 @@ func serveInProcess(t *testing.T, args ...string) string {
 		if l == "" {
 			t.Fatalf("twin serve %v printed nothing", args)
 		}
-		return l
+		return l, stderr
 	case <-time.After(5 * time.Second):
 		t.Fatalf("twin serve %v: no address within 5 s", args)
 	}
-	return ""
+	return "", nil
 }
 
 func TestTwinServeSMUOverTCPAnswersProbe(t *testing.T) {
@@ -100,5 +126,60 @@ func TestTwinServeRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("twin serve %v: %v, want an error about %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestTwinServeTCPPortOnly: --tcp :0, as the help offers, binds a free
+// loopback port and prints it for a script to read.
+func TestTwinServeTCPPortOnly(t *testing.T) {
+	addr := serveInProcess(t, "smu", "--tcp", ":0")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("printed address %q: want 127.0.0.1 and the bound port", addr)
+	}
+	if out, _, err := run(t, "probe", "--tcp", addr, "--timeout", "2s"); err != nil || !strings.Contains(out, "MODEL 2400 twin") {
+		t.Fatalf("probe %s: %v\n%s", addr, err, out)
+	}
+}
+
+func TestTwinTCPAddr(t *testing.T) {
+	for flag, want := range map[string]string{
+		"":               "127.0.0.1:5025",
+		":0":             "127.0.0.1:0",
+		":5025":          "127.0.0.1:5025",
+		"127.0.0.1:0":    "127.0.0.1:0",
+		"[::1]:0":        "[::1]:0",
+		"localhost:5025": "localhost:5025",
+		"0.0.0.0:0":      "0.0.0.0:0", // refused by emulator.Listen
+	} {
+		if got := tcpAddr(flag); got != want {
+			t.Errorf("tcpAddr(%q) = %q, want %q", flag, got, want)
+		}
+	}
+}
+
+// TestTwinServeLineOverrun sends a served twin a 1 MiB line: it answers
+// −363, hangs up, says so on stderr, and goes on serving.
+func TestTwinServeLineOverrun(t *testing.T) {
+	addr, stderr := startTwin(t, "smu", "--tcp", "127.0.0.1:0")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	go c.Write([]byte(":SOUR:VOLT " + strings.Repeat("1", 1<<20) + "\n"))
+	r := bufio.NewReader(c)
+	if reply, err := r.ReadString('\n'); err != nil || reply != `-363,"Input buffer overrun"`+"\n" {
+		t.Fatalf("reply to a 1 MiB line: %.60q, %v", reply, err)
+	}
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("connection still open after the overrun")
+	}
+	if want := "insitu: smu twin: emulator: " + c.LocalAddr().String() + " sent a line longer than 65536 bytes"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+	if out, _, err := run(t, "probe", "--tcp", addr, "--timeout", "2s"); err != nil || !strings.Contains(out, "MODEL 2400 twin") {
+		t.Fatalf("probe after the overrun: %v\n%s", err, out)
 	}
 }
