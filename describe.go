@@ -102,3 +102,12 @@ func describeByBuilding(ctx context.Context, p Params) (spec Spec, err error) {
 func (s Spec) clone() Spec {
 	return Spec{Name: s.Name, In: s.In.Clone(), Out: clone(s.Out)}
 }
+
+// Describes reports whether kind has a Describer, that is whether it is
+// hardware whose Spec comes from its config without building it.
+func Describes(kind string) bool {
+	describersMu.RLock()
+	defer describersMu.RUnlock()
+	_, ok := describers[kind]
+	return ok
+}

@@ -97,6 +97,9 @@ func TestDescribeUsesTheDescriber(t *testing.T) {
 	if !reflect.DeepEqual(got, b.Spec()) {
 		t.Errorf("Describe = %+v, New's Spec = %+v", got, b.Spec())
 	}
+	if !Describes("describe-test-device") || Describes("no-such-kind") {
+		t.Error("Describes does not tell a described kind from others")
+	}
 	// The caller owns what it gets.
 	got.In.Names[0] = "changed"
 	again, _ := Describe(ctx, p)

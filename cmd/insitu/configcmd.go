@@ -12,8 +12,17 @@ func newConfigCmd() *cobra.Command {
 	var sets []string
 	check := &cobra.Command{
 		Use:   "check CONFIG.yaml",
-		Short: "Print the resolved config, or every error found (each naming the key and the file)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Print the resolved config, or every error found (each naming the key and the file); opens no device",
+		Long: `Resolves CONFIG.yaml with the defaults, INSITU_* variables and --set, and
+checks everything a run checks before it touches a device: every key and
+value, the black box's own keys, the safety section's coordinate and output
+names and bounds against the black box's coordinates and outputs, and the
+objective's outputs. It opens no device, port, bus or framebuffer and sends
+nothing to any instrument: a rig's coordinates and outputs come from its
+config. What only the devices can tell (that they answer, their identity,
+the limits they accept) is checked by 'insitu probe --config CONFIG.yaml',
+which opens them.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
 			cfg := defaultRunConfig()
@@ -23,8 +32,10 @@ func newConfigCmd() *cobra.Command {
 			if err := cfg.validate(); err != nil {
 				return prefixFile(file, err)
 			}
-			// Building the black box and the objective checks their keys too.
-			if _, _, _, err := cfg.build(cmd.Context(), file); err != nil {
+			// The black box's keys, and the safety and objective names
+			// against its coordinates and outputs, without opening any
+			// device: the instrument may be in use by a run.
+			if _, err := checkOffline(cmd.Context(), file, cfg.BlackBox, cfg.Safety, &cfg.Objective); err != nil {
 				return err
 			}
 			b, err := yaml.Marshal(cfg)

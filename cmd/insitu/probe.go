@@ -5,17 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/drivers/lxi"
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/serial"
 	"github.com/insitu-lab/insitu/drivers/usbtmc"
+	"github.com/insitu-lab/insitu/safety"
 )
 
 type probeFlags struct {
+	config     string
+	sets       []string
 	ports      bool
 	tcp        string
 	serial     string
@@ -39,13 +45,31 @@ instrument for its identity:
   insitu probe --serial /dev/ttyUSB0 --baud 9600 --terminator CR
   insitu probe --usbtmc /dev/usbtmc0
 
+or open every device of a run or training config, as a run would, and check
+it against the config:
+
+  insitu probe --config configs/bench-smu.yaml
+
+This is the online half of 'insitu config check' (which opens nothing): each
+instrument is opened and configured (its identity checked against the
+config's idn pattern), the coordinates and outputs the devices report are
+compared with the ones the config describes, the safety section is checked
+against them, and every device is put in its safe state and closed. Nothing
+is queried. It reprograms the instruments, so do not run it against an
+instrument another run is using.
+
 With no flag it lists the ports.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.config != "" {
+				return probeConfig(cmd.Context(), cmd.OutOrStdout(), f.config, f.sets)
+			}
 			return probe(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}
 	fl := c.Flags()
+	fl.StringVar(&f.config, "config", "", "open the devices of this run or training config, check them against it, then safe state")
+	fl.StringArrayVar(&f.sets, "set", nil, "with --config: override a config key: --set key=value (repeatable)")
 	fl.BoolVar(&f.ports, "ports", false, "list serial ports")
 	fl.StringVar(&f.tcp, "tcp", "", "ask the instrument at this LXI address (host[:port])")
 	fl.StringVar(&f.serial, "serial", "", "ask the instrument on this serial port")
@@ -135,4 +159,92 @@ func openUSBTMC(ctx context.Context, c usbtmc.Config) (scpi.Conn, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// probeSections are the parts of a run or training config that probe
+// --config reads; the rest is kept aside unchecked.
+type probeSections struct {
+	BlackBox map[string]any `mapstructure:"blackbox"`
+	Safety   safety.Config  `mapstructure:"safety"`
+	Rest     map[string]any `mapstructure:",remain"`
+}
+
+// probeConfig opens the black box of a config, compares its Spec with the
+// one described from the config, checks the safety section against it,
+// and leaves every device in its safe state.
+func probeConfig(ctx context.Context, out io.Writer, file string, sets []string) error {
+	var c probeSections
+	if err := loadConfig(file, nil, nil, sets, &c); err != nil {
+		return err
+	}
+	if err := c.Safety.Validate(); err != nil {
+		return prefixFile(file, err)
+	}
+	if k, _ := c.BlackBox["kind"].(string); k == "" {
+		return fmt.Errorf("%s: blackbox.kind: missing (known kinds: %v)", file, insitu.Kinds())
+	}
+	described, err := checkOffline(ctx, file, c.BlackBox, c.Safety, nil)
+	if err != nil && !errors.Is(err, insitu.ErrNeedsDevice) {
+		return err
+	}
+	p := params(c.BlackBox, file, "blackbox")
+	box, err := insitu.New(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer closeBox(box)
+	spec := box.Spec()
+	guard, gerr := safety.New(box, c.Safety)
+	var serr error
+	if guard != nil {
+		serr = guard.SafeState(context.WithoutCancel(ctx))
+	} else if ss, ok := box.(insitu.SafeStater); ok {
+		serr = ss.SafeState(context.WithoutCancel(ctx))
+	}
+	fmt.Fprintf(out, "%s (%s): opened\n", spec.Name, p.Kind)
+	fmt.Fprintf(out, "inputs  %d: %s\n", spec.In.Dim(), summarizeNames(spec.In.Names))
+	for i := range min(spec.In.Dim(), 8) {
+		unit := ""
+		if i < len(spec.In.Units) {
+			unit = " " + spec.In.Units[i]
+		}
+		fmt.Fprintf(out, "  %-20s [%g, %g]%s\n", spec.In.Name(i), spec.In.Lower[i], spec.In.Upper[i], unit)
+	}
+	fmt.Fprintf(out, "outputs %d: %s\n", len(spec.Out), summarizeNames(spec.Out))
+	var problems []error
+	if described.In.Dim() > 0 && !sameSpec(described, spec) {
+		problems = append(problems, fmt.Errorf("%s: the devices report other coordinates or outputs than the config describes (described %d inputs, %d outputs; opened %d, %d)",
+			file, described.In.Dim(), len(described.Out), spec.In.Dim(), len(spec.Out)))
+	}
+	if gerr != nil {
+		problems = append(problems, prefixFile(file, gerr))
+	}
+	if serr != nil {
+		problems = append(problems, serr)
+	}
+	if err := errors.Join(problems...); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "safety section: valid against the devices; every device is in its safe state")
+	return nil
+}
+
+func summarizeNames(names []string) string {
+	if len(names) <= 6 {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:3], ", ") + ", …, " + strings.Join(names[len(names)-2:], ", ")
+}
+
+// sameSpec compares names, bounds and output names.
+func sameSpec(a, b insitu.Spec) bool {
+	if a.In.Dim() != b.In.Dim() || !slices.Equal(a.Out, b.Out) {
+		return false
+	}
+	for i := range a.In.Dim() {
+		if a.In.Name(i) != b.In.Name(i) || a.In.Lower[i] != b.In.Lower[i] || a.In.Upper[i] != b.In.Upper[i] {
+			return false
+		}
+	}
+	return true
 }

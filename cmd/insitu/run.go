@@ -56,16 +56,26 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 			if err := cfg.validate(); err != nil {
 				return prefixFile(file, err)
 			}
+			ctx := cmd.Context()
+			// Everything that can be checked without a device is checked
+			// before a run directory exists or a device is opened.
+			if _, err := checkOffline(ctx, file, cfg.BlackBox, cfg.Safety, &cfg.Objective); err != nil {
+				return err
+			}
 			out, err := runDir(out, file, cfg.Name, cfg.Method, cfg.Seed, "insitu resume")
 			if err != nil {
 				return err
 			}
+			release, err := claimRunDir(out)
+			if err != nil {
+				return err
+			}
+			defer release()
 			resolved, err := writeResolved(out, cfg)
 			if err != nil {
 				return err
 			}
 			kind, _ := cfg.BlackBox["kind"].(string)
-			ctx := cmd.Context()
 			box, obj, dir, err := cfg.build(ctx, file)
 			if err != nil {
 				return err
@@ -106,12 +116,20 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 				return resumeTrain(cmd, out, quiet)
 			}
 			ctx := cmd.Context()
+			release, err := lockRun(out)
+			if err != nil {
+				return err
+			}
+			defer release()
 			cfg := defaultRunConfig()
 			j, where, err := reopen(ctx, out, &cfg)
 			if err != nil {
 				return err
 			}
 			defer j.Close()
+			if _, err := checkOffline(ctx, where, cfg.BlackBox, cfg.Safety, &cfg.Objective); err != nil {
+				return err
+			}
 			box, obj, dir, err := cfg.build(ctx, where)
 			if err != nil {
 				return err
@@ -173,14 +191,14 @@ func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) 
 // writeResolved creates the run directory out and writes the resolved
 // config there as config.yaml; the bytes also go into the journal.
 func writeResolved(out string, cfg any) ([]byte, error) {
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o700); err != nil {
 		return nil, err
 	}
 	resolved, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return resolved, os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o644)
+	return resolved, os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o600)
 }
 
 // runDir is the directory of a new run: out, or by default
@@ -239,7 +257,11 @@ func guarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc sa
 	events := func(e safety.Event) {
 		log.record(journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
 	}
-	guard, err := safety.New(box, sc, safety.WithEvents(events))
+	used, err := deviceQueriesUsed(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	guard, err := safety.New(box, sc, safety.WithEvents(events), safety.WithDeviceQueriesUsed(used))
 	if err != nil {
 		_ = j.SetStatus(context.WithoutCancel(ctx), journal.RunFailed)
 		return nil, err

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/safety"
 )
 
 // checkRunName refuses a run name that is not a plain name: it becomes a
@@ -93,4 +95,66 @@ func closeBox(b any) {
 	if c, ok := b.(io.Closer); ok {
 		_ = c.Close()
 	}
+}
+
+// claimRunDir makes the directory of a new run (0700: measurements can be
+// private) and takes its lock before any device is opened. release unlocks
+// it; if the run never got a journal, release also removes what was made,
+// so a run that could not open its devices leaves nothing behind.
+func claimRunDir(out string) (release func(), err error) {
+	_, statErr := os.Stat(out)
+	made := os.IsNotExist(statErr)
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return nil, err
+	}
+	lock, err := journal.LockDir(out)
+	if err != nil {
+		if made {
+			os.RemoveAll(out)
+		}
+		return nil, err
+	}
+	return func() {
+		if _, err := os.Stat(filepath.Join(out, journal.FileName)); os.IsNotExist(err) && made {
+			os.RemoveAll(out)
+		}
+		lock.Unlock()
+	}, nil
+}
+
+// lockRun takes the lock of an existing run directory before its journal
+// is reopened and its devices opened.
+func lockRun(dir string) (release func(), err error) {
+	if _, err := os.Stat(filepath.Join(dir, journal.FileName)); err != nil {
+		return nil, fmt.Errorf("%s holds no run: %w", dir, err)
+	}
+	lock, err := journal.LockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return func() { lock.Unlock() }, nil
+}
+
+// deviceQueriesUsed counts the device queries earlier processes of a run
+// made, from its journal, so that safety.budget holds per run across
+// resumes: every journaled query (its intent is written before the device
+// is touched, so one that never reached the device is counted too), every
+// remeasurement, and every ramp's extra steps (a ramp event's value is its
+// number of device queries, the last of which is the journaled query).
+func deviceQueriesUsed(ctx context.Context, j *journal.Journal) (int, error) {
+	begun, remeasured, err := j.QueryCounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	evs, err := j.Events(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := begun + remeasured
+	for _, e := range evs {
+		if e.Kind == string(safety.KindRamp) && e.Value > 1 && e.Value < math.MaxInt32 {
+			n += int(e.Value) - 1
+		}
+	}
+	return n, nil
 }

@@ -77,6 +77,20 @@ func (c trainConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// checkOffline checks the black boxes' keys and the safety section
+// against the box's coordinates and outputs without opening any device.
+func (c trainConfig) checkOffline(ctx context.Context, file string) error {
+	if _, err := checkOffline(ctx, file, c.BlackBox, c.Safety, nil); err != nil {
+		return err
+	}
+	if len(c.IdealBlackBox) > 0 {
+		if _, err := insitu.Describe(ctx, params(c.IdealBlackBox, file, "ideal_blackbox")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // newBox builds the box of one config section from the registry.
 func newBox(ctx context.Context, sec map[string]any, file, prefix string) (insitu.BlackBox, error) {
 	kind, _ := sec["kind"].(string)
@@ -171,15 +185,23 @@ interrupted training without repeating a recorded query.`,
 			if err := cfg.validate(); err != nil {
 				return prefixFile(file, err)
 			}
+			if err := cfg.checkOffline(ctx, file); err != nil {
+				return err
+			}
 			out, err := runDir(out, file, cfg.Name, cfg.Method, cfg.Seed, "insitu train --resume")
 			if err != nil {
 				return err
 			}
-			parts, err := cfg.build(ctx, file)
+			release, err := claimRunDir(out)
 			if err != nil {
 				return err
 			}
+			defer release()
 			resolved, err := writeResolved(out, cfg)
+			if err != nil {
+				return err
+			}
+			parts, err := cfg.build(ctx, file)
 			if err != nil {
 				return err
 			}
@@ -397,12 +419,20 @@ func (p *trainProgress) finish() {
 // journal holds.
 func resumeTrain(cmd *cobra.Command, dir string, quiet bool) error {
 	ctx := cmd.Context()
+	release, err := lockRun(dir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	cfg := defaultTrainConfig()
 	j, where, err := reopen(ctx, dir, &cfg)
 	if err != nil {
 		return err
 	}
 	defer j.Close()
+	if err := cfg.checkOffline(ctx, where); err != nil {
+		return err
+	}
 	parts, err := cfg.build(ctx, where)
 	if err != nil {
 		return err
