@@ -172,3 +172,34 @@ safety: {budget: 20}
 		t.Errorf("the test did not exercise a resume: %d then %d queries", first.n.Load(), second.n.Load())
 	}
 }
+
+func TestComplianceShowsInRunsShow(t *testing.T) {
+	cfg, _ := smuBench(t)
+	body, _ := os.ReadFile(cfg)
+	// Let the optimizer ask for more than the 1 mA compliance can give the
+	// 1 kΩ ∥ diode load: the SMU reports compliance and the interlock trips.
+	wide := strings.NewReplacer(
+		"max: 0.7 ", "max: 2 ",
+		"bounds: {lower: 0, upper: 0.7}", "bounds: {lower: 1.2, upper: 2}",
+		"initial: {smu/voltage: 0}", "initial: {smu/voltage: 1.2}",
+		"smu/voltage: {lo: -0.05, hi: 0.75}", "smu/voltage: {lo: -0.05, hi: 2.5}",
+	).Replace(string(body))
+	if wide == string(body) {
+		t.Fatal("the replacements no longer match configs/bench-smu-twin.yaml")
+	}
+	cfg = writeFile(t, "wide.yaml", wide)
+	out := filepath.Join(t.TempDir(), "r")
+	_, _, err := run(t, "run", cfg, "--out", out, "-q")
+	if err == nil || !strings.Contains(err.Error(), "compliance") {
+		t.Fatalf("a run into compliance: %v, want the compliance interlock", err)
+	}
+	stdout, _, err := run(t, "runs", "show", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"interrupted", "smu/compliance in 1 of 1 measured queries", "interlock", "safestate"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("runs show lacks %q:\n%s", want, stdout)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -12,7 +13,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/loop/journal"
 	"github.com/insitu-lab/insitu/loop/report"
 )
@@ -82,6 +85,13 @@ func newRunsCmd() *cobra.Command {
 					1e3*it.Controller.Seconds(), 1e3*it.Box.Seconds())
 			}
 			tw.Flush()
+			if spec, ok := describeRun(ctx, j); ok {
+				qs, err := j.Queries(ctx)
+				if err != nil {
+					return err
+				}
+				printFlags(w, spec.Out, qs)
+			}
 			printEvents(w, evs, eventRows)
 			return nil
 		},
@@ -263,4 +273,46 @@ func printEvents(w io.Writer, evs []journal.EventRecord, rows int) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Format("15:04:05.000"), e.Kind, name, value, e.Detail)
 	}
 	tw.Flush()
+}
+
+// describeRun returns the Spec of a run's black box from the config its
+// journal holds, opening no device; false when it cannot be had (a kind
+// this binary lacks, a config that no longer decodes).
+func describeRun(ctx context.Context, j *journal.Journal) (insitu.Spec, bool) {
+	data, err := j.Config(ctx)
+	if err != nil {
+		return insitu.Spec{}, false
+	}
+	var top map[string]any
+	if yaml.Unmarshal(data, &top) != nil {
+		return insitu.Spec{}, false
+	}
+	box, ok := top["blackbox"].(map[string]any)
+	if !ok {
+		return insitu.Spec{}, false
+	}
+	spec, err := insitu.Describe(ctx, params(box, j.Path(), "blackbox"))
+	return spec, err == nil
+}
+
+// printFlags counts, for every flag output (an instrument's "the reading
+// is not what was asked for", such as an SMU's compliance), the queries
+// that raised it.
+func printFlags(w io.Writer, outs []string, qs []journal.Query) {
+	for k, name := range outs {
+		if !strings.HasSuffix(name, "compliance") {
+			continue
+		}
+		n, measured := 0, 0
+		for _, q := range qs {
+			if len(q.Y) != len(outs) {
+				continue
+			}
+			measured++
+			if q.Y[k] > 0.5 {
+				n++
+			}
+		}
+		fmt.Fprintf(w, "%-8s %s in %d of %d measured queries\n", "flags", name, n, measured)
+	}
 }
