@@ -71,6 +71,9 @@ func (c Cell) Dir() string {
 	if c.Kind == KindStudy {
 		return c.Task
 	}
+	if c.Method == "" { // a sweep's cell: the method is the config's
+		return filepath.Join(c.Task, c.Variant, fmt.Sprintf("s%d", c.Seed))
+	}
 	return filepath.Join(c.Task, c.Variant, fmt.Sprintf("%s-s%d", c.Method, c.Seed))
 }
 
@@ -82,7 +85,14 @@ func (c Cell) Args(dir string) []string {
 		// One model at a time: the pool already keeps both cores busy.
 		return []string{"study", "gradient", c.Config, "-q", "--out", dir, "--epochs", n, "--workers", "1"}
 	}
-	args := []string{"run", c.Config, "-q", "--out", dir, "--method", c.Method, "--seed", strconv.FormatUint(c.Seed, 10), "--iterations", n}
+	args := []string{"run", c.Config, "-q", "--out", dir}
+	if c.Method != "" {
+		args = append(args, "--method", c.Method)
+	}
+	args = append(args, "--seed", strconv.FormatUint(c.Seed, 10))
+	if c.Iterations > 0 {
+		args = append(args, "--iterations", n)
+	}
 	if c.Kind == KindTrain {
 		args = []string{"train", c.Config, "-q", "--out", dir, "--method", c.Method, "--seed", strconv.FormatUint(c.Seed, 10), "--epochs", n}
 	}
@@ -377,4 +387,27 @@ func Checkpoints(iters int) []int {
 		cs = cs[len(cs)-3:]
 	}
 	return cs
+}
+
+// WithIterations returns the grid with every optimization task (and each
+// of its variants that sets its own) run for n iterations instead: a short
+// grid for tests and trial runs. Training and study tasks keep their epochs.
+func (g Grid) WithIterations(n int) Grid {
+	if n <= 0 {
+		return g
+	}
+	out := Grid{Scale: g.Scale, Tasks: slices.Clone(g.Tasks)}
+	for i, t := range out.Tasks {
+		if t.Kind != KindRun {
+			continue
+		}
+		out.Tasks[i].Iterations = n
+		out.Tasks[i].Variants = slices.Clone(t.Variants)
+		for k, v := range out.Tasks[i].Variants {
+			if v.Iterations > 0 {
+				out.Tasks[i].Variants[k].Iterations = n
+			}
+		}
+	}
+	return out
 }

@@ -150,6 +150,14 @@ func (f *fakeExec) exec(ctx context.Context, args []string, _ io.Writer) error {
 		return j.SetStatus(ctx, journal.RunFinished)
 	}
 	out, method := flag(args, "--out"), flag(args, "--method")
+	if method == "" { // a sweep's cell: the method of its --set, else the config's
+		method = "random"
+		for i, a := range args {
+			if v, ok := strings.CutPrefix(a, "method="); ok && i > 0 && args[i-1] == "--set" {
+				method = v
+			}
+		}
+	}
 	seed, _ := strconv.ParseUint(flag(args, "--seed"), 10, 64)
 	iters, _ := strconv.Atoi(flag(args, "--iterations"))
 	if args[0] == "train" { // a stand-in training: its iterations are the epochs

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,7 @@ type Options struct {
 	Jobs     int       // cells at once (default 2)
 	Exec     Exec      // runs a cell's command
 	Progress io.Writer // progress bar; nil: none
+	Shard    Shard     // run only this shard's cells (zero: all)
 }
 
 // Summary says what Run did.
@@ -83,6 +85,16 @@ type Summary struct {
 // A failed cell does not stop the others; Run returns an error naming the
 // failed cells.
 func Run(ctx context.Context, g Grid, opt Options) (Summary, error) {
+	label := g.Scale + " grid"
+	if opt.Shard.Sharded() {
+		label += " shard " + opt.Shard.String()
+	}
+	return RunCells(ctx, label, Select(g.Cells(), opt.Shard), Options{Out: opt.Out, Jobs: opt.Jobs, Exec: opt.Exec, Progress: opt.Progress})
+}
+
+// RunCells is Run over a list of cells (opt.Shard selects among them);
+// label names them on the progress bar.
+func RunCells(ctx context.Context, label string, cells []Cell, opt Options) (Summary, error) {
 	start := time.Now()
 	jobs := max(opt.Jobs, 1)
 	if opt.Jobs == 0 {
@@ -95,7 +107,7 @@ func Run(ctx context.Context, g Grid, opt Options) (Summary, error) {
 		state State
 	}
 	var todo []work
-	for _, c := range g.Cells() {
+	for _, c := range Select(cells, opt.Shard) {
 		sum.Total++
 		dir := filepath.Join(opt.Out, c.Dir())
 		st := CellState(ctx, c, dir)
@@ -109,7 +121,7 @@ func Run(ctx context.Context, g Grid, opt Options) (Summary, error) {
 	if opt.Progress != nil && len(todo) > 0 {
 		bar = progressbar.NewOptions(len(todo),
 			progressbar.OptionSetWriter(opt.Progress),
-			progressbar.OptionSetDescription(fmt.Sprintf("%s grid (%d of %d cells already done)", g.Scale, sum.Skipped, sum.Total)),
+			progressbar.OptionSetDescription(fmt.Sprintf("%s (%d of %d cells already done)", label, sum.Skipped, sum.Total)),
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionSetPredictTime(true),
@@ -194,4 +206,52 @@ func runCell(ctx context.Context, exec Exec, c Cell, dir string, st State) error
 		fmt.Fprintf(log, "== error: %v\n", err)
 	}
 	return err
+}
+
+// Status describes a cell's directory for a listing: its journal's status
+// (finished, running, interrupted, failed), "failed" when the cell left no
+// journal (no gradient.csv: a study) and its cell.log ends in an error,
+// "interrupted" for a study cell that started and did not finish, and
+// "missing" when nothing is there.
+func Status(ctx context.Context, c Cell, dir string) string {
+	if _, err := os.Stat(dir); err != nil {
+		return "missing"
+	}
+	switch CellState(ctx, c, dir) {
+	case Finished:
+		return string(journal.RunFinished)
+	case Partial:
+		j, err := journal.OpenReadOnly(dir)
+		if err != nil {
+			return "unreadable"
+		}
+		defer j.Close()
+		m, err := j.Meta(ctx)
+		if err != nil {
+			return "unreadable"
+		}
+		return string(m.Status)
+	}
+	if logFailed(filepath.Join(dir, "cell.log")) {
+		return string(journal.RunFailed)
+	}
+	if c.Kind == KindStudy {
+		return string(journal.RunInterrupted)
+	}
+	return "missing"
+}
+
+// logFailed says whether a cell.log's last "== " line is an error.
+func logFailed(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	last := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "== ") {
+			last = l
+		}
+	}
+	return strings.HasPrefix(last, "== error")
 }
