@@ -187,10 +187,14 @@ func (j *Journal) queryColumns() string {
 	return common + "remeasured, intent_sum, result_sum"
 }
 
+// scanQuery reads a row selected with queryColumns. Its x and y are only
+// valid until the next row is read: the BLOBs are not copied again.
 func scanQuery(rows *sql.Rows) (storedQuery, error) {
 	var r storedQuery
-	err := rows.Scan(&r.id, &r.iteration, &r.slot, &r.role, &r.status, &r.key, &r.x, &r.y, &r.yValid,
+	var x, y sql.RawBytes
+	err := rows.Scan(&r.id, &r.iteration, &r.slot, &r.role, &r.status, &r.key, &x, &y, &r.yValid,
 		&r.objective, &r.err, &r.startedAt, &r.finishedAt, &r.remeasured, &r.intentSum, &r.resultSum)
+	r.x, r.y = x, y
 	return r, err
 }
 
