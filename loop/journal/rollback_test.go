@@ -165,3 +165,27 @@ func TestFullDiskLosesPending(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedWriteKeepsTransaction: a write that fails on its own (a key
+// already journaled) is undone to its savepoint; that is no rollback of the
+// transaction, and the pending Finish is committed with the next write.
+func TestFailedWriteKeepsTransaction(t *testing.T) {
+	ctx := context.Background()
+	j, _ := newJournal(t)
+	a := mustBegin(t, j, Intent{Role: RoleStep, Key: "a", X: []float64{1}})
+	if err := j.Finish(ctx, a, []float64{1}, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Begin(ctx, Intent{Role: RoleStep, Key: "a", X: []float64{1}}); err == nil || errors.Is(err, ErrRolledBack) {
+		t.Fatalf("Begin of a journaled key: %v, want a plain refusal", err)
+	}
+	if j.rolledBack.Load() {
+		t.Error("undoing a failed write to its savepoint was taken for a rollback of the transaction")
+	}
+	if err := j.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := j.Get(ctx, a); err != nil || q.Status != StatusDone {
+		t.Errorf("query %d: %s %v, want done", a, q.Status, err)
+	}
+}
