@@ -197,8 +197,8 @@ func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryS
 	if qerr == nil && y == nil {
 		return j.errorf(op+fmt.Sprintf(" query %d", id), errors.New("a result without y: pass an error or the output"))
 	}
-	// r is the row's result as it will read back: NaN is stored as NULL (say
-	// so explicitly), -0 as +0.
+	// r is the row's result as SQLite will return it, which its checksum
+	// covers: a NaN objective is stored as NULL, -0 as +0.
 	r := storedQuery{status: string(status), remeasured: remeasure, finishedAt: sql.NullInt64{Int64: time.Now().UnixNano(), Valid: true}}
 	var yb, obj, msg any
 	if y != nil {
