@@ -202,4 +202,8 @@ func TestComplianceShowsInRunsShow(t *testing.T) {
 			t.Errorf("runs show lacks %q:\n%s", want, stdout)
 		}
 	}
+	stdout, _, err = run(t, "export", out)
+	if head, _, _ := strings.Cut(stdout, "\n"); err != nil || head != "id,iteration,slot,role,status,objective,smu/voltage,smu/voltage,smu/current,smu/compliance" {
+		t.Errorf("export header: %v %q", err, head)
+	}
 }

@@ -157,16 +157,23 @@ func newExportCmd() *cobra.Command {
 				return err
 			}
 			defer j.Close()
+			var in, outs []string
+			if spec, ok := describeRun(ctx, j); ok {
+				in, outs = make([]string, spec.In.Dim()), spec.Out
+				for i := range in {
+					in[i] = spec.In.Name(i)
+				}
+			}
 			switch format {
 			case "csv":
 				if out == "" {
-					return j.ExportCSV(ctx, cmd.OutOrStdout())
+					return j.ExportCSV(ctx, cmd.OutOrStdout(), in, outs)
 				}
 				f, err := os.Create(out)
 				if err != nil {
 					return err
 				}
-				if err := j.ExportCSV(ctx, f); err != nil {
+				if err := j.ExportCSV(ctx, f, in, outs); err != nil {
 					f.Close()
 					return err
 				}

@@ -13,10 +13,13 @@ import (
 )
 
 // ExportCSV writes one row per query in id order: id, iteration, slot, role,
-// status, objective, x0..x{d-1}, y0..y{m-1}. Floats are written in the
-// shortest form that parses back to the same float64; an unknown objective
-// or a missing output is an empty cell.
-func (j *Journal) ExportCSV(ctx context.Context, w io.Writer) error {
+// status, objective, then the inputs and the outputs. Their columns are
+// named by in and out (the black box's coordinate and output names, e.g.
+// smu/voltage) when they have one name per column, and x0..x{d-1},
+// y0..y{m-1} otherwise. Floats are written in the shortest form that
+// parses back to the same float64; an unknown objective or a missing
+// output is an empty cell.
+func (j *Journal) ExportCSV(ctx context.Context, w io.Writer, in, out []string) error {
 	qs, err := j.Queries(ctx)
 	if err != nil {
 		return err
@@ -26,12 +29,8 @@ func (j *Journal) ExportCSV(ctx context.Context, w io.Writer) error {
 		d, m = max(d, len(q.X)), max(m, len(q.Y))
 	}
 	header := []string{"id", "iteration", "slot", "role", "status", "objective"}
-	for i := range d {
-		header = append(header, "x"+strconv.Itoa(i))
-	}
-	for i := range m {
-		header = append(header, "y"+strconv.Itoa(i))
-	}
+	header = append(header, columnNames("x", d, in)...)
+	header = append(header, columnNames("y", m, out)...)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	cw := csv.NewWriter(w)
 	cw.Write(header)
@@ -130,4 +129,16 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(tmp.Name())
 	}
 	return err
+}
+
+// columnNames is names when it has n of them, else prefix0..prefix{n-1}.
+func columnNames(prefix string, n int, names []string) []string {
+	if len(names) == n && n > 0 {
+		return names
+	}
+	cols := make([]string, n)
+	for i := range cols {
+		cols[i] = prefix + strconv.Itoa(i)
+	}
+	return cols
 }

@@ -779,7 +779,7 @@ func TestExportCSV(t *testing.T) {
 	mustBegin(t, j, Intent{Iteration: 2, Slot: 3, Role: RoleStep, X: []float64{5, 6}})
 
 	var buf bytes.Buffer
-	if err := j.ExportCSV(ctx, &buf); err != nil {
+	if err := j.ExportCSV(ctx, &buf, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()
@@ -794,6 +794,17 @@ func TestExportCSV(t *testing.T) {
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("csv\n%q\nwant\n%q", rows, want)
+	}
+	buf.Reset()
+	if err := j.ExportCSV(ctx, &buf, []string{"smu/voltage", "dac/ch1"}, []string{"smu/voltage", "smu/current", "smu/compliance"}); err != nil {
+		t.Fatal(err)
+	}
+	if head, _, _ := strings.Cut(buf.String(), "\n"); head != "id,iteration,slot,role,status,objective,smu/voltage,dac/ch1,smu/voltage,smu/current,smu/compliance" {
+		t.Errorf("header with names: %s", head)
+	}
+	buf.Reset()
+	if err := j.ExportCSV(ctx, &buf, []string{"only-one"}, nil); err != nil || !strings.HasPrefix(buf.String(), "id,iteration,slot,role,status,objective,x0,x1,y0") {
+		t.Errorf("names of the wrong length are not used: %v\n%s", err, buf.String())
 	}
 	v, err := strconv.ParseFloat(rows[1][6], 64)
 	if err != nil || v != 0.1 {

@@ -69,7 +69,7 @@ func cellContent(ctx context.Context, c Cell, root string) (content, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00", m.Method, m.Kind, m.Seed, m.Direction, m.Status)
-	if err := j.ExportCSV(ctx, h); err != nil {
+	if err := j.ExportCSV(ctx, h, nil, nil); err != nil {
 		return ct, fmt.Errorf("%s: %w", dir, err)
 	}
 	qs, err := j.Queries(ctx)
