@@ -27,9 +27,10 @@ const version = "insitu 0.1.0-dev"
 
 func newRunCmd() *cobra.Command {
 	var (
-		out   string
-		sets  []string
-		quiet bool
+		out    string
+		sets   []string
+		quiet  bool
+		dryRun bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run CONFIG.yaml",
@@ -55,6 +56,9 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 			}
 			if err := cfg.validate(); err != nil {
 				return prefixFile(file, err)
+			}
+			if dryRun {
+				return runDry(cmd, file, cfg, out, quiet)
 			}
 			ctx := cmd.Context()
 			// Everything that can be checked without a device is checked
@@ -94,6 +98,7 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 	cmd.Flags().StringVarP(&out, "out", "o", "", "run directory (default runs/NAME-METHOD-sSEED-TIME)")
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config key: --set key=value (repeatable)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run on the rig's twins, opening no device, into DIR-dryrun, and write the hardware bill DIR-dryrun/bill.json")
 	cmd.Flags().Uint64("seed", 0, "the run's seed (overrides seed)")
 	cmd.Flags().String("method", "", "gradpie, mae, mse, exact, random, spsa, fd or cmaes (overrides method)")
 	cmd.Flags().Int("iterations", 0, "iterations T (overrides iterations)")

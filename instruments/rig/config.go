@@ -128,6 +128,9 @@ type rigConfig struct {
 	Name   string           `mapstructure:"name"`
 	Settle time.Duration    `mapstructure:"settle"`
 	Parts  []map[string]any `mapstructure:"parts"`
+	// Twin builds every part as its in-process twin (see NewTwin); the
+	// Spec is the same.
+	Twin bool `mapstructure:"twin"`
 }
 
 // section is one entry of a rig config's parts, checked as far as the
@@ -247,6 +250,13 @@ func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error
 	rc, secs, err := parseRig(p)
 	if err != nil {
 		return nil, err
+	}
+	if rc.Twin {
+		r, err := buildTwin(ctx, p, rc, secs)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	}
 	switch views, err := describeParts(secs); {
 	case err == nil:
@@ -480,20 +490,39 @@ func openCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 		}
 		src = v
 	case "memory":
-		ff, err := c.source(built, b.Width, b.Height)
+		m, err := c.memory(p, built)
 		if err != nil {
-			return nil, keyError(p, "backend.source", err)
-		}
-		ref := b.Reference
-		if ref == 0 {
-			ref = time.Millisecond
-		}
-		m, err := camera.NewMemory(b.Width, b.Height, ref, b.Saturation, ff)
-		if err != nil {
-			return nil, keyError(p, "backend", err)
+			return nil, err
 		}
 		src = m
 	}
+	s, err := newCameraPart(ctx, src, c)
+	if err != nil {
+		return nil, err // not a nil *Camera in a Part
+	}
+	return s, nil
+}
+
+// memory makes a memory backend's source from its frame source.
+func (c cameraSetup) memory(p insitu.Params, built map[string]Part) (*camera.Memory, error) {
+	b := c.Backend
+	ff, err := c.source(built, b.Width, b.Height)
+	if err != nil {
+		return nil, keyError(p, "backend.source", err)
+	}
+	ref := b.Reference
+	if ref == 0 {
+		ref = time.Millisecond
+	}
+	m, err := camera.NewMemory(b.Width, b.Height, ref, b.Saturation, ff)
+	if err != nil {
+		return nil, keyError(p, "backend", err)
+	}
+	return m, nil
+}
+
+// newCameraPart makes the camera part of c on src, closing src on error.
+func newCameraPart(ctx context.Context, src camera.Source, c cameraSetup) (*Camera, error) {
 	cam, err := camera.New(ctx, src, c.Config)
 	if err == nil {
 		var s *Camera

@@ -71,4 +71,16 @@
 // A memory camera's frames come from a FrameSource registered by name
 // (RegisterFrameSource); it receives the parts built before it, so a twin
 // can render what an in-memory SLM shows.
+//
+// Twin mode. With `twin: true` in the blackbox section (what `insitu run
+// --dry-run` sets), or through NewTwin, the rig is built from the same
+// hardware config with every part replaced by its in-process twin,
+// registered per part type with RegisterPartTwin: the part's real driver
+// on a twin of its device, opening no device. This package registers the
+// SLM's (a memory display) and the camera's (a memory source showing the
+// scene registered as TwinFrameSource); simulators/bench registers the
+// SMU's, the power meter's and the DAQ's twins and that scene, so this
+// package imports no simulator. The twin rig's Spec is the described one;
+// the bench's settle and acquisition times are counted, not waited
+// (SetTwinSleep, TwinReport).
 package rig

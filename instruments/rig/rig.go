@@ -58,12 +58,14 @@ type actSlot struct {
 	c      Component
 	a      Actuator
 	off, n int
+	i      int // index in parts
 }
 
 type senSlot struct {
 	c Component
 	s Sensor
 	n int
+	i int // index in parts
 }
 
 // Rig is one BlackBox over several parts: Query applies every actuator in
@@ -75,6 +77,7 @@ type Rig struct {
 	parts  []Component
 	acts   []actSlot
 	sens   []senSlot
+	twin   *twinState // nil for a hardware rig; see twin.go
 
 	mu sync.Mutex // one query at a time
 }
@@ -104,11 +107,11 @@ func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
 	off := 0
 	for i, c := range parts {
 		if n := views[i].in.Dim(); n > 0 {
-			r.acts = append(r.acts, actSlot{c: c, a: c.Part.(Actuator), off: off, n: n})
+			r.acts = append(r.acts, actSlot{c: c, a: c.Part.(Actuator), off: off, n: n, i: i})
 			off += n
 		}
 		if n := len(views[i].out); n > 0 {
-			r.sens = append(r.sens, senSlot{c: c, s: c.Part.(Sensor), n: n})
+			r.sens = append(r.sens, senSlot{c: c, s: c.Part.(Sensor), n: n, i: i})
 		}
 	}
 	return r, nil
@@ -232,6 +235,9 @@ func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.twin != nil {
+		return r.twinQuery(ctx, x)
+	}
 	var settle time.Duration
 	for _, s := range r.acts {
 		if err := ctx.Err(); err != nil {
@@ -265,6 +271,9 @@ func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
 // if some fail; the errors are joined. It does not wait for a running query
 // (the guard calls it when a query hangs); parts serialize their own I/O.
 func (r *Rig) SafeState(ctx context.Context) error {
+	if r.twin != nil {
+		return r.twin.safeState(ctx, r)
+	}
 	var errs []error
 	for _, c := range r.parts {
 		if err := c.Part.SafeState(ctx); err != nil {

@@ -8,4 +8,10 @@
 //
 // Both identify as twins in *IDN? (manufacturer "insitu", model "... twin"),
 // so an identity check configured for real hardware refuses them.
+//
+// The package also registers the part twins of a rig in twin mode (`insitu
+// run --dry-run`; see parttwins.go): the SMU and power-meter drivers
+// talking to these twins served in process, the DAQ driver on an emulated
+// I²C bus through the analog PNN layer, and the OWMS scene twin cameras
+// show.
 package bench

@@ -43,7 +43,10 @@ type PowerMeterConfig struct {
 	Optics optics.Config
 	// FB is where the SLM image is read on every reading; an empty Path
 	// means a flat SLM (all phases 0).
-	FB       Framebuffer
+	FB Framebuffer
+	// Pattern, when set, gives the N×N phase pattern on the SLM for every
+	// reading instead of FB (an in-process SLM's display).
+	Pattern  func() ([]float64, error)
 	Detector Detector
 	// InputPower is the laser power in W: the OWMS twin has unit input
 	// power, so readings are InputPower × the detected fraction. Default 1 mW.
@@ -162,10 +165,17 @@ func DetectorMask(c optics.Config, d Detector) []bool {
 func GrayToPhase(g uint8) float64 { return 2 * math.Pi * float64(g) / 256 }
 
 // Phases reads the N×N pattern from the framebuffer file and maps it to
-// phases. It opens the file each time, so a framebuffer recreated by the
-// SLM side is followed.
+// phases (or takes it from Pattern when set). It opens the file each time,
+// so a framebuffer recreated by the SLM side is followed.
 func (pm *PowerMeter) Phases() ([]float64, error) {
 	n := pm.cfg.Optics.N
+	if pm.cfg.Pattern != nil {
+		x, err := pm.cfg.Pattern()
+		if err == nil && len(x) != n*n {
+			err = fmt.Errorf("the SLM pattern has %d phases, the optics twin's grid %d×%d", len(x), n, n)
+		}
+		return x, err
+	}
 	x := make([]float64, n*n)
 	if pm.cfg.FB.Path == "" {
 		return x, nil

@@ -87,11 +87,10 @@ func OWMSFrames(built map[string]rig.Part, w, h int, noise bool) (camera.FrameFu
 	if w != n || h != n {
 		return nil, fmt.Errorf("owms frame source: the camera is %d×%d, the twin's grid is the SLM pattern's %d×%d", w, h, n, n)
 	}
-	mem, ok := s.Display().(*slm.Memory)
-	if !ok {
+	if _, ok := s.Display().(*slm.Memory); !ok {
 		return nil, fmt.Errorf("owms frame source: %v needs a memory display (display: {type: memory, ...})", s)
 	}
-	phaseOf, err := GrayPhases(s.SLM)
+	pattern, err := MemoryPattern(s) // its errors name the frame source
 	if err != nil {
 		return nil, err
 	}
@@ -105,17 +104,8 @@ func OWMSFrames(built map[string]rig.Part, w, h int, noise bool) (camera.FrameFu
 	if err != nil {
 		return nil, fmt.Errorf("owms frame source: %w", err)
 	}
-	dw, _ := mem.Size()
-	x0, y0 := s.Origin()
-	phase := make([]float64, n*n)
 	return func(ctx context.Context, dst []float64) error {
-		frame := mem.Last()
-		for r := range n {
-			for c := range n {
-				phase[r*n+c] = phaseOf[frame[(y0+r)*dw+x0+c]]
-			}
-		}
-		y, err := tw.Query(ctx, phase)
+		y, err := tw.Query(ctx, pattern())
 		if err != nil {
 			return err
 		}
@@ -258,21 +248,7 @@ func PNNResponse(v [4]float64) [4]float64 {
 // NewPNNBus returns a fresh emulated bus (MCP4728 at 0x60, ADS1115 at 0x48,
 // VDD 5 V) whose ADC inputs are PNNResponse of the DAC outputs. It is not
 // registered; the one registered as "twin-pnn" is PNNBus.
-func NewPNNBus() *i2cemu.Bus {
-	return i2cemu.New(&i2cemu.Opts{DACAddr: 0x60, ADCAddr: 0x48, VDD: 5 * physic.Volt,
-		Response: func(d [4]physic.ElectricPotential) [4]physic.ElectricPotential {
-			var v [4]float64
-			for i, x := range d {
-				v[i] = float64(x) / float64(physic.Volt)
-			}
-			y := PNNResponse(v)
-			var out [4]physic.ElectricPotential
-			for i, x := range y {
-				out[i] = physic.ElectricPotential(math.Round(x * float64(physic.Volt)))
-			}
-			return out
-		}})
-}
+func NewPNNBus() *i2cemu.Bus { return newPNNBus(0x60, 0x48, 5*physic.Volt) }
 
 var pnnBus *i2cemu.Bus
 

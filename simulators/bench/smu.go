@@ -81,6 +81,8 @@ type SMU struct {
 	st    SMUState
 	rng   *rand.Rand
 	start time.Time
+	sets  int // level sets received
+	reads int // readings taken
 }
 
 const boltzmannOverQ = 8.617333262e-5 // V/K
@@ -157,6 +159,13 @@ func (s *SMU) State() SMUState {
 	st.Sense = append([]string(nil), s.st.Sense...)
 	return st
 }
+
+// LevelSets is how many source level sets (SOUR:VOLT:LEV) the twin has
+// received, and Readings how many readings it has taken.
+func (s *SMU) LevelSets() int { s.mu.Lock(); defer s.mu.Unlock(); return s.sets }
+
+// Readings is how many readings (READ?, MEAS?) the twin has taken.
+func (s *SMU) Readings() int { s.mu.Lock(); defer s.mu.Unlock(); return s.reads }
 
 // Current is the load's noiseless current at v.
 func (s *SMU) Current(v float64) float64 {
@@ -264,6 +273,7 @@ func (s *SMU) table() emulator.Table {
 				return "", err
 			}
 			s.st.Level = v
+			s.sets++
 			return "", nil
 		}),
 		"SOURce:VOLTage[:LEVel][:IMMediate][:AMPLitude]?": lock(func(string) (string, error) { return f(s.st.Level), nil }),
@@ -397,6 +407,7 @@ func (s *SMU) read() (string, error) {
 	if !s.st.Output {
 		return "", emulator.Err(803, "Output disabled")
 	}
+	s.reads++
 	v, i, tripped := s.operate(s.st.Level, s.st.Compliance)
 	if !tripped && s.cfg.Noise > 0 {
 		i += s.cfg.Noise * s.rng.NormFloat64()
