@@ -2,6 +2,7 @@ package insitu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -21,25 +22,35 @@ type Params struct {
 }
 
 // Decode fills the struct pointed to by into from Values using its
-// `mapstructure` tags. A key the struct does not know, or a value of the
-// wrong type, is an error naming the file and the key.
+// `mapstructure` tags. Every problem is an error naming the file and the
+// key path, with the value and what is wanted: a key the struct does not
+// know (with the closest known key), a value of the wrong type, a number
+// that does not fit its field exactly (2.5 for an int, -1 for a uint), a
+// duration without a unit (durations are written "2s", "150ms"; see
+// DurationHook).
 func (p Params) Decode(into any) error {
-	var md mapstructure.Metadata
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		Result:           into,
-		Metadata:         &md,
 		WeaklyTypedInput: true, // "1e-3" from an env var or flag is a number
 		ErrorUnused:      true,
-		// Timeouts and settle times are written "2s", "150ms" in YAML.
-		DecodeHook: mapstructure.StringToTimeDurationHookFunc(),
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(DurationHook(), NumberHook()),
 	})
 	if err != nil {
 		return err
 	}
-	if err := dec.Decode(p.Values); err != nil {
-		return fmt.Errorf("%s: %w", p.where(), err)
+	err = dec.Decode(p.Values)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var errs []error
+	for _, pr := range DecodeProblems(err, into) {
+		if pr.Key == "" {
+			errs = append(errs, fmt.Errorf("%s: %s", p.where(), pr.Msg))
+			continue
+		}
+		errs = append(errs, p.Errorf(pr.Key, "%s", pr.Msg))
+	}
+	return errors.Join(errs...)
 }
 
 // Errorf returns an error that names the file and the key path of key.

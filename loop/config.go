@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"strconv"
+	"strings"
 
 	"github.com/insitu-lab/insitu/surrogate"
 )
@@ -28,6 +31,32 @@ var Methods = []string{MethodGradPIE, MethodMAE, MethodMSE, MethodExact, MethodR
 const (
 	ModeOnline  = "online"  // Algorithm 1: retrain every iteration on everything measured
 	ModeOffline = "offline" // Algorithm A1: train once on a dataset, freeze, descend
+)
+
+// Limits of the counts and sizes of a Config and a TrainConfig. They are
+// far above any sensible run or training, and they keep the arithmetic on
+// the counts (the budget N0 + T·K·(1+M), a network's parameter count, the
+// memory of a design) far from overflow and from the machine's memory.
+// Validate checks them before any device is opened, ValidateDims what
+// needs the box's dimensions before its first query.
+const (
+	MaxIterations   = 1_000_000   // iterations, patience, checkpoint_every
+	MaxQueries      = 10_000_000  // budget, and N0 + T·K·(1+M) without one
+	MaxInitPoints   = 1_000_000   // init.points, offline.points
+	MaxTopK         = 10_000      // top_k
+	MaxLocalSamples = 10_000      // local.samples
+	MaxEpochs       = 1_000_000   // every epochs key; a training's eval_every, checkpoint_every
+	MaxBatch        = 1 << 16     // surrogate.batch and a training's batch
+	MaxNeighbours   = 1_000       // surrogate.k
+	MaxHiddenLayers = 64          // len(surrogate.hidden)
+	MaxHiddenWidth  = 1 << 16     // every surrogate.hidden width
+	MaxParams       = 100_000_000 // weights of the surrogate network
+	MaxPopulation   = 10_000      // cmaes.population
+	MaxDataPoints   = 10_000_000  // data.n
+	MaxDataInputs   = 1 << 20     // du
+	// MaxBytes bounds the memory of the initial design's inputs (points ×
+	// inputs × 8 bytes) and of a surrogate minibatch's activations.
+	MaxBytes = 4 << 30
 )
 
 // Config is everything an optimization run needs besides the black box.
@@ -134,8 +163,9 @@ func DefaultConfig() Config {
 }
 
 // QueriesPerIteration is K·(1+M), the queries one iteration of Algorithm 1
-// costs; the baselines are accounted in blocks of the same size.
-func (c Config) QueriesPerIteration() int { return c.TopK * (1 + c.Local.Samples) }
+// costs; the baselines are accounted in blocks of the same size. It
+// saturates at math.MaxInt instead of overflowing.
+func (c Config) QueriesPerIteration() int { return mulSat(c.TopK, addSat(1, c.Local.Samples)) }
 
 // InitPoints is N0.
 func (c Config) InitPoints() int {
@@ -145,7 +175,9 @@ func (c Config) InitPoints() int {
 	return c.Init.Points
 }
 
-// EffectiveBudget is the query budget: Budget, or N0 + T·K·(1+M).
+// EffectiveBudget is the query budget: Budget, or N0 + T·K·(1+M),
+// saturating at math.MaxInt instead of overflowing (Validate refuses a
+// budget above MaxQueries).
 func (c Config) EffectiveBudget() int {
 	if c.Budget > 0 {
 		return c.Budget
@@ -154,7 +186,47 @@ func (c Config) EffectiveBudget() int {
 	if c.Mode == ModeOffline && c.Offline.Journal == "" {
 		n0 = c.Offline.Points
 	}
-	return n0 + c.Iterations*c.QueriesPerIteration()
+	return addSat(n0, mulSat(c.Iterations, c.QueriesPerIteration()))
+}
+
+// mulSat is a·b clamped to [math.MinInt, math.MaxInt] instead of
+// overflowing.
+func mulSat(a, b int) int {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	neg := (a < 0) != (b < 0)
+	ua, ub := absU(a), absU(b)
+	hi, lo := bits.Mul64(ua, ub)
+	if hi != 0 || lo > math.MaxInt {
+		if neg {
+			return math.MinInt
+		}
+		return math.MaxInt
+	}
+	if neg {
+		return -int(lo)
+	}
+	return int(lo)
+}
+
+// addSat is a+b clamped to [math.MinInt, math.MaxInt].
+func addSat(a, b int) int {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt
+	}
+	return s
+}
+
+func absU(a int) uint64 {
+	if a < 0 {
+		return uint64(-(a + 1)) + 1
+	}
+	return uint64(a)
 }
 
 // UsesSurrogate reports whether the method trains a surrogate.
@@ -181,7 +253,9 @@ func (c Config) Loss() surrogate.LossKind {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf(key+": "+format, a...)) }
+	count := func(key string, v, lo, hi int, note string) bool { return inRange(&errs, key, v, lo, hi, note) }
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	counts := true // the counts EffectiveBudget multiplies are in range
 	known := false
 	for _, m := range Methods {
 		known = known || c.Method == m
@@ -195,40 +269,40 @@ func (c Config) Validate() error {
 		if c.Method != "" && known && !c.UsesSurrogate() {
 			bad("mode", "offline needs a surrogate method (gradpie, mae, mse), not %q", c.Method)
 		}
-		if c.Offline.Journal == "" && c.Offline.Points < 2 {
-			bad("offline.points", "%d: want ≥ 2 (or offline.journal)", c.Offline.Points)
+		if c.Offline.Journal == "" {
+			counts = count("offline.points", c.Offline.Points, 2, MaxInitPoints, " (or offline.journal)") && counts
 		}
-		if c.Offline.Epochs < 1 {
-			bad("offline.epochs", "%d: want ≥ 1", c.Offline.Epochs)
-		}
+		count("offline.epochs", c.Offline.Epochs, 1, MaxEpochs, "")
 	default:
 		bad("mode", "%q: want online or offline", c.Mode)
 	}
-	if c.Iterations < 1 {
-		bad("iterations", "%d: want ≥ 1", c.Iterations)
-	}
-	if c.Budget < 0 {
-		bad("budget", "%d: want ≥ 0 (0: N0 + T·K·(1+M))", c.Budget)
-	}
-	if c.CheckpointEvery < 0 {
-		bad("checkpoint_every", "%d: want ≥ 0 (0: never)", c.CheckpointEvery)
-	}
-	if c.Patience < 0 {
-		bad("patience", "%d: want ≥ 0 (0: never stop early)", c.Patience)
-	}
+	counts = count("iterations", c.Iterations, 1, MaxIterations, "") && counts
+	count("budget", c.Budget, 0, MaxQueries, " (0: N0 + T·K·(1+M))")
+	count("checkpoint_every", c.CheckpointEvery, 0, MaxIterations, " (0: never)")
+	count("patience", c.Patience, 0, MaxIterations, " (0: never stop early)")
 	if !(c.Tolerance >= 0) || !finite(c.Tolerance) {
 		bad("tolerance", "%v: want a finite value ≥ 0", c.Tolerance)
 	}
-	if len(c.Init.X) == 0 && c.Init.Points < 1 {
-		bad("init.points", "%d: want ≥ 1", c.Init.Points)
+	if len(c.Init.X) == 0 {
+		counts = count("init.points", c.Init.Points, 1, MaxInitPoints, "") && counts
+	} else if len(c.Init.X) > MaxInitPoints {
+		bad("init.x", "%d points: want at most %d", len(c.Init.X), MaxInitPoints)
 	}
-	if c.TopK < 1 {
-		bad("top_k", "%d: want ≥ 1", c.TopK)
-	} else if n0 := c.InitPoints(); c.Mode != ModeOffline && n0 >= 1 && c.TopK > n0 {
-		bad("top_k", "%d is more than the %d initial points", c.TopK, n0)
+	if count("top_k", c.TopK, 1, MaxTopK, "") {
+		if n0 := c.InitPoints(); c.Mode != ModeOffline && n0 >= 1 && c.TopK > n0 {
+			bad("top_k", "%d is more than the %d initial points", c.TopK, n0)
+		}
+	} else {
+		counts = false
 	}
-	if c.Local.Samples < 0 {
-		bad("local.samples", "%d: want ≥ 0", c.Local.Samples)
+	counts = count("local.samples", c.Local.Samples, 0, MaxLocalSamples, "") && counts
+	// Without a budget the counts make one, N0 + T·K·(1+M): each count
+	// within its limit, their product may still be too many queries.
+	if counts && c.Budget == 0 {
+		if b := c.EffectiveBudget(); b > MaxQueries {
+			bad("budget", "0 means N0 + T·K·(1+M) = %d + %d·%d·(1+%d) = %d queries, more than %d: set a budget or lower iterations, top_k or local.samples",
+				b-c.Iterations*c.QueriesPerIteration(), c.Iterations, c.TopK, c.Local.Samples, b, MaxQueries)
+		}
 	}
 	if !(c.Local.Sigma > 0) || !finite(c.Local.Sigma) {
 		bad("local.sigma", "%v: want a finite value > 0", c.Local.Sigma)
@@ -252,8 +326,8 @@ func (c Config) Validate() error {
 	if !(c.CMAES.Sigma > 0) || !finite(c.CMAES.Sigma) {
 		bad("cmaes.sigma", "%v: want a finite value > 0", c.CMAES.Sigma)
 	}
-	if c.CMAES.Population < 0 || c.CMAES.Population == 1 {
-		bad("cmaes.population", "%d: want 0 (default) or ≥ 2", c.CMAES.Population)
+	if c.CMAES.Population < 0 || c.CMAES.Population == 1 || c.CMAES.Population > MaxPopulation {
+		bad("cmaes.population", "%d: want 0 (default) or 2 to %d", c.CMAES.Population, MaxPopulation)
 	}
 	return errors.Join(errs...)
 }
@@ -266,28 +340,43 @@ func (s SurrogateConfig) problems() []error {
 		errs = append(errs, fmt.Errorf("surrogate."+key+": "+format, a...))
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-	if len(s.Hidden) == 0 {
+	count := func(key string, v, lo, hi int) bool { return inRange(&errs, "surrogate."+key, v, lo, hi, "") }
+	widths := true
+	switch {
+	case len(s.Hidden) == 0:
 		bad("hidden", "empty: want at least one hidden layer width")
+		widths = false
+	case len(s.Hidden) > MaxHiddenLayers:
+		bad("hidden", "%d layers: want 1 to %d", len(s.Hidden), MaxHiddenLayers)
+		widths = false
 	}
 	for i, h := range s.Hidden {
-		if h < 1 {
-			bad(fmt.Sprintf("hidden[%d]", i), "%d: want ≥ 1", h)
+		widths = count(fmt.Sprintf("hidden[%d]", i), h, 1, MaxHiddenWidth) && widths
+	}
+	if widths {
+		// With one input and one output: a lower bound of the network
+		// on any box (Config.ValidateDims counts the box's own).
+		if n := s.numParams(1, 1); n > MaxParams {
+			bad("hidden", "%v has %d weights even with one input and one output: want at most %d", s.Hidden, n, MaxParams)
 		}
 	}
-	if s.InitialEpochs < 0 {
-		bad("initial_epochs", "%d: want ≥ 0", s.InitialEpochs)
-	}
-	if s.Epochs < 1 {
-		bad("epochs", "%d: want ≥ 1", s.Epochs)
-	}
+	count("initial_epochs", s.InitialEpochs, 0, MaxEpochs)
+	count("epochs", s.Epochs, 1, MaxEpochs)
 	if !(s.LR > 0) || !finite(s.LR) {
 		bad("lr", "%v: want a finite value > 0", s.LR)
 	}
-	if s.Batch < 1 {
-		bad("batch", "%d: want ≥ 1", s.Batch)
-	}
-	if s.K < 1 {
-		bad("k", "%d: want ≥ 1", s.K)
+	batch := count("batch", s.Batch, 1, MaxBatch)
+	k := count("k", s.K, 1, MaxNeighbours)
+	if widths && batch && k {
+		// A GradPIE minibatch forwards its anchors and their k neighbours.
+		units := 0
+		for _, h := range s.Hidden {
+			units += h
+		}
+		if b := mulSat(mulSat(mulSat(s.Batch, 1+s.K), units), 8); b > MaxBytes {
+			bad("batch", "%d anchors × (1 + k = %d) × %d hidden units × 8 bytes = %s of activations per minibatch: want at most %s",
+				s.Batch, s.K, units, gib(b), gib(MaxBytes))
+		}
 	}
 	if s.Norm != surrogate.NormL1 && s.Norm != surrogate.NormL2 {
 		bad("norm", "%q: want l1 or l2", s.Norm)
@@ -296,4 +385,71 @@ func (s SurrogateConfig) problems() []error {
 		bad("lambda", "%v: want a finite value ≥ 0", s.Lambda)
 	}
 	return errs
+}
+
+// numParams is the weight count of the network on in inputs and out
+// outputs (surrogate.Arch.NumParams), saturating instead of overflowing.
+func (s SurrogateConfig) numParams(in, out int) int {
+	n, prev := 0, in
+	for _, w := range s.Hidden {
+		layer := addSat(mulSat(prev, w), w)
+		if s.LayerNorm {
+			layer = addSat(layer, mulSat(2, w))
+		}
+		n, prev = addSat(n, layer), w
+	}
+	return addSat(n, addSat(mulSat(prev, out), out))
+}
+
+// ValidateDims checks what needs the box's dimensions, in inputs and out
+// outputs: the memory of the random initial design (and of the offline
+// dataset), points × in × 8 bytes, within MaxBytes, and the surrogate's
+// weight count within MaxParams. Run calls it before the first query.
+func (c Config) ValidateDims(in, out int) error {
+	var errs []error
+	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf(key+": "+format, a...)) }
+	design := func(key string, points int) {
+		if b := mulSat(mulSat(points, in), 8); b > MaxBytes {
+			bad(key, "%d points × %d inputs × 8 bytes = %s: want at most %s", points, in, gib(b), gib(MaxBytes))
+		}
+	}
+	if len(c.Init.X) == 0 {
+		design("init.points", c.Init.Points)
+	}
+	if c.Mode == ModeOffline && c.Offline.Journal == "" {
+		design("offline.points", c.Offline.Points)
+	}
+	if c.UsesSurrogate() {
+		if n := c.Surrogate.numParams(in, out); n > MaxParams {
+			bad("surrogate.hidden", "%v on %d inputs and %d outputs has %d weights: want at most %d", c.Surrogate.Hidden, in, out, n, MaxParams)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inRange appends an error naming key, v and the range [lo, hi] to errs
+// when v is outside it; note explains a special value. It reports whether
+// v is in range.
+func inRange(errs *[]error, key string, v, lo, hi int, note string) bool {
+	if v >= lo && v <= hi {
+		return true
+	}
+	*errs = append(*errs, fmt.Errorf("%s: %d: want %d to %d%s", key, v, lo, hi, note))
+	return false
+}
+
+// gib writes a byte count in GiB, or TiB, PiB, EiB when larger.
+func gib(b int) string {
+	if b == math.MaxInt {
+		return "more than 8 EiB"
+	}
+	v := float64(b) / (1 << 30)
+	unit := "GiB"
+	for _, u := range []string{"TiB", "PiB", "EiB"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + unit
 }

@@ -58,6 +58,9 @@ func Run(ctx context.Context, cfg Config, p Problem, j *journal.Journal, progres
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.ValidateDims(spec.In.Dim(), len(spec.Out)); err != nil {
+		return nil, err
+	}
 	if cfg.Method == MethodExact && p.Exact == nil {
 		return nil, fmt.Errorf("method exact: %s is not Differentiable: it has no exact gradient", spec.Name)
 	}

@@ -77,31 +77,22 @@ func (c TrainConfig) UsesIdeal() bool { return c.Method == TrainInsilico || c.Me
 func (c TrainConfig) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf(key+": "+format, a...)) }
+	count := func(key string, v, lo, hi int, note string) bool { return inRange(&errs, key, v, lo, hi, note) }
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	if !slices.Contains(TrainMethods, c.Method) {
 		bad("method", "%q: want one of %v", c.Method, TrainMethods)
 	}
-	if c.Epochs < 1 {
-		bad("epochs", "%d: want ≥ 1", c.Epochs)
-	}
-	if c.Batch < 1 {
-		bad("batch", "%d: want ≥ 1", c.Batch)
-	}
+	count("epochs", c.Epochs, 1, MaxEpochs, "")
+	count("batch", c.Batch, 1, MaxBatch, "")
 	if !(c.LR > 0) || !finite(c.LR) {
 		bad("lr", "%v: want a finite value > 0", c.LR)
 	}
-	if c.Du < 0 {
-		bad("du", "%d: want ≥ 0 (0: from the box)", c.Du)
-	}
+	count("du", c.Du, 0, MaxDataInputs, " (0: from the box)")
 	if !(c.Scale > 0) || !finite(c.Scale) {
 		bad("scale", "%v: want a finite value > 0", c.Scale)
 	}
-	if c.EvalEvery < 1 {
-		bad("eval_every", "%d: want ≥ 1", c.EvalEvery)
-	}
-	if c.CheckpointEvery < 0 {
-		bad("checkpoint_every", "%d: want ≥ 0 (0: never)", c.CheckpointEvery)
-	}
+	count("eval_every", c.EvalEvery, 1, MaxEpochs, "")
+	count("checkpoint_every", c.CheckpointEvery, 0, MaxEpochs, " (0: never)")
 	for i, v := range c.ThetaInit {
 		if !finite(v) {
 			bad(fmt.Sprintf("theta_init[%d]", i), "%v: want a finite value", v)
@@ -197,9 +188,7 @@ func (c DataConfig) Validate() error {
 	} else if _, ok := datasetFactory(c.Kind); !ok {
 		errs = append(errs, fmt.Errorf("data.kind: unknown kind %q (known kinds: %v)", c.Kind, DatasetKinds()))
 	}
-	if c.N < 2 {
-		errs = append(errs, fmt.Errorf("data.n: %d: want ≥ 2", c.N))
-	}
+	inRange(&errs, "data.n", c.N, 2, MaxDataPoints, "")
 	if !(c.Noise >= 0) || math.IsInf(c.Noise, 0) {
 		errs = append(errs, fmt.Errorf("data.noise: %v: want a finite value ≥ 0", c.Noise))
 	}
