@@ -32,12 +32,12 @@ import (
 // hardware bill, DIR/bill.json, into a run directory named …-dryrun.
 //
 // The bench's time is simulated, not waited: the guard runs on a clock
-// whose Sleep only moves it forward, and the twin rig moves it by each
-// query's device time (settles, exposures, conversions, ramp step
+// whose Sleep only moves it forward, and the twin rig moves it to the end
+// of each query's device time (settles, exposures, conversions, ramp step
 // delays), so the guard's rate limit paces the queries as on the bench.
 // The clock's elapsed time at the end is the bench wall-time estimate:
-// this process's own time (controller, journal, the twins' computing)
-// plus the rate-limit waits plus the device time.
+// this process's own time (controller, journal, the twins' computing
+// beyond the device time) plus the rate-limit waits plus the device time.
 
 // dryRunSuffix ends the name of a dry run's directory.
 const dryRunSuffix = "-dryrun"
@@ -252,10 +252,11 @@ type BillQueries struct {
 // RateWaited + Device.
 type BillTime struct {
 	EstimatedBench float64 `json:"estimated_bench_s"`
-	// Process is this dry run's own wall time: the controller (the
-	// surrogate's initial training included), the journal and the twins'
-	// computing. Controller is the controller time the loop measures per
-	// iteration, within it.
+	// Process is this dry run's own wall time outside the device time:
+	// the controller (the surrogate's initial training included), the
+	// journal, and the twins' computing where it took longer than the
+	// device would. Controller is the controller time the loop measures
+	// per iteration, within it.
 	Process    float64 `json:"process_s"`
 	Controller float64 `json:"controller_s"`
 	// The rate limit: safety.rate (queries per second; 0: none) and

@@ -33,9 +33,10 @@ import (
 //
 // The bench's times are not waited in twin mode: each part twin reports
 // the settle and acquisition times its device would take, the rig adds
-// them up per query (with its own settle) and hands them to the sleep
-// function set with SetTwinSleep — a dry run's simulated clock — or, by
-// default, to nothing. TwinReport gives what the parts did for the bill.
+// them up per query (with its own settle) and hands what the twins did
+// not already spend to the sleep function set with SetTwinSleep — a dry
+// run's simulated clock — or, by default, to nothing. TwinReport gives
+// what the parts did for the bill.
 //
 // This package registers the twins of the parts that need no simulator:
 // "slm" (the driver on a memory display) and "camera" (a memory camera
@@ -203,9 +204,10 @@ type twinState struct {
 }
 
 // SetTwinSleep sets what a twin rig does with the bench time each query
-// would take (settles, acquisitions, ramp waits): a dry run passes its
-// simulated clock's Sleep, so the guard's rate limit sees the bench's
-// pace. Unset, the time is only counted. It does nothing on a hardware rig.
+// would take (settles, acquisitions, ramp waits) beyond the time the
+// twins took: a dry run passes its simulated clock's Sleep, so the
+// guard's rate limit sees the bench's pace. Unset, the time is only
+// counted. It does nothing on a hardware rig.
 func (r *Rig) SetTwinSleep(sleep func(ctx context.Context, d time.Duration) error) {
 	if r.twin == nil {
 		return
@@ -265,15 +267,17 @@ func (t *twinState) wait(ctx context.Context, d time.Duration) error {
 }
 
 // twinQuery is Query on a twin rig (x checked, r.mu held): apply all,
-// measure all, and hand the bench time the query would take to the twin
-// sleep instead of waiting it.
+// measure all, and hand the twin sleep the bench time the query would
+// take, less the time the twins took (a driver's own waits, such as an
+// ADC's conversion time, are real on the twin too), instead of waiting it.
 func (r *Rig) twinQuery(ctx context.Context, x []float64) ([]float64, error) {
 	name := r.spec.Name
 	applied, measured := map[int]bool{}, map[int]bool{}
+	start := time.Now()
 	defer func() {
 		// A failed query is accounted as far as it got.
 		if len(applied) > 0 || len(measured) > 0 {
-			_ = r.twin.wait(ctx, r.twin.queryTime(applied, measured))
+			_ = r.twin.wait(ctx, r.twin.queryTime(applied, measured)-time.Since(start))
 		}
 	}()
 	for _, s := range r.acts {
