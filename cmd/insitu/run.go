@@ -342,7 +342,7 @@ func writeRunOutputs(ctx context.Context, w io.Writer, out string, cfg runConfig
 	}
 	n := max(len(res.Iterations)-1, 1)
 	fmt.Fprintf(w, "method %s, %d iterations, %d queries (%d replayed from the journal, %d remeasured), stop: %s\n",
-		cfg.Method, len(res.Iterations)-1, res.Queries, res.Replayed, res.Remeasured, res.Stop)
+		cfg.Method, max(len(res.Iterations)-1, 0), res.Queries, res.Replayed, res.Remeasured, res.Stop)
 	fmt.Fprintf(w, "best objective %.6g\n", res.Best.F)
 	fmt.Fprintf(w, "time per iteration: controller %s, black box %s\n", (ctrl / time.Duration(n)).Round(time.Microsecond), (box / time.Duration(n)).Round(time.Microsecond))
 	fmt.Fprintf(w, "guard: %d passed, %d rejected, %d clamped, %d ramp steps, %d trips, %d safe-state calls; %d steps projected into the box\n",

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -164,6 +165,16 @@ func serveTwin(cmd *cobra.Command, kind string, f twinServeFlags) error {
 		fmt.Fprintln(out, ln.Addr())
 		fmt.Fprintf(errOut, "insitu: %s twin (%s) on tcp %s; Ctrl-C to stop\n", kind, what, ln.Addr())
 		err = in.ServeTCP(ctx, ln)
+	}
+	// What the twin was sent, so a dry run shows whether (and what) a
+	// command talked to the instrument: the count always, the commands
+	// with --verbose.
+	cmds := in.Commands()
+	fmt.Fprintf(errOut, "insitu: %s twin: stopped; %d commands kept in its log (%d dropped)\n", kind, len(cmds), in.Stats().LogDropped)
+	if slog.Default().Enabled(ctx, slog.LevelDebug) {
+		for _, c := range cmds {
+			fmt.Fprintf(errOut, "  %s\n", c)
+		}
 	}
 	if ctx.Err() != nil {
 		return nil // Ctrl-C is how a twin is stopped
