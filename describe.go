@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 )
 
 // Describer computes the Spec of a black box of its kind from its
@@ -22,26 +21,13 @@ type Describer func(p Params) (Spec, error)
 // parameters are not known to be wrong; checking them needs the device.
 var ErrNeedsDevice = errors.New("the spec depends on the device")
 
-var (
-	describersMu sync.RWMutex
-	describers   = map[string]Describer{}
-)
+var describers = NewRegistry[Describer]("kind")
 
 // RegisterDescriber makes Describe compute the Spec of kind without
 // building it. Like Register it is meant for the init function of the
 // package that implements the kind, and panics if the kind gets a second
 // describer or d is nil.
-func RegisterDescriber(kind string, d Describer) {
-	describersMu.Lock()
-	defer describersMu.Unlock()
-	if d == nil {
-		panic("insitu: RegisterDescriber describer is nil for kind " + kind)
-	}
-	if _, dup := describers[kind]; dup {
-		panic("insitu: RegisterDescriber called twice for kind " + kind)
-	}
-	describers[kind] = d
-}
+func RegisterDescriber(kind string, d Describer) { describers.Register(kind, d) }
 
 // Describe returns the Spec a black box of kind p.Kind built from p would
 // have, checked as New checks it, without opening any device: it is what
@@ -57,19 +43,14 @@ func RegisterDescriber(kind string, d Describer) {
 //
 // ctx is only used to build a kind without a Describer.
 func Describe(ctx context.Context, p Params) (Spec, error) {
-	registryMu.RLock()
-	_, ok := registry[p.Kind]
-	registryMu.RUnlock()
-	if !ok {
-		return Spec{}, fmt.Errorf("%s.kind: unknown kind %q (known: %v)", p.where(), p.Kind, Kinds())
+	if _, err := kinds.Lookup(p.Kind); err != nil {
+		return Spec{}, fmt.Errorf("%s.kind: %w", p.where(), err)
 	}
 	if p.Values == nil {
 		p.Values = map[string]any{}
 	}
-	describersMu.RLock()
-	d, ok := describers[p.Kind]
-	describersMu.RUnlock()
-	if !ok {
+	d, err := describers.Lookup(p.Kind)
+	if err != nil {
 		return describeByBuilding(ctx, p)
 	}
 	spec, err := d(p)
@@ -105,9 +86,4 @@ func (s Spec) clone() Spec {
 
 // Describes reports whether kind has a Describer, that is whether it is
 // hardware whose Spec comes from its config without building it.
-func Describes(kind string) bool {
-	describersMu.RLock()
-	defer describersMu.RUnlock()
-	_, ok := describers[kind]
-	return ok
-}
+func Describes(kind string) bool { return describers.Has(kind) }

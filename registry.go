@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -73,45 +74,22 @@ func (p Params) where() string {
 // it takes a context.
 type Factory func(ctx context.Context, p Params) (BlackBox, error)
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Factory{}
-)
+var kinds = NewRegistry[Factory]("kind")
 
 // Register makes a kind available to New. It is meant to be called from the
 // init function of the package that implements the kind, and panics if the
-// kind is registered twice or the factory is nil, like database/sql.Register.
-func Register(kind string, f Factory) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if f == nil {
-		panic("insitu: Register factory is nil for kind " + kind)
-	}
-	if _, dup := registry[kind]; dup {
-		panic("insitu: Register called twice for kind " + kind)
-	}
-	registry[kind] = f
-}
+// kind is registered twice, is empty or the factory is nil, like
+// database/sql.Register.
+func Register(kind string, f Factory) { kinds.Register(kind, f) }
 
 // Kinds returns the registered kinds, sorted.
-func Kinds() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	kinds := make([]string, 0, len(registry))
-	for k := range registry {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	return kinds
-}
+func Kinds() []string { return kinds.Names() }
 
 // New builds a black box of kind p.Kind and checks that its Spec is valid.
 func New(ctx context.Context, p Params) (BlackBox, error) {
-	registryMu.RLock()
-	f, ok := registry[p.Kind]
-	registryMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%s.kind: unknown kind %q (known: %v)", p.where(), p.Kind, Kinds())
+	f, err := kinds.Lookup(p.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("%s.kind: %w", p.where(), err)
 	}
 	if p.Values == nil {
 		p.Values = map[string]any{}
@@ -127,4 +105,71 @@ func New(ctx context.Context, p Params) (BlackBox, error) {
 }
 
 // IsRegistered reports whether kind can be built by New.
-func IsRegistered(kind string) bool { return slices.Contains(Kinds(), kind) }
+func IsRegistered(kind string) bool { return kinds.Has(kind) }
+
+// Registry maps names to values of type F (factories, describers) for the
+// packages that register them from init. Every registry of the project is
+// one: names are unique and non-empty, a value is never nil or zero, and an
+// unknown name is an error that lists the known ones, sorted. It is safe for
+// concurrent use.
+type Registry[F any] struct {
+	what string // what a name names, for messages: "kind", "part type"
+	mu   sync.RWMutex
+	m    map[string]F
+}
+
+// NewRegistry returns an empty registry whose names are what ("kind",
+// "objective kind", "frame source"), as errors and panics call them.
+func NewRegistry[F any](what string) *Registry[F] {
+	return &Registry[F]{what: what, m: map[string]F{}}
+}
+
+// Register adds name. It panics if name is empty or already registered, or
+// f is nil or the zero value: registration happens in init, where a
+// mistake is the program's, like database/sql.Register.
+func (r *Registry[F]) Register(name string, f F) {
+	if name == "" {
+		panic(fmt.Sprintf("insitu: registering an empty %s", r.what))
+	}
+	if reflect.ValueOf(&f).Elem().IsZero() {
+		panic(fmt.Sprintf("insitu: registering %s %q: nil or zero", r.what, name))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.m[name]; dup {
+		panic(fmt.Sprintf("insitu: %s %q registered twice", r.what, name))
+	}
+	r.m[name] = f
+}
+
+// Lookup returns what name was registered with, or an error wrapping
+// ErrUnknownName that says "unknown WHAT "name" (known: [a b c])".
+func (r *Registry[F]) Lookup(name string) (F, error) {
+	r.mu.RLock()
+	f, ok := r.m[name]
+	r.mu.RUnlock()
+	if !ok {
+		var zero F
+		return zero, fmt.Errorf("%w %s %q (known: %v)", ErrUnknownName, r.what, name, r.Names())
+	}
+	return f, nil
+}
+
+// Has reports whether name is registered.
+func (r *Registry[F]) Has(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.m[name]
+	return ok
+}
+
+// Names returns the registered names, sorted.
+func (r *Registry[F]) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Sorted(maps.Keys(r.m))
+}
+
+// ErrUnknownName is what Registry.Lookup's errors wrap: the name was never
+// registered.
+var ErrUnknownName = errors.New("unknown")

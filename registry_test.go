@@ -2,6 +2,8 @@ package insitu
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +113,43 @@ func TestParamsDecodeDurations(t *testing.T) {
 	if err := p.Decode(&c); err == nil || !strings.Contains(err.Error(), "timeout") {
 		t.Errorf("a bad duration: %v", err)
 	}
+}
+
+// Every registry of the project is a Registry, so its rules are tested
+// here once: duplicates, empty names and nil values panic; an unknown name
+// is an error that lists the known names, sorted.
+func TestRegistryRules(t *testing.T) {
+	r := NewRegistry[func() int]("widget")
+	r.Register("b", func() int { return 2 })
+	r.Register("a", func() int { return 1 })
+	panics := func(name string, f func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s: no panic", name)
+			}
+		}()
+		f()
+	}
+	panics("duplicate", func() { r.Register("a", func() int { return 3 }) })
+	panics("empty name", func() { r.Register("", func() int { return 3 }) })
+	panics("nil value", func() { r.Register("c", nil) })
+	if got := r.Names(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("Names() = %v, want [a b]", got)
+	}
+	if f, err := r.Lookup("b"); err != nil || f() != 2 {
+		t.Errorf("Lookup(b): %v", err)
+	}
+	if !r.Has("a") || r.Has("c") {
+		t.Error("Has disagrees with the registrations")
+	}
+	_, err := r.Lookup("zz")
+	if want := `unknown widget "zz" (known: [a b])`; err == nil || err.Error() != want {
+		t.Errorf("Lookup(zz) error %v, want %q", err, want)
+	}
+	if !errors.Is(err, ErrUnknownName) {
+		t.Errorf("Lookup(zz) error %v does not wrap ErrUnknownName", err)
+	}
+	zs := NewRegistry[struct{ A func() }]("thing")
+	panics("zero struct", func() { zs.Register("x", struct{ A func() }{}) })
 }
