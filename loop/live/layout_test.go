@@ -1,0 +1,84 @@
+package live
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/insitu-lab/insitu"
+)
+
+func phaseSpace(part string, n int) insitu.Space {
+	sp := insitu.Box(n*n, 0, 2*math.Pi)
+	sp.Names = make([]string, n*n)
+	for i := range sp.Names {
+		sp.Names[i] = fmt.Sprintf("%sphi_%02d_%02d", part, i/n, i%n)
+	}
+	return sp
+}
+
+func TestLayouts(t *testing.T) {
+	// An SLM behind a rig part, plus one other input: a phase map and a bar.
+	sp := phaseSpace("slm/", 4)
+	sp.Names = append(sp.Names, "laser/power")
+	sp.Lower, sp.Upper = append(sp.Lower, 0), append(sp.Upper, 5)
+	l := inputLayout(sp)
+	if l.kind != "phase" || l.rows != 4 || l.cols != 4 || len(l.bars) != 1 || l.hi != 2*math.Pi {
+		t.Fatalf("phase layout: %+v", l)
+	}
+	x := make([]float64, 17)
+	x[1] = math.Pi       // half a period
+	x[2] = 2 * math.Pi   // a whole period: the colour of 0
+	x[3] = 2.5 * math.Pi // wraps to a quarter
+	x[16] = 3
+	v := l.vector(x)
+	px, _ := base64.StdEncoding.DecodeString(v.Pixels)
+	if len(px) != 16 || px[0] != 0 || px[1] != 128 || px[2] != 0 || px[3] != 64 {
+		t.Errorf("phase pixels %v", px[:4])
+	}
+	if len(v.Values) != 1 || v.Values[0] != 3 || v.Names[0] != "laser/power" || v.Hi[0] != 5 {
+		t.Errorf("bars %+v", v)
+	}
+
+	// Rig camera pixels, rectangular.
+	var out []string
+	for r := range 2 {
+		for c := range 3 {
+			out = append(out, fmt.Sprintf("cam/px_%d_%d", r, c))
+		}
+	}
+	o := outputLayout(out)
+	if o.kind != "image" || o.rows != 2 || o.cols != 3 || len(o.bars) != 0 {
+		t.Fatalf("camera layout: %+v", o)
+	}
+	v = o.vector([]float64{0, 1, 2, 3, 4, 10})
+	px, _ = base64.StdEncoding.DecodeString(v.Pixels)
+	if v.Min != 0 || v.Max != 10 || px[5] != 255 || px[0] != 0 || px[1] != 26 {
+		t.Errorf("image %+v %v", v, px)
+	}
+
+	// The OWMS twin's field output: intensity re² + im².
+	out = nil
+	for r := range 2 {
+		for c := range 2 {
+			out = append(out, fmt.Sprintf("re_%d_%d", r, c), fmt.Sprintf("im_%d_%d", r, c))
+		}
+	}
+	o = outputLayout(out)
+	if o.kind != "image" || o.rows != 2 || len(o.im) != 4 {
+		t.Fatalf("field layout: %+v", o)
+	}
+	v = o.vector([]float64{3, 4, 0, 0, 0, 1, 0, 0}) // |3+4i|² = 25, then 0, 1, 0
+	if v.Max != 25 || v.Min != 0 {
+		t.Errorf("field intensity range [%v, %v], want [0, 25]", v.Min, v.Max)
+	}
+
+	// A grid with a hole is not an image; plain names are bars.
+	if o := outputLayout([]string{"px_0_0", "px_0_1", "px_1_0", "y"}); o.kind != "bars" || len(o.bars) != 4 {
+		t.Errorf("incomplete grid: %+v", o)
+	}
+	if l := inputLayout(insitu.Box(3, -1, 1)); l.kind != "bars" || len(l.bars) != 3 || l.blo[0] != -1 {
+		t.Errorf("plain inputs: %+v", l)
+	}
+}
