@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/insitu-lab/insitu"
@@ -172,30 +171,6 @@ func TestDecodeYAML(t *testing.T) {
 	if err := yaml.Unmarshal([]byte("max_step: {x1: 0.5, '*': 1}"), &m); err != nil || m.MaxStep["x1"] != 0.5 || m.MaxStep["*"] != 1 {
 		t.Errorf("map max_step: %v %v", m.MaxStep, err)
 	}
-}
-
-// The way cmd/insitu decodes: a generic map through mapstructure with
-// viper's hooks plus DecodeHook, unknown keys rejected.
-func TestDecodeMapstructure(t *testing.T) {
-	var raw map[string]any
-	if err := yaml.Unmarshal([]byte(yamlConfig), &raw); err != nil {
-		t.Fatal(err)
-	}
-	var c Config
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		Result:           &c,
-		WeaklyTypedInput: true,
-		ErrorUnused:      true,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(), DecodeHook()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dec.Decode(raw); err != nil {
-		t.Fatal(err)
-	}
-	checkDecoded(t, c)
 }
 
 // VJP goes through the input checks and only exists when the device has
