@@ -102,6 +102,7 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 	cmd.Flags().Uint64("seed", 0, "the run's seed (overrides seed)")
 	cmd.Flags().String("method", "", "gradpie, mae, mse, exact, random, spsa, fd or cmaes (overrides method)")
 	cmd.Flags().Int("iterations", 0, "iterations T (overrides iterations)")
+	addServeFlags(cmd)
 	return cmd
 }
 
@@ -148,6 +149,7 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	addServeFlags(cmd)
 	return cmd
 }
 
@@ -234,8 +236,14 @@ type runParts struct {
 func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string, j *journal.Journal, parts runParts, quiet bool) error {
 	var res *loop.Result
 	defer closeBox(parts.box)
+	ctx, con, err := startConsole(ctx, cmd, out, runInfo(cfg, out), parts.box.Spec())
+	if err != nil {
+		return err
+	}
+	defer con.close()
 	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
-		p := loop.Problem{Box: guard, Objective: parts.obj, Direction: parts.dir}
+		con.watch(guard)
+		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir}
 		if d, ok := guard.Differentiable(); ok {
 			p.Exact = d
 		}
