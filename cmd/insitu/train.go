@@ -225,6 +225,7 @@ interrupted training without repeating a recorded query.`,
 	cmd.Flags().Uint64("seed", 0, "the training's seed (overrides seed)")
 	cmd.Flags().String("method", "", strings.Join(loop.TrainMethods, ", ")+" (overrides method)")
 	cmd.Flags().Int("epochs", 0, "epochs (overrides epochs)")
+	addServeFlags(cmd)
 	return cmd
 }
 
@@ -236,8 +237,14 @@ func executeTrain(ctx context.Context, cmd *cobra.Command, cfg trainConfig, out 
 	if len(cfg.IdealBlackBox) > 0 { // built from its own section, not borrowed from the box
 		defer closeBox(parts.ideal)
 	}
+	ctx, con, err := startConsole(ctx, cmd, out, trainInfo(cfg, out), parts.box.Spec())
+	if err != nil {
+		return err
+	}
+	defer con.close()
 	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu train --resume "+out, func(ctx context.Context, guard *safety.Guard) error {
-		p := loop.TrainProblem{Box: guard, Du: parts.du, Ideal: parts.ideal}
+		con.watch(guard)
+		p := loop.TrainProblem{Box: con.wrap(guard), Du: parts.du, Ideal: parts.ideal}
 		if d, ok := guard.Differentiable(); ok {
 			p.Exact = d
 		}
