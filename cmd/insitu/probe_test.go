@@ -4,6 +4,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/insitu-lab/insitu/drivers/serial"
 )
 
 func TestProbeErrorNamesThePort(t *testing.T) {
@@ -24,13 +26,29 @@ func TestProbeErrorNamesThePort(t *testing.T) {
 	}
 }
 
+// probe --ports prints every port serial.List finds, one a line, or says
+// there are none.
 func TestProbeListsPorts(t *testing.T) {
+	ports, lerr := serial.List()
 	out, _, err := run(t, "probe", "--ports")
+	if lerr != nil {
+		if err == nil || !strings.Contains(err.Error(), "listing serial ports") {
+			t.Fatalf("probe --ports with a failing enumeration: %v, want the listing error", err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out == "" {
-		t.Error("probe --ports printed nothing")
+	var want strings.Builder
+	if len(ports) == 0 {
+		want.WriteString("no serial ports found (pseudo-terminals are not listed; give their path)\n")
+	}
+	for _, p := range ports {
+		want.WriteString(p.String() + "\n")
+	}
+	if out != want.String() {
+		t.Errorf("probe --ports printed\n%q\nwant\n%q", out, want.String())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bug "go.bug.st/serial"
+	"go.bug.st/serial/enumerator"
 
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/scpi/emulator"
@@ -186,8 +187,38 @@ func TestOpenMissingPort(t *testing.T) {
 	}
 }
 
+// List reports what the enumerator finds, port for port and field for
+// field; an enumeration error is List's error too.
 func TestList(t *testing.T) {
-	if _, err := List(); err != nil {
-		t.Skipf("no enumeration here: %v", err) // containers may lack /sys/class/tty
+	want, werr := enumerator.GetDetailedPortsList()
+	got, err := List()
+	if werr != nil {
+		if err == nil || !errors.Is(err, werr) {
+			t.Fatalf("List() error = %v, want it to wrap %v", err, werr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("List: %v (the enumerator succeeded)", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("List returned %d ports, the enumerator %d: %v", len(got), len(want), got)
+	}
+	for i, d := range want {
+		w := PortInfo{Path: d.Name, IsUSB: d.IsUSB, VID: d.VID, PID: d.PID,
+			Serial: d.SerialNumber, Manufacturer: d.Manufacturer, Product: d.Product}
+		if got[i] != w {
+			t.Errorf("port %d = %+v, want %+v", i, got[i], w)
+		}
+	}
+}
+
+func TestPortInfoString(t *testing.T) {
+	if s := (PortInfo{Path: "/dev/ttyS0"}).String(); s != "/dev/ttyS0" {
+		t.Errorf("plain port: %q", s)
+	}
+	p := PortInfo{Path: "/dev/ttyUSB0", IsUSB: true, VID: "0403", PID: "6001", Serial: "A1", Manufacturer: "FTDI", Product: "FT232R"}
+	if s, want := p.String(), `/dev/ttyUSB0 usb 0403:6001 serial="A1" FTDI FT232R`; s != want {
+		t.Errorf("USB port: %q, want %q", s, want)
 	}
 }
