@@ -155,7 +155,7 @@ func TestTrainConfigLimits(t *testing.T) {
 			t.Errorf("error %v\nlacks %q", err, c.want)
 		}
 	}
-	err := DataConfig{Kind: "nope", N: 1e12, TestFraction: 0.5}.Validate()
+	err := ValidateData(DataConfig{Kind: "nope", N: 1e12, TestFraction: 0.5})
 	if err == nil || !strings.Contains(err.Error(), "data.n: 1000000000000: want 2 to 10000000") {
 		t.Errorf("data.n: %v", err)
 	}

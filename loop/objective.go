@@ -6,90 +6,34 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
-	"sync"
 
 	"github.com/insitu-lab/insitu"
 )
 
-// Objective scores a measured output. Grad is ∂Value/∂y, which the loop
-// sends back through the surrogate's (or the twin's) vector-Jacobian
-// product.
-type Objective interface {
-	Value(y []float64) float64
-	Grad(y []float64) []float64
-}
-
-// Direction says whether an objective is minimized or maximized.
-type Direction string
+// The objective vocabulary lives in the root package, so that a twin can
+// register its figure of merit without importing the optimizer; these
+// aliases keep the loop's own spelling.
+type (
+	Objective        = insitu.Objective
+	Direction        = insitu.Direction
+	ObjectiveConfig  = insitu.ObjectiveConfig
+	Targeter         = insitu.Targeter
+	ObjectiveFactory = insitu.ObjectiveFactory
+)
 
 const (
-	Minimize Direction = "min"
-	Maximize Direction = "max"
+	Minimize = insitu.Minimize
+	Maximize = insitu.Maximize
 )
-
-// ObjectiveConfig selects and parameterizes an objective.
-type ObjectiveConfig struct {
-	// Kind: "distance" (‖y − target‖₂), "mse" (mean squared error to the
-	// target), "identity" (a scalar black box's own output), or a kind a
-	// package registered with RegisterObjective.
-	Kind      string    `mapstructure:"kind" yaml:"kind"`
-	Direction Direction `mapstructure:"direction" yaml:"direction"` // min or max; empty: the kind's natural one
-	// Outputs restricts the objective to the named outputs; empty: all.
-	Outputs []string `mapstructure:"outputs" yaml:"outputs,omitempty"`
-	// Target for distance and mse: given literally (one value per selected
-	// output), or as TargetSeed, which asks a twin for a reachable target
-	// (its response to a reference input drawn with that seed).
-	Target     []float64 `mapstructure:"target" yaml:"target,omitempty"`
-	TargetSeed uint64    `mapstructure:"target_seed" yaml:"target_seed,omitempty"`
-}
-
-// Targeter is a twin that can name a reachable target: its noiseless
-// response to a reference input drawn with seed.
-type Targeter interface {
-	Target(seed uint64) (xRef, y []float64)
-}
-
-// ObjectiveFactory builds an objective of one kind for a black box. inner
-// is the unguarded box, so that a factory can ask a twin for its target.
-type ObjectiveFactory func(ctx context.Context, cfg ObjectiveConfig, inner insitu.BlackBox) (Objective, Direction, error)
-
-var (
-	objMu      sync.RWMutex
-	objectives = map[string]ObjectiveFactory{}
-)
-
-// RegisterObjective makes kind available to configs; a twin package calls
-// it from init for its own figure of merit. It panics on a duplicate kind.
-func RegisterObjective(kind string, f ObjectiveFactory) {
-	objMu.Lock()
-	defer objMu.Unlock()
-	if _, dup := objectives[kind]; dup || kind == "" || f == nil {
-		panic(fmt.Sprintf("loop: RegisterObjective(%q): empty, nil or registered twice", kind))
-	}
-	objectives[kind] = f
-}
-
-// ObjectiveKinds lists the registered objective kinds.
-func ObjectiveKinds() []string {
-	objMu.RLock()
-	defer objMu.RUnlock()
-	ks := make([]string, 0, len(objectives))
-	for k := range objectives {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
 
 func init() {
-	RegisterObjective("distance", func(ctx context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
+	insitu.RegisterObjective("distance", func(ctx context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
 		return newTargetObjective(c, b, false)
 	})
-	RegisterObjective("mse", func(ctx context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
+	insitu.RegisterObjective("mse", func(ctx context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
 		return newTargetObjective(c, b, true)
 	})
-	RegisterObjective("identity", func(ctx context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
+	insitu.RegisterObjective("identity", func(ctx context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
 		sel, err := selectOutputs(c, b.Spec())
 		if err != nil {
 			return nil, "", err
@@ -108,11 +52,9 @@ func NewObjective(ctx context.Context, c ObjectiveConfig, inner insitu.BlackBox)
 	if kind == "" {
 		kind = "distance"
 	}
-	objMu.RLock()
-	f, ok := objectives[kind]
-	objMu.RUnlock()
-	if !ok {
-		return nil, "", fmt.Errorf("objective.kind: unknown kind %q (known: %v)", kind, ObjectiveKinds())
+	f, err := insitu.LookupObjective(kind)
+	if err != nil {
+		return nil, "", fmt.Errorf("objective.kind: %w", err)
 	}
 	obj, dir, err := f(ctx, c, inner)
 	if err != nil {

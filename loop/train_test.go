@@ -75,7 +75,7 @@ func blobs(n int, noise float64, seed uint64) LabeledSet {
 }
 
 func init() {
-	RegisterDataset("test-blobs", func(_ context.Context, c DataConfig) (TrainData, error) {
+	insitu.RegisterDataset("test-blobs", func(_ context.Context, c DataConfig) (TrainData, error) {
 		return Split(blobs(c.N, c.Noise, c.Seed), 2, c.TestFraction, c.Seed), nil
 	})
 }
@@ -367,7 +367,7 @@ func TestTrainConfigErrorsNameKeys(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "method") {
 		t.Errorf("unknown method: %v", err)
 	}
-	if err := (DataConfig{Kind: "nope", N: 1, TestFraction: 1}).Validate(); err == nil ||
+	if err := ValidateData(DataConfig{Kind: "nope", N: 1, TestFraction: 1}); err == nil ||
 		!strings.Contains(err.Error(), "data.kind") || !strings.Contains(err.Error(), "data.n") || !strings.Contains(err.Error(), "data.test_fraction") {
 		t.Errorf("data errors: %v", err)
 	}

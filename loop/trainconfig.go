@@ -7,9 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
-	"sync"
 
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/surrogate"
 )
 
@@ -104,52 +103,14 @@ func (c TrainConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LabeledSet is classification data: X[i] is a data input u, Y[i] its
-// class in [0, classes).
-type LabeledSet struct {
-	X [][]float64
-	Y []int
-}
-
-// Len is the number of samples.
-func (s LabeledSet) Len() int { return len(s.X) }
-
-// TrainData is a train/test split.
-type TrainData struct {
-	Train, Test LabeledSet
-	Classes     int
-}
-
-// Validate checks shapes and labels against du inputs.
-func (d TrainData) Validate(du int) error {
-	var errs []error
-	if d.Classes < 2 {
-		errs = append(errs, fmt.Errorf("data: %d classes: want ≥ 2", d.Classes))
-	}
-	if d.Train.Len() == 0 {
-		errs = append(errs, errors.New("data: empty training set"))
-	}
-	if d.Test.Len() == 0 {
-		errs = append(errs, errors.New("data: empty test set"))
-	}
-	for name, s := range map[string]LabeledSet{"train": d.Train, "test": d.Test} {
-		if len(s.Y) != len(s.X) {
-			errs = append(errs, fmt.Errorf("data: %s set has %d inputs but %d labels", name, len(s.X), len(s.Y)))
-			continue
-		}
-		for i := range s.X {
-			if len(s.X[i]) != du {
-				errs = append(errs, fmt.Errorf("data: %s sample %d has %d values, the box takes %d data inputs", name, i, len(s.X[i]), du))
-				break
-			}
-			if s.Y[i] < 0 || s.Y[i] >= d.Classes {
-				errs = append(errs, fmt.Errorf("data: %s sample %d has label %d, want [0, %d)", name, i, s.Y[i], d.Classes))
-				break
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
+// The dataset vocabulary lives in the root package, so that a package of
+// generators can register datasets without importing the optimizer.
+type (
+	LabeledSet     = insitu.LabeledSet
+	TrainData      = insitu.TrainData
+	DataConfig     = insitu.DataConfig
+	DatasetFactory = insitu.DatasetFactory
+)
 
 // Split shuffles a labelled set with seed and puts round(testFraction·n)
 // samples (at least one, and at least one left to train on) in the test set.
@@ -169,24 +130,14 @@ func Split(all LabeledSet, classes int, testFraction float64, seed uint64) Train
 	return d
 }
 
-// DataConfig is the `data` section of a training config. Params holds a
-// generator's own keys.
-type DataConfig struct {
-	Kind         string         `mapstructure:"kind" yaml:"kind"`
-	N            int            `mapstructure:"n" yaml:"n"`
-	Noise        float64        `mapstructure:"noise" yaml:"noise"`
-	TestFraction float64        `mapstructure:"test_fraction" yaml:"test_fraction"`
-	Seed         uint64         `mapstructure:"seed" yaml:"seed"`
-	Params       map[string]any `mapstructure:",remain" yaml:",inline"`
-}
-
-// Validate checks the generic keys; the generator checks the rest.
-func (c DataConfig) Validate() error {
+// ValidateData checks the generic keys of a data section; the generator
+// checks the rest.
+func ValidateData(c DataConfig) error {
 	var errs []error
 	if c.Kind == "" {
-		errs = append(errs, fmt.Errorf("data.kind: missing (known kinds: %v)", DatasetKinds()))
-	} else if _, ok := datasetFactory(c.Kind); !ok {
-		errs = append(errs, fmt.Errorf("data.kind: unknown kind %q (known kinds: %v)", c.Kind, DatasetKinds()))
+		errs = append(errs, fmt.Errorf("data.kind: missing (known kinds: %v)", insitu.DatasetKinds()))
+	} else if _, err := insitu.LookupDataset(c.Kind); err != nil {
+		errs = append(errs, fmt.Errorf("data.kind: %w", err))
 	}
 	inRange(&errs, "data.n", c.N, 2, MaxDataPoints, "")
 	if !(c.Noise >= 0) || math.IsInf(c.Noise, 0) {
@@ -198,51 +149,15 @@ func (c DataConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DatasetFactory generates a dataset from its config; Split makes the
-// train/test split of a generated set.
-type DatasetFactory func(ctx context.Context, c DataConfig) (TrainData, error)
-
-var (
-	dataMu   sync.RWMutex
-	datasets = map[string]DatasetFactory{}
-)
-
-// RegisterDataset makes kind available to training configs; a package of
-// generators calls it from init. It panics on a duplicate kind.
-func RegisterDataset(kind string, f DatasetFactory) {
-	dataMu.Lock()
-	defer dataMu.Unlock()
-	if _, dup := datasets[kind]; dup || kind == "" || f == nil {
-		panic(fmt.Sprintf("loop: RegisterDataset(%q): empty, nil or registered twice", kind))
-	}
-	datasets[kind] = f
-}
-
-func datasetFactory(kind string) (DatasetFactory, bool) {
-	dataMu.RLock()
-	defer dataMu.RUnlock()
-	f, ok := datasets[kind]
-	return f, ok
-}
-
-// DatasetKinds lists the registered dataset kinds, sorted.
-func DatasetKinds() []string {
-	dataMu.RLock()
-	defer dataMu.RUnlock()
-	ks := make([]string, 0, len(datasets))
-	for k := range datasets {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // NewDataset generates the dataset c names and checks it.
 func NewDataset(ctx context.Context, c DataConfig) (TrainData, error) {
-	if err := c.Validate(); err != nil {
+	if err := ValidateData(c); err != nil {
 		return TrainData{}, err
 	}
-	f, _ := datasetFactory(c.Kind)
+	f, err := insitu.LookupDataset(c.Kind)
+	if err != nil {
+		return TrainData{}, fmt.Errorf("data.kind: %w", err)
+	}
 	d, err := f(ctx, c)
 	if err != nil {
 		return TrainData{}, fmt.Errorf("data (%s): %w", c.Kind, err)

@@ -52,7 +52,7 @@ func defaultTrainConfig() trainConfig {
 
 // validate reports every problem of the config, each naming its key.
 func (c trainConfig) validate() error {
-	errs := []error{c.TrainConfig.Validate(), c.Data.Validate()}
+	errs := []error{c.TrainConfig.Validate(), loop.ValidateData(c.Data)}
 	if err := c.Safety.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -62,7 +62,7 @@ func init() {
 		}
 		return tanhPNN{gain: c.Gain}, nil
 	})
-	loop.RegisterDataset("test-blobs", func(_ context.Context, c loop.DataConfig) (loop.TrainData, error) {
+	insitu.RegisterDataset("test-blobs", func(_ context.Context, c loop.DataConfig) (loop.TrainData, error) {
 		rng := rand.New(rand.NewPCG(c.Seed, 1))
 		var s loop.LabeledSet
 		for i := range c.N {

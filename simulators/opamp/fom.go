@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/insitu-lab/insitu"
-	"github.com/insitu-lab/insitu/loop"
 )
 
 // FoM weights of the CktGNN code the paper cites [tasks.md §3]:
@@ -23,7 +22,7 @@ const (
 )
 
 // FoM is the figure of merit over the outputs [G, PM, UGBW]; larger is
-// better. It implements loop.Objective.
+// better. It implements insitu.Objective.
 type FoM struct{}
 
 // Value returns 1.2·|G|/100 − 1.6·PM/90 + 10·|UGBW|/1e9.
@@ -66,7 +65,7 @@ func (o fomObjective) Grad(y []float64) []float64 {
 }
 
 func init() {
-	loop.RegisterObjective("opamp-fom", func(_ context.Context, c loop.ObjectiveConfig, b insitu.BlackBox) (loop.Objective, loop.Direction, error) {
+	insitu.RegisterObjective("opamp-fom", func(_ context.Context, c insitu.ObjectiveConfig, b insitu.BlackBox) (insitu.Objective, insitu.Direction, error) {
 		spec := b.Spec()
 		if len(c.Outputs) != 0 || c.Target != nil {
 			return nil, "", fmt.Errorf("objective: opamp-fom takes neither outputs nor target (it uses %v)", OutputNames)
@@ -79,6 +78,6 @@ func init() {
 			}
 			o.idx[k] = i
 		}
-		return o, loop.Maximize, nil
+		return o, insitu.Maximize, nil
 	})
 }

@@ -39,7 +39,8 @@
 //
 // A design whose |H| never falls through 1 gets the penalty outputs
 // (G, PenaltyPM, 0), never NaN. The objective kind "opamp-fom" (this
-// package registers it with the loop) is the CktGNN figure of merit.
+// package registers it with insitu.RegisterObjective) is the CktGNN figure
+// of merit.
 //
 // Reality-gap options, off by default: mismatch (a fixed seeded
 // perturbation of the process) and output_noise (fresh relative Gaussian

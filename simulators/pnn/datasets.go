@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/insitu-lab/insitu/loop"
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/simulators/pnn/data"
 )
 
@@ -13,36 +13,36 @@ import (
 // Kind iris is the real Iris table (150 rows, 4 inputs, 3 classes): n and
 // noise do not apply to it.
 func init() {
-	loop.RegisterDataset("iris", func(_ context.Context, c loop.DataConfig) (loop.TrainData, error) {
+	insitu.RegisterDataset("iris", func(_ context.Context, c insitu.DataConfig) (insitu.TrainData, error) {
 		if len(c.Params) > 0 {
 			for k := range c.Params {
-				return loop.TrainData{}, fmt.Errorf("data.%s: unknown key for kind iris", k)
+				return insitu.TrainData{}, fmt.Errorf("data.%s: unknown key for kind iris", k)
 			}
 		}
 		d, err := data.Iris()
 		if err != nil {
-			return loop.TrainData{}, fmt.Errorf("data: %w", err)
+			return insitu.TrainData{}, fmt.Errorf("data: %w", err)
 		}
 		train, test, err := d.Split(c.Seed, c.TestFraction)
 		if err != nil {
-			return loop.TrainData{}, fmt.Errorf("data.test_fraction: %w", err)
+			return insitu.TrainData{}, fmt.Errorf("data.test_fraction: %w", err)
 		}
-		return loop.TrainData{
-			Train:   loop.LabeledSet{X: train.X, Y: train.Y},
-			Test:    loop.LabeledSet{X: test.X, Y: test.Y},
+		return insitu.TrainData{
+			Train:   insitu.LabeledSet{X: train.X, Y: train.Y},
+			Test:    insitu.LabeledSet{X: test.X, Y: test.Y},
 			Classes: d.Classes,
 		}, nil
 	})
 	for _, kind := range []string{"moons", "blobs", "circles"} {
-		loop.RegisterDataset(kind, func(_ context.Context, c loop.DataConfig) (loop.TrainData, error) {
+		insitu.RegisterDataset(kind, func(_ context.Context, c insitu.DataConfig) (insitu.TrainData, error) {
 			classes := 2
 			for k, v := range c.Params {
 				if k != "classes" || kind != "blobs" {
-					return loop.TrainData{}, fmt.Errorf("data.%s: unknown key for kind %s", k, kind)
+					return insitu.TrainData{}, fmt.Errorf("data.%s: unknown key for kind %s", k, kind)
 				}
 				n, ok := v.(int)
 				if !ok || n < 2 {
-					return loop.TrainData{}, fmt.Errorf("data.classes: %v: want an integer ≥ 2", v)
+					return insitu.TrainData{}, fmt.Errorf("data.classes: %v: want an integer ≥ 2", v)
 				}
 				classes = n
 			}
@@ -51,15 +51,15 @@ func init() {
 			}
 			d, err := data.Generate(kind, c.Seed, c.N, classes, c.Noise)
 			if err != nil {
-				return loop.TrainData{}, fmt.Errorf("data: %w", err)
+				return insitu.TrainData{}, fmt.Errorf("data: %w", err)
 			}
 			train, test, err := d.Split(c.Seed, c.TestFraction)
 			if err != nil {
-				return loop.TrainData{}, fmt.Errorf("data.test_fraction: %w", err)
+				return insitu.TrainData{}, fmt.Errorf("data.test_fraction: %w", err)
 			}
-			return loop.TrainData{
-				Train:   loop.LabeledSet{X: train.X, Y: train.Y},
-				Test:    loop.LabeledSet{X: test.X, Y: test.Y},
+			return insitu.TrainData{
+				Train:   insitu.LabeledSet{X: train.X, Y: train.Y},
+				Test:    insitu.LabeledSet{X: test.X, Y: test.Y},
 				Classes: d.Classes,
 			}, nil
 		})

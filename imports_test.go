@@ -1,0 +1,57 @@
+package insitu
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportsPointDown keeps the import graph layered: no twin, driver,
+// instrument, surrogate or safety package depends, even indirectly, on the
+// optimizer (the loop package, which brings SQLite and gonum's optimizers)
+// or on a command. What they share with the loop (objectives, datasets,
+// kinds) lives in this package.
+func TestImportsPointDown(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool:", err)
+	}
+	const mod = "github.com/insitu-lab/insitu"
+	cmd := exec.Command(gobin, "list", "-e", "-json=ImportPath,Deps,Error",
+		"./simulators/...", "./drivers/...", "./instruments/...", "./surrogate/...", "./safety/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+	}
+	forbidden := func(path string) bool {
+		return path == mod+"/loop" || strings.HasPrefix(path, mod+"/cmd/") || path == mod+"/cmd"
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	n := 0
+	for {
+		var p struct {
+			ImportPath string
+			Deps       []string
+		}
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		for _, d := range p.Deps {
+			if forbidden(d) {
+				t.Errorf("%s depends on %s", p.ImportPath, d)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("go list listed no packages")
+	}
+}
