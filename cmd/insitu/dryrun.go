@@ -117,10 +117,16 @@ func (c *dryClock) Sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// executeDry is execute on the twin rig r, with the guard on the dry
-// run's clock; it writes the bill whatever the run's outcome.
+// executeDry is execute on the twin rig r (with the live view of --serve),
+// the guard on the dry run's clock; it writes the bill whatever the run's
+// outcome.
 func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, out string, j *journal.Journal, r *rig.Rig, parts runParts, quiet bool) error {
 	defer closeBox(parts.box)
+	ctx, con, err := startConsole(ctx, cmd, out, runInfo(cfg, out), parts.box.Spec())
+	if err != nil {
+		return err
+	}
+	defer con.close()
 	clock := &dryClock{}
 	r.SetTwinSleep(clock.Sleep)
 	start, wall := clock.Now(), time.Now()
@@ -133,7 +139,8 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 		evMu.Unlock()
 	}
 	guard, err := dryGuarded(ctx, cmd, parts.box, cfg.Safety, j, clock, record, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
-		p := loop.Problem{Box: guard, Objective: parts.obj, Direction: parts.dir}
+		con.watch(guard)
+		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir}
 		if d, ok := guard.Differentiable(); ok {
 			p.Exact = d
 		}
