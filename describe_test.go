@@ -52,7 +52,7 @@ func init() {
 		describeTestOpens.Add(1)
 		sp, err := c.spec()
 		if err != nil {
-			return nil, p.Errorf("channels", "%v", err)
+			return nil, p.Errorf("channels", "%w", err)
 		}
 		return constBox{spec: sp}, nil
 	})
@@ -63,7 +63,7 @@ func init() {
 		}
 		sp, err := c.spec()
 		if err != nil {
-			return Spec{}, p.Errorf("channels", "%v", err)
+			return Spec{}, p.Errorf("channels", "%w", err)
 		}
 		return sp, nil
 	})

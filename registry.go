@@ -54,10 +54,21 @@ func (p Params) Decode(into any) error {
 	return errors.Join(errs...)
 }
 
-// Errorf returns an error that names the file and the key path of key.
+// Errorf returns an error that names the file and the key path of key,
+// followed by the message fmt.Errorf makes of format and args: a %w verb
+// wraps its argument, so errors.Is and errors.As see the cause.
 func (p Params) Errorf(key, format string, args ...any) error {
-	return fmt.Errorf("%s.%s: %s", p.where(), key, fmt.Sprintf(format, args...))
+	return &keyError{key: p.where() + "." + key, err: fmt.Errorf(format, args...)}
 }
+
+// keyError is an error at a key path of a config.
+type keyError struct {
+	key string // file: and key path
+	err error
+}
+
+func (e *keyError) Error() string { return e.key + ": " + e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
 
 func (p Params) where() string {
 	prefix := p.Prefix

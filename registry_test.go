@@ -3,6 +3,7 @@ package insitu
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"slices"
 	"strings"
 	"testing"
@@ -152,4 +153,16 @@ func TestRegistryRules(t *testing.T) {
 	}
 	zs := NewRegistry[struct{ A func() }]("thing")
 	panics("zero struct", func() { zs.Register("x", struct{ A func() }{}) })
+}
+
+// Params.Errorf names the key and keeps a %w cause in the chain.
+func TestParamsErrorfWraps(t *testing.T) {
+	p := Params{File: "a.yaml", Prefix: "blackbox.parts[0]"}
+	err := p.Errorf("display", "open: %w", fs.ErrNotExist)
+	if want := "a.yaml: blackbox.parts[0].display: open: file does not exist"; err.Error() != want {
+		t.Errorf("%q, want %q", err, want)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%v does not match fs.ErrNotExist", err)
+	}
 }

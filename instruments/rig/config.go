@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/insitu-lab/insitu"
@@ -46,63 +44,36 @@ type PartType struct {
 	Describe PartDescriber
 }
 
-var (
-	partsMu sync.RWMutex
-	parts   = map[string]PartType{}
-)
+var parts = insitu.NewRegistry[PartType]("part type")
 
 // RegisterPart makes a part type available to rig configs. Like
 // insitu.Register it panics on a duplicate type, or a nil Open or Describe.
 func RegisterPart(typ string, t PartType) {
-	partsMu.Lock()
-	defer partsMu.Unlock()
 	if t.Open == nil || t.Describe == nil {
 		panic("rig: RegisterPart needs both Open and Describe for type " + typ)
 	}
-	if _, dup := parts[typ]; dup {
-		panic("rig: RegisterPart called twice for type " + typ)
-	}
-	parts[typ] = t
+	parts.Register(typ, t)
 }
 
 // PartTypes returns the registered part types, sorted.
-func PartTypes() []string {
-	partsMu.RLock()
-	defer partsMu.RUnlock()
-	return slices.Sorted(maps.Keys(parts))
-}
+func PartTypes() []string { return parts.Names() }
 
 // FrameSource makes the frame function of a memory camera from the parts
 // built before it; w and h are the camera's size.
 type FrameSource func(built map[string]Part, w, h int) (camera.FrameFunc, error)
 
-var (
-	framesMu sync.RWMutex
-	frames   = map[string]FrameSource{}
-)
+var frames = insitu.NewRegistry[FrameSource]("frame source")
 
 // RegisterFrameSource names a frame source for memory cameras in configs
 // (`backend: {type: memory, source: NAME}`); twins register theirs.
-func RegisterFrameSource(name string, f FrameSource) {
-	framesMu.Lock()
-	defer framesMu.Unlock()
-	if f == nil {
-		panic("rig: RegisterFrameSource is nil for " + name)
-	}
-	if _, dup := frames[name]; dup {
-		panic("rig: RegisterFrameSource called twice for " + name)
-	}
-	frames[name] = f
-}
+// It panics on an empty or duplicate name or a nil source.
+func RegisterFrameSource(name string, f FrameSource) { frames.Register(name, f) }
 
 // frameSource returns the frame source a memory camera names.
 func frameSource(p insitu.Params, name string) (FrameSource, error) {
-	framesMu.RLock()
-	defer framesMu.RUnlock()
-	fs, ok := frames[name]
-	if !ok {
-		known := slices.Sorted(maps.Keys(frames))
-		return nil, p.Errorf("backend.source", "unknown frame source %q (registered: %v)", name, known)
+	fs, err := frames.Lookup(name)
+	if err != nil {
+		return nil, p.Errorf("backend.source", "%w", err)
 	}
 	return fs, nil
 }
@@ -176,11 +147,9 @@ func parseRig(p insitu.Params) (rigConfig, []section, error) {
 			return rc, nil, pp.Errorf("name", "part name %q used twice", name)
 		}
 		seen[name] = true
-		partsMu.RLock()
-		pt, ok := parts[typ]
-		partsMu.RUnlock()
-		if !ok {
-			return rc, nil, pp.Errorf("type", "unknown part type %q (known: %v)", typ, PartTypes())
+		pt, err := parts.Lookup(typ)
+		if err != nil {
+			return rc, nil, pp.Errorf("type", "%w", err)
 		}
 		var b bounds
 		if raw, ok := pp.Values["bounds"]; ok {
@@ -237,7 +206,7 @@ func describe(p insitu.Params) (insitu.Spec, error) {
 	}
 	spec, err := buildSpec(rc.Name, rc.Settle, views)
 	if err != nil {
-		return insitu.Spec{}, keyError(p, "parts", err)
+		return insitu.Spec{}, p.Errorf("parts", "%w", err)
 	}
 	return spec, nil
 }
@@ -261,7 +230,7 @@ func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error
 	switch views, err := describeParts(secs); {
 	case err == nil:
 		if _, err := buildSpec(rc.Name, rc.Settle, views); err != nil {
-			return nil, keyError(p, "parts", err)
+			return nil, p.Errorf("parts", "%w", err)
 		}
 	case !errors.Is(err, insitu.ErrNeedsDevice):
 		return nil, err
@@ -287,7 +256,7 @@ func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error
 	}
 	r, err := New(rc.Name, rc.Settle, comps...)
 	if err != nil {
-		return nil, keyError(p, "parts", err)
+		return nil, p.Errorf("parts", "%w", err)
 	}
 	return r, nil
 }
@@ -297,15 +266,6 @@ func prefixOf(p insitu.Params) string {
 		return "blackbox"
 	}
 	return p.Prefix
-}
-
-// keyError is p.Errorf(key, "%v", err) with err kept in the chain.
-func keyError(p insitu.Params, key string, err error) error {
-	where := prefixOf(p) + "." + key
-	if p.File != "" {
-		where = p.File + ": " + where
-	}
-	return fmt.Errorf("%s: %w", where, err)
 }
 
 type slmConfig struct {
@@ -329,7 +289,7 @@ func decodeSLM(p insitu.Params) (slmConfig, error) {
 		}
 		ph, _, _, err := slm.LoadCorrection(c.CorrectionFile, c.CorrectionScale)
 		if err != nil {
-			return c, keyError(p, "correction_file", err)
+			return c, p.Errorf("correction_file", "%w", err)
 		}
 		c.Correction = ph
 	}
@@ -343,7 +303,7 @@ func openSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, error
 	}
 	d, err := slm.OpenDisplay(c.Display)
 	if err != nil {
-		return nil, keyError(p, "display", err)
+		return nil, p.Errorf("display", "%w", err)
 	}
 	s, err := slm.New(d, c.Config)
 	if err != nil {
@@ -365,7 +325,7 @@ func describeSLM(p insitu.Params) (PartSpec, error) {
 	}
 	w, h, err := c.Display.Size()
 	if err != nil {
-		return PartSpec{}, keyError(p, "display", err)
+		return PartSpec{}, p.Errorf("display", "%w", err)
 	}
 	if err := c.Config.Validate(w, h); err != nil {
 		return PartSpec{}, err
@@ -456,7 +416,7 @@ func decodeCamera(p insitu.Params) (cameraSetup, error) {
 			return s, p.Errorf("backend.path", "missing (the video device, e.g. /dev/video0)")
 		}
 		if err := b.v4l2Opts().Validate(); err != nil {
-			return s, keyError(p, "backend", fmt.Errorf("%s: %w", s.name, err))
+			return s, p.Errorf("backend", "%s: %w", s.name, err)
 		}
 	case "memory":
 		fs, err := frameSource(p, b.Source)
@@ -486,7 +446,7 @@ func openCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 	case "v4l2":
 		v, err := camera.OpenV4L2(b.Path, b.v4l2Opts())
 		if err != nil {
-			return nil, keyError(p, "backend", err)
+			return nil, p.Errorf("backend", "%w", err)
 		}
 		src = v
 	case "memory":
@@ -508,7 +468,7 @@ func (c cameraSetup) memory(p insitu.Params, built map[string]Part) (*camera.Mem
 	b := c.Backend
 	ff, err := c.source(built, b.Width, b.Height)
 	if err != nil {
-		return nil, keyError(p, "backend.source", err)
+		return nil, p.Errorf("backend.source", "%w", err)
 	}
 	ref := b.Reference
 	if ref == 0 {
@@ -516,7 +476,7 @@ func (c cameraSetup) memory(p insitu.Params, built map[string]Part) (*camera.Mem
 	}
 	m, err := camera.NewMemory(b.Width, b.Height, ref, b.Saturation, ff)
 	if err != nil {
-		return nil, keyError(p, "backend", err)
+		return nil, p.Errorf("backend", "%w", err)
 	}
 	return m, nil
 }
@@ -548,10 +508,10 @@ func describeCamera(p insitu.Params) (PartSpec, error) {
 		w, h = c.ROI[2], c.ROI[3]
 	}
 	if w == 0 && c.Measure == MeasureImage {
-		return PartSpec{}, keyError(p, "roi", fmt.Errorf(
+		return PartSpec{}, p.Errorf("roi",
 			"measure image without a roi: the outputs are the pixels of the full frame, whose size the V4L2 driver of %s only tells when the device is opened "+
 				"(backend width and height are a request it may change): give roi: [x, y, w, h], or use `insitu probe --config`, which opens the devices: %w",
-			c.Backend.Path, insitu.ErrNeedsDevice))
+			c.Backend.Path, insitu.ErrNeedsDevice)
 	}
 	_, _, names, err := measurement(c.Measure, c.Regions, w, h)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -78,31 +77,14 @@ type TwinInfo struct {
 // io.Closer that releases it.
 type PartTwinFactory func(ctx context.Context, p insitu.Params, built map[string]Part) (Part, TwinInfo, error)
 
-var (
-	partTwinsMu sync.RWMutex
-	partTwins   = map[string]PartTwinFactory{}
-)
+var partTwins = insitu.NewRegistry[PartTwinFactory]("part type")
 
-// RegisterPartTwin makes f the twin of part type typ. It panics on a nil f
-// or a second twin for the same type.
-func RegisterPartTwin(typ string, f PartTwinFactory) {
-	partTwinsMu.Lock()
-	defer partTwinsMu.Unlock()
-	if f == nil {
-		panic("rig: RegisterPartTwin is nil for type " + typ)
-	}
-	if _, dup := partTwins[typ]; dup {
-		panic("rig: RegisterPartTwin called twice for type " + typ)
-	}
-	partTwins[typ] = f
-}
+// RegisterPartTwin makes f the twin of part type typ. It panics on an
+// empty type, a nil f or a second twin for the same type.
+func RegisterPartTwin(typ string, f PartTwinFactory) { partTwins.Register(typ, f) }
 
 // PartTwins returns the part types that have a twin, sorted.
-func PartTwins() []string {
-	partTwinsMu.RLock()
-	defer partTwinsMu.RUnlock()
-	return slices.Sorted(maps.Keys(partTwins))
-}
+func PartTwins() []string { return partTwins.Names() }
 
 // TwinFrameSource is the name of the frame source a twin camera shows: the
 // scene in front of the bench, registered by simulators/bench.
@@ -133,7 +115,7 @@ func buildTwin(ctx context.Context, p insitu.Params, rc rigConfig, secs []sectio
 	}
 	want, err := buildSpec(rc.Name, rc.Settle, views)
 	if err != nil {
-		return nil, keyError(p, "parts", err)
+		return nil, p.Errorf("parts", "%w", err)
 	}
 	var comps []Component
 	infos := make([]partTwin, 0, len(secs))
@@ -148,10 +130,8 @@ func buildTwin(ctx context.Context, p insitu.Params, rc rigConfig, secs []sectio
 		}
 	}()
 	for _, s := range secs {
-		partTwinsMu.RLock()
-		f, ok := partTwins[s.typ]
-		partTwinsMu.RUnlock()
-		if !ok {
+		f, lerr := partTwins.Lookup(s.typ)
+		if lerr != nil {
 			return nil, s.wrap(fmt.Errorf("no twin registered for part type %q (twins: %v; simulators/bench registers the bench's)", s.typ, PartTwins()))
 		}
 		part, info, err := f(ctx, s.params, built)
@@ -167,7 +147,7 @@ func buildTwin(ctx context.Context, p insitu.Params, rc rigConfig, secs []sectio
 	}
 	r, err := New(rc.Name, 0, comps...)
 	if err != nil {
-		return nil, keyError(p, "parts", err)
+		return nil, p.Errorf("parts", "%w", err)
 	}
 	if !reflect.DeepEqual(r.spec, want) {
 		return nil, fmt.Errorf("twin of rig %s: the twins' spec\n%+v\ndiffers from the hardware rig's\n%+v", rc.Name, r.spec, want)
@@ -409,7 +389,7 @@ func twinSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, TwinI
 	}
 	w, h, err := c.Display.Size()
 	if err != nil {
-		return nil, TwinInfo{}, keyError(p, "display", err)
+		return nil, TwinInfo{}, p.Errorf("display", "%w", err)
 	}
 	var notes []string
 	if c.Display.Type != "memory" {
@@ -496,7 +476,7 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 	}
 	scene, err := fs(built, roi.Dx(), roi.Dy())
 	if err != nil {
-		return nil, TwinInfo{}, keyError(p, "backend", fmt.Errorf("twin scene: %w", err))
+		return nil, TwinInfo{}, p.Errorf("backend", "twin scene: %w", err)
 	}
 	window := make([]float64, roi.Dx()*roi.Dy())
 	frame := func(ctx context.Context, dst []float64) error {
@@ -515,7 +495,7 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 	}
 	m, err := camera.NewMemory(w, h, time.Millisecond, full, frame)
 	if err != nil {
-		return nil, TwinInfo{}, keyError(p, "backend", err)
+		return nil, TwinInfo{}, p.Errorf("backend", "%w", err)
 	}
 	part, err := newCameraPart(ctx, m, c)
 	if err != nil {

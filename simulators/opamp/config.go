@@ -98,7 +98,7 @@ func factory(ctx context.Context, p insitu.Params) (insitu.BlackBox, error) {
 	if v, ok := p.Values["timeout"]; ok {
 		d, err := parseDuration(v)
 		if err != nil {
-			return nil, p.Errorf("timeout", "%v", err)
+			return nil, p.Errorf("timeout", "%w", err)
 		}
 		vals := make(map[string]any, len(p.Values))
 		for k, v := range p.Values {
@@ -115,7 +115,7 @@ func factory(ctx context.Context, p insitu.Params) (insitu.BlackBox, error) {
 	}
 	t, err := New(cfg)
 	if err != nil { // validated above: only the binary lookup can fail
-		return nil, p.Errorf("ngspice", "%v", err)
+		return nil, p.Errorf("ngspice", "%w", err)
 	}
 	return t, nil
 }
