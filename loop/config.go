@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,8 +25,10 @@ const (
 	MethodCMAES   = "cmaes"   // CMA-ES (gonum/optimize)
 )
 
-// Methods lists every method name.
-var Methods = []string{MethodGradPIE, MethodMAE, MethodMSE, MethodExact, MethodRandom, MethodSPSA, MethodFD, MethodCMAES}
+// Methods returns every method name, in a new slice.
+func Methods() []string {
+	return []string{MethodGradPIE, MethodMAE, MethodMSE, MethodExact, MethodRandom, MethodSPSA, MethodFD, MethodCMAES}
+}
 
 // Modes of the surrogate methods.
 const (
@@ -256,12 +259,9 @@ func (c Config) Validate() error {
 	count := func(key string, v, lo, hi int, note string) bool { return inRange(&errs, key, v, lo, hi, note) }
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	counts := true // the counts EffectiveBudget multiplies are in range
-	known := false
-	for _, m := range Methods {
-		known = known || c.Method == m
-	}
+	known := slices.Contains(Methods(), c.Method)
 	if !known {
-		bad("method", "%q: want one of %v", c.Method, Methods)
+		bad("method", "%q: want one of %v", c.Method, Methods())
 	}
 	switch c.Mode {
 	case ModeOnline:

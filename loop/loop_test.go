@@ -64,7 +64,7 @@ func TestProjectWrapsPeriodicCoordinates(t *testing.T) {
 
 func TestEveryMethodKeepsTheAccounting(t *testing.T) {
 	p := cnonProblem(t, 4, 2)
-	for _, m := range Methods {
+	for _, m := range Methods() {
 		t.Run(m, func(t *testing.T) {
 			cfg := smallConfig(m)
 			var seen []Progress
@@ -136,7 +136,7 @@ func TestExactNeedsDifferentiable(t *testing.T) {
 
 func TestBudgetEndsTheRun(t *testing.T) {
 	p := cnonProblem(t, 4, 2)
-	for _, m := range Methods {
+	for _, m := range Methods() {
 		cfg := smallConfig(m)
 		cfg.Budget = cfg.InitPoints() + 7
 		res, err := Run(context.Background(), cfg, p, nil, nil)

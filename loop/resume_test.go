@@ -39,7 +39,7 @@ func journaledXs(t *testing.T, j *journal.Journal) [][]float64 {
 // several iterations and resumes them on the same journal: nothing is
 // queried twice, and the finished run equals one that was never stopped.
 func TestResumeEqualsAnUninterruptedRun(t *testing.T) {
-	for _, m := range Methods {
+	for _, m := range Methods() {
 		t.Run(m, func(t *testing.T) {
 			cfg := smallConfig(m)
 			cfg.CheckpointEvery = 3 // stops at 4 and 6 resume from checkpoints 3 and 6

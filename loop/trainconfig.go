@@ -21,8 +21,10 @@ const (
 	TrainPAT           = "pat"            // forward on the real box, backward through the ideal twin
 )
 
-// TrainMethods lists every training method.
-var TrainMethods = []string{TrainInsituGradPIE, TrainInsituMAE, TrainExact, TrainInsilico, TrainPAT}
+// TrainMethods returns every training method, in a new slice.
+func TrainMethods() []string {
+	return []string{TrainInsituGradPIE, TrainInsituMAE, TrainExact, TrainInsilico, TrainPAT}
+}
 
 // TrainConfig is everything Train needs besides the boxes and the data.
 // The learning rate is in normalized θ units: the θ box maps to [0,1]^dθ.
@@ -78,8 +80,8 @@ func (c TrainConfig) Validate() error {
 	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf(key+": "+format, a...)) }
 	count := func(key string, v, lo, hi int, note string) bool { return inRange(&errs, key, v, lo, hi, note) }
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-	if !slices.Contains(TrainMethods, c.Method) {
-		bad("method", "%q: want one of %v", c.Method, TrainMethods)
+	if !slices.Contains(TrainMethods(), c.Method) {
+		bad("method", "%q: want one of %v", c.Method, TrainMethods())
 	}
 	count("epochs", c.Epochs, 1, MaxEpochs, "")
 	count("batch", c.Batch, 1, MaxBatch, "")

@@ -40,7 +40,7 @@ func TestEveryMethodOnEveryTwin(t *testing.T) {
 		if d, ok := c.box.(insitu.Differentiable); ok {
 			p.Exact = d
 		}
-		for _, m := range loop.Methods {
+		for _, m := range loop.Methods() {
 			cfg := loop.DefaultConfig()
 			cfg.Method, cfg.Iterations, cfg.Init.Points, cfg.TopK = m, 5, 20, 2
 			cfg.Surrogate.Hidden, cfg.Surrogate.InitialEpochs, cfg.Surrogate.Epochs, cfg.Surrogate.Batch = []int{16}, 3, 1, 32

@@ -223,7 +223,7 @@ interrupted training without repeating a recorded query.`,
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config key: --set key=value (repeatable)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().Uint64("seed", 0, "the training's seed (overrides seed)")
-	cmd.Flags().String("method", "", strings.Join(loop.TrainMethods, ", ")+" (overrides method)")
+	cmd.Flags().String("method", "", strings.Join(loop.TrainMethods(), ", ")+" (overrides method)")
 	cmd.Flags().Int("epochs", 0, "epochs (overrides epochs)")
 	addServeFlags(cmd)
 	return cmd
