@@ -1,4 +1,7 @@
-package insitu
+// Package batch is the code twins share to answer a batch of queries in
+// parallel with the same results, noise included, as querying one at a
+// time.
+package batch
 
 import (
 	"context"
@@ -6,16 +9,18 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/insitu-lab/insitu"
 )
 
-// RunBatch is the body of a twin's QueryBatch. It checks every x against s
+// Run is the body of a twin's QueryBatch. It checks every x against s
 // before anything runs, takes the next len(xs) query indices from next (so
 // that results, noise included, equal querying each x in order), and calls
 // query(ctx, i, k) for item i with index k on workers goroutines (0:
 // GOMAXPROCS), one item at a time. Cancellation or the first error stops
 // the batch, and query's ctx is cancelled then, so that the others can stop
 // early; the indices taken stay used. kind prefixes the errors.
-func RunBatch(ctx context.Context, kind string, s Space, next *atomic.Uint64, xs [][]float64, workers int, query func(ctx context.Context, i int, k uint64) error) error {
+func Run(ctx context.Context, kind string, s insitu.Space, next *atomic.Uint64, xs [][]float64, workers int, query func(ctx context.Context, i int, k uint64) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", kind, err)
 	}

@@ -1,4 +1,4 @@
-package insitu
+package batch
 
 import (
 	"context"
@@ -6,15 +6,17 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+
+	"github.com/insitu-lab/insitu"
 )
 
-func TestRunBatch(t *testing.T) {
-	s := Box(1, 0, 1)
+func TestRun(t *testing.T) {
+	s := insitu.Box(1, 0, 1)
 	var next atomic.Uint64
 	next.Store(5)
 	xs := [][]float64{{0}, {0.5}, {1}, {0.25}}
 	ks := make([]uint64, len(xs))
-	err := RunBatch(context.Background(), "twin", s, &next, xs, 3, func(_ context.Context, i int, k uint64) error {
+	err := Run(context.Background(), "twin", s, &next, xs, 3, func(_ context.Context, i int, k uint64) error {
 		ks[i] = k
 		return nil
 	})
@@ -23,7 +25,7 @@ func TestRunBatch(t *testing.T) {
 		t.Errorf("indices %v, next %d, err %v", ks, next.Load(), err)
 	}
 	// A point outside the box: nothing runs, no index is taken.
-	err = RunBatch(context.Background(), "twin", s, &next, [][]float64{{0}, {2}}, 0, func(context.Context, int, uint64) error {
+	err = Run(context.Background(), "twin", s, &next, [][]float64{{0}, {2}}, 0, func(context.Context, int, uint64) error {
 		t.Error("query ran")
 		return nil
 	})
@@ -33,7 +35,7 @@ func TestRunBatch(t *testing.T) {
 	// The first error stops the batch and cancels the others' context.
 	boom := errors.New("boom")
 	var ran atomic.Int32
-	err = RunBatch(context.Background(), "twin", s, &next, slices.Repeat([][]float64{{0.5}}, 100), 1, func(ctx context.Context, i int, _ uint64) error {
+	err = Run(context.Background(), "twin", s, &next, slices.Repeat([][]float64{{0.5}}, 100), 1, func(ctx context.Context, i int, _ uint64) error {
 		ran.Add(1)
 		if i == 3 {
 			return boom

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/batch"
 )
 
 // Stream salts: each seeded draw has its own stream, so turning one option
@@ -166,7 +167,7 @@ func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // before anything runs; on cancellation the indices stay used.
 func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
 	ys := make([][]float64, len(xs))
-	err := insitu.RunBatch(ctx, "cnon", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
+	err := batch.Run(ctx, "cnon", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
 		w := t.ig.Get()
 		defer t.ig.Put(w)
 		ys[i] = make([]float64, t.n)

@@ -58,6 +58,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/batch"
 )
 
 // Input coordinates.
@@ -168,7 +169,7 @@ func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // the batch and is returned.
 func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
 	ys := make([][]float64, len(xs))
-	err := insitu.RunBatch(ctx, "opamp", t.space, &t.next, xs, t.cfg.Workers, func(ctx context.Context, i int, k uint64) (err error) {
+	err := batch.Run(ctx, "opamp", t.space, &t.next, xs, t.cfg.Workers, func(ctx context.Context, i int, k uint64) (err error) {
 		ys[i], err = t.query(ctx, xs[i], k)
 		return err
 	})

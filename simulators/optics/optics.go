@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/batch"
 )
 
 const saltNoise = 0x6f776d73_00000001 // camera noise streams
@@ -235,7 +236,7 @@ func (t *Twin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // before anything runs; on cancellation the indices stay used.
 func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
 	ys := make([][]float64, len(xs))
-	err := insitu.RunBatch(ctx, "owms", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
+	err := batch.Run(ctx, "owms", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
 		w := t.pool.Get().(*work)
 		defer t.pool.Put(w)
 		ys[i] = t.query(w, xs[i], k)

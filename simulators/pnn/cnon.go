@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/batch"
 	"github.com/insitu-lab/insitu/simulators/cnon"
 )
 
@@ -201,7 +202,7 @@ func (t *CNONTwin) Query(ctx context.Context, x []float64) ([]float64, error) {
 // QueryBatch answers xs in parallel, bit-identical to Query in order.
 func (t *CNONTwin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
 	ys := make([][]float64, len(xs))
-	if err := insitu.RunBatch(ctx, "pnn-cnon", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
+	if err := batch.Run(ctx, "pnn-cnon", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
 		ys[i] = t.eval(xs[i], k, true)
 		return nil
 	}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/simulators/batch"
 	"github.com/insitu-lab/insitu/simulators/optics"
 )
 
@@ -279,7 +280,7 @@ func (t *OpticalTwin) Query(ctx context.Context, x []float64) ([]float64, error)
 // QueryBatch answers xs in parallel, bit-identical to Query in order.
 func (t *OpticalTwin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, error) {
 	ys := make([][]float64, len(xs))
-	if err := insitu.RunBatch(ctx, "pnn-optical", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
+	if err := batch.Run(ctx, "pnn-optical", t.space, &t.next, xs, 0, func(_ context.Context, i int, k uint64) error {
 		ys[i] = t.eval(xs[i], k, true)
 		return nil
 	}); err != nil {
