@@ -374,3 +374,27 @@ func TestServeLiveInProcess(t *testing.T) {
 		t.Errorf("the live view on %s still answers after the run", u.Host)
 	}
 }
+
+// TestServeLiveTrain: a training behind the live view (and its hold)
+// makes the same queries as without it.
+func TestServeLiveTrain(t *testing.T) {
+	cfg := writeFile(t, "tiny-train.yaml", `
+method: exact
+seed: 3
+epochs: 8
+batch: 10
+lr: 0.05
+blackbox: {kind: test-tanh, gain: 0.8}
+data: {kind: test-blobs, n: 80, noise: 0.25, test_fraction: 0.25, seed: 4}
+safety: {timeout: 5s}
+`)
+	dir := filepath.Join(t.TempDir(), "r")
+	stdout, stderr, err := run(t, "train", cfg, "--out", dir, "-q", "--serve", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	// 60 train + 20 test evaluated 9 times, 60 forward passes 8 times.
+	if !strings.Contains(stdout, "1200 queries") || !liveURL.MatchString(stderr) {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}

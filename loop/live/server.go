@@ -561,6 +561,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")
+	if r.Method == http.MethodHead {
+		return
+	}
 	c := &client{wake: make(chan struct{}, 1)}
 	c.wake <- struct{}{}
 	s.mu.Lock()

@@ -43,6 +43,23 @@ function ticks(lo, hi, n) {
   return out;
 }
 
+// logTicks are ticks on a log10 axis from y0 to y1 (exponents): the
+// decades, or 1, 2 and 5 times them when the axis spans less than two.
+function logTicks(y0, y1) {
+  const out = [];
+  const mult = y1 - y0 < 2 ? [1, 2, 5] : [1];
+  for (let e = Math.floor(y0); e <= Math.ceil(y1); e++) {
+    for (const m of mult) {
+      const t = e + Math.log10(m);
+      if (t >= y0 && t <= y1) out.push(t);
+    }
+  }
+  if (out.length < 2) {
+    return ticks(Math.pow(10, y0), Math.pow(10, y1), 4).filter((v) => v > 0).map(Math.log10);
+  }
+  return out;
+}
+
 // setup sizes a canvas's backing store to its CSS size and returns its
 // context in CSS pixels.
 function setup(canvas) {
@@ -88,7 +105,7 @@ function plot(canvas, series, opts = {}) {
   const py = (y) => T + (1 - (y - y0) / (y1 - y0)) * (h - T - B);
   g.strokeStyle = "#e6e9ef"; g.lineWidth = 1;
   g.textAlign = "right"; g.textBaseline = "middle";
-  const yt = opts.log ? ticks(Math.floor(y0), Math.ceil(y1), 5).filter((t) => Number.isInteger(t) && t >= y0 && t <= y1) : ticks(y0, y1, 5);
+  const yt = opts.log ? logTicks(y0, y1) : ticks(y0, y1, 5);
   for (const t of yt) {
     g.beginPath(); g.moveTo(L, py(t) + 0.5); g.lineTo(w - R, py(t) + 0.5); g.stroke();
     g.fillText(opts.log ? fmt(Math.pow(10, t), 2) : fmt(t, 3), L - 4, py(t));
@@ -284,7 +301,7 @@ function render() {
 function drawCurve(r) {
   const c = $("curve");
   const q = run.queries;
-  let n;
+  let n; // points drawn: queries, or epochs of a training
   if (r.objective) {
     $("curve-title").textContent = `Objective vs queries (${r.direction === "max" ? "maximized" : "minimized"}) · ${r.method} · ${r.name}`;
     $("curve-legend").innerHTML = '<span class="key dot c0"></span>each query <span class="key c1"></span>best so far';
@@ -292,7 +309,7 @@ function drawCurve(r) {
     n = plot(c, [
       { xs, ys: q.map((p) => p.f), kind: "dots", color: colors[0] },
       { xs, ys: q.map((p) => p.best), kind: "step", color: colors[1] },
-    ], { xlabel: "queries", empty: "waiting for the first query" });
+    ], { xlabel: "queries", empty: "waiting for the first query" }) > 0 ? q.length : 0;
   } else {
     $("curve-title").textContent = `Accuracy on the black box vs queries · ${r.method} · ${r.name}`;
     $("curve-legend").innerHTML = '<span class="key c1"></span>test <span class="key c0"></span>train';
@@ -301,7 +318,7 @@ function drawCurve(r) {
     n = plot(c, [
       { xs, ys: it.map((p) => p.step), kind: "line", color: colors[0] },
       { xs, ys: it.map((p) => p.best), kind: "line", color: colors[1] },
-    ], { xlabel: "queries", empty: "waiting for the first epoch" });
+    ], { xlabel: "queries", empty: "waiting for the first epoch" }) > 0 ? it.length : 0;
   }
   c.dataset.points = String(n);
 }
