@@ -79,6 +79,11 @@ type Config struct {
 	// Interlocks trip the guard (safe state, ErrInterlock) when an output
 	// crosses a limit.
 	Interlocks []Interlock `mapstructure:"interlocks" yaml:"interlocks,omitempty"`
+	// ModelFidelity compares the surrogate's prediction, made before each
+	// query, with the measurement, and pauses or trips the run when the
+	// surrogate stops explaining the device (drift, a moved fibre, a
+	// saturated camera). Nil: off.
+	ModelFidelity *FidelityConfig `mapstructure:"model_fidelity" yaml:"model_fidelity,omitempty"`
 }
 
 // Range is a closed interval [Lo, Hi]; either end may be infinite.
@@ -118,16 +123,17 @@ func (il Interlock) label() string {
 type PerName map[string]float64
 
 // All is the PerName that gives v to every name.
-func All(v float64) PerName { return PerName{"*": v} }
+func All(v float64) PerName { return PerName{AnyKey: v} }
 
-// Default is the key of a PerName that applies to every name.
-const Default = "*"
+// AnyKey is the key of a PerName that applies to every name without its
+// own entry; configs spell it "*".
+const AnyKey = "*"
 
 func (p PerName) get(name string) (float64, bool) {
 	if v, ok := p[name]; ok {
 		return v, true
 	}
-	v, ok := p[Default]
+	v, ok := p[AnyKey]
 	return v, ok
 }
 
@@ -163,7 +169,7 @@ func DecodeHook() mapstructure.DecodeHookFuncType {
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 			reflect.Float32, reflect.Float64, reflect.String:
-			return map[string]any{Default: data}, nil
+			return map[string]any{AnyKey: data}, nil
 		}
 		return data, nil
 	}
@@ -180,13 +186,13 @@ const (
 )
 
 // ConfigError is one problem with a Config, naming its key, e.g.
-// "max_step.x3" or "interlocks[0].above".
-type ConfigError struct {
-	Key string
-	Msg string
-}
+// "max_step.x3" or "interlocks[0].above". It is the black boxes' config
+// error with Kind "safety", so its message reads
+// "safety: max_step.x3: ...".
+type ConfigError = insitu.ConfigError
 
-func (e *ConfigError) Error() string { return "safety: " + e.Key + ": " + e.Msg }
+// configKind is the Kind of every ConfigError this package makes.
+const configKind = "safety"
 
 // Validate reports every problem with c that needs no device to see, each
 // a *ConfigError naming its key, joined with errors.Join. New also checks
@@ -194,7 +200,7 @@ func (e *ConfigError) Error() string { return "safety: " + e.Key + ": " + e.Msg 
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &ConfigError{Kind: configKind, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	oneOf := func(key, v string, ok ...string) {
 		if v != "" && !slices.Contains(ok, v) {
@@ -267,6 +273,9 @@ func (c Config) Validate() error {
 		if v := c.Saturation[k]; !finite(v) || v <= 0 {
 			bad("saturation."+k, "must be positive and finite, got %v", v)
 		}
+	}
+	if c.ModelFidelity != nil {
+		c.ModelFidelity.problems(bad)
 	}
 	for i, il := range c.Interlocks {
 		key := fmt.Sprintf("interlocks[%d]", i)

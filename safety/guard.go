@@ -114,6 +114,7 @@ type Guard struct {
 	saturation bool
 	interlocks []interlock
 	funcs      []namedFunc
+	fid        *fidelity // nil: no model-fidelity interlock
 
 	clock Clock
 	sink  func(Event)
@@ -206,12 +207,15 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 		funcs:     o.funcs,
 		c:         Counters{Rejected: map[string]uint64{}},
 	}
+	if cfg.ModelFidelity != nil {
+		g.fid = &fidelity{cfg: *cfg.ModelFidelity}
+	}
 	if g.name == "" {
 		g.name = "device"
 	}
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &ConfigError{Kind: configKind, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 
 	in := make([]string, n)
@@ -259,11 +263,11 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 
 	// Slew limits.
 	g.step = fill(n, math.Inf(1))
-	if v, ok := cfg.MaxStep[Default]; ok {
+	if v, ok := cfg.MaxStep[AnyKey]; ok {
 		g.step = fill(n, v)
 	}
 	for _, k := range sortedKeys(cfg.MaxStep) {
-		if k == Default {
+		if k == AnyKey {
 			continue
 		}
 		if i, ok := resolve(coords, "max_step", k, "coordinate"); ok {
@@ -335,11 +339,11 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 		}
 	}
 	g.sat = fill(m, math.Inf(1))
-	if v, ok := cfg.Saturation[Default]; ok {
+	if v, ok := cfg.Saturation[AnyKey]; ok {
 		g.sat, g.saturation = fill(m, v), true
 	}
 	for _, k := range sortedKeys(cfg.Saturation) {
-		if k == Default {
+		if k == AnyKey {
 			continue
 		}
 		if j, ok := resolve(outs, "saturation", k, "output"); ok {
