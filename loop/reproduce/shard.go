@@ -169,21 +169,31 @@ func Select(cells []Cell, s Shard) []Cell {
 }
 
 // secondsPerIteration is the CPU time of one iteration (run cells) or
-// epoch (train and study cells) at full scale, by cell family and method,
-// measured on a 2-core machine (docs/cluster.md has the table and how it
-// was measured). "*" is a family's cost for a method it does not list.
+// epoch (train and study cells) at full scale, by cell family and method:
+// one cell of each measured on a 2-core machine, whole or extrapolated
+// from its first iterations (docs/cluster.md has the table and how it was
+// measured). "*" is a family's cost for a method it does not list. Only
+// the ratios matter for balancing shards.
 var secondsPerIteration = map[string]map[string]float64{
-	"cnon-N10-M0":    {"exact": 0.0044, "gradpie": 0.45, "mae": 0.25, "random": 0.01, "cmaes": 0.01, "*": 0.25},
-	"cnon-N10-M1":    {"exact": 0.01, "gradpie": 0.9, "mae": 0.4, "random": 0.02, "cmaes": 0.02, "*": 0.4},
-	"cnon-N20-M0":    {"exact": 0.01, "gradpie": 0.6, "mae": 0.35, "random": 0.02, "cmaes": 0.02, "*": 0.35},
-	"cnon-N20-M1":    {"exact": 0.02, "gradpie": 1.2, "mae": 0.6, "random": 0.04, "cmaes": 0.04, "*": 0.6},
-	"opamp-analytic": {"gradpie": 0.2, "mae": 0.1, "random": 0.005, "cmaes": 0.005, "*": 0.1},
-	"opamp-ngspice":  {"gradpie": 0.3, "mae": 0.2, "random": 0.1, "cmaes": 0.1, "*": 0.2},
-	"owms":           {"exact": 0.05, "gradpie": 3, "mae": 2, "random": 0.05, "cmaes": 1, "*": 2},
-	"owms-n20":       {"exact": 0.01, "gradpie": 0.5, "mae": 0.3, "random": 0.01, "cmaes": 0.1, "*": 0.3},
-	"pnn-cnon":       {"*": 10},
-	"pnn-optical":    {"*": 10},
-	"gradient-study": {"*": 10},
+	"cnon-N10-M0":                 {"cmaes": 0.0037, "exact": 0.0044, "gradpie": 0.74, "mae": 0.29, "random": 0.004},
+	"cnon-N10-M1":                 {"cmaes": 0.0073, "exact": 0.0094, "gradpie": 1.47, "mae": 0.49, "random": 0.0076},
+	"cnon-N20-M0":                 {"cmaes": 0.0053, "exact": 0.005, "gradpie": 0.79, "mae": 0.29, "random": 0.0049},
+	"cnon-N20-M1":                 {"cmaes": 0.0088, "exact": 0.0115, "gradpie": 1.18, "mae": 0.37, "random": 0.0086},
+	"knobs-cnon-N10-M1/E10":       {"gradpie": 3.09, "mae": 1.48},
+	"knobs-cnon-N10-M1/horizon10": {"gradpie": 1.67, "mae": 0.67},
+	"opamp-analytic":              {"cmaes": 0.0048, "gradpie": 0.30, "mae": 0.115, "random": 0.0043},
+	"opamp-ngspice":               {"cmaes": 0.106, "gradpie": 0.37, "mae": 0.22, "random": 0.12},
+	// The paper's network (1000⁴·500) on 3600 phases. MAE could not be
+	// timed (no iteration in 120 s on the loaded machine): GradPIE's time
+	// × 0.58, MAE's share of GradPIE's controller time in the quick grid.
+	"owms":     {"cmaes": 4.28, "exact": 0.017, "gradpie": 182, "mae": 105, "random": 0.012},
+	"owms-n20": {"exact": 0.0063, "gradpie": 17.6, "mae": 10.6, "random": 0.0069, "*": 10.6},
+	// The quick grid's 256-256 surrogate: its controller ms/it at 30
+	// iterations (docs/results/reproduce-quick).
+	"owms-256":       {"cmaes": 0.33, "exact": 0.011, "gradpie": 0.83, "mae": 0.48, "random": 0.007},
+	"pnn-cnon":       {"exact": 0.33, "insilico": 0.19, "insitu-gradpie": 7.4, "insitu-mae": 1.6, "pat": 0.29},
+	"pnn-optical":    {"exact": 0.40, "insilico": 0.25, "insitu-gradpie": 11.1, "insitu-mae": 3.4, "pat": 0.37},
+	"gradient-study": {"*": 9.6}, // make study: 8 min on 2 cores for 100 epochs
 }
 
 // Cost is the cell's expected CPU seconds: its iterations (or epochs)
@@ -201,10 +211,14 @@ func (c Cell) Cost() float64 {
 	return per * float64(max(c.Iterations, 1))
 }
 
-// Family names the cost class of a cell: its config and the overrides
-// that change the cost of a query (the CNON size and local samples, the
-// OWMS twin's size).
+// Family names the cost class of a cell: a knob sweep's variant when its
+// cost was measured on its own, else its config and the overrides that
+// change the cost of a query (the CNON size and local samples, the OWMS
+// twin's size).
 func (c Cell) Family() string {
+	if k := c.Task + "/" + c.Variant; c.Variant != "" && secondsPerIteration[k] != nil {
+		return k
+	}
 	cfg := strings.TrimSuffix(filepath.Base(c.Config), filepath.Ext(c.Config))
 	switch cfg {
 	case "cnon":
@@ -216,8 +230,11 @@ func (c Cell) Family() string {
 	case "opamp":
 		return "opamp-analytic"
 	case "owms":
-		if lastSet(c.Sets, "blackbox.n", "") == "20" {
+		switch {
+		case lastSet(c.Sets, "blackbox.n", "") == "20":
 			return "owms-n20"
+		case lastSet(c.Sets, "surrogate.hidden", "") == "[256,256]":
+			return "owms-256"
 		}
 		return "owms"
 	case "study-gradient":

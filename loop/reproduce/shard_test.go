@@ -77,7 +77,7 @@ func TestAssign(t *testing.T) {
 			total += c.Cost()
 			top = max(top, c.Cost())
 		}
-		for _, n := range []int{1, 2, 3, 7, 16, 32, 100} {
+		for _, n := range []int{1, 3, 7, 16, 100} {
 			as := Assign(cells, n)
 			if !slices.Equal(as, Assign(cells, n)) {
 				t.Fatalf("%s/%d: two calls differ", scale, n)
