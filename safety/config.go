@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+
+	"github.com/insitu-lab/insitu"
 )
 
 // Config is the safety section of a run configuration. The zero Config is

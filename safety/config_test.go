@@ -150,7 +150,7 @@ interlocks:
 func checkDecoded(t *testing.T, c Config) {
 	t.Helper()
 	if c.BoundsMode != ModeClamp || c.Lower["x0"] != -1 || c.Upper["x3"] != 0.5 ||
-		c.MaxStep[Default] != 0.25 || c.SlewMode != ModeRamp || c.Rate == nil || *c.Rate != 20 || c.Burst != 2 ||
+		c.MaxStep[AnyKey] != 0.25 || c.SlewMode != ModeRamp || c.Rate == nil || *c.Rate != 20 || c.Burst != 2 ||
 		c.MinInterval != 10*time.Millisecond || c.Budget == nil || *c.Budget != 500 || c.Timeout != 2*time.Second ||
 		c.CheckOutputs != ModeTrip || c.OutputRanges["y"] != (Range{-10, 10}) || c.Saturation["I"] != 0.12 ||
 		len(c.Interlocks) != 1 || c.Interlocks[0].Output != "I" || *c.Interlocks[0].Above != 0.1 || c.Interlocks[0].Below != nil {

@@ -460,7 +460,7 @@ func validationProblems(err error) []insitu.DecodeProblem {
 		if e == nil {
 			return
 		}
-		if ce, ok := e.(*safety.ConfigError); ok {
+		if ce, ok := e.(*safety.ConfigError); ok && ce.Kind == "safety" {
 			out = append(out, insitu.DecodeProblem{Key: "safety." + ce.Key, Msg: ce.Msg})
 			return
 		}

@@ -40,7 +40,7 @@ safety:
 	}
 	c := out.Safety
 	if c.BoundsMode != safety.ModeClamp || c.Lower["x0"] != -1 || c.Upper["x0"] != 1 || c.Upper["x3"] != 0.5 ||
-		c.MaxStep[safety.Default] != 0.25 || c.SlewMode != safety.ModeRamp || c.Rate == nil || *c.Rate != 20 || c.Burst != 2 ||
+		c.MaxStep[safety.AnyKey] != 0.25 || c.SlewMode != safety.ModeRamp || c.Rate == nil || *c.Rate != 20 || c.Burst != 2 ||
 		c.MinInterval != 10*time.Millisecond || c.Budget == nil || *c.Budget != 500 || c.Timeout != 2*time.Second ||
 		c.CheckOutputs != safety.ModeTrip || c.OutputRanges["y"] != (safety.Range{Lo: -10, Hi: 10}) || c.Saturation["i"] != 0.12 ||
 		len(c.Interlocks) != 1 || c.Interlocks[0].Name != "overcurrent" || c.Interlocks[0].Output != "I" ||
@@ -57,7 +57,7 @@ safety:
 	if err := resolveConfig("safety.yaml", []byte(perName), nil, nil, []string{"safety.max_step.x2=0.75"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if m := out.Safety.MaxStep; m["x1"] != 0.5 || m[safety.Default] != 1 || m["x2"] != 0.75 {
+	if m := out.Safety.MaxStep; m["x1"] != 0.5 || m[safety.AnyKey] != 1 || m["x2"] != 0.75 {
 		t.Errorf("per-name max_step = %v", m)
 	}
 
