@@ -40,9 +40,17 @@ WORK=$(mktemp -d /tmp/insitu-slurm.XXXXXX)
 STARTED=()
 cleanup() {
   local rc=$?
+  local pids=()
   for p in "${STARTED[@]}"; do
-    if [ -s "$p" ]; then kill "$(cat "$p")" 2>/dev/null || true; fi
+    if [ -s "$p" ]; then pids+=("$(cat "$p")"); fi
   done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 20); do # wait until they are gone, at most 10 s
+      kill -0 "${pids[@]}" 2>/dev/null || break
+      sleep 0.5
+    done
+  fi
   if [ $rc != 0 ] && [ -d /var/log/slurm ]; then
     tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log 2>/dev/null || true
   fi
