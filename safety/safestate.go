@@ -23,7 +23,7 @@ import (
 // SafeState runs anyway and the outcome is an ErrQueryInFlight error,
 // since the device may act on that call after its safe state.
 func (g *Guard) SafeState(ctx context.Context) error {
-	g.halt(&halt{err: fmt.Errorf("safety: %s: %w", g.name, ErrClosed), reason: ReasonClosed})
+	g.halt(&stopReason{err: fmt.Errorf("safety: %s: %w", g.name, ErrClosed), reason: ReasonClosed})
 	return g.runSafeState(ctx)
 }
 
@@ -61,13 +61,13 @@ func (g *Guard) Do(ctx context.Context, fn func(context.Context) error) (err err
 	return fn(ctx)
 }
 
-func tripped(name string, cause error) *halt {
-	return &halt{err: fmt.Errorf("safety: %s: refusing query: %w; cause: %w", name, ErrTripped, cause), reason: ReasonTripped}
+func tripped(name string, cause error) *stopReason {
+	return &stopReason{err: fmt.Errorf("safety: %s: refusing query: %w; cause: %w", name, ErrTripped, cause), reason: ReasonTripped}
 }
 
 // halt makes every later query fail with h.err and closes the gate to the
 // device, in one step under the gate's lock; the first call wins.
-func (g *Guard) halt(h *halt) bool {
+func (g *Guard) halt(h *stopReason) bool {
 	g.gate.mu.Lock()
 	won := g.stop.CompareAndSwap(nil, h)
 	g.gate.closed = true
