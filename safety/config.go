@@ -19,7 +19,7 @@ import (
 //
 // Limits whose zero value would mean "nothing is allowed" (rate, budget) are
 // pointers: absent means no limit, and an explicit 0 is a configuration
-// error rather than a silent "disabled" (see architecture.md §4). In Go 1.26
+// error rather than a silent "disabled". In Go 1.26
 // they are set with new(100.0) or new(500).
 type Config struct {
 	// BoundsMode is what happens to an input outside the bounds: "reject"

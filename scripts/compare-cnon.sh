@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CNON method comparison of issue 3: N = 10 and 20, horizon 5, M = 0 and
+# The CNON method comparison: N = 10 and 20, horizon 5, M = 0 and
 # 1, SEEDS seeds (5), ITERATIONS iterations (100), for exact, gradpie, mae,
 # random and cmaes. Usage: scripts/compare-cnon.sh [OUT]
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The PNN training comparison of issue 6: every method on the real
+# The PNN training comparison: every method on the real
 # (mismatched) twin of configs/pnn-cnon.yaml and configs/pnn-optical.yaml,
 # SEEDS seeds (5), JOBS at a time (2). Prints, per twin, the test accuracy
 # measured on the real twin after the last epoch (mean ± std; the "best @ E"

@@ -121,8 +121,8 @@ type V4L2Opts struct {
 	Format        string // grey (default) | y16
 	Buffers       int    // mmap buffers; 0 means 4
 	// Skip is how many frames a Grab discards after draining the queue: a
-	// frame whose exposure began before the SLM changed is stale (slmsuite
-	// PR #181). 0 means 1.
+	// frame whose exposure began before the SLM changed is stale, and a
+	// driver may hold one already queued. 0 means 1.
 	Skip int
 }
 

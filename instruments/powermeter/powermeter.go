@@ -3,8 +3,7 @@
 // averaging, auto-ranging and power reads.
 //
 // Commands are sent in their long forms: a public driver found the
-// abbreviated forms unreliable on a PM101 (../shared/research/hardware.md
-// §2.2). Every error names the instrument, its port and the command.
+// abbreviated forms unreliable on a PM101. Every error names the instrument, its port and the command.
 //
 // Each exchange with the meter is bounded by the most specific configured
 // timeout: the meter's own timeout key, else the transport's, else 5 s,

@@ -3,7 +3,8 @@
 // and read back before the output is ever enabled, level changes are ramped
 // (QCoDeS style: steps of at most Step volts, at least StepDelay apart, from
 // the read-back level), and the safe state ramps to 0 V and switches the
-// output off into high impedance (../shared/research/hardware.md §2.3, §5).
+// output off into high impedance, the usual safe state of a source on a
+// lab bench.
 //
 // Every reading measures both the voltage at the terminals and the current,
 // and carries the 2400's status word. A reading that is not what was asked
@@ -257,7 +258,8 @@ func (s *SMU) configure(ctx context.Context) error {
 			return err
 		}
 	}
-	// Limits are read back before any output is enabled (hardware.md §5).
+	// Limits are read back before any output is enabled, so the compliance
+	// in force is the one the instrument accepted.
 	comp, err := s.client.QueryFloat(ctx, ":SENS:CURR:PROT?")
 	if err != nil {
 		return err

@@ -15,7 +15,8 @@ import (
 // ServePTY serves in on a new pseudo-terminal until ctx ends. ready gets
 // the slave's path (the port a driver opens) once the pair is set up. The
 // slave is put in raw mode first: with nobody attached yet it would
-// otherwise echo and translate what the twin writes (hardware.md §4).
+// otherwise echo and translate what the twin writes (a fresh slave has
+// ECHO, ICANON and OPOST|ONLCR set until a client configures the port).
 func ServePTY(ctx context.Context, in *emulator.Instrument, ready func(path string)) error {
 	p, err := emulator.OpenPTY()
 	if err != nil {

@@ -29,7 +29,8 @@ func BenchmarkNgspiceQuery(b *testing.B) {
 	}
 }
 
-// A batch of 16 on GOMAXPROCS workers (the "16 on 2 cores").
+// A batch of 16 on GOMAXPROCS workers (16 queries on 2 cores is the
+// budget an ngspice batch is sized for).
 func BenchmarkNgspiceBatch(b *testing.B) {
 	tw := ngspiceTwin(b, nil)
 	rng := rand.New(rand.NewPCG(1, 1))

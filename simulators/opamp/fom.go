@@ -9,7 +9,8 @@ import (
 	"github.com/insitu-lab/insitu"
 )
 
-// FoM weights of the CktGNN code the paper cites [tasks.md §3]:
+// FoM weights of the CktGNN code the GradPIE paper (arXiv 2501.19161)
+// cites:
 //
 //	FoM = 1.2·|G|/100 + 1.6·PM/(−90) + 10·|UGBW|/1e9.
 //

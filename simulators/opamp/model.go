@@ -4,7 +4,8 @@ import (
 	"math"
 )
 
-// Testbench [tasks.md §3].
+// Testbench: supply, reference current, load and common-mode voltage of
+// the op-amp sizing task of the GradPIE paper (arXiv 2501.19161, appendix).
 const (
 	VDD  = 1.8   // V
 	Iref = 20e-6 // A, into the diode-connected bias NMOS M8

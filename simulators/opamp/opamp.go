@@ -1,5 +1,6 @@
 // Package opamp is the twin of a two-stage Miller-compensated op-amp sized
-// for a figure of merit [tasks.md §3], registered as kind "opamp".
+// for a figure of merit (the op-amp task of the GradPIE paper, arXiv
+// 2501.19161), registered as kind "opamp".
 //
 // Inputs (10): width and length of four device groups — bias (M5, M7, M8),
 // differential pair (M1, M2), PMOS mirror load (M3, M4) and PMOS gain stage

@@ -71,7 +71,7 @@ type CameraConfig struct {
 	Saturation float64 `mapstructure:"saturation"`
 }
 
-// DefaultConfig returns the spec's ideal twin (tasks.md §2): 60×60 phases,
+// DefaultConfig returns the ideal twin of the OWMS task: 60×60 phases,
 // pitch 10 µm, λ = 700 nm, z = 2 cm, waist 70 µm, Rayleigh–Sommerfeld on a
 // 128² FFT, target spots at ±140 µm, no SLM imperfections, field output.
 // The camera defaults model a 12-bit camera with a 20 000 e⁻ full well,

@@ -9,7 +9,7 @@ import (
 // FFT is an iterative radix-2 complex FFT of one power-of-two length, with
 // its bit-reversal permutation and twiddles computed once. It is the hot
 // path of every query: gonum's dsp/fourier is correct but about 4× slower
-// on 128² (../shared/research/performance.md), and the default build stays
+// on 128² (measured on the twin's transforms), and the default build stays
 // pure Go (no FFTW, no cgo).
 //
 // An FFT is immutable after NewFFT and works in place without scratch, so

@@ -1,5 +1,6 @@
 // Package optics is the twin of the OWMS task (optical wave manipulation
-// with a phase-only SLM, tasks.md §2), registered as kind "owms".
+// with a phase-only SLM, from the GradPIE paper, arXiv 2501.19161),
+// registered as kind "owms".
 //
 // A unit-power Gaussian U_in = √(2/(πw0²))·exp(−(x²+y²)/w0²), sampled on
 // the centres of an N×N grid of pitch p, is modulated by the SLM,

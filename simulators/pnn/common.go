@@ -1,7 +1,8 @@
 // Package pnn holds physical-neural-network twins: black boxes whose input
 // is x = [u; θ_p], a data sample u ∈ [−1, 1]^du followed by dθ trainable
 // physical parameters θ_p, and whose outputs are C class scores c0…c{C−1}.
-// They are what in-situ training (loop.Train, gradpie.md §4.3) trains:
+// They are what in-situ training (loop.Train: physics-aware training with
+// a GradPIE surrogate for the backward pass) trains:
 // the scores of a query go into a cross-entropy, and the gradient with
 // respect to θ_p is the last dθ entries of a VJP.
 //
