@@ -46,6 +46,68 @@ type evaluator struct {
 
 	replayed, remeasured int
 	unskipped            uint64 // queries served from the journal that the box has not been told of
+
+	// predict, when set, is the surrogate's prediction of a query's
+	// outputs, and spread their scale: a new query's prediction error is
+	// journaled and given to fidelity.
+	predict  func(x []float64) []float64
+	spread   []float64
+	fidelity FidelityObserver
+}
+
+// observe sets the observer of prediction errors (nil: none).
+func (e *evaluator) observe(f FidelityObserver) *evaluator {
+	e.fidelity = f
+	return e
+}
+
+// setPredictor makes every new query predicted before it is made, with the
+// error measured in units of each output's spread over ys (the data the
+// model was trained on; a constant output counts in its own units).
+func (e *evaluator) setPredictor(predict func([]float64) []float64, ys [][]float64) {
+	e.predict = predict
+	if len(ys) == 0 {
+		e.spread = nil
+		return
+	}
+	m := len(ys[0])
+	mean, sq := make([]float64, m), make([]float64, m)
+	for _, y := range ys {
+		for k, v := range y {
+			mean[k] += v
+		}
+	}
+	for k := range mean {
+		mean[k] /= float64(len(ys))
+	}
+	for _, y := range ys {
+		for k, v := range y {
+			sq[k] += (v - mean[k]) * (v - mean[k])
+		}
+	}
+	e.spread = make([]float64, m)
+	for k := range sq {
+		e.spread[k] = math.Sqrt(sq[k] / float64(len(ys)))
+		if !(e.spread[k] > 0) {
+			e.spread[k] = 1
+		}
+	}
+}
+
+// predictionError is the mean absolute error of yhat in units of spread.
+func (e *evaluator) predictionError(yhat, y []float64) float64 {
+	if len(yhat) != len(y) || len(y) == 0 {
+		return math.NaN()
+	}
+	s := 0.0
+	for k := range y {
+		d := math.Abs(yhat[k] - y[k])
+		if k < len(e.spread) {
+			d /= e.spread[k]
+		}
+		s += d
+	}
+	return s / float64(len(y))
 }
 
 func newEvaluator(box insitu.BlackBox, obj Objective, dir Direction, j *journal.Journal, budget int) *evaluator {
@@ -149,6 +211,10 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 	// The query itself is not cancelled by ctx: the first Ctrl-C lets the
 	// device finish and the result be journaled. The guard's watchdog and
 	// Abort bound it.
+	var yhat []float64
+	if e.predict != nil {
+		yhat = e.predict(x) // before the query: what the model expects
+	}
 	start := time.Now()
 	y, qerr := e.box.Query(context.WithoutCancel(ctx), x)
 	e.boxTime += time.Since(start)
@@ -172,7 +238,22 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 	if qerr != nil {
 		return 0, fmt.Errorf("query %s: %w", key, qerr)
 	}
-	return e.record(x, y)
+	i, err := e.record(x, y)
+	if err != nil || yhat == nil {
+		return i, err
+	}
+	pe := e.predictionError(yhat, y)
+	if e.j != nil {
+		if err := e.j.Prediction(ctx, id, pe); err != nil {
+			return i, err
+		}
+	}
+	if e.fidelity != nil {
+		if err := e.fidelity.ObservePrediction(context.WithoutCancel(ctx), pe); err != nil {
+			return i, fmt.Errorf("after query %s: %w", key, err)
+		}
+	}
+	return i, nil
 }
 
 // served counts a query served from the journal: the device did answer it,

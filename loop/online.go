@@ -137,7 +137,16 @@ func (r *runner) online(ctx context.Context) error {
 			}
 		}
 		// The surrogate is frozen from here to the end of the iteration:
-		// every step uses the same model.
+		// every step uses the same model, which also predicts each query
+		// before it is made (journaled, and watched by the fidelity
+		// interlock).
+		if tr != nil {
+			ys := make([][]float64, r.ev.n())
+			for i := range ys {
+				ys[i] = r.ev.samples[i].Y
+			}
+			r.ev.setPredictor(tr.Model().Predict, ys)
+		}
 		top := r.topK(r.cfg.TopK)
 		steps := make([][]float64, len(top))
 		slotState := make([]*adamX, len(top))

@@ -21,6 +21,16 @@ type Problem struct {
 	Objective Objective
 	Direction Direction
 	Exact     insitu.Differentiable // nil unless the box is a twin that knows its Jacobian
+	// Fidelity, when set, is told the surrogate's prediction error of
+	// every new query (surrogate methods, once a model is trained); an
+	// error it returns stops the run after that query is journaled.
+	Fidelity FidelityObserver
+}
+
+// FidelityObserver takes the prediction error of each new query, in the
+// surrogate's normalized output units; safety.Guard implements it.
+type FidelityObserver interface {
+	ObservePrediction(ctx context.Context, e float64) error
 }
 
 // Progress is reported after every iteration.
@@ -71,7 +81,7 @@ func Run(ctx context.Context, cfg Config, p Problem, j *journal.Journal, progres
 	}
 	r := &runner{
 		cfg: cfg, p: p, space: spec.In, progress: progress,
-		ev: newEvaluator(p.Box, p.Objective, p.Direction, j, cfg.EffectiveBudget()),
+		ev: newEvaluator(p.Box, p.Objective, p.Direction, j, cfg.EffectiveBudget()).observe(p.Fidelity),
 	}
 	r.lo, r.width = spec.In.Lower, make([]float64, spec.In.Dim())
 	for i := range r.width {

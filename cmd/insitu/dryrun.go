@@ -140,7 +140,7 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 	}
 	guard, err := dryGuarded(ctx, cmd, parts.box, cfg.Safety, j, clock, record, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
 		con.watch(guard)
-		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir}
+		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir, Fidelity: fidelity{guard, con}}
 		if d, ok := guard.Differentiable(); ok {
 			p.Exact = d
 		}

@@ -91,6 +91,6 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging on stderr")
-	root.AddCommand(newStudyCmd(), newRunCmd(), newResumeCmd(), newTrainCmd(), newRunsCmd(), newExportCmd(), newPlotCmd(), newConfigCmd(), newTwinCmd(), newProbeCmd(), newReproduceCmd())
+	root.AddCommand(newStudyCmd(), newRunCmd(), newResumeCmd(), newTrainCmd(), newRunsCmd(), newExportCmd(), newPlotCmd(), newConfigCmd(), newTwinCmd(), newProbeCmd(), newReproduceCmd(), newSweepCmd())
 	return root
 }

@@ -243,7 +243,7 @@ func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string,
 	defer con.close()
 	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
 		con.watch(guard)
-		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir}
+		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir, Fidelity: fidelity{guard, con}}
 		if d, ok := guard.Differentiable(); ok {
 			p.Exact = d
 		}
@@ -294,7 +294,7 @@ func guarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc sa
 	switch {
 	case err == nil:
 	case errors.Is(err, context.Canceled), errors.Is(err, safety.ErrTripped), errors.Is(err, safety.ErrInterlock),
-		errors.Is(err, safety.ErrWatchdog), errors.Is(err, safety.ErrAborted):
+		errors.Is(err, safety.ErrWatchdog), errors.Is(err, safety.ErrAborted), errors.Is(err, safety.ErrFidelity):
 		status = journal.RunInterrupted
 	default:
 		status = journal.RunFailed

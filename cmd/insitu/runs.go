@@ -92,6 +92,7 @@ func newRunsCmd() *cobra.Command {
 				}
 				printFlags(w, spec.Out, qs)
 			}
+			evs = printPredictions(w, evs)
 			printEvents(w, evs, eventRows)
 			return nil
 		},
@@ -322,4 +323,32 @@ func printFlags(w io.Writer, outs []string, qs []journal.Query) {
 		}
 		fmt.Fprintf(w, "%-8s %s in %d of %d measured queries\n", "flags", name, n, measured)
 	}
+}
+
+// printPredictions summarizes the surrogate's prediction errors (journaled
+// as events of their own kind) and returns the other events.
+func printPredictions(w io.Writer, evs []journal.EventRecord) []journal.EventRecord {
+	var errs []float64
+	var rest []journal.EventRecord
+	for _, e := range evs {
+		if e.Kind == journal.KindPrediction {
+			errs = append(errs, e.Value)
+			continue
+		}
+		rest = append(rest, e)
+	}
+	if len(errs) == 0 {
+		return rest
+	}
+	mean := func(v []float64) float64 {
+		s := 0.0
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	last := errs[max(len(errs)-10, 0):]
+	fmt.Fprintf(w, "model    prediction error (normalized) over %d new queries: mean %.3g, max %.3g, last %d: %.3g\n",
+		len(errs), mean(errs), slices.Max(errs), len(last), mean(last))
+	return rest
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -157,4 +158,24 @@ func deviceQueriesUsed(ctx context.Context, j *journal.Journal) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// fidelity hands the loop's prediction errors to the guard's model-fidelity
+// interlock. Its pause action holds the run at the live view's PAUSE when
+// one is served (the operator looks at the bench and resumes, or stops);
+// without a live view it stops the run, resumable, like a first Ctrl-C.
+type fidelity struct {
+	guard *safety.Guard
+	con   *console
+}
+
+func (f fidelity) ObservePrediction(ctx context.Context, e float64) error {
+	err := f.guard.ObservePrediction(ctx, e)
+	if err != nil && f.con != nil && errors.Is(err, safety.ErrFidelity) && !errors.Is(err, safety.ErrInterlock) {
+		if f.con.hold.Pause() {
+			fmt.Fprintf(os.Stderr, "\ninsitu: %v: paused; RESUME or STOP in the live view\n", err)
+		}
+		return nil
+	}
+	return err
 }
