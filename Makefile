@@ -5,12 +5,21 @@ PKGS    ?= ./...
 BENCH   ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build test fmt-check vet bench demo study compare reproduce fuzz clean
+.PHONY: all build build-openblas test test-openblas fmt-check vet bench demo study compare reproduce fuzz image slurm-test clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/insitu
+
+# The same binary with large matrix products in OpenBLAS (cgo; Debian's
+# libopenblas-dev). See docs/performance.md.
+build-openblas:
+	CGO_ENABLED=1 $(GO) build -tags openblas -o $(BIN) ./cmd/insitu
+
+# The surrogate and the loop under the openblas build.
+test-openblas:
+	CGO_ENABLED=1 $(GO) test -tags openblas -count=1 ./surrogate/... ./loop/...
 
 # gofmt check, go vet, then every test under the race detector.
 test: fmt-check vet
@@ -55,6 +64,14 @@ fuzz:
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The container image: a static binary on distroless (deploy/docker/Dockerfile.ngspice adds ngspice).
+image:
+	docker build -t insitu:latest .
+
+# deploy/slurm/reproduce.sbatch on a one-node Slurm cluster started here (root, Debian; about a minute).
+slurm-test:
+	bash .ci/slurm.sh
 
 clean:
 	rm -rf bin out runs
