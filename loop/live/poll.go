@@ -15,11 +15,6 @@ import (
 	"github.com/insitu-lab/insitu/loop/journal"
 )
 
-// predErrorColumns are the names under which the journal may record the
-// surrogate's prediction error of each query; the first that the queries
-// table has is read into Point.PredError.
-var predErrorColumns = []string{"pred_error", "prediction_error", "surrogate_error"}
-
 // pollRows bounds the rows one read takes, and pollBatches the reads of
 // one poll, so that the first poll of a long journal does not hold a read
 // transaction for long; the rest comes with the next polls.
@@ -39,8 +34,7 @@ type poller struct {
 	in, out   layout
 	since     time.Time // the server's start: the query rate is measured from it
 
-	db      *sql.DB
-	predCol string
+	db *sql.DB
 
 	maxID      int64
 	pending    map[int64]bool // rows read while started
@@ -58,13 +52,15 @@ type poller struct {
 	lastEvent  int64
 	inShown    int64 // the queries whose input and output were drawn last
 	outShown   int64
-	recent     []time.Time // finish times of recent queries measured since `since`
+	recent     []time.Time   // finish times of recent queries measured since `since`
+	nOf        map[int64]int // journal id → N of every measured query
+	early      []Prediction  // predictions read before their query's result
 }
 
 func newPoller(dir string, info RunInfo, in, out layout) *poller {
 	return &poller{
 		path: filepath.Join(dir, journal.FileName), objective: info.Objective, in: in, out: out, since: time.Now(),
-		pending: map[int64]bool{}, minimize: true, bestF: math.NaN(), lastIter: -1,
+		pending: map[int64]bool{}, minimize: true, bestF: math.NaN(), lastIter: -1, nOf: map[int64]int{},
 	}
 }
 
@@ -75,6 +71,7 @@ type delta struct {
 	points            []Point
 	iterations        []Iteration
 	events            []Event
+	predictions       []Prediction
 	progress          Progress // all but Elapsed, ETA (the server's)
 	input, output     *Vector  // nil: unchanged
 }
@@ -116,12 +113,6 @@ func (p *poller) open(ctx context.Context) error {
 	if !cols["objective"] {
 		db.Close()
 		return fmt.Errorf("%s: not an insitu journal (no queries table)", p.path)
-	}
-	for _, c := range predErrorColumns {
-		if cols[c] {
-			p.predCol = c
-			break
-		}
 	}
 	p.db = db
 	return nil
@@ -202,15 +193,10 @@ type queryRow struct {
 	objective  sql.NullFloat64
 	finishedAt sql.NullInt64
 	hasY       bool
-	pred       sql.NullFloat64
 }
 
 func (p *poller) selectQueries(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]queryRow, error) {
-	cols := "id, iteration, role, status, objective, finished_at, y IS NOT NULL"
-	if p.predCol != "" {
-		cols += ", " + p.predCol
-	}
-	rows, err := tx.QueryContext(ctx, "SELECT "+cols+" FROM queries "+where, args...)
+	rows, err := tx.QueryContext(ctx, "SELECT id, iteration, role, status, objective, finished_at, y IS NOT NULL FROM queries "+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -218,11 +204,7 @@ func (p *poller) selectQueries(ctx context.Context, tx *sql.Tx, where string, ar
 	var out []queryRow
 	for rows.Next() {
 		var r queryRow
-		dst := []any{&r.id, &r.iteration, &r.role, &r.status, &r.objective, &r.finishedAt, &r.hasY}
-		if p.predCol != "" {
-			dst = append(dst, &r.pred)
-		}
-		if err := rows.Scan(dst...); err != nil {
+		if err := rows.Scan(&r.id, &r.iteration, &r.role, &r.status, &r.objective, &r.finishedAt, &r.hasY); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -271,6 +253,7 @@ func (p *poller) readQueries(ctx context.Context, tx *sql.Tx, d *delta) error {
 // measure accounts a query that has its result.
 func (p *poller) measure(r queryRow, d *delta) {
 	p.measured++
+	p.nOf[r.id] = p.measured
 	pt := Point{N: p.measured, ID: r.id, Iteration: r.iteration, Role: r.role, F: nan()}
 	switch {
 	case r.status == string(journal.StatusFailed):
@@ -285,10 +268,6 @@ func (p *poller) measure(r queryRow, d *delta) {
 	}
 	if r.status == string(journal.StatusRemeasured) {
 		p.remeasured++
-	}
-	if r.pred.Valid {
-		v := Float(r.pred.Float64)
-		pt.PredError = &v
 	}
 	pt.Best = Float(p.bestF)
 	if r.hasY {
@@ -375,7 +354,13 @@ func orNaN(v sql.NullFloat64) Float {
 }
 
 func (p *poller) readEvents(ctx context.Context, tx *sql.Tx, d *delta) error {
-	rows, err := tx.QueryContext(ctx, "SELECT id, time, kind, detail, name, value FROM events WHERE id > ? ORDER BY id LIMIT ?", p.lastEvent, pollRows)
+	// A prediction written before its query's result was read.
+	early := p.early
+	p.early = nil
+	for _, pr := range early {
+		p.predict(pr, d)
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id, time, kind, detail, name, value, query_id FROM events WHERE id > ? ORDER BY id LIMIT ?", p.lastEvent, pollRows)
 	if err != nil {
 		return err
 	}
@@ -386,13 +371,32 @@ func (p *poller) readEvents(ctx context.Context, tx *sql.Tx, d *delta) error {
 			t     int64
 			name  sql.NullString
 			value sql.NullFloat64
+			qid   sql.NullInt64
 		)
-		if err := rows.Scan(&e.ID, &t, &e.Kind, &e.Detail, &name, &value); err != nil {
+		if err := rows.Scan(&e.ID, &t, &e.Kind, &e.Detail, &name, &value, &qid); err != nil {
 			return err
 		}
-		e.Time, e.Name, e.Value = time.Unix(0, t), name.String, orNaN(value)
 		p.lastEvent = e.ID
+		if e.Kind == journal.KindPrediction {
+			// Not a safety event: the surrogate's prediction error of a query.
+			p.predict(Prediction{ID: qid.Int64, Err: orNaN(value)}, d)
+			continue
+		}
+		e.Time, e.Name, e.Value = time.Unix(0, t), name.String, orNaN(value)
 		d.events = append(d.events, e)
 	}
 	return rows.Err()
+}
+
+// predict places a prediction error at its query's position.
+func (p *poller) predict(pr Prediction, d *delta) {
+	n, ok := p.nOf[pr.ID]
+	if !ok {
+		if p.pending[pr.ID] || pr.ID > p.maxID {
+			p.early = append(p.early, pr) // its result comes with a later poll
+		}
+		return
+	}
+	pr.N = n
+	d.predictions = append(d.predictions, pr)
 }

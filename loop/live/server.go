@@ -99,9 +99,9 @@ type Server struct {
 // full the update is dropped, and the client gets the newest state when it
 // is ready; a slow client never holds up the server or the run.
 type client struct {
-	wake          chan struct{}
-	queries, iter int // what the client has had
-	inVer, outVer uint64
+	wake                 chan struct{}
+	queries, iter, preds int // what the client has had
+	inVer, outVer        uint64
 }
 
 // Listen binds addr for a Server. Unless public, addr must be a loopback
@@ -163,7 +163,7 @@ func Start(ln net.Listener, o Options) (*Server, error) {
 	s.url = fmt.Sprintf("http://%s/?token=%s", urlHost(ln.Addr()), url.QueryEscape(raw))
 	s.st = State{
 		Run: o.Info, Status: "running", EventCounts: map[string]int{},
-		Queries: []Point{}, Iterations: []Iteration{}, Events: []Event{},
+		Queries: []Point{}, Iterations: []Iteration{}, Events: []Event{}, Predictions: []Prediction{},
 		Progress: Progress{Iteration: -1, Best: nan(), QPS: nan(), ETA: nan(), Budget: o.Info.Budget},
 	}
 	s.st.Run.Inputs, s.st.Run.Outputs = o.In.Dim(), len(o.Out)
@@ -293,6 +293,7 @@ func (s *Server) refresh(d delta, perr error) {
 	}
 	st.Queries = append(st.Queries, d.points...)
 	st.Iterations = append(st.Iterations, d.iterations...)
+	st.Predictions = append(st.Predictions, d.predictions...)
 	if len(d.events) > 0 {
 		// A new map and slice: snapshots taken earlier marshal the old ones.
 		counts := cloneCounts(st.EventCounts)
@@ -372,7 +373,8 @@ func (s *Server) snapshot(c *client) []byte {
 	if c != nil {
 		st.QueriesFrom, st.Queries = c.queries, st.Queries[c.queries:]
 		st.IterationsFrom, st.Iterations = c.iter, st.Iterations[c.iter:]
-		c.queries, c.iter = len(s.st.Queries), len(s.st.Iterations)
+		st.PredictionsFrom, st.Predictions = c.preds, st.Predictions[c.preds:]
+		c.queries, c.iter, c.preds = len(s.st.Queries), len(s.st.Iterations), len(s.st.Predictions)
 		if c.inVer == s.inVer {
 			st.Input = nil
 		}

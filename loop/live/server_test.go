@@ -62,6 +62,11 @@ func (r *fakeRun) query(f float64) {
 	if err := r.j.Finish(ctx, id, []float64{f, 2 * f, 3, 4}, f, nil); err != nil {
 		r.t.Fatal(err)
 	}
+	if r.n >= 2 { // the surrogate predicts from the third query on
+		if err := r.j.Prediction(ctx, id, f/10); err != nil {
+			r.t.Fatal(err)
+		}
+	}
 	r.n++
 	if err := r.j.Sync(ctx); err != nil {
 		r.t.Fatal(err)
@@ -311,7 +316,7 @@ func TestServeState(t *testing.T) {
 
 	st := waitState(t, s, func(st State) bool { return len(st.Queries) == 5 && len(st.Events) == 2 && len(st.Iterations) == 3 })
 	_, raw := getState(t, s)
-	for _, k := range []string{"seq", "time", "run", "status", "paused", "stopping", "ended", "progress", "guard", "queries", "iterations", "events", "event_counts", "input", "output"} {
+	for _, k := range []string{"seq", "time", "run", "status", "paused", "stopping", "ended", "progress", "guard", "queries", "iterations", "events", "event_counts", "predictions", "input", "output"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("state lacks %q", k)
 		}
@@ -325,7 +330,7 @@ func TestServeState(t *testing.T) {
 	}
 	wantBest := []Float{3, 1, 1, 0.5, 0.5}
 	for i, q := range st.Queries {
-		if q.N != i+1 || q.Best != wantBest[i] || q.PredError != nil {
+		if q.N != i+1 || q.Best != wantBest[i] {
 			t.Errorf("point %d: %+v", i, q)
 		}
 	}
@@ -341,8 +346,13 @@ func TestServeState(t *testing.T) {
 	if it := st.Iterations[0]; !math.IsNaN(float64(it.TrainLoss)) || st.Iterations[2].TrainLoss != 0.5 || st.Iterations[1].Controller != 0.03 {
 		t.Errorf("iterations %+v", st.Iterations)
 	}
-	if st.EventCounts["clamp"] != 1 || st.EventCounts["safestate"] != 1 || st.Events[0].Name != "phi_00_01" || !math.IsNaN(float64(st.Events[1].Value)) {
-		t.Errorf("events %+v %+v", st.Events, st.EventCounts)
+	if len(st.EventCounts) != 2 || st.EventCounts["clamp"] != 1 || st.EventCounts["safestate"] != 1 || st.Events[0].Name != "phi_00_01" || !math.IsNaN(float64(st.Events[1].Value)) {
+		t.Errorf("safety events %+v %+v", st.Events, st.EventCounts)
+	}
+	// Prediction records are not safety events: they are the prediction
+	// error series, placed at their queries.
+	if len(st.Predictions) != 3 || st.Predictions[0].N != 3 || st.Predictions[0].ID != 3 || st.Predictions[0].Err != 0.2 || st.Predictions[2].Err != 0.4 {
+		t.Errorf("predictions %+v", st.Predictions)
 	}
 	if math.IsNaN(float64(st.Progress.QPS)) {
 		t.Error("no query rate")

@@ -54,8 +54,12 @@ type State struct {
 	Queries        []Point        `json:"queries"`
 	IterationsFrom int            `json:"iterations_from"`
 	Iterations     []Iteration    `json:"iterations"`
-	Events         []Event        `json:"events"`       // the last few, oldest first
-	EventCounts    map[string]int `json:"event_counts"` // every event of the run, by kind
+	Events         []Event        `json:"events"`       // the last few safety events, oldest first
+	EventCounts    map[string]int `json:"event_counts"` // every safety event of the run, by kind
+	// The surrogate's prediction errors, one per query it predicted, from
+	// PredictionsFrom on (like Queries).
+	PredictionsFrom int          `json:"predictions_from"`
+	Predictions     []Prediction `json:"predictions"`
 
 	Input  *Vector `json:"input,omitempty"`  // the best input (the last one when queries have no objective)
 	Output *Vector `json:"output,omitempty"` // the last measured output
@@ -103,9 +107,14 @@ type Point struct {
 	F         Float  `json:"f"`    // objective; null if the query failed
 	Best      Float  `json:"best"` // best objective so far
 	Failed    bool   `json:"failed,omitempty"`
-	// PredError is the surrogate's prediction error on this query, when
-	// the journal records one.
-	PredError *Float `json:"pred_error,omitempty"`
+}
+
+// Prediction is how far the surrogate's prediction, made before a query,
+// was from its measurement (in the surrogate's normalized output units).
+type Prediction struct {
+	N   int   `json:"n"`  // the query's Point.N
+	ID  int64 `json:"id"` // its journal id
+	Err Float `json:"err"`
 }
 
 // Iteration is one recorded iteration (an epoch for a training).

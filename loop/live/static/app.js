@@ -5,7 +5,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const run = { queries: [], iterations: [], state: null, input: null, output: null, ended: false };
+const run = { queries: [], iterations: [], predictions: [], state: null, input: null, output: null, ended: false };
 let dirty = false;
 
 // ---- formatting ----
@@ -242,6 +242,9 @@ function merge(msg) {
   const it = run.iterations;
   it.length = Math.min(it.length, msg.iterations_from);
   for (const p of msg.iterations) it.push(p);
+  const pr = run.predictions;
+  pr.length = Math.min(pr.length, msg.predictions_from);
+  for (const p of msg.predictions) pr.push(p);
   if (msg.input) run.input = msg.input;
   if (msg.output) run.output = msg.output;
   run.state = msg;
@@ -336,9 +339,22 @@ function drawIterations() {
     { xs: tx, ys: later.map((p) => p.controller_s), kind: "line", color: colors[0] },
     { xs: tx, ys: later.map((p) => p.box_s), kind: "line", color: colors[1] },
   ], { xlabel: run.state.run.unit + " (seconds)", integerX: true, empty: "waiting for the first iteration" });
-  const pe = run.queries.filter((p) => p.pred_error !== undefined);
+  const pe = run.predictions;
   $("pred-panel").hidden = pe.length === 0;
-  if (pe.length) plot($("pred"), [{ xs: pe.map((p) => p.n), ys: pe.map((p) => p.pred_error), kind: "dots", color: colors[3] }], { xlabel: "queries" });
+  if (pe.length) {
+    // Each query's error, and their mean over the last 20 predictions.
+    const xs = pe.map((p) => p.n), ys = pe.map((p) => p.err), mean = [];
+    let sum = 0, k = 0;
+    for (let i = 0; i < ys.length; i++) {
+      if (Number.isFinite(ys[i])) { sum += ys[i]; k++; }
+      if (i >= 20 && Number.isFinite(ys[i - 20])) { sum -= ys[i - 20]; k--; }
+      mean.push(k > 0 ? sum / k : null);
+    }
+    $("pred").dataset.points = String(plot($("pred"), [
+      { xs, ys, kind: "dots", color: colors[3] },
+      { xs, ys: mean, kind: "line", color: colors[1] },
+    ], { xlabel: "queries" }));
+  }
 }
 
 const guardRows = [
