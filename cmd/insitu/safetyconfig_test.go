@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,20 @@ safety:
 	// An unknown key in the section is an error, not silently dropped.
 	if err := resolveConfig("safety.yaml", []byte("safety:\n  max_stp: 1\n"), nil, nil, nil, &out); err == nil {
 		t.Error("unknown key safety.max_stp accepted")
+	}
+}
+
+// When the same key is set twice, the last --set wins, and an error in it
+// names that --set, not the earlier one.
+func TestConfigErrorNamesTheLastSet(t *testing.T) {
+	var out struct {
+		Safety safety.Config `mapstructure:"safety"`
+	}
+	err := resolveConfig("", nil, nil, nil, []string{"safety.burst=2", "safety.burst=many"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "--set safety.burst=many") || strings.Contains(err.Error(), "safety.burst=2") {
+		t.Errorf("error %v, want it to name --set safety.burst=many only", err)
+	}
+	if err := resolveConfig("", nil, nil, nil, []string{"safety.burst=many", "safety.burst=2"}, &out); err != nil || out.Safety.Burst != 2 {
+		t.Errorf("a later good --set: burst %d, %v; want 2, nil", out.Safety.Burst, err)
 	}
 }
