@@ -65,6 +65,9 @@ func main() {
 	ctx, stop := handleSignals()
 	err := newRoot().ExecuteContext(ctx)
 	stop()
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "insitu: interrupted")
@@ -76,21 +79,30 @@ func main() {
 }
 
 func newRoot() *cobra.Command {
-	var verbose bool
+	var (
+		verbose    bool
+		cpuprofile string
+	)
 	root := &cobra.Command{
 		Use:           "insitu",
 		Short:         "Hardware-in-the-loop optimization with locality-aware surrogate gradients",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			level := slog.LevelInfo
 			if verbose {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})))
+			if cpuprofile != "" {
+				return startProfile(cpuprofile)
+			}
+			return nil
 		},
+		PersistentPostRunE: func(*cobra.Command, []string) error { return stopProfile() },
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging on stderr")
+	root.PersistentFlags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the command to FILE (go tool pprof -top bin/insitu FILE)")
 	root.AddCommand(newStudyCmd(), newRunCmd(), newResumeCmd(), newTrainCmd(), newRunsCmd(), newExportCmd(), newPlotCmd(), newConfigCmd(), newTwinCmd(), newProbeCmd(), newReproduceCmd(), newSweepCmd())
 	return root
 }

@@ -106,3 +106,19 @@ func TestPrintEventsTable(t *testing.T) {
 		t.Errorf("no events: %q", b.String())
 	}
 }
+
+func TestCPUProfile(t *testing.T) {
+	cfg := writeFile(t, "tiny.yaml", tinyRun)
+	prof := filepath.Join(t.TempDir(), "cpu.pprof")
+	if _, stderr, err := run(t, "run", cfg, "--out", filepath.Join(t.TempDir(), "r"), "-q", "--cpuprofile", prof); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	b, err := os.ReadFile(prof)
+	// A pprof profile is gzip-compressed protobuf.
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile %s: %v, %d bytes", prof, err, len(b))
+	}
+	if err := stopProfile(); err != nil {
+		t.Errorf("the profile was left running: %v", err)
+	}
+}
