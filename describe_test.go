@@ -157,19 +157,3 @@ func TestDescribeErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestRegisterDescriberPanics(t *testing.T) {
-	for name, f := range map[string]func(){
-		"nil":       func() { RegisterDescriber("describe-test-nil", nil) },
-		"duplicate": func() { RegisterDescriber("describe-test-device", func(Params) (Spec, error) { return Spec{}, nil }) },
-	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", name)
-				}
-			}()
-			f()
-		}()
-	}
-}

@@ -81,15 +81,6 @@ func TestRegistryErrorsNameFileAndKey(t *testing.T) {
 	}
 }
 
-func TestRegisterTwicePanics(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("second Register of a kind did not panic")
-		}
-	}()
-	Register("registry-test", func(context.Context, Params) (BlackBox, error) { return nil, nil })
-}
-
 func TestQueryBatchFallsBackToQuery(t *testing.T) {
 	b := constBox{Spec{Name: "c", In: Box(1, 0, 1), Out: []string{"v"}}, 4}
 	ys, err := QueryBatch(context.Background(), b, [][]float64{{0}, {1}, {0.5}})
