@@ -3,8 +3,11 @@
 // y = F(x) and takes J_fθ(x)ᵀ·∇g(y) from the surrogate (Model.VJP).
 //
 // An MLP (Linear → optional LayerNorm → GELU per hidden layer, last layer
-// linear, float64) is wrapped by a Model that maps inputs from their box to
-// [0,1] and z-scores outputs, so VJP and Jacobian are in raw units. A
+// linear, float64) is wrapped by a Model that maps inputs by an
+// InputScaling (raw, the box onto [−1, 1], the box's z-score, or the box
+// onto [0, 1]) and outputs by an OutputScaling (raw, z-scored per
+// component, or one common scale), so VJP and Jacobian are in raw units.
+// The GradPIE neighbours are found in the scaled input space. A
 // Trainer fits it with Adam on a Dataset under MAE, MSE or the GradPIE-kNN
 // loss, which matches differences between each point and its k nearest
 // neighbours, (f(x_j) − f(x_i)) − (y_j − y_i), and so teaches the Jacobian

@@ -32,9 +32,14 @@ const (
 	OutputScale  OutputScaling = "scale"  // per-component mean, one std for all: √(mean_o var_o)
 )
 
-// Defaults taken when an Arch leaves a scaling empty.
+// Defaults taken when an Arch leaves a scaling empty: the pair with the
+// best measured GradPIE gradients on the CNON gradient study
+// (docs/results/scaling-ablation.md). The box onto [−1, 1] gives the input
+// the spread PyTorch's default initialization is sized for; [0, 1] halves
+// the first layer's pre-activation spread and leaves the network too close
+// to linear in x for the training budgets insitu uses.
 const (
-	DefaultInputScaling  = InputUnit
+	DefaultInputScaling  = InputBox
 	DefaultOutputScaling = OutputZScore
 )
 
