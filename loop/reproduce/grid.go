@@ -1,4 +1,4 @@
-// Package reproduce runs the paper-reproduction grid of issue 7 — tasks ×
+// Package reproduce runs the paper-reproduction grid — tasks ×
 // methods × seeds, each cell one `insitu run`, `insitu train` or `insitu
 // study gradient` — on a worker pool, resumably, and writes a Markdown report
 // with the paper's numbers beside ours.
@@ -35,7 +35,7 @@ type Task struct {
 	Paper      string   // key of the paper's Table 1 block ("" if none)
 	LogY       bool     // plot on a log scale
 
-	// A knob sweep (issue 7's honest knobs) has Variants: each runs the
+	// A knob sweep (an honest knob) has Variants: each runs the
 	// task's methods (or its own) with extra overrides, and the report
 	// compares GradPIE with MAE variant by variant. Its default variant
 	// (Name "") reuses the cells of task Base, which must have the same
@@ -304,9 +304,9 @@ func NewGrid(scale, configDir string, ngspice bool) (Grid, error) {
 	return g, nil
 }
 
-// knobTasks are the honest-knob sweeps of issue 7, one per place where our
-// ordering disagreed with the paper's in the quick grid: every knob the
-// issue names, one at a time, fixed here before any sweep ran. A sweep's
+// knobTasks are the honest-knob sweeps, one per place where our ordering
+// disagreed with the paper's in the quick grid: each knob that could
+// explain it, one at a time, fixed here before any sweep ran. A sweep's
 // default setting reuses its base task's cells when the seeds agree.
 func knobTasks(g Grid, z sizes, scale string, cfg func(string) string) []Task {
 	// withDefault puts the base task's cells first when they can stand for
