@@ -79,7 +79,7 @@ busy_cores() { # CPU use of the whole machine over one second, in cores
   awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN {
     split(a, x); split(b, y); busy = 0; all = 0
     for (i = 2; i <= 9; i++) { d = y[i] - x[i]; all += d; if (i != 5 && i != 6) busy += d }
-    printf "%.2f", all > 0 ? n * busy / all : 0 }'
+    printf "%.2f", (all > 0 ? n * busy / all : 0) }'
 }
 
 wait_quiet() {
@@ -114,7 +114,7 @@ for ((r = 0; r < rounds; r++)); do
     side=${sides[(r + i) % n]}
     wait_quiet
     echo "round $((r + 1))/$rounds: $side (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-    run "$side" | tee -a "$out/$side.txt" | grep '^Benchmark' >&2 || true
+    run "$side" | tee -a "$out/$side.txt" | grep -E '^(Benchmark|# )' >&2 || true
   done
 done
 

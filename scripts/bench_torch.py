@@ -16,7 +16,6 @@ both the same way:
 """
 
 import argparse
-import sys
 import time
 
 import torch
@@ -85,7 +84,7 @@ def main():
     want = set(args.nets.split(","))
     kinds = set(args.bench.split(","))
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"float64, batch {args.batch}, loss {args.loss}", file=sys.stderr)
+          f"float64, batch {args.batch}, loss {args.loss}", flush=True)
     loss_fn = F.mse_loss if args.loss == "mse" else F.l1_loss
 
     for name, n_in, n_out, hidden, ln in NETS:
