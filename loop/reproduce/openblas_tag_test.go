@@ -1,0 +1,7 @@
+//go:build openblas
+
+package reproduce
+
+// Under the openblas build tag the package's tests run on the OpenBLAS
+// backend, which the import installs with blas64.Use.
+import _ "github.com/insitu-lab/insitu/surrogate/openblas"
