@@ -5,8 +5,9 @@
 // vector-Jacobian product closer to the true one than the same network
 // trained with MAE on the same data. For each setting the study draws one
 // training set, trains the base model and one locality-aware model per k from
-// the same init with the same optimizer and epochs, and compares their input
-// VJPs with the twin's exact VJP on held-out points and random cotangents.
+// the same init with the same optimizer and epochs, under each swept pair of
+// the surrogate's input and output scalings, and compares their input VJPs
+// with the twin's exact VJP on held-out points and random cotangents.
 package study
 
 import (
