@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"image/png"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,11 +168,13 @@ func TestValidateNamesKeys(t *testing.T) {
 	cfg.Norm = "l3"
 	cfg.Settings[1].Points = 1
 	cfg.Hidden = []int{8, -1}
+	cfg.InputScaling = []surrogate.InputScaling{surrogate.InputBox, "half"}
+	cfg.OutputScaling = nil
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, key := range []string{"epochs", "ks[1]", "norm", "settings[1].points", "hidden[1]"} {
+	for _, key := range []string{"epochs", "ks[1]", "norm", "settings[1].points", "hidden[1]", "input_scaling[1]", "output_scaling"} {
 		if !strings.Contains(err.Error(), key+":") {
 			t.Errorf("error does not name %s: %v", key, err)
 		}
@@ -267,5 +270,65 @@ func TestRunGradientHonoursCancel(t *testing.T) {
 	_, err := RunGradient(ctx, cfg, func(Progress) { cancel() })
 	if err == nil {
 		t.Fatal("cancelled study returned no error")
+	}
+}
+
+// TestRunGradientSweepsScalings: every setting trains MAE and each k under
+// every input × output scaling pair, rows say which, and a pair's rows do
+// not depend on which other pairs are swept with it.
+func TestRunGradientSweepsScalings(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Settings = cfg.Settings[:1]
+	cfg.Ks = []int{4}
+	cfg.Epochs = 20
+	cfg.InputScaling = []surrogate.InputScaling{surrogate.InputBox, surrogate.InputUnit}
+	cfg.OutputScaling = []surrogate.OutputScaling{surrogate.OutputZScore, surrogate.OutputNone}
+	res, err := RunGradient(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Scaling{{"box", "zscore"}, {"box", "none"}, {"unit", "zscore"}, {"unit", "none"}}
+	if got := cfg.Scalings(); !slices.Equal(got, want) {
+		t.Fatalf("Scalings() = %v, want %v", got, want)
+	}
+	if len(res.Rows) != 2*len(want) {
+		t.Fatalf("%d rows, want %d", len(res.Rows), 2*len(want))
+	}
+	for i, g := range res.Groups() {
+		if g.Scaling != want[i] {
+			t.Errorf("group %d has scaling %v, want %v", i, g.Scaling, want[i])
+		}
+		if _, _, ok := res.Best(g); !ok {
+			t.Errorf("group %v lacks a base or a GradPIE row", g)
+		}
+	}
+	for i, r := range res.Rows {
+		if r.Scaling != want[i/2] || (i%2 == 0) != (r.K == 0) {
+			t.Errorf("row %d: %v %s, want %v, MAE first", i, r.Scaling, r.Label(), want[i/2])
+		}
+	}
+	if res.Rows[0].RelErr == res.Rows[4].RelErr {
+		t.Error("box and unit inputs gave the same MAE model: the scaling did not reach the surrogate")
+	}
+	one := cfg
+	one.InputScaling = []surrogate.InputScaling{surrogate.InputUnit}
+	one.OutputScaling = []surrogate.OutputScaling{surrogate.OutputNone}
+	alone, err := RunGradient(context.Background(), one, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range alone.Rows {
+		a, b := r, res.Rows[6+i]
+		a.Seconds, b.Seconds = 0, 0
+		if a != b {
+			t.Errorf("unit/none swept alone:\n%+v\nin the sweep:\n%+v", a, b)
+		}
+	}
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "unit/none") {
+		t.Errorf("table does not name the scaling pairs:\n%s", table.String())
 	}
 }
