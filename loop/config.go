@@ -122,6 +122,12 @@ type SurrogateConfig struct {
 	K             int     `mapstructure:"k" yaml:"k"`       // neighbours for GradPIE
 	Norm          string  `mapstructure:"norm" yaml:"norm"` // l1 or l2
 	Lambda        float64 `mapstructure:"lambda" yaml:"lambda"`
+	// InputScaling maps the box for the network: box (to [−1, 1], the
+	// default), zscore (the box's uniform moments), unit ([0, 1]) or none.
+	InputScaling surrogate.InputScaling `mapstructure:"input_scaling" yaml:"input_scaling"`
+	// OutputScaling: zscore (per output, the default), scale (one common
+	// spread) or none.
+	OutputScaling surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling"`
 }
 
 // SPSAConfig holds the gains a_k = A/(k+1+Stability)^0.602 and
@@ -158,6 +164,7 @@ func DefaultConfig() Config {
 		},
 		Surrogate: SurrogateConfig{
 			Hidden: []int{256, 256}, InitialEpochs: 50, Epochs: 5, LR: 1e-3, Batch: 256, K: 5, Norm: surrogate.NormL1,
+			InputScaling: surrogate.DefaultInputScaling, OutputScaling: surrogate.DefaultOutputScaling,
 		},
 		SPSA:  SPSAConfig{A: 0.05, C: 0.02, Stability: 10},
 		FD:    FDConfig{Step: 1e-3},
@@ -341,6 +348,12 @@ func (s SurrogateConfig) problems() []error {
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	count := func(key string, v, lo, hi int) bool { return inRange(&errs, "surrogate."+key, v, lo, hi, "") }
+	if err := s.InputScaling.Validate(); err != nil {
+		bad("input_scaling", "%v", err)
+	}
+	if err := s.OutputScaling.Validate(); err != nil {
+		bad("output_scaling", "%v", err)
+	}
 	widths := true
 	switch {
 	case len(s.Hidden) == 0:

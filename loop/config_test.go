@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/surrogate"
 )
 
 // Every count and size has a range; a value outside it is an error naming
@@ -158,5 +159,19 @@ func TestTrainConfigLimits(t *testing.T) {
 	err := ValidateData(DataConfig{Kind: "nope", N: 1e12, TestFraction: 0.5})
 	if err == nil || !strings.Contains(err.Error(), "data.n: 1000000000000: want 2 to 10000000") {
 		t.Errorf("data.n: %v", err)
+	}
+}
+
+func TestSurrogateScalingKeys(t *testing.T) {
+	c := DefaultConfig()
+	if c.Surrogate.InputScaling != surrogate.InputBox || c.Surrogate.OutputScaling != surrogate.OutputZScore {
+		t.Errorf("default scalings %q/%q, want box/zscore", c.Surrogate.InputScaling, c.Surrogate.OutputScaling)
+	}
+	c.Surrogate.InputScaling, c.Surrogate.OutputScaling = "halfbox", "minmax"
+	err := c.Validate()
+	for _, key := range []string{"surrogate.input_scaling", "surrogate.output_scaling"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
 	}
 }

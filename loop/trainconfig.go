@@ -62,6 +62,7 @@ func DefaultTrainConfig() TrainConfig {
 		Method: TrainInsituGradPIE, Seed: 1, Epochs: 20, Batch: 16, LR: 0.05, Scale: 1, EvalEvery: 1, CheckpointEvery: 1,
 		Surrogate: SurrogateConfig{
 			Hidden: []int{64, 64}, InitialEpochs: 50, Epochs: 3, LR: 1e-3, Batch: 128, K: 5, Norm: surrogate.NormL1,
+			InputScaling: surrogate.DefaultInputScaling, OutputScaling: surrogate.DefaultOutputScaling,
 		},
 	}
 }
