@@ -225,6 +225,9 @@ func PlotBands(w io.Writer, title, yLabel string, bands []Band, logY bool) error
 		p.Legend.Add(label, line)
 	}
 	p.Add(plotter.NewGrid())
+	if logY {
+		DecadeRange(p)
+	}
 	wt, err := p.WriterTo(9*vg.Inch, 5.5*vg.Inch, "png")
 	if err != nil {
 		return err

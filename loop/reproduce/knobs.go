@@ -284,6 +284,9 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	}
 	p.Legend.Top, p.Legend.Left = true, true // the first settings are the defaults: low values
 	p.Add(plotter.NewGrid())
+	if t.LogY && positive {
+		report.DecadeRange(p)
+	}
 	png := t.Name + ".png"
 	if err := writePNG(filepath.Join(out, png), func(f io.Writer) error {
 		wt, err := p.WriterTo(9*vg.Inch, 5*vg.Inch, "png")
