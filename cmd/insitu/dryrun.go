@@ -17,7 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/rig"
 	"github.com/insitu-lab/insitu/loop"
 	"github.com/insitu-lab/insitu/loop/journal"
@@ -138,7 +137,8 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 		events = append(events, e)
 		evMu.Unlock()
 	}
-	guard, err := dryGuarded(ctx, cmd, parts.box, cfg.Safety, j, clock, record, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
+	setup := guardSetup{opts: []safety.Option{safety.WithClock(clock)}, record: record, safe: "every twin"}
+	guard, err := guardedWith(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, setup, func(ctx context.Context, guard *safety.Guard) error {
 		con.watch(guard)
 		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir, Fidelity: fidelity{guard, con}}
 		if d, ok := guard.Differentiable(); ok {
@@ -173,55 +173,6 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 	}
 	b.print(cmd.OutOrStdout())
 	return err
-}
-
-// dryGuarded is guarded with the guard on the dry run's clock, and every
-// event also given to record.
-func dryGuarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc safety.Config, j *journal.Journal,
-	clock safety.Clock, record func(safety.Event), resume string, body func(context.Context, *safety.Guard) error) (*safety.Guard, error) {
-	log := &eventLog{j: j}
-	events := func(e safety.Event) {
-		record(e)
-		log.record(journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
-	}
-	used, err := deviceQueriesUsed(ctx, j)
-	if err != nil {
-		return nil, err
-	}
-	guard, err := safety.New(box, sc, safety.WithEvents(events), safety.WithDeviceQueriesUsed(used), safety.WithClock(clock))
-	if err != nil {
-		_ = j.SetStatus(context.WithoutCancel(ctx), journal.RunFailed)
-		return nil, err
-	}
-	setHardStop(func() {
-		_ = guard.Abort()
-		_ = j.SetStatus(context.Background(), journal.RunInterrupted)
-	})
-	defer setHardStop(nil)
-	err = guard.Do(ctx, func(ctx context.Context) error { return body(ctx, guard) })
-	if lerr := log.err(); lerr != nil {
-		err = errors.Join(err, lerr)
-	}
-	status := runStatus(err)
-	if serr := j.SetStatus(context.WithoutCancel(ctx), status); serr != nil {
-		err = errors.Join(err, serr)
-	}
-	if status == journal.RunInterrupted {
-		fmt.Fprintf(cmd.ErrOrStderr(), "interrupted; the twins are in their safe state. Continue the dry run with: %s\n", resume)
-	}
-	return guard, err
-}
-
-// runStatus is how a run that ended with err is recorded, as guarded does.
-func runStatus(err error) journal.RunStatus {
-	switch {
-	case err == nil:
-		return journal.RunFinished
-	case errors.Is(err, context.Canceled), errors.Is(err, safety.ErrTripped), errors.Is(err, safety.ErrInterlock),
-		errors.Is(err, safety.ErrWatchdog), errors.Is(err, safety.ErrAborted):
-		return journal.RunInterrupted
-	}
-	return journal.RunFailed
 }
 
 // Bill is DIR/bill.json, what the configured run would cost the bench.

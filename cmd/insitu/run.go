@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -266,15 +267,31 @@ func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string,
 // the device is safe and how to continue. Ctrl-C twice aborts the guard.
 func guarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc safety.Config, j *journal.Journal, resume string,
 	body func(context.Context, *safety.Guard) error) (*safety.Guard, error) {
+	return guardedWith(ctx, cmd, box, sc, j, resume, guardSetup{}, body)
+}
+
+// guardSetup is what a dry run changes in guarded.
+type guardSetup struct {
+	opts   []safety.Option    // more guard options (the dry run's clock)
+	record func(safety.Event) // also given every event, when set
+	safe   string             // what is in its safe state: "the device" by default
+}
+
+func guardedWith(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc safety.Config, j *journal.Journal, resume string,
+	setup guardSetup, body func(context.Context, *safety.Guard) error) (*safety.Guard, error) {
 	log := &eventLog{j: j}
 	events := func(e safety.Event) {
+		if setup.record != nil {
+			setup.record(e)
+		}
 		log.record(journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
 	}
 	used, err := deviceQueriesUsed(ctx, j)
 	if err != nil {
 		return nil, err
 	}
-	guard, err := safety.New(box, sc, safety.WithEvents(events), safety.WithDeviceQueriesUsed(used))
+	opts := append([]safety.Option{safety.WithEvents(events), safety.WithDeviceQueriesUsed(used)}, setup.opts...)
+	guard, err := safety.New(box, sc, opts...)
 	if err != nil {
 		_ = j.SetStatus(context.WithoutCancel(ctx), journal.RunFailed)
 		return nil, err
@@ -290,22 +307,28 @@ func guarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc sa
 	if lerr := log.err(); lerr != nil {
 		err = errors.Join(err, lerr)
 	}
-	status := journal.RunFinished
-	switch {
-	case err == nil:
-	case errors.Is(err, context.Canceled), errors.Is(err, safety.ErrTripped), errors.Is(err, safety.ErrInterlock),
-		errors.Is(err, safety.ErrWatchdog), errors.Is(err, safety.ErrAborted), errors.Is(err, safety.ErrFidelity):
-		status = journal.RunInterrupted
-	default:
-		status = journal.RunFailed
-	}
+	status := runStatus(err)
 	if serr := j.SetStatus(context.WithoutCancel(ctx), status); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	if status == journal.RunInterrupted {
-		fmt.Fprintf(cmd.ErrOrStderr(), "interrupted; the device is in its safe state. Continue with: %s\n", resume)
+		fmt.Fprintf(cmd.ErrOrStderr(), "interrupted; %s is in its safe state. Continue with: %s\n", cmp.Or(setup.safe, "the device"), resume)
 	}
 	return guard, err
+}
+
+// runStatus is how a run that ended with err is recorded: interrupted
+// (resumable) when it was stopped — Ctrl-C, STOP, a trip, an interlock,
+// the watchdog, an abort, the model-fidelity band — failed otherwise.
+func runStatus(err error) journal.RunStatus {
+	switch {
+	case err == nil:
+		return journal.RunFinished
+	case errors.Is(err, context.Canceled), errors.Is(err, safety.ErrTripped), errors.Is(err, safety.ErrInterlock),
+		errors.Is(err, safety.ErrWatchdog), errors.Is(err, safety.ErrAborted), errors.Is(err, safety.ErrFidelity):
+		return journal.RunInterrupted
+	}
+	return journal.RunFailed
 }
 
 // writeRunOutputs writes DIR/progress.png, DIR/surrogate.bin (surrogate
