@@ -63,15 +63,11 @@ func runDry(cmd *cobra.Command, file string, cfg runConfig, out string, quiet bo
 			return err
 		}
 	}
-	release, err := claimRunDir(out)
+	release, resolved, err := claimRunDir(out, cfg)
 	if err != nil {
 		return err
 	}
 	defer release()
-	resolved, err := writeResolved(out, cfg)
-	if err != nil {
-		return err
-	}
 	box, obj, dir, err := cfg.build(ctx, file)
 	if err != nil {
 		return err

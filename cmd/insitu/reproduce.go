@@ -301,13 +301,9 @@ reproduce --list --out OUT' shows every cell's state and shard.`,
 			if out == "" {
 				return errors.New("merge needs --out")
 			}
-			var ms []reproduce.Manifest
-			for _, d := range append([]string{out}, args...) {
-				m, err := reproduce.ReadManifests(d)
-				if err != nil {
-					return err
-				}
-				ms = append(ms, m...)
+			ms, err := gatherManifests(out, args)
+			if err != nil {
+				return err
 			}
 			var m reproduce.Manifest
 			if len(ms) == 0 {
@@ -421,4 +417,18 @@ func inProcess(ctx context.Context, args []string, log io.Writer) error {
 	root.SetOut(log)
 	root.SetErr(log)
 	return root.ExecuteContext(ctx)
+}
+
+// gatherManifests reads the shard manifests of out and of every shard
+// directory, for a merge.
+func gatherManifests(out string, dirs []string) ([]reproduce.Manifest, error) {
+	var ms []reproduce.Manifest
+	for _, d := range append([]string{out}, dirs...) {
+		m, err := reproduce.ReadManifests(d)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m...)
+	}
+	return ms, nil
 }

@@ -71,15 +71,11 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 			if err != nil {
 				return err
 			}
-			release, err := claimRunDir(out)
+			release, resolved, err := claimRunDir(out, cfg)
 			if err != nil {
 				return err
 			}
 			defer release()
-			resolved, err := writeResolved(out, cfg)
-			if err != nil {
-				return err
-			}
 			kind, _ := cfg.BlackBox["kind"].(string)
 			box, obj, dir, err := cfg.build(ctx, file)
 			if err != nil {

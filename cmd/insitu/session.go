@@ -99,28 +99,35 @@ func closeBox(b any) {
 }
 
 // claimRunDir makes the directory of a new run (0700: measurements can be
-// private) and takes its lock before any device is opened. release unlocks
-// it; if the run never got a journal, release also removes what was made,
-// so a run that could not open its devices leaves nothing behind.
-func claimRunDir(out string) (release func(), err error) {
+// private), takes its lock before any device is opened, and writes the
+// resolved config cfg there (config.yaml; the bytes also go into the
+// journal). release unlocks it; if the run never got a journal, release
+// also removes what was made, so a run that could not open its devices
+// leaves nothing behind.
+func claimRunDir(out string, cfg any) (release func(), resolved []byte, err error) {
 	_, statErr := os.Stat(out)
 	made := os.IsNotExist(statErr)
 	if err := os.MkdirAll(out, 0o700); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lock, err := journal.LockDir(out)
 	if err != nil {
 		if made {
 			os.RemoveAll(out)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return func() {
+	release = func() {
 		if _, err := os.Stat(filepath.Join(out, journal.FileName)); os.IsNotExist(err) && made {
 			os.RemoveAll(out)
 		}
 		lock.Unlock()
-	}, nil
+	}
+	if resolved, err = writeResolved(out, cfg); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return release, resolved, nil
 }
 
 // lockRun takes the lock of an existing run directory before its journal

@@ -224,13 +224,9 @@ finished, naming the shards to re-run.`,
 			if out == "" {
 				return errors.New("merge needs --out")
 			}
-			var ms []reproduce.Manifest
-			for _, d := range append([]string{out}, args...) {
-				m, err := reproduce.ReadManifests(d)
-				if err != nil {
-					return err
-				}
-				ms = append(ms, m...)
+			ms, err := gatherManifests(out, args)
+			if err != nil {
+				return err
 			}
 			if len(ms) == 0 {
 				return fmt.Errorf("no manifest in %s: not the output of insitu sweep", strings.Join(args, ", "))

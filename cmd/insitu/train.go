@@ -192,15 +192,11 @@ interrupted training without repeating a recorded query.`,
 			if err != nil {
 				return err
 			}
-			release, err := claimRunDir(out)
+			release, resolved, err := claimRunDir(out, cfg)
 			if err != nil {
 				return err
 			}
 			defer release()
-			resolved, err := writeResolved(out, cfg)
-			if err != nil {
-				return err
-			}
 			parts, err := cfg.build(ctx, file)
 			if err != nil {
 				return err
