@@ -113,15 +113,29 @@ type OfflineConfig struct {
 
 // SurrogateConfig is the surrogate model and its training.
 type SurrogateConfig struct {
-	Hidden        []int   `mapstructure:"hidden" yaml:"hidden"`
-	LayerNorm     bool    `mapstructure:"layer_norm" yaml:"layer_norm"`
-	InitialEpochs int     `mapstructure:"initial_epochs" yaml:"initial_epochs"` // after the initial design
-	Epochs        int     `mapstructure:"epochs" yaml:"epochs"`                 // E, per iteration (warm start)
-	LR            float64 `mapstructure:"lr" yaml:"lr"`
-	Batch         int     `mapstructure:"batch" yaml:"batch"`
-	K             int     `mapstructure:"k" yaml:"k"`       // neighbours for GradPIE
-	Norm          string  `mapstructure:"norm" yaml:"norm"` // l1 or l2
-	Lambda        float64 `mapstructure:"lambda" yaml:"lambda"`
+	Hidden        []int `mapstructure:"hidden" yaml:"hidden"`
+	LayerNorm     bool  `mapstructure:"layer_norm" yaml:"layer_norm"`
+	InitialEpochs int   `mapstructure:"initial_epochs" yaml:"initial_epochs"` // after the initial design
+	Epochs        int   `mapstructure:"epochs" yaml:"epochs"`                 // E, per iteration (warm start)
+	// Steps, when > 0, replaces Epochs: this many minibatch steps per
+	// iteration, anchors favouring the Recent newest points and the
+	// neighbourhoods of the top K, so an iteration costs the same at any
+	// dataset size.
+	Steps  int `mapstructure:"steps" yaml:"steps"`
+	Recent int `mapstructure:"recent" yaml:"recent"` // 0: the batch size
+	// Share builds GradPIE minibatches from neighbourhoods (anchors bring
+	// their neighbours as anchors), so fewer rows are forwarded per anchor.
+	Share bool `mapstructure:"share" yaml:"share"`
+	// Overlap runs the per-iteration steps while the black box measures
+	// the iteration's queries (each slot's share trains on the data up to
+	// the slot before), instead of before them. Needs Steps.
+	Overlap bool    `mapstructure:"overlap" yaml:"overlap"`
+	LR      float64 `mapstructure:"lr" yaml:"lr"`
+	float64 `mapstructure:"lr" yaml:"lr"`
+	Batch   int     `mapstructure:"batch" yaml:"batch"`
+	K       int     `mapstructure:"k" yaml:"k"`       // neighbours for GradPIE
+	Norm    string  `mapstructure:"norm" yaml:"norm"` // l1 or l2
+	Lambda  float64 `mapstructure:"lambda" yaml:"lambda"`
 	// InputScaling maps the box for the network: box (to [−1, 1], the
 	// default), zscore (the box's uniform moments), unit ([0, 1]) or none.
 	InputScaling surrogate.InputScaling `mapstructure:"input_scaling" yaml:"input_scaling"`
@@ -375,6 +389,11 @@ func (s SurrogateConfig) problems() []error {
 	}
 	count("initial_epochs", s.InitialEpochs, 0, MaxEpochs)
 	count("epochs", s.Epochs, 1, MaxEpochs)
+	count("steps", s.Steps, 0, MaxEpochs)
+	count("recent", s.Recent, 0, MaxQueries)
+	if s.Overlap && s.Steps == 0 {
+		bad("overlap", "true needs a step budget: set surrogate.steps (overlap splits the steps across the iteration's queries)")
+	}
 	if !(s.LR > 0) || !finite(s.LR) {
 		bad("lr", "%v: want a finite value > 0", s.LR)
 	}

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,27 +128,40 @@ func (r *runner) online(ctx context.Context) error {
 	for t := start; t <= r.cfg.Iterations; t++ {
 		r.beginIteration(t)
 		trainLoss := math.NaN()
+		top := r.topK(r.cfg.TopK)
+		var bg *background
 		if tr != nil {
-			for n := data.Len(); n < r.ev.n(); n++ {
-				data.Append(r.ev.samples[n].X, r.ev.samples[n].Y)
-			}
+			r.catchUp(data)
 			var err error
-			if trainLoss, err = tr.Fit(ctx, data, r.cfg.Surrogate.Epochs, nil); err != nil {
+			switch s := r.cfg.Surrogate; {
+			case s.Overlap:
+				bg = &background{tr: tr, data: data, focus: r.focus(top), steps: s.Steps, slots: len(top)}
+			case s.Steps > 0:
+				trainLoss, err = tr.Steps(ctx, data, s.Steps, r.focus(top))
+			default:
+				trainLoss, err = tr.Fit(ctx, data, s.Epochs, nil)
+			}
+			if err != nil {
 				return err
 			}
 		}
 		// The surrogate is frozen from here to the end of the iteration:
 		// every step uses the same model, which also predicts each query
 		// before it is made (journaled, and watched by the fidelity
-		// interlock).
+		// interlock). With overlap the trainer goes on training the
+		// original for the next iteration, so the frozen one is a copy.
 		if tr != nil {
 			ys := make([][]float64, r.ev.n())
 			for i := range ys {
 				ys[i] = r.ev.samples[i].Y
 			}
-			r.ev.setPredictor(tr.Model().Predict, ys)
+			frozen := tr.Model()
+			if bg != nil {
+				frozen = frozen.Clone()
+				r.model = frozen
+			}
+			r.ev.setPredictor(frozen.Predict, ys)
 		}
-		top := r.topK(r.cfg.TopK)
 		steps := make([][]float64, len(top))
 		slotState := make([]*adamX, len(top))
 		for slot, p := range top {
@@ -170,30 +184,54 @@ func (r *runner) online(ctx context.Context) error {
 		next := map[int]*adamX{}
 		stepF := math.NaN()
 		for slot, x := range steps {
-			idx, err := r.ev.eval(ctx, journal.RoleStep, slot, [][]float64{x})
-			for _, i := range idx {
-				next[i], next[top[slot]] = slotState[slot], slotState[slot]
-				if f := r.ev.samples[i].F; math.IsNaN(stepF) || r.ev.better(f, stepF) {
-					stepF = f
+			if bg != nil {
+				if slot > 0 {
+					r.catchUp(data)
 				}
+				bg.start(ctx, slot)
+			}
+			err := func() error {
+				idx, err := r.ev.eval(ctx, journal.RoleStep, slot, [][]float64{x})
+				for _, i := range idx {
+					next[i], next[top[slot]] = slotState[slot], slotState[slot]
+					if f := r.ev.samples[i].F; math.IsNaN(stepF) || r.ev.better(f, stepF) {
+						stepF = f
+					}
+				}
+				if err != nil {
+					return err
+				}
+				if m := r.cfg.Local.Samples; m > 0 {
+					u := r.toUnit(x)
+					xs := make([][]float64, m)
+					for k := range xs {
+						v := make([]float64, len(u))
+						for i := range v {
+							v[i] = u[i] + r.cfg.Local.Sigma*local.NormFloat64()
+						}
+						xs[k], _ = r.fromUnit(v)
+					}
+					if _, err := r.ev.eval(ctx, journal.RoleLocal, slot, xs); err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+			if bg != nil {
+				// The slot's training ends before anything else reads the
+				// model or the dataset grows.
+				err = errors.Join(err, bg.wait())
 			}
 			if err != nil {
+				if bg != nil {
+					trainLoss = bg.loss()
+				}
 				return r.finishPartial(ctx, err, stepF, trainLoss)
 			}
-			if m := r.cfg.Local.Samples; m > 0 {
-				u := r.toUnit(x)
-				xs := make([][]float64, m)
-				for k := range xs {
-					v := make([]float64, len(u))
-					for i := range v {
-						v[i] = u[i] + r.cfg.Local.Sigma*local.NormFloat64()
-					}
-					xs[k], _ = r.fromUnit(v)
-				}
-				if _, err := r.ev.eval(ctx, journal.RoleLocal, slot, xs); err != nil {
-					return r.finishPartial(ctx, err, stepF, trainLoss)
-				}
-			}
+		}
+		if bg != nil {
+			trainLoss = bg.loss()
+			r.model = tr.Model()
 		}
 		states = next
 		if err := r.endIteration(ctx, stepF, trainLoss); err != nil {
@@ -204,6 +242,68 @@ func (r *runner) online(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// catchUp appends the samples measured since the dataset was last grown.
+func (r *runner) catchUp(data *surrogate.Dataset) {
+	for n := data.Len(); n < r.ev.n(); n++ {
+		data.Append(r.ev.samples[n].X, r.ev.samples[n].Y)
+	}
+}
+
+// focus is what the per-iteration steps favour: the recent points and the
+// neighbourhoods of the points the iteration steps from.
+func (r *runner) focus(top []int) surrogate.Focus {
+	return surrogate.Focus{Recent: cmp.Or(r.cfg.Surrogate.Recent, r.cfg.Surrogate.Batch), Near: top}
+}
+
+// background trains the surrogate while the black box measures an
+// iteration's queries: slot s's share of the steps runs during slot s's
+// queries, on the data measured before them. Which data and how many steps
+// depend only on the slot, never on timing, so a resumed run trains the
+// same model.
+type background struct {
+	tr           *surrogate.Trainer
+	data         *surrogate.Dataset
+	focus        surrogate.Focus
+	steps, slots int
+
+	done      chan struct{}
+	err       error
+	sum       float64 // Σ loss·steps over the finished slots
+	trained   int
+	lastLoss  float64
+	slotSteps int
+}
+
+// start trains slot's share in a goroutine; wait must follow.
+func (b *background) start(ctx context.Context, slot int) {
+	n := b.steps*(slot+1)/b.slots - b.steps*slot/b.slots
+	b.done, b.slotSteps = make(chan struct{}), n
+	go func() {
+		defer close(b.done)
+		if n > 0 {
+			b.lastLoss, b.err = b.tr.Steps(ctx, b.data, n, b.focus)
+		}
+	}()
+}
+
+// wait returns when the slot's training has ended, with its error.
+func (b *background) wait() error {
+	<-b.done
+	if b.err == nil && b.slotSteps > 0 {
+		b.sum += b.lastLoss * float64(b.slotSteps)
+		b.trained += b.slotSteps
+	}
+	return b.err
+}
+
+// loss is the mean step loss so far (NaN before any step).
+func (b *background) loss() float64 {
+	if b.trained == 0 {
+		return math.NaN()
+	}
+	return b.sum / float64(b.trained)
 }
 
 // finishPartial records an iteration cut short by the budget, a

@@ -43,72 +43,98 @@ func TestResumeEqualsAnUninterruptedRun(t *testing.T) {
 		t.Run(m, func(t *testing.T) {
 			cfg := smallConfig(m)
 			cfg.CheckpointEvery = 3 // stops at 4 and 6 resume from checkpoints 3 and 6
-			ref := createJournal(t, t.TempDir(), m)
-			defer ref.Close()
-			want, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), ref, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantXs := journaledXs(t, ref)
+			checkResume(t, cfg)
+		})
+	}
+}
 
-			dir := t.TempDir()
-			for _, stopAt := range []int{1, 4, 6} {
-				j, err := journal.Open(dir)
-				if stopAt == 1 {
-					j = createJournal(t, dir, m)
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				res, err := Run(ctx, cfg, cnonProblem(t, 4, 2), j, func(p Progress) {
-					if p.Iteration == stopAt {
-						cancel()
-					}
-				})
+// TestResumeWithStepBudget: the step-budget schedules, including training
+// in the background while the box measures, resume to the same run.
+func TestResumeWithStepBudget(t *testing.T) {
+	for _, sc := range []struct {
+		name           string
+		overlap, share bool
+	}{{"steps", false, false}, {"shared", false, true}, {"overlap", true, false}, {"overlap-shared", true, true}} {
+		t.Run(sc.name, func(t *testing.T) {
+			cfg := smallConfig(MethodGradPIE)
+			cfg.CheckpointEvery = 3
+			cfg.Surrogate.Steps, cfg.Surrogate.Recent = 4, 10
+			cfg.Surrogate.Overlap, cfg.Surrogate.Share = sc.overlap, sc.share
+			checkResume(t, cfg)
+		})
+	}
+}
+
+// checkResume stops cfg's run at iterations 1, 4 and 6, resumes it on the
+// same journal each time, and compares the result with an uninterrupted
+// run bit for bit.
+func checkResume(t *testing.T, cfg Config) {
+	t.Helper()
+	m := cfg.Method
+	ref := createJournal(t, t.TempDir(), m)
+	defer ref.Close()
+	want, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantXs := journaledXs(t, ref)
+
+	dir := t.TempDir()
+	for _, stopAt := range []int{1, 4, 6} {
+		j, err := journal.Open(dir)
+		if stopAt == 1 {
+			j = createJournal(t, dir, m)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		res, err := Run(ctx, cfg, cnonProblem(t, 4, 2), j, func(p Progress) {
+			if p.Iteration == stopAt {
 				cancel()
-				if !errors.Is(err, context.Canceled) {
-					t.Fatalf("stop at %d: err %v", stopAt, err)
-				}
-				if stopAt > 1 && res.Replayed == 0 {
-					t.Errorf("stop at %d: nothing replayed from the journal", stopAt)
-				}
-				j.Close()
-			}
-			j, err := journal.Open(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer j.Close()
-			got, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), j, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Replayed == 0 || got.Remeasured != 0 {
-				t.Errorf("final resume replayed %d, remeasured %d", got.Replayed, got.Remeasured)
-			}
-			if want := map[bool]int{true: 6, false: 0}[cfg.UsesSurrogate()]; got.Restored != want {
-				t.Errorf("final resume restored the checkpoint of iteration %d, want %d", got.Restored, want)
-			}
-			gotXs := journaledXs(t, j)
-			if len(gotXs) != len(wantXs) {
-				t.Fatalf("resumed journal has %d queries, uninterrupted %d", len(gotXs), len(wantXs))
-			}
-			for i := range gotXs {
-				if !sameBits(gotXs[i], wantXs[i]) {
-					t.Fatalf("query %d differs after resume", i)
-				}
-			}
-			if math.Float64bits(got.Best.F) != math.Float64bits(want.Best.F) || got.Queries != want.Queries {
-				t.Errorf("resumed best %v after %d queries, uninterrupted %v after %d", got.Best.F, got.Queries, want.Best.F, want.Queries)
-			}
-			its, err := j.Iterations(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(its) != cfg.Iterations+1 {
-				t.Errorf("%d iteration records, want %d", len(its), cfg.Iterations+1)
 			}
 		})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("stop at %d: err %v", stopAt, err)
+		}
+		if stopAt > 1 && res.Replayed == 0 {
+			t.Errorf("stop at %d: nothing replayed from the journal", stopAt)
+		}
+		j.Close()
+	}
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	got, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), j, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Replayed == 0 || got.Remeasured != 0 {
+		t.Errorf("final resume replayed %d, remeasured %d", got.Replayed, got.Remeasured)
+	}
+	if want := map[bool]int{true: 6, false: 0}[cfg.UsesSurrogate()]; got.Restored != want {
+		t.Errorf("final resume restored the checkpoint of iteration %d, want %d", got.Restored, want)
+	}
+	gotXs := journaledXs(t, j)
+	if len(gotXs) != len(wantXs) {
+		t.Fatalf("resumed journal has %d queries, uninterrupted %d", len(gotXs), len(wantXs))
+	}
+	for i := range gotXs {
+		if !sameBits(gotXs[i], wantXs[i]) {
+			t.Fatalf("query %d differs after resume", i)
+		}
+	}
+	if math.Float64bits(got.Best.F) != math.Float64bits(want.Best.F) || got.Queries != want.Queries {
+		t.Errorf("resumed best %v after %d queries, uninterrupted %v after %d", got.Best.F, got.Queries, want.Best.F, want.Queries)
+	}
+	its, err := j.Iterations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(its) != cfg.Iterations+1 {
+		t.Errorf("%d iteration records, want %d", len(its), cfg.Iterations+1)
 	}
 }
 

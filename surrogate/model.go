@@ -158,3 +158,15 @@ func (m *Model) checkX(op string, x []float64) {
 		panic(fmt.Sprintf("surrogate: Model.%s: x has %d values, want %d", op, len(x), m.mlp.in))
 	}
 }
+
+// Clone returns an independent copy of the model: the same weights, input
+// map and output scale. A clone can predict while the original trains.
+func (m *Model) Clone() *Model {
+	mlp := newMLPShape(m.mlp.in, m.mlp.out, m.mlp.arch)
+	copy(mlp.params, m.mlp.params)
+	c := newModel(m.space, mlp, m.inScale, m.outScale)
+	copy(c.mean, m.mean)
+	copy(c.std, m.std)
+	c.scaleSet = m.scaleSet
+	return c
+}

@@ -29,6 +29,11 @@ type TrainConfig struct {
 	Batch  int     // anchors per minibatch (default 256)
 	LR     float64 // Adam learning rate (default 1e-3)
 	Lambda float64 // optional weight of an added MAE term for gradpie; 0 = off
+	// Share builds GradPIE minibatches from neighbourhoods: a point joins
+	// as an anchor together with its neighbours, so the rows forwarded per
+	// step stay near the batch size instead of (1+K) times it. Every point
+	// is still an anchor once per epoch.
+	Share bool
 }
 
 // Defaults of TrainConfig.
@@ -104,6 +109,11 @@ type Trainer struct {
 	pairs      [][2]int
 	xb, yb, gb []float64
 	gl         []float64
+	used       []uint32 // used[i] == usedGen: point i already anchors in this epoch or minibatch
+	usedGen    uint32
+	batch      []int
+
+	rows, anchors uint64 // forwarded rows and anchors over all steps
 
 	onBatch func(anchors, unique []int) // test hook
 }
@@ -204,6 +214,9 @@ func (t *Trainer) epoch(ctx context.Context, d *Dataset) (float64, error) {
 		t.perm[i] = i
 	}
 	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+	if t.sharing() {
+		return t.sharedEpoch(ctx, d)
+	}
 	var total float64
 	for start := 0; start < n; start += t.cfg.Batch {
 		if err := ctx.Err(); err != nil {
@@ -215,6 +228,178 @@ func (t *Trainer) epoch(ctx context.Context, d *Dataset) (float64, error) {
 	return total / float64(n), nil
 }
 
+// sharing reports whether minibatches are built from neighbourhoods.
+func (t *Trainer) sharing() bool { return t.cfg.Share && t.cfg.Loss == LossGradPIE }
+
+// sharedEpoch walks the shuffled order; each point not yet an anchor in
+// this epoch brings itself and those of its neighbours not yet anchors
+// into the minibatch, which is stepped once it holds Batch anchors.
+func (t *Trainer) sharedEpoch(ctx context.Context, d *Dataset) (float64, error) {
+	t.newMarks(d.n)
+	t.batch = t.batch[:0]
+	var total float64
+	flush := func() error {
+		if len(t.batch) == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		total += t.step(d, t.batch) * float64(len(t.batch))
+		t.batch = t.batch[:0]
+		return nil
+	}
+	for _, p := range t.perm {
+		if t.used[p] == t.usedGen {
+			continue
+		}
+		t.mark(p)
+		for _, j := range d.neighbors(p) {
+			if t.used[j] != t.usedGen {
+				t.mark(j)
+			}
+		}
+		if len(t.batch) >= t.cfg.Batch {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	return total / float64(d.n), nil
+}
+
+// newMarks starts a new generation of anchor marks over n points.
+func (t *Trainer) newMarks(n int) {
+	if len(t.used) < n {
+		t.used = append(t.used, make([]uint32, n-len(t.used))...)
+	}
+	t.usedGen++
+	if t.usedGen == 0 {
+		clear(t.used)
+		t.usedGen = 1
+	}
+}
+
+// mark makes point i an anchor of the current minibatch.
+func (t *Trainer) mark(i int) {
+	t.used[i] = t.usedGen
+	t.batch = append(t.batch, i)
+}
+
+// RowsPerAnchor is the mean number of rows forwarded per anchor over every
+// step so far: 1 for MAE and MSE, up to 1+K for GradPIE.
+func (t *Trainer) RowsPerAnchor() float64 {
+	if t.anchors == 0 {
+		return math.NaN()
+	}
+	return float64(t.rows) / float64(t.anchors)
+}
+
+// Focus biases the anchors of Steps towards the points an online optimizer
+// cares about. Half of the anchors are drawn uniformly from all points, a
+// quarter from the newest Recent points and a quarter from the
+// neighbourhoods (the point and its K neighbours) of the points in Near; a
+// share whose set is empty falls back to uniform.
+type Focus struct {
+	Recent int   // how many of the newest points count as recent (0: none)
+	Near   []int // indices of the points whose neighbourhoods are favoured
+}
+
+// Steps trains for n minibatch steps of at most Batch distinct anchors each
+// (all points when there are no more than Batch), drawn as Focus says, and
+// returns the mean minibatch loss; 0 steps returns NaN. Its cost per step
+// does not grow with the dataset, unlike an epoch's. With Share, each drawn
+// anchor brings its neighbours as anchors too. Errors are those of Fit.
+func (t *Trainer) Steps(ctx context.Context, d *Dataset, n int, f Focus) (float64, error) {
+	if n < 0 {
+		return math.NaN(), fmt.Errorf("surrogate: Steps: %d steps", n)
+	}
+	if err := t.checkData(d); err != nil {
+		return math.NaN(), err
+	}
+	for _, i := range f.Near {
+		if i < 0 || i >= d.n {
+			return math.NaN(), fmt.Errorf("surrogate: Steps: focus point %d of a dataset of %d", i, d.n)
+		}
+	}
+	if !t.model.scaleSet {
+		t.model.SetOutputScale(d.ys())
+	}
+	if t.cfg.Loss == LossGradPIE || len(f.Near) > 0 {
+		d.useK(max(t.cfg.K, 1))
+	}
+	total := 0.0
+	for s := range n {
+		if err := ctx.Err(); err != nil {
+			return math.NaN(), fmt.Errorf("surrogate: training stopped in step %d of %d: %w", s+1, n, err)
+		}
+		loss := t.step(d, t.drawAnchors(d, f))
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return loss, fmt.Errorf("surrogate: training diverged in step %d (loss %v)", s+1, loss)
+		}
+		total += loss
+	}
+	if n == 0 {
+		return math.NaN(), nil
+	}
+	return total / float64(n), nil
+}
+
+// drawAnchors returns up to Batch distinct anchors drawn as f says: every
+// point when there are no more than Batch.
+func (t *Trainer) drawAnchors(d *Dataset, f Focus) []int {
+	t.newMarks(d.n)
+	t.batch = t.batch[:0]
+	b := t.cfg.Batch
+	if d.n <= b {
+		for i := range d.n {
+			t.mark(i)
+		}
+		return t.batch
+	}
+	recent := min(f.Recent, d.n)
+	draw := func() int {
+		u := t.rng.IntN(4)
+		switch {
+		case u == 2 && recent > 0:
+			return d.n - recent + t.rng.IntN(recent)
+		case u == 3 && len(f.Near) > 0:
+			c := f.Near[t.rng.IntN(len(f.Near))]
+			nb := d.neighbors(c)
+			if j := t.rng.IntN(len(nb) + 1); j < len(nb) {
+				return nb[j]
+			}
+			return c
+		}
+		return t.rng.IntN(d.n)
+	}
+	// Rejected duplicates are redrawn; the attempts are bounded so a tiny
+	// focus set cannot stall, and the rest is filled uniformly.
+	for tries := 0; len(t.batch) < b && tries < 8*b; tries++ {
+		p := draw()
+		if t.used[p] == t.usedGen {
+			continue
+		}
+		t.mark(p)
+		if t.sharing() {
+			for _, j := range d.neighbors(p) {
+				if len(t.batch) < b && t.used[j] != t.usedGen {
+					t.mark(j)
+				}
+			}
+		}
+	}
+	for len(t.batch) < b {
+		if p := t.rng.IntN(d.n); t.used[p] != t.usedGen {
+			t.mark(p)
+		}
+	}
+	return t.batch
+}
+
 // step does one forward over the minibatch's unique points, one backward
 // and one Adam update, and returns the minibatch loss.
 func (t *Trainer) step(d *Dataset, anchors []int) float64 {
@@ -223,6 +408,8 @@ func (t *Trainer) step(d *Dataset, anchors []int) float64 {
 	if t.onBatch != nil {
 		t.onBatch(anchors, t.uniq)
 	}
+	t.rows += uint64(rows)
+	t.anchors += uint64(len(anchors))
 	pred := mlp.trainForward(t.xb[:rows*d.in], rows)
 	t.gb = growTo(t.gb, rows*d.out)
 	loss := t.lossGrad(pred, t.yb[:rows*d.out], len(anchors), t.pairs, t.gb)
