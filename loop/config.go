@@ -131,7 +131,6 @@ type SurrogateConfig struct {
 	// the slot before), instead of before them. Needs Steps.
 	Overlap bool    `mapstructure:"overlap" yaml:"overlap"`
 	LR      float64 `mapstructure:"lr" yaml:"lr"`
-	float64 `mapstructure:"lr" yaml:"lr"`
 	Batch   int     `mapstructure:"batch" yaml:"batch"`
 	K       int     `mapstructure:"k" yaml:"k"`       // neighbours for GradPIE
 	Norm    string  `mapstructure:"norm" yaml:"norm"` // l1 or l2
