@@ -238,3 +238,40 @@ func TestResumeRefusesAChangedRun(t *testing.T) {
 		t.Fatalf("err %v, want ErrDiverged", err)
 	}
 }
+
+// TestScheduleKeysReachTheTrainer: every training-schedule key changes the
+// run it is set in (a key that is parsed but never used would not).
+func TestScheduleKeysReachTheTrainer(t *testing.T) {
+	run := func(set func(*SurrogateConfig)) [][]float64 {
+		cfg := smallConfig(MethodGradPIE)
+		set(&cfg.Surrogate)
+		j := createJournal(t, t.TempDir(), cfg.Method)
+		defer j.Close()
+		if _, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), j, nil); err != nil {
+			t.Fatal(err)
+		}
+		return journaledXs(t, j)
+	}
+	differ := func(a, b [][]float64) bool {
+		for i := range min(len(a), len(b)) {
+			if !sameBits(a[i], b[i]) {
+				return true
+			}
+		}
+		return len(a) != len(b)
+	}
+	epochs := run(func(*SurrogateConfig) {})
+	steps := run(func(s *SurrogateConfig) { s.Steps = 4 })
+	recent := run(func(s *SurrogateConfig) { s.Steps, s.Recent = 4, 5 })
+	shared := run(func(s *SurrogateConfig) { s.Steps, s.Share = 4, true })
+	overlap := run(func(s *SurrogateConfig) { s.Steps, s.Overlap = 4, true })
+	for name, xs := range map[string][][]float64{"steps": steps, "recent": recent, "share": shared, "overlap": overlap} {
+		base := steps
+		if name == "steps" {
+			base = epochs
+		}
+		if !differ(xs, base) {
+			t.Errorf("setting surrogate.%s did not change the run", name)
+		}
+	}
+}
