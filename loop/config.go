@@ -123,6 +123,10 @@ type SurrogateConfig struct {
 	// dataset size.
 	Steps  int `mapstructure:"steps" yaml:"steps"`
 	Recent int `mapstructure:"recent" yaml:"recent"` // 0: the batch size
+	// Rows caps the rows a GradPIE step forwards (anchors and their
+	// neighbours; 0: the batch size), so a step costs the same at any
+	// dataset size.
+	Rows int `mapstructure:"rows" yaml:"rows"`
 	// Share builds GradPIE minibatches from neighbourhoods (anchors bring
 	// their neighbours as anchors), so fewer rows are forwarded per anchor.
 	Share bool `mapstructure:"share" yaml:"share"`
@@ -390,6 +394,7 @@ func (s SurrogateConfig) problems() []error {
 	count("epochs", s.Epochs, 1, MaxEpochs)
 	count("steps", s.Steps, 0, MaxEpochs)
 	count("recent", s.Recent, 0, MaxQueries)
+	count("rows", s.Rows, 0, MaxBatch)
 	if s.Overlap && s.Steps == 0 {
 		bad("overlap", "true needs a step budget: set surrogate.steps (overlap splits the steps across the iteration's queries)")
 	}

@@ -54,7 +54,7 @@ func (r *runner) newSurrogate() (*surrogate.Trainer, *surrogate.Dataset, error) 
 	}
 	m.SetOutputScale(ys)
 	tr, err := surrogate.NewTrainer(m, surrogate.TrainConfig{
-		Loss: r.cfg.Loss(), Norm: s.Norm, K: s.K, Batch: s.Batch, LR: s.LR, Lambda: s.Lambda, Share: s.Share,
+		Loss: r.cfg.Loss(), Norm: s.Norm, K: s.K, Batch: s.Batch, LR: s.LR, Lambda: s.Lambda, Share: s.Share, Rows: cmp.Or(s.Rows, s.Batch),
 	}, r.cfg.Seed^saltSurrogate)
 	if err != nil {
 		return nil, nil, fmt.Errorf("surrogate: %w", err)

@@ -63,40 +63,50 @@ func TestSharedEpochVisitsEveryPointOnce(t *testing.T) {
 
 // TestStepsCostDoesNotGrow: a step's anchors are at most Batch distinct
 // points (all of them while the dataset is smaller), so the rows forwarded
-// per step are bounded by Batch·(1+K) at any dataset size.
+// per step are bounded by Batch·(1+K) at any dataset size, and by Rows when
+// that is set (then a large dataset's steps forward nearly Rows rows).
 func TestStepsCostDoesNotGrow(t *testing.T) {
 	const k, batch = 4, 24
-	for _, share := range []bool{false, true} {
-		for _, n := range []int{10, 100, 3000} {
-			m := newSinModel(t, Arch{Hidden: []int{8}}, 1)
-			d := sinData(t, m, n, 2)
-			tr, err := NewTrainer(m, TrainConfig{Loss: LossGradPIE, K: k, Batch: batch, Share: share}, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			steps := 0
-			tr.onBatch = func(anchors, unique []int) {
-				steps++
-				if want := min(n, batch); len(anchors) != want {
-					t.Errorf("n %d: %d anchors, want %d", n, len(anchors), want)
+	for _, rows := range []int{0, 40} {
+		for _, share := range []bool{false, true} {
+			for _, n := range []int{10, 100, 3000} {
+				m := newSinModel(t, Arch{Hidden: []int{8}}, 1)
+				d := sinData(t, m, n, 2)
+				tr, err := NewTrainer(m, TrainConfig{Loss: LossGradPIE, K: k, Batch: batch, Share: share, Rows: rows}, 3)
+				if err != nil {
+					t.Fatal(err)
 				}
-				s := slices.Clone(anchors)
-				slices.Sort(s)
-				if len(slices.Compact(s)) != len(anchors) {
-					t.Errorf("n %d: repeated anchors %v", n, anchors)
+				steps, forwarded := 0, 0
+				tr.onBatch = func(anchors, unique []int) {
+					steps++
+					forwarded += len(unique)
+					if want := min(n, batch); rows == 0 && len(anchors) != want {
+						t.Errorf("n %d: %d anchors, want %d", n, len(anchors), want)
+					}
+					if len(anchors) == 0 || len(anchors) > batch {
+						t.Errorf("n %d: %d anchors", n, len(anchors))
+					}
+					s := slices.Clone(anchors)
+					slices.Sort(s)
+					if len(slices.Compact(s)) != len(anchors) {
+						t.Errorf("n %d: repeated anchors %v", n, anchors)
+					}
+					if s[0] < 0 || s[len(s)-1] >= n {
+						t.Errorf("n %d: anchor out of range", n)
+					}
+					if len(unique) > batch*(1+k) || (rows > 0 && n > batch && len(unique) > rows) {
+						t.Errorf("n %d, rows %d: %d rows in a step", n, rows, len(unique))
+					}
 				}
-				if s[0] < 0 || s[len(s)-1] >= n {
-					t.Errorf("n %d: anchor out of range", n)
+				if _, err := tr.Steps(t.Context(), d, 7, Focus{Recent: 50, Near: []int{0, n - 1}}); err != nil {
+					t.Fatal(err)
 				}
-				if len(unique) > batch*(1+k) {
-					t.Errorf("n %d: %d rows in a step", n, len(unique))
+				if steps != 7 {
+					t.Errorf("n %d: %d steps, want 7", n, steps)
 				}
-			}
-			if _, err := tr.Steps(t.Context(), d, 7, Focus{Recent: 50, Near: []int{0, n - 1}}); err != nil {
-				t.Fatal(err)
-			}
-			if steps != 7 {
-				t.Errorf("n %d: %d steps, want 7", n, steps)
+				if mean := float64(forwarded) / 7; rows > 0 && n == 3000 && mean < 0.75*float64(rows) {
+					t.Errorf("n %d, rows %d: %.1f rows per step, want close to the cap", n, rows, mean)
+				}
 			}
 		}
 	}

@@ -34,6 +34,11 @@ type TrainConfig struct {
 	// step stay near the batch size instead of (1+K) times it. Every point
 	// is still an anchor once per epoch.
 	Share bool
+	// Rows, when > 0, caps the rows a Steps minibatch forwards (anchors and
+	// their neighbours): GradPIE then takes as many anchors as fit, so a
+	// step costs the same however the neighbourhoods overlap. Fit's
+	// epochs ignore it.
+	Rows int
 }
 
 // Defaults of TrainConfig.
@@ -57,6 +62,9 @@ func (c TrainConfig) Validate() error {
 	}
 	if c.K < 0 || (c.Loss == LossGradPIE && c.K < 1) {
 		errs = append(errs, fmt.Errorf("k = %d: gradpie needs at least 1 neighbour", c.K))
+	}
+	if c.Rows < 0 {
+		errs = append(errs, fmt.Errorf("rows = %d: want ≥ 0 (0: no cap)", c.Rows))
 	}
 	if c.Batch < 0 {
 		errs = append(errs, fmt.Errorf("batch = %d: want ≥ 1 (0 for the default %d)", c.Batch, DefaultBatch))
@@ -112,6 +120,8 @@ type Trainer struct {
 	used       []uint32 // used[i] == usedGen: point i already anchors in this epoch or minibatch
 	usedGen    uint32
 	batch      []int
+	rowMark    []uint32 // rowMark[i] == usedGen: point i is a row of the minibatch being drawn
+	nRows      int
 
 	rows, anchors uint64 // forwarded rows and anchors over all steps
 
@@ -349,12 +359,19 @@ func (t *Trainer) Steps(ctx context.Context, d *Dataset, n int, f Focus) (float6
 }
 
 // drawAnchors returns up to Batch distinct anchors drawn as f says: every
-// point when there are no more than Batch.
+// point when there are no more than Batch (and no more than Rows).
 func (t *Trainer) drawAnchors(d *Dataset, f Focus) []int {
 	t.newMarks(d.n)
-	t.batch = t.batch[:0]
+	if len(t.rowMark) < d.n {
+		t.rowMark = append(t.rowMark, make([]uint32, d.n-len(t.rowMark))...)
+	}
+	if t.usedGen == 1 {
+		clear(t.rowMark)
+	}
+	t.batch, t.nRows = t.batch[:0], 0
 	b := t.cfg.Batch
-	if d.n <= b {
+	capped := t.cfg.Rows > 0 && t.cfg.Loss == LossGradPIE
+	if d.n <= b && (!capped || d.n <= t.cfg.Rows) {
 		for i := range d.n {
 			t.mark(i)
 		}
@@ -376,26 +393,63 @@ func (t *Trainer) drawAnchors(d *Dataset, f Focus) []int {
 		}
 		return t.rng.IntN(d.n)
 	}
+	// add makes p an anchor if it is not one yet and, under a row cap,
+	// if its rows still fit; it reports whether p fit.
+	add := func(p int) bool {
+		if t.used[p] == t.usedGen {
+			return true
+		}
+		if capped {
+			extra := 0
+			if t.rowMark[p] != t.usedGen {
+				extra++
+			}
+			for _, j := range d.neighbors(p) {
+				if t.rowMark[j] != t.usedGen {
+					extra++
+				}
+			}
+			if t.nRows+extra > t.cfg.Rows {
+				return false
+			}
+			t.nRows += extra
+			t.rowMark[p] = t.usedGen
+			for _, j := range d.neighbors(p) {
+				t.rowMark[j] = t.usedGen
+			}
+		}
+		t.mark(p)
+		return true
+	}
 	// Rejected duplicates are redrawn; the attempts are bounded so a tiny
-	// focus set cannot stall, and the rest is filled uniformly.
-	for tries := 0; len(t.batch) < b && tries < 8*b; tries++ {
+	// focus set cannot stall, and the rest is filled uniformly. Under a row
+	// cap the batch is full after a run of anchors that no longer fit.
+	misses := 0
+	for tries := 0; len(t.batch) < b && tries < 8*b && misses < 16; tries++ {
 		p := draw()
 		if t.used[p] == t.usedGen {
 			continue
 		}
-		t.mark(p)
+		if !add(p) {
+			misses++
+			continue
+		}
+		misses = 0
 		if t.sharing() {
 			for _, j := range d.neighbors(p) {
-				if len(t.batch) < b && t.used[j] != t.usedGen {
-					t.mark(j)
+				if len(t.batch) < b {
+					add(j)
 				}
 			}
 		}
 	}
-	for len(t.batch) < b {
+	for len(t.batch) < b && !capped {
 		if p := t.rng.IntN(d.n); t.used[p] != t.usedGen {
 			t.mark(p)
 		}
+	}
+	if len(t.batch) == 0 { // a cap below one neighbourhood: one anchor anyway
+		t.mark(draw())
 	}
 	return t.batch
 }
