@@ -1,6 +1,7 @@
 package surrogate
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -125,6 +126,52 @@ func BenchmarkGradPIEStep(b *testing.B) {
 	}
 	reportGFLOPS(b, gemmFlops(m.mlp, rows), time.Since(start))
 	b.ReportMetric(float64(rows), "rows/step")
+}
+
+// BenchmarkIterationTraining is one online iteration's surrogate training
+// on the CNON net (GradPIE, k = 5, batch 256) at two dataset sizes: five
+// full epochs (Fit), against ten steps of the step budget with the row cap
+// of 256, without and with shared neighbourhoods. The epochs grow with the
+// data; the steps do not.
+func BenchmarkIterationTraining(b *testing.B) {
+	for _, n := range []int{500, 2000} {
+		for _, sc := range []struct {
+			name  string
+			share bool
+			steps int
+		}{{"epochs5", false, 0}, {"steps10", false, 10}, {"steps10-share", true, 10}} {
+			b.Run(fmt.Sprintf("n=%d/%s", n, sc.name), func(b *testing.B) {
+				m := benchModel(b, 0)
+				d := benchData(m, n)
+				tr, err := NewTrainer(m, TrainConfig{Loss: LossGradPIE, K: 5, Share: sc.share, Rows: 256}, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.SetOutputScale(d.ys())
+				d.useK(5)
+				focus := Focus{Recent: 256, Near: []int{0, 1, 2, 3, 4}}
+				train := func() {
+					if sc.steps == 0 {
+						_, err = tr.Fit(b.Context(), d, 5, nil)
+					} else {
+						_, err = tr.Steps(b.Context(), d, sc.steps, focus)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				train()
+				r0, a0 := tr.rows, tr.anchors
+				b.ResetTimer()
+				for range b.N {
+					train()
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(tr.rows-r0)/float64(b.N), "rows/op")
+				b.ReportMetric(float64(tr.anchors-a0)/float64(b.N), "anchors/op")
+			})
+		}
+	}
 }
 
 // BenchmarkVJP is the single-point input VJP of the raw network.

@@ -45,7 +45,10 @@ type GradientConfig struct {
 	Batch     int            `mapstructure:"batch" yaml:"batch"`
 	LR        float64        `mapstructure:"lr" yaml:"lr"`
 	Norm      string         `mapstructure:"norm" yaml:"norm"` // GradPIE pair norm: l1 or l2
-	Ks        []int          `mapstructure:"ks" yaml:"ks"`
+	// Share builds GradPIE minibatches from neighbourhoods (see
+	// surrogate.TrainConfig.Share).
+	Share bool  `mapstructure:"share" yaml:"share"`
+	Ks    []int `mapstructure:"ks" yaml:"ks"`
 	// Scalings swept: every model is trained under each input × output
 	// scaling pair (a single value in YAML is a list of one).
 	InputScaling  []surrogate.InputScaling  `mapstructure:"input_scaling" yaml:"input_scaling"`
@@ -401,7 +404,7 @@ func (p *problem) train(ctx context.Context, cfg GradientConfig, sc Scaling, los
 	if err != nil {
 		return Row{}, err
 	}
-	tc := surrogate.TrainConfig{Loss: loss, Norm: cfg.Norm, K: max(k, 1), Batch: cfg.Batch, LR: cfg.LR}
+	tc := surrogate.TrainConfig{Loss: loss, Norm: cfg.Norm, K: max(k, 1), Batch: cfg.Batch, LR: cfg.LR, Share: cfg.Share}
 	tr, err := surrogate.NewTrainer(model, tc, cfg.Seed)
 	if err != nil {
 		return Row{}, err
