@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -186,7 +187,7 @@ func sweepReport(ctx context.Context, cmd *cobra.Command, s reproduce.Sweep, out
 	for _, m := range marks {
 		fmt.Fprintf(tw, "best @ %d\t", m)
 	}
-	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "t\tcontroller\t")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%d\t", r.Setting.Label, r.Runs)
 		for i := range marks {
@@ -196,7 +197,12 @@ func sweepReport(ctx context.Context, cmd *cobra.Command, s reproduce.Sweep, out
 				fmt.Fprintf(tw, "%.4g ± %.2g\t", r.At[i], r.SD[i])
 			}
 		}
-		fmt.Fprintln(tw)
+		if math.IsNaN(r.T) {
+			fmt.Fprint(tw, "-\t")
+		} else {
+			fmt.Fprintf(tw, "%.2f\t", r.T)
+		}
+		fmt.Fprintf(tw, "%s\t\n", r.Controller.Round(100*time.Microsecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

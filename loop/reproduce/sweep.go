@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/insitu-lab/insitu/loop/journal"
 	"github.com/insitu-lab/insitu/loop/report"
@@ -207,14 +208,18 @@ func (s Sweep) Cells() []Cell {
 
 // SweepRow is one setting's results.
 type SweepRow struct {
-	Setting  Setting
-	Runs     int       // finished runs
-	Missing  int       // cells not finished
-	At       []float64 // mean best objective at each mark (NaN: not every run got there)
-	SD       []float64
-	Final    []float64 // every run's best objective at its last iteration
-	Curves   []report.Curve
-	LastIter int
+	Setting Setting
+	Runs    int       // finished runs
+	Missing int       // cells not finished
+	At      []float64 // mean best objective at each mark (NaN: not every run got there)
+	SD      []float64
+	Final   []float64 // every run's best objective at its last iteration
+	T       float64   // Welch's t of Final against the first setting's (NaN for the first)
+	// Controller is the median controller time per iteration over every
+	// iteration of every run (wall time minus time in the black box).
+	Controller time.Duration
+	Curves     []report.Curve
+	LastIter   int
 }
 
 // SweepTable reads the finished runs of every setting and summarizes
@@ -240,6 +245,11 @@ func SweepTable(ctx context.Context, s Sweep, out string, marks []int) (rows []S
 			dir = r.Curves[i].Dir
 		}
 		last = max(last, r.LastIter)
+		r.Controller = medianController(r.Curves)
+		r.T = math.NaN()
+		if len(rows) > 0 {
+			_, _, r.T = Compare(r.Final, rows[0].Final, dir)
+		}
 		rows = append(rows, r)
 	}
 	at = marks
@@ -257,6 +267,23 @@ func SweepTable(ctx context.Context, s Sweep, out string, marks []int) (rows []S
 		}
 	}
 	return rows, at, dir
+}
+
+// medianController is the median controller time of the iterations after
+// the initial design, over all curves (0 without any).
+func medianController(cs []report.Curve) time.Duration {
+	var ts []float64
+	for _, c := range cs {
+		for _, it := range c.Iters {
+			if it.Iteration > 0 {
+				ts = append(ts, float64(it.Controller))
+			}
+		}
+	}
+	if len(ts) == 0 {
+		return 0
+	}
+	return time.Duration(quantile(ts, 0.5))
 }
 
 // WriteSweepReport writes OUT/report.md (a table of the best objective at
@@ -278,12 +305,14 @@ func WriteSweepReport(ctx context.Context, s Sweep, out string, marks []int, log
 	if dir == journal.Maximize {
 		better = "higher is better"
 	}
-	fmt.Fprintf(&b, ". Best objective so far (%s) after each iteration shown, mean ± std over the finished runs of each setting.\n\n", better)
+	fmt.Fprintf(&b, ". Best objective so far (%s) after each iteration shown, mean ± std over the finished runs of each setting; "+
+		"t is Welch's t of the final best against the first setting's (|t| ≥ 2: a difference; its sign follows the objective's, not better/worse); "+
+		"controller is the median time per iteration spent outside the black box.\n\n", better)
 	b.WriteString("| setting | runs |")
 	for _, m := range at {
 		fmt.Fprintf(&b, " @ %d |", m)
 	}
-	b.WriteString(" final best, median (25–75 %) |\n|---|---|" + strings.Repeat("---|", len(at)) + "---|\n")
+	b.WriteString(" final best, median (25–75 %) | t | controller |\n|---|---|" + strings.Repeat("---|", len(at)) + "---|---|---|\n")
 	for _, r := range rows {
 		runs := strconv.Itoa(r.Runs)
 		if r.Missing > 0 {
@@ -298,10 +327,16 @@ func WriteSweepReport(ctx context.Context, s Sweep, out string, marks []int, log
 			}
 		}
 		if len(r.Final) > 0 {
-			fmt.Fprintf(&b, " %s (%s–%s) |\n", num(quantile(r.Final, 0.5)), num(quantile(r.Final, 0.25)), num(quantile(r.Final, 0.75)))
+			fmt.Fprintf(&b, " %s (%s–%s) |", num(quantile(r.Final, 0.5)), num(quantile(r.Final, 0.25)), num(quantile(r.Final, 0.75)))
 		} else {
-			b.WriteString(" – |\n")
+			b.WriteString(" – |")
 		}
+		if math.IsNaN(r.T) {
+			b.WriteString(" – |")
+		} else {
+			fmt.Fprintf(&b, " %.2f |", r.T)
+		}
+		fmt.Fprintf(&b, " %s |\n", r.Controller.Round(100*time.Microsecond))
 	}
 	var curves []report.Curve
 	for _, r := range rows {
