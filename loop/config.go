@@ -117,10 +117,11 @@ type SurrogateConfig struct {
 	LayerNorm     bool  `mapstructure:"layer_norm" yaml:"layer_norm"`
 	InitialEpochs int   `mapstructure:"initial_epochs" yaml:"initial_epochs"` // after the initial design
 	Epochs        int   `mapstructure:"epochs" yaml:"epochs"`                 // E, per iteration (warm start)
-	// Steps, when > 0, replaces Epochs: this many minibatch steps per
-	// iteration, anchors favouring the Recent newest points and the
+	// Steps, when > 0 (the default), replaces Epochs: this many minibatch
+	// steps per new query (an iteration of K·(1+M) queries trains
+	// Steps·K·(1+M)), anchors favouring the Recent newest points and the
 	// neighbourhoods of the top K, so an iteration costs the same at any
-	// dataset size.
+	// dataset size. 0 trains Epochs full passes instead.
 	Steps  int `mapstructure:"steps" yaml:"steps"`
 	Recent int `mapstructure:"recent" yaml:"recent"` // 0: the batch size
 	// Rows caps the rows a GradPIE step forwards (anchors and their
@@ -132,7 +133,8 @@ type SurrogateConfig struct {
 	Share bool `mapstructure:"share" yaml:"share"`
 	// Overlap runs the per-iteration steps while the black box measures
 	// the iteration's queries (each slot's share trains on the data up to
-	// the slot before), instead of before them. Needs Steps.
+	// the slot before), instead of before them. Only with Steps: full
+	// epochs run before the queries.
 	Overlap bool    `mapstructure:"overlap" yaml:"overlap"`
 	LR      float64 `mapstructure:"lr" yaml:"lr"`
 	Batch   int     `mapstructure:"batch" yaml:"batch"`
@@ -180,7 +182,8 @@ func DefaultConfig() Config {
 			Points: 1000, Epochs: 100,
 		},
 		Surrogate: SurrogateConfig{
-			Hidden: []int{256, 256}, InitialEpochs: 50, Epochs: 5, LR: 1e-3, Batch: 256, K: 5, Norm: surrogate.NormL1,
+			Hidden: []int{256, 256}, InitialEpochs: 50, Epochs: 5, Steps: 2, Overlap: true,
+			LR: 1e-3, Batch: 256, K: 5, Norm: surrogate.NormL1,
 			InputScaling: surrogate.DefaultInputScaling, OutputScaling: surrogate.DefaultOutputScaling,
 		},
 		SPSA:  SPSAConfig{A: 0.05, C: 0.02, Stability: 10},
@@ -395,9 +398,6 @@ func (s SurrogateConfig) problems() []error {
 	count("steps", s.Steps, 0, MaxEpochs)
 	count("recent", s.Recent, 0, MaxQueries)
 	count("rows", s.Rows, 0, MaxBatch)
-	if s.Overlap && s.Steps == 0 {
-		bad("overlap", "true needs a step budget: set surrogate.steps (overlap splits the steps across the iteration's queries)")
-	}
 	if !(s.LR > 0) || !finite(s.LR) {
 		bad("lr", "%v: want a finite value > 0", s.LR)
 	}

@@ -133,11 +133,15 @@ func (r *runner) online(ctx context.Context) error {
 		if tr != nil {
 			r.catchUp(data)
 			var err error
-			switch s := r.cfg.Surrogate; {
-			case s.Overlap:
-				bg = &background{tr: tr, data: data, focus: r.focus(top), steps: s.Steps, slots: len(top)}
+			// The step budget is per query: an iteration of K·(1+M) queries
+			// trains steps·K·(1+M) minibatch steps.
+			s := r.cfg.Surrogate
+			steps := mulSat(s.Steps, mulSat(len(top), addSat(1, r.cfg.Local.Samples)))
+			switch {
+			case s.Steps > 0 && s.Overlap:
+				bg = &background{tr: tr, data: data, focus: r.focus(top), steps: steps, slots: len(top)}
 			case s.Steps > 0:
-				trainLoss, err = tr.Steps(ctx, data, s.Steps, r.focus(top))
+				trainLoss, err = tr.Steps(ctx, data, steps, r.focus(top))
 			default:
 				trainLoss, err = tr.Fit(ctx, data, s.Epochs, nil)
 			}

@@ -48,17 +48,19 @@ func TestResumeEqualsAnUninterruptedRun(t *testing.T) {
 	}
 }
 
-// TestResumeWithStepBudget: the step-budget schedules, including training
-// in the background while the box measures, resume to the same run.
+// TestResumeWithStepBudget: every training schedule (full epochs, the step
+// budget, shared neighbourhoods, training in the background while the box
+// measures) resumes to the same run.
 func TestResumeWithStepBudget(t *testing.T) {
 	for _, sc := range []struct {
 		name           string
+		steps          int
 		overlap, share bool
-	}{{"steps", false, false}, {"shared", false, true}, {"overlap", true, false}, {"overlap-shared", true, true}} {
+	}{{"epochs", 0, false, false}, {"steps", 4, false, false}, {"shared", 4, false, true}, {"overlap", 4, true, false}, {"overlap-shared", 4, true, true}} {
 		t.Run(sc.name, func(t *testing.T) {
 			cfg := smallConfig(MethodGradPIE)
 			cfg.CheckpointEvery = 3
-			cfg.Surrogate.Steps, cfg.Surrogate.Recent = 4, 10
+			cfg.Surrogate.Steps, cfg.Surrogate.Recent = sc.steps, 10
 			cfg.Surrogate.Overlap, cfg.Surrogate.Share = sc.overlap, sc.share
 			checkResume(t, cfg)
 		})
@@ -260,11 +262,12 @@ func TestScheduleKeysReachTheTrainer(t *testing.T) {
 		}
 		return len(a) != len(b)
 	}
-	epochs := run(func(*SurrogateConfig) {})
-	steps := run(func(s *SurrogateConfig) { s.Steps = 4 })
-	recent := run(func(s *SurrogateConfig) { s.Steps, s.Recent = 4, 5 })
-	shared := run(func(s *SurrogateConfig) { s.Steps, s.Share = 4, true })
-	overlap := run(func(s *SurrogateConfig) { s.Steps, s.Overlap = 4, true })
+	base := func(s *SurrogateConfig) { s.Steps, s.Share, s.Overlap = 4, false, false }
+	epochs := run(func(s *SurrogateConfig) { base(s); s.Steps = 0 })
+	steps := run(base)
+	recent := run(func(s *SurrogateConfig) { base(s); s.Recent = 5 })
+	shared := run(func(s *SurrogateConfig) { base(s); s.Share = true })
+	overlap := run(func(s *SurrogateConfig) { base(s); s.Overlap = true })
 	for name, xs := range map[string][][]float64{"steps": steps, "recent": recent, "share": shared, "overlap": overlap} {
 		base := steps
 		if name == "steps" {

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -440,8 +441,16 @@ func (t *trainer) fitSurrogate(ctx context.Context) error {
 		t.tr, t.sdata = tr, surrogate.NewDataset(m)
 		epochs = max(s.InitialEpochs, s.Epochs)
 	}
+	fresh := t.ev.n() - t.sdata.Len()
 	for n := t.sdata.Len(); n < t.ev.n(); n++ {
 		t.sdata.Append(t.ev.samples[n].X, t.ev.samples[n].Y)
+	}
+	if s.Steps > 0 && t.tr.Epochs() > 0 {
+		// After the first fit, the step budget, per new query: the newest
+		// points (this θ's queries) are favoured, and the cost does not
+		// grow with the data.
+		_, err := t.tr.Steps(ctx, t.sdata, mulSat(s.Steps, fresh), surrogate.Focus{Recent: cmp.Or(s.Recent, s.Batch)})
+		return err
 	}
 	_, err := t.tr.Fit(ctx, t.sdata, epochs, nil)
 	return err
@@ -455,7 +464,7 @@ func (t *trainer) newSurrogateTrainer(m *surrogate.Model) (*surrogate.Trainer, e
 		loss = surrogate.LossMAE
 	}
 	tr, err := surrogate.NewTrainer(m, surrogate.TrainConfig{
-		Loss: loss, Norm: s.Norm, K: s.K, Batch: s.Batch, LR: s.LR, Lambda: s.Lambda,
+		Loss: loss, Norm: s.Norm, K: s.K, Batch: s.Batch, LR: s.LR, Lambda: s.Lambda, Share: s.Share, Rows: cmp.Or(s.Rows, s.Batch),
 	}, t.cfg.Seed^saltTrainSurrogate)
 	if err != nil {
 		return nil, fmt.Errorf("surrogate: %w", err)

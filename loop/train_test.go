@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -380,5 +381,32 @@ func TestTrainConfigErrorsNameKeys(t *testing.T) {
 	p.Exact = nil
 	if _, err := Train(context.Background(), smallTrainConfig(TrainExact), p, twinData(t), nil, nil); err == nil || !strings.Contains(err.Error(), "exact") {
 		t.Errorf("exact without a VJP: %v", err)
+	}
+}
+
+// TestTrainSurrogateSchedule: in-situ training honours the step budget
+// and shared neighbourhoods (the θ trajectory changes with each), and
+// refuses overlap, which has no queries to hide behind.
+func TestTrainSurrogateSchedule(t *testing.T) {
+	run := func(set func(*SurrogateConfig)) []float64 {
+		cfg := smallTrainConfig(TrainInsituGradPIE)
+		cfg.Epochs = 3
+		set(&cfg.Surrogate)
+		res, err := Train(context.Background(), cfg, twinProblem(tanhTwin{gain: 0.8}), twinData(t), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Theta
+	}
+	epochs := run(func(*SurrogateConfig) {})
+	steps := run(func(s *SurrogateConfig) { s.Steps = 3 })
+	shared := run(func(s *SurrogateConfig) { s.Steps, s.Share, s.Rows = 3, true, 40 })
+	if slices.Equal(epochs, steps) || slices.Equal(steps, shared) {
+		t.Errorf("θ after training: epochs %v, steps %v, shared %v: a schedule key was ignored", epochs, steps, shared)
+	}
+	cfg := smallTrainConfig(TrainInsituGradPIE)
+	cfg.Surrogate.Overlap = true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "surrogate.overlap") {
+		t.Errorf("overlap in a training config: %v", err)
 	}
 }

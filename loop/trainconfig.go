@@ -102,6 +102,9 @@ func (c TrainConfig) Validate() error {
 	}
 	if c.UsesSurrogate() {
 		errs = append(errs, c.Surrogate.problems()...)
+		if c.Surrogate.Overlap {
+			bad("surrogate.overlap", "true: training has no queries to overlap with (it applies to insitu run)")
+		}
 	}
 	return errors.Join(errs...)
 }

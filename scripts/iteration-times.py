@@ -8,6 +8,7 @@ iteration's wall time minus the time inside the black box) and prints the
 median of each window and the ratio of the last window to the second.
 """
 import argparse
+import os
 import sqlite3
 import statistics
 import sys
@@ -29,7 +30,11 @@ def main():
     ws = windows(a.windows)
     print("run\t" + "\t".join(f"{lo}-{hi} ms" for lo, hi in ws) + "\tlast/second")
     for run in a.runs:
-        db = sqlite3.connect(f"file:{run}/journal.db?mode=ro", uri=True)
+        path = os.path.join(run, "journal.db")
+        if not os.path.exists(path):
+            print(f"{run}: no journal.db", file=sys.stderr)
+            continue
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         t = dict(db.execute("select iteration, controller_s from iterations"))
         med = []
         for lo, hi in ws:
