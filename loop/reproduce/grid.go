@@ -246,7 +246,7 @@ func scaleSizes(scale string) (sizes, error) {
 		return sizes{seeds: 1, iters: 3, cnonN: []int{10},
 			cnonMethods: []string{"exact", "gradpie", "mae"}, opMethods: []string{"gradpie", "mae", "random"},
 			noOWMS: true, noStudy: true, noPNN: true, knobSeeds: 1,
-			tinySets: []string{"init.points=20", "surrogate.hidden=[16,16]", "surrogate.initial_epochs=2", "surrogate.epochs=1"}}, nil
+			tinySets: []string{"init.points=20", "surrogate.hidden=[16,16]", "surrogate.initial_epochs=2", "surrogate.steps=1"}}, nil
 	}
 	return sizes{}, fmt.Errorf("scale %q: want quick or full", scale)
 }
@@ -323,12 +323,13 @@ func knobTasks(g Grid, z sizes, scale string, cfg func(string) string) []Task {
 		m = 0
 	}
 	base := fmt.Sprintf("cnon-N10-M%d", m)
-	vs, b := withDefault(base, z.knobSeeds, "the config's (k = 5, σ = 0.02, E = 5, lr 1e-3, step lr 0.02, horizon 5, N = 10)", []Variant{
+	vs, b := withDefault(base, z.knobSeeds, "the config's (k = 5, σ = 0.02, 2 steps per query, lr 1e-3, step lr 0.02, horizon 5, N = 10)", []Variant{
 		{Name: "k1", Label: "k = 1", Sets: []string{"surrogate.k=1"}, Methods: []string{"gradpie"}},
 		{Name: "k20", Label: "k = 20", Sets: []string{"surrogate.k=20"}, Methods: []string{"gradpie"}},
 		{Name: "sigma0.005", Label: "σ = 0.005", Sets: []string{"local.sigma=0.005"}},
 		{Name: "sigma0.05", Label: "σ = 0.05", Sets: []string{"local.sigma=0.05"}},
-		{Name: "E10", Label: "E = 10 epochs per iteration", Sets: []string{"surrogate.epochs=10"}},
+		{Name: "steps4", Label: "4 training steps per query (twice the default)", Sets: []string{"surrogate.steps=4"}},
+		{Name: "epochs", Label: "E = 5 full epochs per iteration (the paper's schedule)", Sets: []string{"surrogate.steps=0"}},
 		{Name: "lr3e-3", Label: "surrogate lr 3e-3", Sets: []string{"surrogate.lr=3e-3"}},
 		{Name: "step0.05", Label: "step lr 0.05", Sets: []string{"step_lr=0.05"}},
 		{Name: "horizon10", Label: "horizon 10 (100 RK4 steps)", Sets: []string{"blackbox.horizon=10", "blackbox.steps=100"}},
