@@ -146,15 +146,7 @@ func TestOneForwardPerUniquePoint(t *testing.T) {
 		batches++
 		rows += len(unique)
 		seen = append(seen, anchors...)
-		want := slices.Clone(anchors)
-		for _, a := range anchors {
-			for _, j := range knn[a] {
-				if !slices.Contains(want, j) {
-					want = append(want, j)
-				}
-			}
-		}
-		if !slices.Equal(unique, want) {
+		if want := expectedRows(anchors, knn); !slices.Equal(unique, want) {
 			t.Fatalf("unique points %v, want anchors then new neighbours %v", unique, want)
 		}
 	}
@@ -180,6 +172,20 @@ func TestOneForwardPerUniquePoint(t *testing.T) {
 			t.Fatalf("an epoch did not visit every point exactly once as an anchor")
 		}
 	}
+}
+
+// expectedRows is what a GradPIE minibatch must forward: its anchors, then
+// each anchor's neighbours (from the reference lists knn) not already there.
+func expectedRows(anchors []int, knn [][]int) []int {
+	want := slices.Clone(anchors)
+	for _, a := range anchors {
+		for _, j := range knn[a] {
+			if !slices.Contains(want, j) {
+				want = append(want, j)
+			}
+		}
+	}
+	return want
 }
 
 // TestMinibatchGradient checks the whole GradPIE minibatch path (unique-point
