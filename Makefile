@@ -51,10 +51,19 @@ compare: build
 	scripts/compare-cnon.sh runs/compare-cnon
 
 # The paper-reproduction grid with its knob sweeps; the report and plots in
-# out/reproduce-quick (resumable: run it again to continue). About 25
-# minutes on 2 cores; the ngspice op-amp task joins when ngspice is installed.
-reproduce: build
-	./$(BIN) reproduce --scale quick --out out/reproduce-quick
+# out/reproduce-quick (resumable: run it again to continue); the ngspice
+# op-amp task joins when ngspice is installed. It runs two cells at a time
+# on the OpenBLAS build when libopenblas-dev is there (one OpenBLAS thread
+# each), else on the pure-Go build. See README, Results, for its wall time.
+REPRO_BIN = bin/insitu-reproduce
+reproduce:
+	@if CGO_ENABLED=1 $(GO) build -tags openblas -o $(REPRO_BIN) ./cmd/insitu 2>/dev/null; then \
+		echo "reproduce: OpenBLAS build"; \
+	else \
+		echo "reproduce: no OpenBLAS (apt-get install libopenblas-dev): pure-Go build"; \
+		$(GO) build -o $(REPRO_BIN) ./cmd/insitu; \
+	fi
+	OPENBLAS_NUM_THREADS=1 ./$(REPRO_BIN) reproduce --scale quick --out out/reproduce-quick
 
 # A short run of every fuzz target (each gets FUZZTIME).
 FUZZTIME ?= 10s

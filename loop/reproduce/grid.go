@@ -202,10 +202,8 @@ func (g Grid) Task(name string) (Task, bool) {
 // Scales are the public scales; "test" is a hidden tiny one for tests.
 var Scales = []string{"quick", "full"}
 
-// Sizes of each scale. quick: about 14 min of wall time on 2 cores by the
-// timings of docs/results (CNON N=10 both M ≈ 4 min, op-amp ≈ 0.5 min +
-// ngspice ≈ 1 min, OWMS ≈ 3 min, study ≈ 2.5 min, PNN ≈ 3 min), so within
-// 30 min with a shared machine. full: the paper's 200 iterations and 100
+// Sizes of each scale. quick: 13.5 min of wall time on 2 cores with the
+// OpenBLAS build (make reproduce), the knob sweeps included. full: the paper's 200 iterations and 100
 // starting points per method (stated for OWMS; assumed for CNON and the
 // op-amp), both CNON sizes, the paper's OWMS network, the study's 100
 // epochs, and the PNN comparison's 5 seeds × 10 epochs.
