@@ -328,6 +328,7 @@ func knobTasks(g Grid, z sizes, scale string, cfg func(string) string) []Task {
 		{Name: "sigma0.05", Label: "σ = 0.05", Sets: []string{"local.sigma=0.05"}},
 		{Name: "steps4", Label: "4 training steps per query (twice the default)", Sets: []string{"surrogate.steps=4"}},
 		{Name: "epochs", Label: "E = 5 full epochs per iteration (the paper's schedule)", Sets: []string{"surrogate.steps=0"}},
+		{Name: "inputunit", Label: "inputs mapped to [0, 1] (the old default; docs/results/scaling-ablation.md)", Sets: []string{"surrogate.input_scaling=unit"}},
 		{Name: "lr3e-3", Label: "surrogate lr 3e-3", Sets: []string{"surrogate.lr=3e-3"}},
 		{Name: "step0.05", Label: "step lr 0.05", Sets: []string{"step_lr=0.05"}},
 		{Name: "horizon10", Label: "horizon 10 (100 RK4 steps)", Sets: []string{"blackbox.horizon=10", "blackbox.steps=100"}},
