@@ -134,18 +134,7 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 		evMu.Unlock()
 	}
 	setup := guardSetup{opts: []safety.Option{safety.WithClock(clock)}, record: record, safe: "every twin"}
-	guard, err := guardedWith(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, setup, func(ctx context.Context, guard *safety.Guard) error {
-		con.watch(guard)
-		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir, Fidelity: fidelity{guard, con}}
-		if d, ok := guard.Differentiable(); ok {
-			p.Exact = d
-		}
-		bar := newRunProgress(cmd.ErrOrStderr(), cfg, quiet)
-		defer bar.finish()
-		var err error
-		res, err = loop.Run(ctx, cfg.Config, p, j, bar.update)
-		return err
-	})
+	guard, err := guardedWith(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, setup, loopBody(cmd, cfg, j, parts, con, quiet, &res))
 	elapsed, wallElapsed := clock.Now().Sub(start), time.Since(wall)
 	if guard == nil {
 		return err

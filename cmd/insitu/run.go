@@ -228,6 +228,23 @@ type runParts struct {
 	dir loop.Direction
 }
 
+// loopBody is what runs behind the guard: the loop on the guarded box
+// (through the console), with a progress bar; its result goes to *res.
+func loopBody(cmd *cobra.Command, cfg runConfig, j *journal.Journal, parts runParts, con *console, quiet bool, res **loop.Result) func(context.Context, *safety.Guard) error {
+	return func(ctx context.Context, guard *safety.Guard) error {
+		con.watch(guard)
+		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir, Fidelity: fidelity{guard, con}}
+		if d, ok := guard.Differentiable(); ok {
+			p.Exact = d
+		}
+		bar := newRunProgress(cmd.ErrOrStderr(), cfg, quiet)
+		defer bar.finish()
+		var err error
+		*res, err = loop.Run(ctx, cfg.Config, p, j, bar.update)
+		return err
+	}
+}
+
 // execute runs the loop behind the guard, records how it ended, and writes
 // the plot and the summary.
 func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string, j *journal.Journal, parts runParts, quiet bool) error {
@@ -238,18 +255,7 @@ func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string,
 		return err
 	}
 	defer con.close()
-	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, func(ctx context.Context, guard *safety.Guard) error {
-		con.watch(guard)
-		p := loop.Problem{Box: con.wrap(guard), Objective: parts.obj, Direction: parts.dir, Fidelity: fidelity{guard, con}}
-		if d, ok := guard.Differentiable(); ok {
-			p.Exact = d
-		}
-		bar := newRunProgress(cmd.ErrOrStderr(), cfg, quiet)
-		defer bar.finish()
-		var err error
-		res, err = loop.Run(ctx, cfg.Config, p, j, bar.update)
-		return err
-	})
+	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, loopBody(cmd, cfg, j, parts, con, quiet, &res))
 	if res != nil && guard != nil {
 		if werr := writeRunOutputs(context.WithoutCancel(ctx), cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
 			err = errors.Join(err, werr)

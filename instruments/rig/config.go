@@ -90,6 +90,21 @@ func init() {
 // durations written as "300ms"; part factories and describers call it.
 func Decode(p insitu.Params, into any) error { return p.Decode(into) }
 
+// DecodeChecked decodes p into a C, fills in its defaults and validates it:
+// the checks an instrument's Open makes before it touches the device.
+func DecodeChecked[C any, PC interface {
+	*C
+	Defaults()
+	Validate() error
+}](p insitu.Params) (C, error) {
+	var c C
+	if err := Decode(p, &c); err != nil {
+		return c, err
+	}
+	PC(&c).Defaults()
+	return c, PC(&c).Validate()
+}
+
 type bounds struct {
 	Lower []float64 `mapstructure:"lower"`
 	Upper []float64 `mapstructure:"upper"`

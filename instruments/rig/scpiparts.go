@@ -41,12 +41,8 @@ func openSMU(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, err
 // and returns what an open *smu.SMU reports: one coordinate, the level in
 // volts within [min, max] (default ±range), and smu.OutputNames.
 func describeSMU(p insitu.Params) (PartSpec, error) {
-	c, err := decodeSMU(p)
+	c, err := DecodeChecked[smu.Config](p)
 	if err != nil {
-		return PartSpec{}, err
-	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
 		return PartSpec{}, err
 	}
 	if err := checkSCPI(c.Name, c.IDN, c.Transport); err != nil {
@@ -77,12 +73,8 @@ func openPowerMeter(ctx context.Context, p insitu.Params, _ map[string]Part) (Pa
 // describePowerMeter makes the checks powermeter.Open makes before and
 // while dialing; a PM100 has one output, the power in watts.
 func describePowerMeter(p insitu.Params) (PartSpec, error) {
-	c, err := decodePowerMeter(p)
+	c, err := DecodeChecked[powermeter.Config](p)
 	if err != nil {
-		return PartSpec{}, err
-	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
 		return PartSpec{}, err
 	}
 	if err := checkSCPI(c.Name, c.IDN, c.Transport); err != nil {

@@ -669,27 +669,25 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
-	if s.o.Hold == nil {
-		s.reply(w, http.StatusNotImplemented, "this run cannot be paused")
-		return
-	}
-	s.control(w, func() string {
-		if s.o.Hold.Pause() {
-			return "paused before the next query; the device stays in its current state"
-		}
-		return "already paused"
-	})
+	s.hold(w, func(h *Hold) bool { return h.Pause() },
+		"paused before the next query; the device stays in its current state", "already paused")
 }
 
 func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
+	s.hold(w, func(h *Hold) bool { return h.Resume() }, "resumed", "not paused")
+}
+
+// hold applies act to the run's Hold and replies done when it changed the
+// state, else unchanged.
+func (s *Server) hold(w http.ResponseWriter, act func(*Hold) bool, done, unchanged string) {
 	if s.o.Hold == nil {
 		s.reply(w, http.StatusNotImplemented, "this run cannot be paused")
 		return
 	}
 	s.control(w, func() string {
-		if s.o.Hold.Resume() {
-			return "resumed"
+		if act(s.o.Hold) {
+			return done
 		}
-		return "not paused"
+		return unchanged
 	})
 }

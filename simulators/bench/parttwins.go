@@ -217,12 +217,8 @@ func (p *smuPart) safeState(offMode string) string {
 // smuTwin is the SMU part's twin: its own driver over loopback TCP to an
 // SMU twin (TwinSMU) served for the part's life.
 func smuTwin(ctx context.Context, p insitu.Params, _ map[string]rig.Part) (rig.Part, rig.TwinInfo, error) {
-	var c smu.Config
-	if err := rig.Decode(p, &c); err != nil {
-		return nil, rig.TwinInfo{}, err
-	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
+	c, err := rig.DecodeChecked[smu.Config](p)
+	if err != nil {
 		return nil, rig.TwinInfo{}, err
 	}
 	idn, notes, err := twinIdentity(c.IDN, SMUIDN)
@@ -307,12 +303,8 @@ func (p *pmPart) Close() error {
 // SLM part (one named slm, or the only one built before the meter; none:
 // a flat SLM).
 func powerMeterTwin(ctx context.Context, p insitu.Params, built map[string]rig.Part) (rig.Part, rig.TwinInfo, error) {
-	var c powermeter.Config
-	if err := rig.Decode(p, &c); err != nil {
-		return nil, rig.TwinInfo{}, err
-	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
+	c, err := rig.DecodeChecked[powermeter.Config](p)
+	if err != nil {
 		return nil, rig.TwinInfo{}, err
 	}
 	idn, notes, err := twinIdentity(c.IDN, PowerMeterIDN)
