@@ -254,11 +254,7 @@ func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error
 	built := map[string]Part{}
 	defer func() {
 		if err != nil {
-			for i := len(comps) - 1; i >= 0; i-- {
-				if c, ok := comps[i].Part.(io.Closer); ok {
-					c.Close()
-				}
-			}
+			closeAll(comps)
 		}
 	}()
 	for _, s := range secs {

@@ -253,8 +253,18 @@ func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
 	if err := sleep(ctx, settle+r.settle); err != nil {
 		return nil, fmt.Errorf("rig %s: settle %v: %w", name, settle+r.settle, err)
 	}
+	return r.measure(ctx, nil)
+}
+
+// measure reads every sensor in order into one output vector, calling
+// started (if not nil) with each sensor's component index before it reads.
+func (r *Rig) measure(ctx context.Context, started func(i int)) ([]float64, error) {
+	name := r.spec.Name
 	y := make([]float64, 0, len(r.spec.Out))
 	for _, s := range r.sens {
+		if started != nil {
+			started(s.i)
+		}
 		v, err := s.s.Measure(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("rig %s: measure %s: %w", name, s.c.Name, err)
@@ -265,6 +275,16 @@ func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
 		y = append(y, v...)
 	}
 	return y, nil
+}
+
+// closeAll closes the parts of comps that are Closers, last first: what a
+// failed build leaves behind.
+func closeAll(comps []Component) {
+	for i := len(comps) - 1; i >= 0; i-- {
+		if c, ok := comps[i].Part.(io.Closer); ok {
+			c.Close()
+		}
+	}
 }
 
 // SafeState puts every part in its safe state, once each, in order, even

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"reflect"
 	"slices"
 	"sync"
@@ -122,11 +121,7 @@ func buildTwin(ctx context.Context, p insitu.Params, rc rigConfig, secs []sectio
 	built := map[string]Part{}
 	defer func() {
 		if err != nil {
-			for i := len(comps) - 1; i >= 0; i-- {
-				if c, ok := comps[i].Part.(io.Closer); ok {
-					c.Close()
-				}
-			}
+			closeAll(comps)
 		}
 	}()
 	for _, s := range secs {
@@ -269,19 +264,7 @@ func (r *Rig) twinQuery(ctx context.Context, x []float64) ([]float64, error) {
 			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
 		}
 	}
-	y := make([]float64, 0, len(r.spec.Out))
-	for _, s := range r.sens {
-		measured[s.i] = true
-		v, err := s.s.Measure(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("rig %s: measure %s: %w", name, s.c.Name, err)
-		}
-		if len(v) != s.n {
-			return nil, fmt.Errorf("rig %s: measure %s: %d values for %d outputs", name, s.c.Name, len(v), s.n)
-		}
-		y = append(y, v...)
-	}
-	return y, nil
+	return r.measure(ctx, func(i int) { measured[i] = true })
 }
 
 // TwinReport is what a twin rig's parts did: the bill of a dry run.
