@@ -396,7 +396,7 @@ func (s *Server) snapshot(c *client) []byte {
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.page)
-	mux.HandleFunc("/static/", s.asset)
+	mux.HandleFunc("/static/", s.get(s.asset))
 	mux.HandleFunc("/api/state", s.get(s.state))
 	mux.HandleFunc("/api/events", s.get(s.events))
 	mux.HandleFunc("/api/stop", s.post(s.stop))
@@ -480,15 +480,6 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) asset(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if s.auth(r) == "" {
-		unauthorized(w)
-		return
-	}
 	name := strings.TrimPrefix(r.URL.Path, "/")
 	b, err := static.ReadFile(name)
 	if err != nil || strings.Contains(name, "..") {
