@@ -161,8 +161,8 @@ func (r *runner) online(ctx context.Context) error {
 			}
 			frozen := tr.Model()
 			if bg != nil {
-				frozen = frozen.Clone()
-				r.model = frozen
+				r.frozen = frozen.CloneInto(r.frozen)
+				frozen, r.model = r.frozen, r.frozen
 			}
 			r.ev.setPredictor(frozen.Predict, ys)
 		}

@@ -136,6 +136,7 @@ var errStop = errors.New("loop: stopped early")
 // runner holds one run's state shared by the methods.
 type runner struct {
 	cfg      Config
+	frozen   *surrogate.Model // the iteration's copy of the surrogate while it trains in the background
 	p        Problem
 	space    insitu.Space
 	lo       []float64

@@ -161,12 +161,19 @@ func (m *Model) checkX(op string, x []float64) {
 
 // Clone returns an independent copy of the model: the same weights, input
 // map and output scale. A clone can predict while the original trains.
-func (m *Model) Clone() *Model {
-	mlp := newMLPShape(m.mlp.in, m.mlp.out, m.mlp.arch)
-	copy(mlp.params, m.mlp.params)
-	c := newModel(m.space, mlp, m.inScale, m.outScale)
-	copy(c.mean, m.mean)
-	copy(c.std, m.std)
-	c.scaleSet = m.scaleSet
-	return c
+func (m *Model) Clone() *Model { return m.CloneInto(nil) }
+
+// CloneInto is Clone reusing dst's storage when dst is an earlier clone of
+// m (same network shape and input map); otherwise it allocates a new one.
+func (m *Model) CloneInto(dst *Model) *Model {
+	if dst == nil || dst.mlp.in != m.mlp.in || dst.mlp.out != m.mlp.out || len(dst.mlp.params) != len(m.mlp.params) ||
+		!slices.Equal(dst.mlp.arch.Hidden, m.mlp.arch.Hidden) || dst.mlp.arch.LayerNorm != m.mlp.arch.LayerNorm ||
+		dst.inScale != m.inScale || dst.outScale != m.outScale || !slices.Equal(dst.shift, m.shift) || !slices.Equal(dst.inv, m.inv) {
+		dst = newModel(m.space, newMLPShape(m.mlp.in, m.mlp.out, m.mlp.arch), m.inScale, m.outScale)
+	}
+	copy(dst.mlp.params, m.mlp.params)
+	copy(dst.mean, m.mean)
+	copy(dst.std, m.std)
+	dst.scaleSet = m.scaleSet
+	return dst
 }

@@ -276,6 +276,14 @@ func TestCloneIsIndependent(t *testing.T) {
 	if !sameBits(c.Predict(x), before) {
 		t.Error("training the original changed its clone")
 	}
+	// Cloned again into the first clone: the same storage, today's weights.
+	if c2 := m.CloneInto(c); c2 != c || !sameBits(c2.Predict(x), m.Predict(x)) {
+		t.Error("CloneInto did not reuse an earlier clone, or copied stale weights")
+	}
+	other := newSinModel(t, Arch{Hidden: []int{4}}, 1)
+	if c3 := m.CloneInto(other); c3 == other || !sameBits(c3.Predict(x), m.Predict(x)) {
+		t.Error("CloneInto reused a model of another shape")
+	}
 }
 
 // sameBits reports whether a and b hold the same float64 bit patterns.
