@@ -21,12 +21,17 @@ const (
 // ObjectiveConfig selects and parameterizes an objective.
 type ObjectiveConfig struct {
 	// Kind: "distance" (‖y − target‖₂), "mse" (mean squared error to the
-	// target), "identity" (a scalar black box's own output), or a kind a
-	// package registered with RegisterObjective.
+	// target), "identity" (a scalar black box's own output), "fraction"
+	// (the share of the power in the selected outputs), "overlap" (cosine
+	// similarity with the target), or a kind a package registered with
+	// RegisterObjective.
 	Kind      string    `mapstructure:"kind" yaml:"kind"`
 	Direction Direction `mapstructure:"direction" yaml:"direction"` // min or max; empty: the kind's natural one
 	// Outputs restricts the objective to the named outputs; empty: all.
 	Outputs []string `mapstructure:"outputs" yaml:"outputs,omitempty"`
+	// Total names the outputs whose sum is the whole power for fraction;
+	// empty: all outputs.
+	Total []string `mapstructure:"total" yaml:"total,omitempty"`
 	// Target for distance and mse: given literally (one value per selected
 	// output), or as TargetSeed, which asks a twin for a reachable target
 	// (its response to a reference input drawn with that seed).
@@ -38,6 +43,13 @@ type ObjectiveConfig struct {
 // response to a reference input drawn with seed.
 type Targeter interface {
 	Target(seed uint64) (xRef, y []float64)
+}
+
+// Spotter is a twin that knows where its target puts the light: the
+// indices of the outputs (pixels) inside its target spots, for the
+// fraction objective. Nil when its output mode has no such pixels.
+type Spotter interface {
+	Spots() []int
 }
 
 // ObjectiveFactory builds an objective of one kind for a black box. inner

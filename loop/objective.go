@@ -43,6 +43,8 @@ func init() {
 		}
 		return identity{i: sel.idx[0], m: len(b.Spec().Out)}, Minimize, nil
 	})
+	insitu.RegisterObjective("fraction", newFraction)
+	insitu.RegisterObjective("overlap", newOverlap)
 }
 
 // NewObjective builds the configured objective for the (unguarded) box and
@@ -73,7 +75,13 @@ func NewObjective(ctx context.Context, c ObjectiveConfig, inner insitu.BlackBox)
 type selection struct{ idx []int }
 
 func selectOutputs(c ObjectiveConfig, s insitu.Spec) (selection, error) {
-	if len(c.Outputs) == 0 {
+	return selectNames("objective.outputs", c.Outputs, s)
+}
+
+// selectNames finds the named outputs of s (all of them when names is
+// empty); key names the config key in errors.
+func selectNames(key string, names []string, s insitu.Spec) (selection, error) {
+	if len(names) == 0 {
 		idx := make([]int, len(s.Out))
 		for i := range idx {
 			idx[i] = i
@@ -81,10 +89,10 @@ func selectOutputs(c ObjectiveConfig, s insitu.Spec) (selection, error) {
 		return selection{idx}, nil
 	}
 	var sel selection
-	for _, name := range c.Outputs {
+	for _, name := range names {
 		i := slices.Index(s.Out, name)
 		if i < 0 {
-			return selection{}, fmt.Errorf("objective.outputs: %s has no output %q (it has %v)", s.Name, name, s.Out)
+			return selection{}, fmt.Errorf("%s: %s has no output %q (it has %v)", key, s.Name, name, s.Out)
 		}
 		sel.idx = append(sel.idx, i)
 	}
@@ -162,6 +170,157 @@ func (o *targetObjective) Grad(y []float64) []float64 {
 type identity struct{ i, m int }
 
 func (o identity) Value(y []float64) float64 { return y[o.i] }
+
+// fraction is Σ_S y / Σ_T y: the share of the measured power that falls
+// in the spots S (outputs, or the twin's Spots), of the total over T
+// (total, or every output). It is what a camera or a pair of detectors can
+// tell, whatever the exposure or the laser's drift.
+type fraction struct {
+	in, of []bool // output i counts in the spots, in the total
+}
+
+func newFraction(_ context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
+	spec := b.Spec()
+	if c.Target != nil {
+		return nil, "", errors.New("objective.target: fraction takes no target (it measures the share in objective.outputs)")
+	}
+	o := fraction{in: make([]bool, len(spec.Out)), of: make([]bool, len(spec.Out))}
+	if len(c.Outputs) > 0 {
+		sel, err := selectOutputs(c, spec)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, i := range sel.idx {
+			o.in[i] = true
+		}
+	} else {
+		sp, ok := b.(insitu.Spotter)
+		var spots []int
+		if ok {
+			spots = sp.Spots()
+		}
+		if len(spots) == 0 {
+			return nil, "", errors.New("objective.outputs: " + spec.Name + " cannot name its target spots: list the outputs inside them")
+		}
+		for _, i := range spots {
+			o.in[i] = true
+		}
+	}
+	if len(c.Total) == 0 {
+		for i := range o.of {
+			o.of[i] = true
+		}
+	} else {
+		sel, err := selectNames("objective.total", c.Total, spec)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, i := range sel.idx {
+			o.of[i] = true
+		}
+	}
+	return o, Maximize, nil
+}
+
+func (o fraction) sums(y []float64) (spot, total float64) {
+	for i, v := range y {
+		if o.in[i] {
+			spot += v
+		}
+		if o.of[i] {
+			total += v
+		}
+	}
+	return spot, total
+}
+
+// Value is 0 when nothing was measured: a dark frame has no share.
+func (o fraction) Value(y []float64) float64 {
+	s, t := o.sums(y)
+	if !(t > 0) {
+		return 0
+	}
+	return s / t
+}
+
+// Grad is (1[i ∈ S] − f·1[i ∈ T]) / Σ_T y.
+func (o fraction) Grad(y []float64) []float64 {
+	g := make([]float64, len(y))
+	s, t := o.sums(y)
+	if !(t > 0) {
+		return g
+	}
+	f := s / t
+	for i := range g {
+		if o.in[i] {
+			g[i] += 1 / t
+		}
+		if o.of[i] {
+			g[i] -= f / t
+		}
+	}
+	return g
+}
+
+// overlap is the cosine similarity ⟨y_S, t⟩/(‖y_S‖·‖t‖) of the selected
+// outputs with the target: for an image, how well the pattern's shape
+// matches the target's whatever its brightness.
+type overlap struct {
+	idx    []int
+	target []float64 // unit length
+	m      int
+}
+
+func newOverlap(_ context.Context, c ObjectiveConfig, b insitu.BlackBox) (Objective, Direction, error) {
+	t, _, err := newTargetObjective(c, b, false)
+	if err != nil {
+		return nil, "", err
+	}
+	d := t.(*targetObjective)
+	var n float64
+	for _, v := range d.target {
+		n += v * v
+	}
+	if !(n > 0) {
+		return nil, "", errors.New("objective.target: overlap needs a target that is not all zero")
+	}
+	u := make([]float64, len(d.target))
+	for i, v := range d.target {
+		u[i] = v / math.Sqrt(n)
+	}
+	return overlap{idx: d.idx, target: u, m: d.m}, Maximize, nil
+}
+
+func (o overlap) dots(y []float64) (yt, yy float64) {
+	for k, i := range o.idx {
+		yt += y[i] * o.target[k]
+		yy += y[i] * y[i]
+	}
+	return yt, yy
+}
+
+func (o overlap) Value(y []float64) float64 {
+	yt, yy := o.dots(y)
+	if !(yy > 0) {
+		return 0
+	}
+	return yt / math.Sqrt(yy)
+}
+
+// Grad is t/‖y‖ − f·y/‖y‖² (t of unit length).
+func (o overlap) Grad(y []float64) []float64 {
+	g := make([]float64, o.m)
+	yt, yy := o.dots(y)
+	if !(yy > 0) {
+		return g
+	}
+	ny := math.Sqrt(yy)
+	f := yt / ny
+	for k, i := range o.idx {
+		g[i] = o.target[k]/ny - f*y[i]/yy
+	}
+	return g
+}
 
 func (o identity) Grad(y []float64) []float64 {
 	g := make([]float64, o.m)

@@ -14,11 +14,12 @@ import (
 //
 // A Dataset is not safe for concurrent use.
 type Dataset struct {
-	in, out    int
-	shift, inv []float64 // the model's input map
-	x, xn, y   []float64 // n×in raw, n×in scaled, n×out raw
-	n          int
-	bad        error // the first non-finite point; Fit refuses the dataset
+	in, out  int
+	nin      int       // the network's input width: a scaled row's length
+	enc      encoder   // the model's input map
+	x, xn, y []float64 // n×in raw, n×nin scaled, n×out raw
+	n        int
+	bad      error // the first non-finite point; Fit refuses the dataset
 
 	k  int
 	nb neighborLister // nil until a GradPIE Trainer asks for K neighbours
@@ -27,7 +28,7 @@ type Dataset struct {
 // NewDataset returns an empty dataset for model's input space and output
 // dimension.
 func NewDataset(model *Model) *Dataset {
-	return &Dataset{in: model.mlp.in, out: model.mlp.out, shift: slices.Clone(model.shift), inv: slices.Clone(model.inv)}
+	return &Dataset{in: model.In(), out: model.mlp.out, nin: model.enc.nin, enc: model.enc}
 }
 
 // Len returns the number of points.
@@ -56,8 +57,8 @@ func (d *Dataset) Append(x, y []float64) {
 	d.x = append(d.x, x...)
 	d.y = append(d.y, y...)
 	off := len(d.xn)
-	d.xn = append(d.xn, x...)
-	normalizeInto(d.xn[off:], x, d.shift, d.inv)
+	d.xn = slices.Grow(d.xn, d.nin)[:off+d.nin]
+	d.enc.encode(d.xn[off:], x)
 	d.n++
 	if d.nb != nil {
 		d.nb.Append(d.xnRow(d.n - 1))
@@ -79,7 +80,7 @@ func (d *Dataset) X(i int) []float64 { return d.x[i*d.in : (i+1)*d.in : (i+1)*d.
 // Y returns point i's output. The slice aliases the dataset: do not modify it.
 func (d *Dataset) Y(i int) []float64 { return d.y[i*d.out : (i+1)*d.out : (i+1)*d.out] }
 
-func (d *Dataset) xnRow(i int) []float64 { return d.xn[i*d.in : (i+1)*d.in : (i+1)*d.in] }
+func (d *Dataset) xnRow(i int) []float64 { return d.xn[i*d.nin : (i+1)*d.nin : (i+1)*d.nin] }
 
 // ys returns views of every output, for SetOutputScale.
 func (d *Dataset) ys() [][]float64 {
@@ -94,7 +95,7 @@ func (d *Dataset) ys() [][]float64 {
 // when k changes and catching up otherwise.
 func (d *Dataset) useK(k int) {
 	if d.nb == nil || d.k != k {
-		d.nb, d.k = newNeighborLister(d.in, k), k
+		d.nb, d.k = newNeighborLister(d.nin, k), k
 	}
 	if m := d.nb.Len(); m < d.n {
 		pts := make([][]float64, 0, d.n-m)

@@ -62,6 +62,7 @@ type fileHeader struct {
 	Units         []string      `json:"units,omitempty"`
 	Lower         []float64     `json:"lower"`
 	Upper         []float64     `json:"upper"`
+	Periodic      []bool        `json:"periodic,omitempty"` // the circle map's coordinates
 	OutMean       []float64     `json:"out_mean"`
 	OutStd        []float64     `json:"out_std"`
 	ScaleSet      bool          `json:"scale_set"`
@@ -72,10 +73,11 @@ type fileHeader struct {
 // and parameters) in the versioned binary format Load reads.
 func (m *Model) Save(w io.Writer) error {
 	h := fileHeader{
-		In: m.mlp.in, Out: m.mlp.out, Hidden: m.mlp.arch.Hidden, LayerNorm: m.mlp.arch.LayerNorm,
+		In: m.In(), Out: m.mlp.out, Hidden: m.mlp.arch.Hidden, LayerNorm: m.mlp.arch.LayerNorm,
 		InputScaling: m.inScale, OutputScaling: m.outScale,
 		Names: m.space.Names, Units: m.space.Units, Lower: m.space.Lower, Upper: m.space.Upper,
-		OutMean: m.mean, OutStd: m.std, ScaleSet: m.scaleSet, Params: len(m.mlp.params),
+		Periodic: m.enc.circ,
+		OutMean:  m.mean, OutStd: m.std, ScaleSet: m.scaleSet, Params: len(m.mlp.params),
 	}
 	if err := writeModel(w, fileVersion, h, m.mlp.params); err != nil {
 		return fmt.Errorf("surrogate: saving model: %w", err)
@@ -164,14 +166,15 @@ func Load(r io.Reader) (*Model, error) {
 		h.InputScaling, h.OutputScaling = InputUnit, OutputZScore
 	}
 	arch := Arch{Hidden: h.Hidden, LayerNorm: h.LayerNorm, InputScaling: h.InputScaling, OutputScaling: h.OutputScaling}
-	s := insitu.Space{Names: h.Names, Units: h.Units, Lower: h.Lower, Upper: h.Upper}
+	s := insitu.Space{Names: h.Names, Units: h.Units, Lower: h.Lower, Upper: h.Upper, Periodic: h.Periodic}
 	if err := h.validate(arch, s); err != nil {
 		return nil, fmt.Errorf("surrogate: model header: %w", err)
 	}
-	if need := arch.NumParams(h.In, h.Out); uint64(need) != np || h.Params != need {
+	nin := newEncoder(h.InputScaling, s).nin
+	if need := arch.NumParams(nin, h.Out); uint64(need) != np || h.Params != need {
 		return nil, &fileError{ErrParamCount, fmt.Sprintf("parameter count mismatch: the file has %d parameters, its architecture needs %d", np, need)}
 	}
-	mlp := newMLPShape(h.In, h.Out, arch)
+	mlp := newMLPShape(nin, h.Out, arch)
 	off := filePrefix + int(hlen)
 	for i := range mlp.params {
 		mlp.params[i] = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8*i:]))
@@ -192,6 +195,9 @@ func (h *fileHeader) validate(arch Arch, s insitu.Space) error {
 	}
 	if h.InputScaling == "" || h.OutputScaling == "" {
 		return errors.New("the input and output scalings must be named")
+	}
+	if h.Periodic != nil && h.InputScaling != InputCircle {
+		return fmt.Errorf("periodic coordinates are stored only for input scaling %q, not %q", InputCircle, h.InputScaling)
 	}
 	if h.In != s.Dim() || h.Out < 1 {
 		return fmt.Errorf("shape %d→%d does not match a %d-dimensional space", h.In, h.Out, s.Dim())

@@ -20,7 +20,7 @@ func affineModel(t *testing.T, s InputScaling) *Model {
 	}
 	// u = (x − shift)·inv, so x + 5 = u/inv + shift + 5.
 	p := m.MLP().Params() // [w, b]
-	p[0], p[1] = 1/m.inv[0], m.shift[0]+5
+	p[0], p[1] = 1/m.enc.inv[0], m.enc.shift[0]+5
 	return m
 }
 
@@ -234,9 +234,16 @@ func ExampleInputScaling() {
 		m, _ := NewModel(insitu.Box(1, 10, 14), 1, Arch{InputScaling: s}, 1)
 		fmt.Printf("%-6s %v\n", s, [][]float64{m.NormalizeInput([]float64{10}), m.NormalizeInput([]float64{14})})
 	}
+	// A periodic coordinate under circle: its point on the unit circle.
+	phase := insitu.Box(1, 0, 2*math.Pi)
+	phase.Periodic = []bool{true}
+	m, _ := NewModel(phase, 1, Arch{InputScaling: InputCircle}, 1)
+	fmt.Printf("circle of a phase: %.3f %.3f\n", m.NormalizeInput([]float64{0}), m.NormalizeInput([]float64{math.Pi / 2}))
 	// Output:
 	// none   [[10] [14]]
 	// box    [[-1] [1]]
 	// zscore [[-1.7320508075688772] [1.7320508075688772]]
 	// unit   [[0] [1]]
+	// circle [[-1] [1]]
+	// circle of a phase: [1.000 0.000] [0.000 1.000]
 }

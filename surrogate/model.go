@@ -11,14 +11,14 @@ import (
 // mapped by its InputScaling, outputs by its OutputScaling (see Arch). Its
 // Predict, VJP and Jacobian work in raw units.
 type Model struct {
-	space      insitu.Space
-	inScale    InputScaling
-	outScale   OutputScaling
-	shift, inv []float64 // u = (x − shift)·inv; inv = 0 on zero-width coordinates
-	mlp        *MLP
-	mean       []float64
-	std        []float64
-	scaleSet   bool
+	space    insitu.Space
+	inScale  InputScaling
+	outScale OutputScaling
+	enc      encoder // x → the network's input u
+	mlp      *MLP
+	mean     []float64
+	std      []float64
+	scaleSet bool
 }
 
 // NewModel returns a model from the box in to out outputs, with arch's
@@ -29,18 +29,26 @@ func NewModel(in insitu.Space, out int, arch Arch, seed uint64) (*Model, error) 
 	if err := in.Validate(); err != nil {
 		return nil, fmt.Errorf("surrogate: input space: %w", err)
 	}
-	mlp, err := NewMLP(in.Dim(), out, arch, seed)
+	if err := arch.Validate(); err != nil {
+		return nil, fmt.Errorf("surrogate: %w", err)
+	}
+	is := arch.InputScaling.orDefault()
+	mlp, err := NewMLP(newEncoder(is, in).nin, out, arch, seed)
 	if err != nil {
 		return nil, err
 	}
-	return newModel(in, mlp, arch.InputScaling.orDefault(), arch.OutputScaling.orDefault()), nil
+	return newModel(in, mlp, is, arch.OutputScaling.orDefault()), nil
 }
 
-// newModel wraps mlp; the scalings must be valid and not empty.
+// newModel wraps mlp, whose input must be the encoding's; the scalings
+// must be valid and not empty.
 func newModel(s insitu.Space, mlp *MLP, in InputScaling, out OutputScaling) *Model {
 	m := &Model{space: cloneSpace(s), inScale: in, outScale: out, mlp: mlp,
 		mean: make([]float64, mlp.out), std: make([]float64, mlp.out)}
-	m.shift, m.inv = inputMap(in, m.space.Lower, m.space.Upper)
+	m.enc = newEncoder(in, m.space)
+	if m.enc.nin != mlp.in {
+		panic(fmt.Sprintf("surrogate: input scaling %q of a %d-dimensional space gives %d network inputs, the network has %d", in, s.Dim(), m.enc.nin, mlp.in))
+	}
 	for i := range m.std {
 		m.std[i] = 1
 	}
@@ -68,18 +76,19 @@ func (m *Model) OutputScaling() OutputScaling { return m.outScale }
 // MLP returns the underlying network (shared, not a copy).
 func (m *Model) MLP() *MLP { return m.mlp }
 
-// In returns the input dimension.
-func (m *Model) In() int { return m.mlp.in }
+// In returns the input dimension (of x, not of the network's input).
+func (m *Model) In() int { return len(m.enc.shift) }
 
 // Out returns the output dimension.
 func (m *Model) Out() int { return m.mlp.out }
 
 // NormalizeInput returns the network's input for x under the model's
-// InputScaling; a zero-width coordinate maps to 0.
+// InputScaling (longer than x when circle encodes periodic coordinates);
+// a zero-width coordinate maps to 0.
 func (m *Model) NormalizeInput(x []float64) []float64 {
 	m.checkX("NormalizeInput", x)
-	u := make([]float64, len(x))
-	normalizeInto(u, x, m.shift, m.inv)
+	u := make([]float64, m.enc.nin)
+	m.enc.encode(u, x)
 	return u
 }
 
@@ -107,9 +116,7 @@ func (m *Model) HasOutputScale() bool { return m.scaleSet }
 // concurrent use with VJP and Jacobian, not with training.
 func (m *Model) Predict(x []float64) []float64 {
 	m.checkX("Predict", x)
-	u := make([]float64, len(x))
-	normalizeInto(u, x, m.shift, m.inv)
-	y := m.mlp.Predict(u, 1)
+	y := m.mlp.Predict(m.NormalizeInput(x), 1)
 	for o := range y {
 		y[o] = m.mean[o] + m.std[o]*y[o]
 	}
@@ -124,38 +131,35 @@ func (m *Model) VJP(x, v []float64) []float64 {
 	if len(v) != m.mlp.out {
 		panic(fmt.Sprintf("surrogate: Model.VJP: cotangent has %d values, want %d", len(v), m.mlp.out))
 	}
-	u := make([]float64, len(x))
-	normalizeInto(u, x, m.shift, m.inv)
 	vs := make([]float64, len(v))
 	for o := range v {
 		vs[o] = v[o] * m.std[o]
 	}
-	g := m.mlp.VJP(u, vs)
-	for i := range g {
-		g[i] *= m.inv[i]
-	}
+	gu := m.mlp.VJP(m.NormalizeInput(x), vs)
+	g := make([]float64, len(x))
+	m.enc.pull(g, gu, x)
 	return g
 }
 
 // Jacobian returns ∂f_raw/∂x_raw at x as an Out×In row-major matrix.
 func (m *Model) Jacobian(x []float64) []float64 {
 	m.checkX("Jacobian", x)
-	u := make([]float64, len(x))
-	normalizeInto(u, x, m.shift, m.inv)
-	j := m.mlp.Jacobian(u)
-	in := m.mlp.in
+	ju := m.mlp.Jacobian(m.NormalizeInput(x))
+	nin, in := m.mlp.in, len(x)
+	j := make([]float64, m.mlp.out*in)
 	for o := range m.mlp.out {
 		row := j[o*in : (o+1)*in]
+		m.enc.pull(row, ju[o*nin:(o+1)*nin], x)
 		for i := range row {
-			row[i] *= m.std[o] * m.inv[i]
+			row[i] *= m.std[o]
 		}
 	}
 	return j
 }
 
 func (m *Model) checkX(op string, x []float64) {
-	if len(x) != m.mlp.in {
-		panic(fmt.Sprintf("surrogate: Model.%s: x has %d values, want %d", op, len(x), m.mlp.in))
+	if in := len(m.enc.shift); len(x) != in {
+		panic(fmt.Sprintf("surrogate: Model.%s: x has %d values, want %d", op, len(x), in))
 	}
 }
 
@@ -168,7 +172,7 @@ func (m *Model) Clone() *Model { return m.CloneInto(nil) }
 func (m *Model) CloneInto(dst *Model) *Model {
 	if dst == nil || dst.mlp.in != m.mlp.in || dst.mlp.out != m.mlp.out || len(dst.mlp.params) != len(m.mlp.params) ||
 		!slices.Equal(dst.mlp.arch.Hidden, m.mlp.arch.Hidden) || dst.mlp.arch.LayerNorm != m.mlp.arch.LayerNorm ||
-		dst.inScale != m.inScale || dst.outScale != m.outScale || !slices.Equal(dst.shift, m.shift) || !slices.Equal(dst.inv, m.inv) {
+		dst.inScale != m.inScale || dst.outScale != m.outScale || !dst.enc.equal(m.enc) {
 		dst = newModel(m.space, newMLPShape(m.mlp.in, m.mlp.out, m.mlp.arch), m.inScale, m.outScale)
 	}
 	copy(dst.mlp.params, m.mlp.params)

@@ -3,13 +3,17 @@ package surrogate
 import (
 	"fmt"
 	"math"
+	"slices"
+
+	"github.com/insitu-lab/insitu"
 )
 
-// InputScaling names the affine map u = (x − shift)·inv, per coordinate,
-// from raw inputs x to the network's inputs u. Every map is fixed by the
-// input Space alone, so a model needs no data to build it and reloads
-// identically. A zero-width coordinate always maps to u = 0 and gets
-// gradient 0.
+// InputScaling names the map from raw inputs x to the network's inputs u:
+// an affine map u = (x − shift)·inv per coordinate, except that circle
+// gives each periodic coordinate two inputs, the point on the unit circle
+// of its phase. Every map is fixed by the input Space alone, so a model
+// needs no data to build it and reloads identically. A zero-width
+// coordinate always maps to u = 0 and gets gradient 0.
 type InputScaling string
 
 // Input scalings. With c the box centre and w its width per coordinate:
@@ -18,6 +22,12 @@ const (
 	InputBox    InputScaling = "box"    // u = (x − c)/(w/2): the box onto [−1, 1]
 	InputZScore InputScaling = "zscore" // u = (x − c)/(w/√12): mean 0, variance 1 for x uniform in the box
 	InputUnit   InputScaling = "unit"   // u = (x − lower)/w: the box onto [0, 1]
+	// InputCircle maps a periodic coordinate to (cos θ, sin θ), θ =
+	// 2π(x − lower)/w, and every other coordinate as box does. The two
+	// ends of a phase's range are then the same input, as they are the same
+	// setting, and an interference term cos(φ_i − φ_j) is a product of the
+	// network's inputs instead of a function it must build from a line.
+	InputCircle InputScaling = "circle"
 )
 
 // OutputScaling names the map y' = (y − mean_o)/std_o from raw outputs to
@@ -45,17 +55,17 @@ const (
 
 // InputScalings and OutputScalings list the valid names.
 var (
-	InputScalings  = []InputScaling{InputNone, InputBox, InputZScore, InputUnit}
+	InputScalings  = []InputScaling{InputNone, InputBox, InputZScore, InputUnit, InputCircle}
 	OutputScalings = []OutputScaling{OutputNone, OutputZScore, OutputScale}
 )
 
 // Validate reports an unknown name; the empty name (the default) is valid.
 func (s InputScaling) Validate() error {
 	switch s {
-	case "", InputNone, InputBox, InputZScore, InputUnit:
+	case "", InputNone, InputBox, InputZScore, InputUnit, InputCircle:
 		return nil
 	}
-	return fmt.Errorf("input scaling %q: want %q, %q, %q or %q", string(s), InputNone, InputBox, InputZScore, InputUnit)
+	return fmt.Errorf("input scaling %q: want %q, %q, %q, %q or %q", string(s), InputNone, InputBox, InputZScore, InputUnit, InputCircle)
 }
 
 // Validate reports an unknown name; the empty name (the default) is valid.
@@ -81,36 +91,107 @@ func (s OutputScaling) orDefault() OutputScaling {
 	return s
 }
 
-// inputMap returns shift and inv of the map s for the box [lower, upper].
-func inputMap(s InputScaling, lower, upper []float64) (shift, inv []float64) {
-	shift, inv = make([]float64, len(lower)), make([]float64, len(lower))
+// encoder is an input map: coordinate i becomes u[i] = (x_i − shift_i)·inv_i,
+// or, when circ[i], the pair (cos θ, sin θ) at u[pos_i], θ = (x_i −
+// shift_i)·inv_i. pos is nil when no coordinate is on a circle (u has x's
+// length and coordinate i is u[i]).
+type encoder struct {
+	shift, inv []float64
+	circ       []bool
+	pos        []int
+	nin        int // len(u)
+}
+
+// newEncoder returns the map s for the space's box (and, for circle, its
+// periodic coordinates).
+func newEncoder(s InputScaling, sp insitu.Space) encoder {
+	lower, upper := sp.Lower, sp.Upper
+	e := encoder{shift: make([]float64, len(lower)), inv: make([]float64, len(lower)), nin: len(lower)}
 	for i, lo := range lower {
 		w := upper[i] - lo
 		if !(w > 0) {
-			shift[i] = lo // inv 0: the coordinate maps to 0
+			e.shift[i] = lo // inv 0: the coordinate maps to 0
 			continue
 		}
 		c := lo + w/2
 		switch s {
 		case InputNone:
-			shift[i], inv[i] = 0, 1
+			e.shift[i], e.inv[i] = 0, 1
 		case InputBox:
-			shift[i], inv[i] = c, 2/w
+			e.shift[i], e.inv[i] = c, 2/w
 		case InputZScore:
-			shift[i], inv[i] = c, math.Sqrt(12)/w
+			e.shift[i], e.inv[i] = c, math.Sqrt(12)/w
 		case InputUnit:
-			shift[i], inv[i] = lo, 1/w
+			e.shift[i], e.inv[i] = lo, 1/w
+		case InputCircle:
+			if !sp.IsPeriodic(i) {
+				e.shift[i], e.inv[i] = c, 2/w
+				continue
+			}
+			if e.circ == nil {
+				e.circ = make([]bool, len(lower))
+			}
+			e.circ[i] = true
+			e.shift[i], e.inv[i] = lo, 2*math.Pi/w
 		default:
 			panic(fmt.Sprintf("surrogate: input scaling %q", string(s)))
 		}
 	}
-	return shift, inv
+	if e.circ != nil {
+		e.pos = make([]int, len(lower))
+		k := 0
+		for i := range lower {
+			e.pos[i] = k
+			k++
+			if e.circ[i] {
+				k++
+			}
+		}
+		e.nin = k
+	}
+	return e
 }
 
-// normalizeInto writes the network input u = (x − shift)·inv into u.
-func normalizeInto(u, x, shift, inv []float64) {
+func (e encoder) equal(o encoder) bool {
+	return e.nin == o.nin && slices.Equal(e.shift, o.shift) && slices.Equal(e.inv, o.inv) && slices.Equal(e.circ, o.circ)
+}
+
+// encode writes the network input of x into u (length nin).
+func (e encoder) encode(u, x []float64) {
+	if e.pos == nil {
+		for i, v := range x {
+			u[i] = (v - e.shift[i]) * e.inv[i]
+		}
+		return
+	}
 	for i, v := range x {
-		u[i] = (v - shift[i]) * inv[i]
+		t := (v - e.shift[i]) * e.inv[i]
+		if !e.circ[i] {
+			u[e.pos[i]] = t
+			continue
+		}
+		s, c := math.Sincos(t)
+		u[e.pos[i]], u[e.pos[i]+1] = c, s
+	}
+}
+
+// pull writes gx = (∂u/∂x)ᵀ·gu, the chain rule through encode at x. gx
+// and gu may be the same slice only when pos is nil.
+func (e encoder) pull(gx, gu, x []float64) {
+	if e.pos == nil {
+		for i := range gx {
+			gx[i] = gu[i] * e.inv[i]
+		}
+		return
+	}
+	for i := range gx {
+		p := e.pos[i]
+		if !e.circ[i] {
+			gx[i] = gu[p] * e.inv[i]
+			continue
+		}
+		s, c := math.Sincos((x[i] - e.shift[i]) * e.inv[i])
+		gx[i] = (c*gu[p+1] - s*gu[p]) * e.inv[i]
 	}
 }
 

@@ -30,6 +30,7 @@ func TestNormalizeInput(t *testing.T) {
 		InputBox:    {-1, 0, 0, 1},
 		InputZScore: {-2.5 * r12 / 5, 0, 0, 5 * r12 / 10},
 		InputUnit:   {0, 0.5, 0, 1},
+		InputCircle: {-1, 0, 0, 1}, // no periodic coordinate: box
 	}
 	for _, s := range InputScalings {
 		m, err := NewModel(oddSpace(), 1, Arch{InputScaling: s}, 1)
@@ -199,7 +200,7 @@ func TestScaledSaveLoadRoundTrip(t *testing.T) {
 		}
 		// A dataset of one scaling cannot train a model of another.
 		other := Arch{Hidden: a.Hidden, InputScaling: InputBox, OutputScaling: a.OutputScaling}
-		if a.InputScaling == InputBox {
+		if a.InputScaling == InputBox || a.InputScaling == InputCircle { // circle is box without periodic coordinates
 			other.InputScaling = InputUnit
 		}
 		tr2, _ := NewTrainer(newSinModel(t, other, 3), TrainConfig{Loss: LossMAE}, 1)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 )
 
 // LossKind names a training loss.
@@ -199,9 +198,9 @@ func (t *Trainer) checkData(d *Dataset) error {
 	switch {
 	case d == nil:
 		return errors.New("surrogate: nil dataset")
-	case d.in != m.mlp.in || d.out != m.mlp.out:
-		return fmt.Errorf("surrogate: dataset is %d→%d, model is %d→%d", d.in, d.out, m.mlp.in, m.mlp.out)
-	case !slices.Equal(d.shift, m.shift) || !slices.Equal(d.inv, m.inv):
+	case d.in != m.In() || d.out != m.mlp.out:
+		return fmt.Errorf("surrogate: dataset is %d→%d, model is %d→%d", d.in, d.out, m.In(), m.mlp.out)
+	case !d.enc.equal(m.enc):
 		return errors.New("surrogate: dataset was made for a model with a different input space or input scaling")
 	case d.bad != nil:
 		return fmt.Errorf("surrogate: dataset: %w", d.bad)
@@ -464,7 +463,7 @@ func (t *Trainer) step(d *Dataset, anchors []int) float64 {
 	}
 	t.rows += uint64(rows)
 	t.anchors += uint64(len(anchors))
-	pred := mlp.trainForward(t.xb[:rows*d.in], rows)
+	pred := mlp.trainForward(t.xb[:rows*d.nin], rows)
 	t.gb = growTo(t.gb, rows*d.out)
 	loss := t.lossGrad(pred, t.yb[:rows*d.out], len(anchors), t.pairs, t.gb)
 	mlp.ZeroGrad()
@@ -536,7 +535,7 @@ func (t *Trainer) gather(d *Dataset, anchors []int) int {
 		}
 	}
 	rows := len(t.uniq)
-	t.xb = growTo(t.xb, rows*d.in)
+	t.xb = growTo(t.xb, rows*d.nin)
 	t.yb = growTo(t.yb, rows*d.out)
 	t.fillRows(d, t.uniq, t.model.mean, t.model.std, t.xb, t.yb)
 	return rows
@@ -545,7 +544,7 @@ func (t *Trainer) gather(d *Dataset, anchors []int) int {
 // fillRows copies the normalized inputs and the outputs standardized with
 // mean and std of points idx into xb and yb.
 func (t *Trainer) fillRows(d *Dataset, idx []int, mean, std, xb, yb []float64) {
-	in, out := d.in, d.out
+	in, out := d.nin, d.out
 	for r, i := range idx {
 		copy(xb[r*in:(r+1)*in], d.xn[i*in:(i+1)*in])
 		y := d.y[i*out : (i+1)*out]
@@ -572,13 +571,13 @@ func (t *Trainer) Loss(d *Dataset) (float64, error) {
 	for i := range all {
 		all[i] = i
 	}
-	xb, yb := make([]float64, d.n*d.in), make([]float64, d.n*d.out)
+	xb, yb := make([]float64, d.n*d.nin), make([]float64, d.n*d.out)
 	t.fillRows(d, all, mean, std, xb, yb)
 	pred := make([]float64, 0, d.n*d.out)
 	const chunk = 1024 // bounds the activations held at once
 	for r := 0; r < d.n; r += chunk {
 		rows := min(chunk, d.n-r)
-		pred = append(pred, m.mlp.Predict(xb[r*d.in:(r+rows)*d.in], rows)...)
+		pred = append(pred, m.mlp.Predict(xb[r*d.nin:(r+rows)*d.nin], rows)...)
 	}
 	var pairs [][2]int
 	if t.cfg.Loss == LossGradPIE {

@@ -48,6 +48,12 @@ type Config struct {
 	LUT          []float64 `mapstructure:"lut"`
 	Crosstalk    float64   `mapstructure:"crosstalk"`
 
+	// MacroPixel groups the SLM into blocks of MacroPixel×MacroPixel
+	// pixels that share one commanded phase, as wavefront-shaping practice
+	// does: the input is then (N/MacroPixel)² phases. It must divide N;
+	// 0 or 1: every pixel is its own control.
+	MacroPixel int `mapstructure:"macro_pixel"`
+
 	Output string       `mapstructure:"output"` // field | intensity | camera
 	Camera CameraConfig `mapstructure:"camera"` // used when Output is camera
 
@@ -87,6 +93,7 @@ func DefaultConfig() Config {
 		Method:       MethodRS,
 		TargetOffset: 140e-6,
 		TargetWaist:  70e-6,
+		MacroPixel:   1,
 		Output:       OutputField,
 		Camera: CameraConfig{
 			Binning:   1,
@@ -174,6 +181,9 @@ func (c Config) problems() *insitu.Problems {
 	}
 	if !finite(c.Crosstalk) || c.Crosstalk < 0 || c.Crosstalk > maxSigma {
 		bad("crosstalk", "must be a blur sigma in [0, %d] pixels, got %v", maxSigma, c.Crosstalk)
+	}
+	if c.MacroPixel < 0 || (nOK && c.MacroPixel > 0 && c.N%c.MacroPixel != 0) {
+		bad("macro_pixel", "must divide n = %d (0 or 1: one control per pixel), got %d", c.N, c.MacroPixel)
 	}
 	if c.Output != OutputField && c.Output != OutputIntensity && c.Output != OutputCamera {
 		bad("output", "%q: want %s, %s or %s", c.Output, OutputField, OutputIntensity, OutputCamera)

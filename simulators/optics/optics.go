@@ -12,7 +12,8 @@
 // a linear convolution computed with zero-padded FFTs (no wrap-around) and
 // kept on the same N×N grid; the angular-spectrum method is an option for
 // short distances. The input is the N² commanded phases φ ∈ [0, 2π],
-// row-major, named phi_<row>_<col>.
+// row-major, named phi_<row>_<col>; with macro_pixel b > 1 it is the
+// (N/b)² phases of b×b blocks of pixels, each block showing one phase.
 //
 // Output modes (Config.Output):
 //
@@ -56,6 +57,7 @@ const saltNoise = 0x6f776d73_00000001 // camera noise streams
 type Twin struct {
 	cfg    Config
 	n      int
+	mp, nc int // macro-pixel side, controls per side (n/mp)
 	dA     float64
 	uin    []complex128 // input field, N×N
 	target []complex128 // target field, unit power on the grid
@@ -77,6 +79,7 @@ type work struct {
 	buf        []complex128 // m×m
 	u1, u2, g  []complex128 // N×N
 	psi, d, gp []float64    // N×N
+	phi        []float64    // N×N commanded phases, expanded from macro-pixels
 	pw         []float64    // N×N cell powers
 	tmp        []float64    // N
 	pcg        rand.PCG
@@ -94,6 +97,9 @@ func New(cfg Config) (*Twin, error) {
 		cfg.LUT = nil
 	}
 	n := cfg.N
+	mp := max(1, cfg.MacroPixel)
+	cfg.MacroPixel = mp
+	nc := n / mp
 	m := cfg.Pad
 	if m == 0 {
 		m = autoPad(n, cfg.Method)
@@ -105,6 +111,8 @@ func New(cfg Config) (*Twin, error) {
 	t := &Twin{
 		cfg:       cfg,
 		n:         n,
+		mp:        mp,
+		nc:        nc,
 		dA:        cfg.Pitch * cfg.Pitch,
 		uin:       make([]complex128, n*n),
 		target:    make([]complex128, n*n),
@@ -144,17 +152,18 @@ func New(cfg Config) (*Twin, error) {
 		t.target[i] *= complex(1/math.Sqrt(pt), 0)
 	}
 
-	t.space = insitu.Box(n*n, 0, 2*math.Pi)
-	t.space.Names = make([]string, n*n)
-	t.space.Units = make([]string, n*n)
-	t.space.Periodic = make([]bool, n*n) // phases: a step past 2π comes back at 0
+	t.space = insitu.Box(nc*nc, 0, 2*math.Pi)
+	t.space.Names = make([]string, nc*nc)
+	t.space.Units = make([]string, nc*nc)
+	t.space.Periodic = make([]bool, nc*nc) // phases: a step past 2π comes back at 0
 	width := len(strconv.Itoa(n - 1))
 	name := func(prefix string, r, c int) string { return fmt.Sprintf("%s_%0*d_%0*d", prefix, width, r, width, c) }
-	for r := range n {
-		for c := range n {
-			t.space.Names[r*n+c] = name("phi", r, c)
-			t.space.Units[r*n+c] = "rad"
-			t.space.Periodic[r*n+c] = true
+	wc := len(strconv.Itoa(nc - 1))
+	for r := range nc {
+		for c := range nc {
+			t.space.Names[r*nc+c] = fmt.Sprintf("phi_%0*d_%0*d", wc, r, wc, c)
+			t.space.Units[r*nc+c] = "rad"
+			t.space.Periodic[r*nc+c] = true
 		}
 	}
 	switch cfg.Output {
@@ -185,6 +194,9 @@ func New(cfg Config) (*Twin, error) {
 			psi: make([]float64, n*n), d: make([]float64, n*n), gp: make([]float64, n*n),
 			pw: make([]float64, n*n), tmp: make([]float64, n),
 		}
+		if mp > 1 {
+			w.phi = make([]float64, n*n)
+		}
 		w.rng = rand.New(&w.pcg)
 		return w
 	}
@@ -205,8 +217,8 @@ func (t *Twin) Config() Config {
 // FFTSize returns the side of the padded transforms.
 func (t *Twin) FFTSize() int { return t.prop.m }
 
-// Spec describes the twin: N² phases in [0, 2π] rad and the outputs of the
-// configured mode.
+// Spec describes the twin: N² (or (N/macro_pixel)²) phases in [0, 2π] rad
+// and the outputs of the configured mode.
 func (t *Twin) Spec() insitu.Spec {
 	return insitu.Spec{Name: "owms", In: t.space.Clone(), Out: append([]string(nil), t.out...)}
 }
@@ -251,6 +263,15 @@ func (t *Twin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float64, err
 
 // forward computes the applied phases, U_1 and U_2 of x into w.
 func (t *Twin) forward(w *work, x []float64) {
+	if t.mp > 1 {
+		for r := range t.n {
+			row := x[(r/t.mp)*t.nc:]
+			for c := range t.n {
+				w.phi[r*t.n+c] = row[c/t.mp]
+			}
+		}
+		x = w.phi
+	}
 	t.slm.apply(x, w.psi, w.d, w.tmp)
 	for i, p := range w.psi {
 		s, c := math.Sincos(p)
@@ -359,12 +380,23 @@ func (t *Twin) VJP(ctx context.Context, x, v []float64) ([]float64, error) {
 		w.gp[i] = imag(cmplx.Conj(u) * w.g[i])
 	}
 	t.slm.adjoint(w.gp, w.d, w.tmp)
-	return append([]float64(nil), w.gp...), nil
+	if t.mp == 1 {
+		return append([]float64(nil), w.gp...), nil
+	}
+	// A macro-pixel's phase moves all its pixels: its derivative is the sum.
+	g := make([]float64, t.nc*t.nc)
+	for r := range t.n {
+		row := g[(r/t.mp)*t.nc:]
+		for c := range t.n {
+			row[c/t.mp] += w.gp[r*t.n+c]
+		}
+	}
+	return g, nil
 }
 
 // Field returns the noiseless output field U_2 of phases x (N×N
-// row-major, in √W/m with unit input power). x must have length N² but
-// need not lie in the box.
+// row-major, in √W/m with unit input power). x must have the input's
+// length but need not lie in the box.
 func (t *Twin) Field(x []float64) []complex128 {
 	t.mustLen("Field", x)
 	w := t.pool.Get().(*work)
@@ -384,6 +416,36 @@ func (t *Twin) TargetField() []complex128 { return append([]complex128(nil), t.t
 // unclipped). The target is fixed by the configuration, so the seed is
 // ignored and xRef is nil: no phase pattern is known to reach it exactly.
 func (t *Twin) Target(seed uint64) (xRef, y []float64) { return nil, t.represent(t.target) }
+
+// Spots returns the outputs inside the target spots (insitu.Spotter): for
+// intensity and camera output, the pixels whose centre lies within
+// target_waist of a spot's centre, where the target puts 1 − 1/e² ≈ 86 %
+// of each spot's power. Nil for field output, which no camera measures.
+func (t *Twin) Spots() []int {
+	b, side := 1, t.n
+	switch t.cfg.Output {
+	case OutputCamera:
+		b, side = t.cam.b, t.cam.side
+	case OutputIntensity:
+	default:
+		return nil
+	}
+	var idx []int
+	wt := t.cfg.TargetWaist
+	for r := range side {
+		y := (float64(r*b) + float64(b-1)/2 - float64(t.n-1)/2) * t.cfg.Pitch
+		for c := range side {
+			x := (float64(c*b) + float64(b-1)/2 - float64(t.n-1)/2) * t.cfg.Pitch
+			for _, x0 := range []float64{-t.cfg.TargetOffset, t.cfg.TargetOffset} {
+				if (x-x0)*(x-x0)+y*y <= wt*wt {
+					idx = append(idx, r*side+c)
+					break
+				}
+			}
+		}
+	}
+	return idx
+}
 
 // Losses returns the two figures of merit of phases x on the noiseless
 // field: the area-weighted field L2 loss √(Σ|U_2 − U_t|²·dA) and the
@@ -425,8 +487,8 @@ func (t *Twin) Image(x []float64, k uint64) (img []float64, saturated int) {
 func (t *Twin) Saturation() (queries, pixels uint64) { return t.satQ.Load(), t.satPx.Load() }
 
 func (t *Twin) mustLen(method string, x []float64) {
-	if len(x) != t.n*t.n {
-		panic(fmt.Sprintf("owms: %s: %d phases, twin has N² = %d", method, len(x), t.n*t.n))
+	if len(x) != t.nc*t.nc {
+		panic(fmt.Sprintf("owms: %s: %d phases, twin has %d", method, len(x), t.nc*t.nc))
 	}
 }
 

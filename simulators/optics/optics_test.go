@@ -78,12 +78,20 @@ func TestVJPMatchesFiniteDifferences(t *testing.T) {
 			c.LUT = []float64{0, 0.5, 2, 4, 5.5, 6}
 			c.Crosstalk = 0.7
 		}},
+		{"macro-pixel+camera", func(c *Config) {
+			small(c)
+			c.MacroPixel = 2
+			c.Crosstalk = 0.7
+			c.Output = OutputCamera
+			c.Camera.Binning = 4
+			c.Camera.ShotNoise, c.Camera.ReadNoise = false, 0
+		}},
 	}
 	ctx := context.Background()
 	for _, tc := range cases {
 		tw := newTwin(t, tc.edit)
 		rng := rand.New(rand.NewPCG(11, 12))
-		n2 := tw.n * tw.n
+		n2 := tw.nc * tw.nc
 		// Stay away from the box edges and the LUT's knots' kinks matter
 		// only on a set of measure zero.
 		x := make([]float64, n2)
@@ -118,12 +126,76 @@ func TestVJPMatchesFiniteDifferences(t *testing.T) {
 				t.Errorf("%s: direction %d: VJP·d = %.10g, finite difference %.10g", tc.name, trial, got, want)
 			}
 		}
-		for _, i := range []int{0, 9, 27, n2 - 1} {
+		for _, i := range []int{0, 9, min(27, n2-2), n2 - 1} {
 			e := make([]float64, n2)
 			e[i] = 1
 			if want := fd(e); math.Abs(g[i]-want) > 1e-6*scale {
 				t.Errorf("%s: ∂/∂x[%d] = %.10g, finite difference %.10g", tc.name, i, g[i], want)
 			}
+		}
+	}
+}
+
+// A macro-pixel twin answers exactly what the pixel twin answers for the
+// expanded pattern, and names its (N/b)² controls.
+func TestMacroPixelIsTheExpandedPattern(t *testing.T) {
+	const n, b = 12, 3
+	small := func(c *Config) { c.N, c.Pitch, c.Output = n, 20e-6, OutputIntensity }
+	macro := newTwin(t, func(c *Config) { small(c); c.MacroPixel = b })
+	pixel := newTwin(t, small)
+	s := macro.Spec()
+	if got := len(s.In.Lower); got != (n/b)*(n/b) {
+		t.Fatalf("macro twin has %d inputs, want %d", got, (n/b)*(n/b))
+	}
+	if s.In.Names[0] != "phi_0_0" || s.In.Names[len(s.In.Names)-1] != "phi_3_3" {
+		t.Errorf("input names %s … %s", s.In.Names[0], s.In.Names[len(s.In.Names)-1])
+	}
+	if len(s.Out) != n*n {
+		t.Errorf("outputs: %d, want %d (the output grid is the SLM's)", len(s.Out), n*n)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 3 {
+		x := randomPhases(rng, (n/b)*(n/b))
+		full := make([]float64, n*n)
+		for r := range n {
+			for c := range n {
+				full[r*n+c] = x[(r/b)*(n/b)+c/b]
+			}
+		}
+		got, want := mustQuery(t, macro, x), mustQuery(t, pixel, full)
+		if !slices.Equal(got, want) {
+			t.Fatal("macro-pixel output differs from the expanded pattern's")
+		}
+		// The VJP of a block is the sum of its pixels' VJPs.
+		v := make([]float64, n*n)
+		for i := range v {
+			v[i] = rng.NormFloat64()
+		}
+		gm, err := macro.VJP(context.Background(), x, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gp, err := pixel.VJP(context.Background(), full, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range gm {
+			var sum float64
+			for r := range b {
+				for c := range b {
+					sum += gp[((k/(n/b))*b+r)*n+(k%(n/b))*b+c]
+				}
+			}
+			if math.Abs(gm[k]-sum) > 1e-12*(1+math.Abs(sum)) {
+				t.Fatalf("VJP[%d] = %g, sum over its block %g", k, gm[k], sum)
+			}
+		}
+	}
+	for _, bad := range []int{-1, 7, 11} {
+		c := DefaultConfig()
+		c.MacroPixel = bad
+		if _, err := New(c); err == nil || !strings.Contains(err.Error(), "macro_pixel") {
+			t.Errorf("macro_pixel %d: error %v, want one naming macro_pixel", bad, err)
 		}
 	}
 }
@@ -509,5 +581,41 @@ func TestRegistry(t *testing.T) {
 	_, err = insitu.New(ctx, insitu.Params{Kind: "owms", Values: map[string]any{"wavelenght": 1e-6}})
 	if err == nil || !strings.Contains(err.Error(), "wavelenght") {
 		t.Errorf("misspelt key: %v", err)
+	}
+}
+
+// The target's own share of power in its spots is what a Gaussian spot
+// keeps within its waist, 1 − e⁻² ≈ 0.865 (a closed form; the grid's
+// sampling moves it a little), in intensity output and in a camera binned
+// 3×3; field output has no spots.
+func TestSpotsHoldTheTargetsPower(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"intensity", func(c *Config) { c.Output = OutputIntensity }},
+		{"camera 3×3", func(c *Config) {
+			c.Output, c.Camera.Binning = OutputCamera, 3
+			c.Camera.ShotNoise, c.Camera.ReadNoise, c.Camera.BitDepth = false, 0, 0
+		}},
+	} {
+		tw := newTwin(t, tc.edit)
+		o, dir, err := loop.NewObjective(ctx, insitu.ObjectiveConfig{Kind: "fraction"}, tw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, y := tw.Target(0)
+		f := o.Value(y)
+		if want := 1 - math.Exp(-2); dir != insitu.Maximize || math.Abs(f-want) > 0.04 {
+			t.Errorf("%s: the target keeps %.3f of its power in the spots (%s), want ≈ %.3f", tc.name, f, dir, want)
+		}
+		// The unmodulated beam lands between the spots: a small share.
+		if g := o.Value(mustQuery(t, tw, make([]float64, tw.nc*tw.nc))); !(g < 0.2) {
+			t.Errorf("%s: flat phase puts %.3f in the spots", tc.name, g)
+		}
+	}
+	if s := newTwin(t, nil).Spots(); s != nil {
+		t.Errorf("field output names spots %v", s)
 	}
 }
