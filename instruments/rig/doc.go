@@ -35,7 +35,8 @@
 //	      type: slm
 //	      display: {type: fbdev, path: /dev/fb1, width: 1920, height: 1080, bits: 32}
 //	      # display: {type: memory, width: 1920, height: 1080}
-//	      n: 60                     # the N×N phase pattern
+//	      n: 60                     # the N×N phase pattern (controls)
+//	      macro_pixel: 1            # display pixels per control and side: n 10, macro_pixel 6 → 60×60 pixels
 //	      origin: [930, 510]        # top-left in the display; omit to centre
 //	      background: 0             # gray level outside the pattern
 //	      two_pi_gray: 218          # linear LUT: gray level of 2π …

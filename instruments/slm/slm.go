@@ -55,7 +55,13 @@ type LUT struct {
 // Config is an SLM's calibration and placement. The mapstructure tags are
 // the keys of a rig config's slm part.
 type Config struct {
-	N int `mapstructure:"n"` // the phase pattern is N×N
+	N int `mapstructure:"n"` // the phase pattern is N×N controls
+
+	// MacroPixel shows each control as a MacroPixel×MacroPixel block of
+	// display pixels, as wavefront shaping does to trade resolution for
+	// fewer unknowns: the pattern covers (N·MacroPixel)² pixels. 0 or 1:
+	// one pixel per control.
+	MacroPixel int `mapstructure:"macro_pixel"`
 
 	// TwoPiGray is the gray level giving 2π at the LUT wavelength for the
 	// linear LUT; 0 means 256. Ignored when LUT is set.
@@ -85,6 +91,8 @@ type SLM struct {
 	d      Display
 	cfg    Config
 	w, h   int
+	side   int // the pattern's side in display pixels, N·MacroPixel
+	mp     int
 	x0, y0 int
 	scale  float64                   // λ/λ_cal
 	gray   func(phi float64) float64 // LUT: phase in [0, 2π·scale) → gray
@@ -128,13 +136,20 @@ func (c Config) Validate(w, h int) error {
 // plan checks cfg for a w×h display (known false: of a size not known yet)
 // and returns the SLM without its display and frame; name is for errors.
 func plan(cfg Config, w, h int, known bool, name string) (*SLM, error) {
-	s := &SLM{cfg: cfg, w: w, h: h, scale: 1, name: name}
-	n := cfg.N
-	switch {
-	case known && (n <= 0 || n > w || n > h):
+	s := &SLM{cfg: cfg, w: w, h: h, scale: 1, name: name, mp: max(1, cfg.MacroPixel)}
+	if cfg.MacroPixel < 0 || cfg.MacroPixel > 4096 {
+		return nil, fmt.Errorf("%s: macro_pixel %d must be in 0..4096 (0 or 1: one pixel per control)", s.name, cfg.MacroPixel)
+	}
+	if cfg.N <= 0 || cfg.N > 1<<16 {
+		return nil, fmt.Errorf("%s: pattern side n=%d must be positive", s.name, cfg.N)
+	}
+	n := cfg.N * s.mp // the pattern's side on the display
+	s.side = n
+	if known && (n > w || n > h) {
+		if s.mp > 1 {
+			return nil, fmt.Errorf("%s: n=%d controls of %d×%d pixels cover %d pixels, more than min(%d, %d)", s.name, cfg.N, s.mp, s.mp, n, w, h)
+		}
 		return nil, fmt.Errorf("%s: pattern side n=%d must be in 1..min(%d, %d)", s.name, n, w, h)
-	case n <= 0:
-		return nil, fmt.Errorf("%s: pattern side n=%d must be positive", s.name, n)
 	}
 	switch {
 	case len(cfg.Origin) == 0:
@@ -245,15 +260,15 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // String names the SLM by its display.
 func (s *SLM) String() string { return s.name }
 
-// N is the side of the phase pattern.
+// N is the side of the phase pattern in controls.
 func (s *SLM) N() int { return s.cfg.N }
 
 // Settle is the wait after each frame.
 func (s *SLM) Settle() time.Duration { return s.cfg.Settle }
 
 // Gray is the gray level of phase phi (radians) at pattern pixel i
-// (row-major in the N×N pattern), after correction, wrap, wavelength
-// scaling and LUT.
+// (row-major in the pattern's (N·MacroPixel)² display pixels), after
+// correction, wrap, wavelength scaling and LUT.
 func (s *SLM) Gray(i int, phi float64) uint8 {
 	if s.corr != nil {
 		phi += s.corr[i]
@@ -269,7 +284,7 @@ func (s *SLM) Gray(i int, phi float64) uint8 {
 }
 
 // Frame renders phase into dst, a display-sized frame: the pattern at the
-// origin, Background elsewhere.
+// origin, each control a macro-pixel block, Background elsewhere.
 func (s *SLM) Frame(phase []float64, dst []uint8) error {
 	n := s.cfg.N
 	if len(phase) != n*n {
@@ -287,10 +302,11 @@ func (s *SLM) Frame(phase []float64, dst []uint8) error {
 	for i := range dst {
 		dst[i] = bg
 	}
-	for r := range n {
+	for r := range s.side {
 		row := dst[(s.y0+r)*s.w+s.x0:]
-		for c := range n {
-			row[c] = s.Gray(r*n+c, phase[r*n+c])
+		ctl := phase[(r/s.mp)*n:]
+		for c := range s.side {
+			row[c] = s.Gray(r*s.side+c, ctl[c/s.mp])
 		}
 	}
 	return nil

@@ -136,6 +136,36 @@ func TestCorrectionAndPlacement(t *testing.T) {
 	}
 }
 
+// Macro-pixels: 2×2 controls of 2×2 pixels, centred in a 6×5 display at
+// (1, 0); the correction is per display pixel of the 4×4 pattern.
+func TestMacroPixel(t *testing.T) {
+	corr := make([]float64, 16)
+	corr[1*4+2] = math.Pi // pattern pixel (1, 2), inside control (0, 1)
+	m := NewMemory(6, 5)
+	s, err := New(m, Config{N: 2, MacroPixel: 2, Background: 9, Correction: corr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Show(context.Background(), []float64{0, math.Pi / 2, math.Pi, 3 * math.Pi / 2}); err != nil {
+		t.Fatal(err)
+	}
+	want := []uint8{
+		9, 0, 0, 64, 64, 9,
+		9, 0, 0, 192, 64, 9,
+		9, 128, 128, 192, 192, 9,
+		9, 128, 128, 192, 192, 9,
+		9, 9, 9, 9, 9, 9,
+	}
+	if got := m.Last(); string(got) != string(want) {
+		t.Errorf("frame\n got %v\nwant %v", got, want)
+	}
+	for _, bad := range []Config{{N: 2, MacroPixel: 3}, {N: 2, MacroPixel: -1}, {N: 2, MacroPixel: 2, Correction: make([]float64, 4)}} {
+		if _, err := New(m, bad); err == nil {
+			t.Errorf("config %+v accepted", bad)
+		}
+	}
+}
+
 // A plain file stands in for /dev/fb1 (XRGB8888, stride padded to 4 pixels).
 func TestFramebufferFile(t *testing.T) {
 	dir := t.TempDir()
