@@ -142,7 +142,8 @@ type SurrogateConfig struct {
 	Norm    string  `mapstructure:"norm" yaml:"norm"` // l1 or l2
 	Lambda  float64 `mapstructure:"lambda" yaml:"lambda"`
 	// InputScaling maps the box for the network: box (to [−1, 1], the
-	// default), zscore (the box's uniform moments), unit ([0, 1]) or none.
+	// default), zscore (the box's uniform moments), unit ([0, 1]), none,
+	// or circle (box, with periodic coordinates as (cos, sin) pairs).
 	InputScaling surrogate.InputScaling `mapstructure:"input_scaling" yaml:"input_scaling"`
 	// OutputScaling: zscore (per output, the default), scale (one common
 	// spread) or none.

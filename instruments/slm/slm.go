@@ -263,6 +263,9 @@ func (s *SLM) String() string { return s.name }
 // N is the side of the phase pattern in controls.
 func (s *SLM) N() int { return s.cfg.N }
 
+// Side is the side of the pattern on the display in pixels: N·MacroPixel.
+func (s *SLM) Side() int { return s.side }
+
 // Settle is the wait after each frame.
 func (s *SLM) Settle() time.Duration { return s.cfg.Settle }
 

@@ -194,7 +194,10 @@ var secondsPerIteration = map[string]map[string]float64{
 	"owms-n20": {"exact": 0.0063, "gradpie": 17.6, "mae": 10.6, "random": 0.0069, "*": 10.6},
 	// The quick grid's 256-256 surrogate: its controller ms/it at 30
 	// iterations (docs/results/reproduce-quick).
-	"owms-256":       {"cmaes": 0.33, "exact": 0.011, "gradpie": 0.83, "mae": 0.48, "random": 0.007},
+	"owms-256": {"cmaes": 0.33, "exact": 0.011, "gradpie": 0.83, "mae": 0.48, "random": 0.007},
+	// configs/owms.yaml (camera, 10×10 macro-pixels, M = 1): controller
+	// ms/it over 200 iterations (docs/results/owms-camera.md).
+	"owms-camera":    {"cmaes": 0.021, "exact": 0.024, "gradpie": 0.31, "mae": 0.36, "random": 0.016},
 	"pnn-cnon":       {"exact": 0.33, "insilico": 0.19, "insitu-gradpie": 7.4, "insitu-mae": 1.6, "pat": 0.29},
 	"pnn-optical":    {"exact": 0.40, "insilico": 0.25, "insitu-gradpie": 11.1, "insitu-mae": 3.4, "pat": 0.37},
 	"gradient-study": {"*": 9.6}, // make study: 8 min on 2 cores for 100 epochs
@@ -233,7 +236,7 @@ func (c Cell) Family() string {
 		return "cnon-N" + n + "-M" + m
 	case "opamp":
 		return "opamp-analytic"
-	case "owms":
+	case "owms-field":
 		switch {
 		case lastSet(c.Sets, "blackbox.n", "") == "20":
 			return "owms-n20"
@@ -241,6 +244,8 @@ func (c Cell) Family() string {
 			return "owms-256"
 		}
 		return "owms"
+	case "owms":
+		return "owms-camera"
 	case "study-gradient":
 		return "gradient-study"
 	}

@@ -130,7 +130,7 @@ func TestAssign(t *testing.T) {
 // own while the cheap ones share the other.
 func TestAssignByCost(t *testing.T) {
 	cells := []Cell{
-		{Task: "owms", Kind: KindRun, Config: "owms.yaml", Method: "gradpie", Seed: 1, Iterations: 200},
+		{Task: "owms", Kind: KindRun, Config: "owms-field.yaml", Method: "gradpie", Seed: 1, Iterations: 200},
 	}
 	for s := uint64(1); s <= 5; s++ {
 		cells = append(cells, Cell{Task: "opamp-analytic", Kind: KindRun, Config: "opamp.yaml", Method: "random", Seed: s, Iterations: 200})

@@ -269,7 +269,7 @@ func MemoryPattern(s rig.SLM) (func() []float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := s.N()
+	n := s.Side() // display pixels: a macro-pixel is a block of them
 	dw, _ := mem.Size()
 	x0, y0 := s.Origin()
 	return func() []float64 {
@@ -319,7 +319,7 @@ func powerMeterTwin(ctx context.Context, p insitu.Params, built map[string]rig.P
 		if err != nil {
 			return nil, rig.TwinInfo{}, fmt.Errorf("power meter twin: %w", err)
 		}
-		cfg.Optics.N = s.N()
+		cfg.Optics.N = s.Side()
 		cfg.Pattern = func() ([]float64, error) { return pattern(), nil }
 		light = fmt.Sprintf("the pattern %v shows", s)
 	}

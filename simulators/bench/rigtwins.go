@@ -83,9 +83,9 @@ func OWMSFrames(built map[string]rig.Part, w, h int, noise bool) (camera.FrameFu
 	if err != nil {
 		return nil, err
 	}
-	n := s.N()
+	n := s.Side()
 	if w != n || h != n {
-		return nil, fmt.Errorf("owms frame source: the camera is %d×%d, the twin's grid is the SLM pattern's %d×%d", w, h, n, n)
+		return nil, fmt.Errorf("owms frame source: the camera is %d×%d, the twin's grid is the SLM pattern's %d×%d display pixels", w, h, n, n)
 	}
 	if _, ok := s.Display().(*slm.Memory); !ok {
 		return nil, fmt.Errorf("owms frame source: %v needs a memory display (display: {type: memory, ...})", s)
@@ -145,7 +145,7 @@ func findSLM(built map[string]rig.Part) (rig.SLM, error) {
 // level sits within 1e-6 rad of 2π·g/256 the exact values are used.
 func GrayPhases(s *slm.SLM) ([256]float64, error) {
 	var ph [256]float64
-	n := s.N()
+	n := s.Side()
 	// Monotone on a scan and the same at every pixel: no correction.
 	const scan = 4096
 	prev := -1
