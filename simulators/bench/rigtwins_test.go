@@ -177,3 +177,50 @@ func TestOWMSFrames(t *testing.T) {
 		}
 	}
 }
+
+// A macro-pixel SLM (10×10 controls of 6×6 pixels) in front of the camera
+// twin: the frame is what the OWMS twin with macro_pixel 6 gives for the
+// same (gray-quantized) controls.
+func TestOWMSFramesMacroPixel(t *testing.T) {
+	const n, mp = 10, 6
+	sl, err := slm.New(slm.NewMemory(n*mp+4, n*mp+2), slm.Config{N: n, MacroPixel: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rig.SLM{SLM: sl}
+	ff, err := OWMSFrames(map[string]rig.Part{"slm": s}, n*mp, n*mp, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OWMSFrames(map[string]rig.Part{"slm": s}, n, n, false); err == nil {
+		t.Error("a 10×10 camera accepted for a 60×60-pixel pattern")
+	}
+	x := make([]float64, n*n)
+	for i := range x {
+		x[i] = math.Mod(1.3*float64(i), 2*math.Pi)
+	}
+	ctx := context.Background()
+	if err := s.Show(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float64, n*mp*n*mp)
+	if err := ff(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	cfg := optics.DefaultConfig()
+	cfg.Output, cfg.MacroPixel = optics.OutputIntensity, mp
+	tw, err := optics.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := make([]float64, n*n)
+	for i, v := range x {
+		q[i] = GrayToPhase(s.Gray(0, v)) // no correction: every pixel of a block shows the same gray
+	}
+	want, _ := tw.Query(ctx, q)
+	for i := range want {
+		if math.Abs(got[i]-OWMSScale*want[i]) > 1e-9*OWMSScale {
+			t.Fatalf("pixel %d: %v, want %v", i, got[i], OWMSScale*want[i])
+		}
+	}
+}
