@@ -377,11 +377,12 @@ func twinSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, TwinI
 	var notes []string
 	if c.Display.Type != "memory" {
 		if w == 0 || h == 0 {
-			w, h = c.N, c.N
+			side := c.N * max(1, c.MacroPixel) // the pattern in display pixels
+			w, h = side, side
 			if len(c.Origin) == 2 {
-				w, h = c.Origin[0]+c.N, c.Origin[1]+c.N
+				w, h = c.Origin[0]+side, c.Origin[1]+side
 			}
-			notes = append(notes, fmt.Sprintf("display %s %s: its size comes from the kernel; the twin's memory display is %d×%d, which holds the %d×%d pattern", c.Display.Type, c.Display.Path, w, h, c.N, c.N))
+			notes = append(notes, fmt.Sprintf("display %s %s: its size comes from the kernel; the twin's memory display is %d×%d, which holds the %d×%d pattern", c.Display.Type, c.Display.Path, w, h, side, side))
 		} else {
 			notes = append(notes, fmt.Sprintf("display %s %s replaced by a %d×%d memory display (8-bit gray; the framebuffer's pixel format is not modelled)", c.Display.Type, c.Display.Path, w, h))
 		}
