@@ -107,3 +107,17 @@ func TestLoadRunningBestAndAt(t *testing.T) {
 		t.Error("At an iteration no run reached reported ok")
 	}
 }
+
+// A sweep of ten settings gets ten colours a reader can tell apart.
+func TestPaletteHasTenDistinctColours(t *testing.T) {
+	if len(palette) < 10 {
+		t.Fatalf("%d colours", len(palette))
+	}
+	for i := range palette {
+		for j := range i {
+			if palette[i] == palette[j] {
+				t.Errorf("colours %d and %d are the same", i, j)
+			}
+		}
+	}
+}
