@@ -76,6 +76,7 @@ const (
 	saltTrainInit
 	saltTrainOrder
 	saltTrainSurrogate
+	saltTrainLocal
 )
 
 // noObjective scores nothing: training queries have no scalar objective
@@ -272,7 +273,7 @@ func (t *trainer) run(ctx context.Context, progress func(TrainProgress)) error {
 		batches := 0
 		for b := 0; b < n; b += t.cfg.Batch {
 			idx := order[b:min(b+t.cfg.Batch, n)]
-			loss, err := t.step(ctx, idx)
+			loss, err := t.step(ctx, e, b, idx)
 			if err != nil {
 				return err
 			}
@@ -339,8 +340,9 @@ func (t *trainer) evaluate(ctx context.Context, m *EpochMetrics) error {
 	return nil
 }
 
-// step trains on one minibatch and returns its mean loss.
-func (t *trainer) step(ctx context.Context, batch []int) (float64, error) {
+// step trains on one minibatch (of epoch e, starting at position b of its
+// order) and returns its mean loss.
+func (t *trainer) step(ctx context.Context, e, b int, batch []int) (float64, error) {
 	us := make([][]float64, len(batch))
 	for k, i := range batch {
 		us[k] = t.data.Train.X[i]
@@ -365,6 +367,11 @@ func (t *trainer) step(ctx context.Context, batch []int) (float64, error) {
 		}
 		for k, i := range idx {
 			ys[k] = t.ev.samples[i].Y
+		}
+	}
+	if m := t.cfg.Local.Samples; m > 0 && t.cfg.UsesSurrogate() {
+		if _, err := t.ev.eval(ctx, journal.RoleLocal, journal.NoSlot, t.localInputs(e, b, us, m)); err != nil {
+			return 0, err
 		}
 	}
 	if t.cfg.UsesSurrogate() {
@@ -392,6 +399,29 @@ func (t *trainer) step(ctx context.Context, batch []int) (float64, error) {
 	}
 	t.u = next
 	return loss / B, nil
+}
+
+// localInputs returns m inputs [u; θ'] around the current θ: θ' = θ +
+// σ·N(0, I) in normalized units, brought back into the box (wrapped on a
+// periodic coordinate), u cycling through us. The draws depend only on
+// the seed, the epoch and the minibatch, so a resumed training repeats them.
+func (t *trainer) localInputs(e, b int, us [][]float64, m int) [][]float64 {
+	rng := rand.New(rand.NewPCG(t.cfg.Seed, saltTrainLocal^uint64(e)<<32^uint64(b)))
+	xs := make([][]float64, m)
+	v := make([]float64, len(t.u))
+	for k := range xs {
+		for i, ui := range t.u {
+			v[i] = ui + t.cfg.Local.Sigma*rng.NormFloat64()
+		}
+		project(v, t.thetaSpace)
+		u := us[k%len(us)]
+		x := append(make([]float64, 0, len(u)+len(v)), u...)
+		for i, vi := range v {
+			x = append(x, t.lo[i]+vi*t.width[i])
+		}
+		xs[k] = x
+	}
+	return xs
 }
 
 // thetaVJP is the backward pass of the method at x for the output

@@ -51,6 +51,14 @@ type TrainConfig struct {
 	// last), so a resume starts there instead of retraining the surrogate
 	// over every earlier epoch; 0: never.
 	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every"`
+	// Local, for the in-situ methods: after each minibatch's queries at θ,
+	// Samples more queries at θ moved by σ·N(0, I) (normalized units), each
+	// at one of the minibatch's data inputs in turn. They only feed the
+	// surrogate: every minibatch query shares one θ, so without them the
+	// surrogate's data, and its nearest-neighbour pairs, tell it how the
+	// output moves with the data input u and nothing of how it moves with
+	// θ — the gradient training needs.
+	Local LocalConfig `mapstructure:"local" yaml:"local"`
 	// Surrogate of the in-situ methods; InitialEpochs are trained when it
 	// is built (after the first evaluation), Epochs after every minibatch.
 	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate"`
@@ -60,6 +68,7 @@ type TrainConfig struct {
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
 		Method: TrainInsituGradPIE, Seed: 1, Epochs: 20, Batch: 16, LR: 0.05, Scale: 1, EvalEvery: 1, CheckpointEvery: 1,
+		Local: LocalConfig{Sigma: 0.02},
 		Surrogate: SurrogateConfig{
 			Hidden: []int{64, 64}, InitialEpochs: 50, Epochs: 3, LR: 1e-3, Batch: 128, K: 5, Norm: surrogate.NormL1,
 			InputScaling: surrogate.DefaultInputScaling, OutputScaling: surrogate.DefaultOutputScaling,
@@ -99,6 +108,13 @@ func (c TrainConfig) Validate() error {
 		if !finite(v) {
 			bad(fmt.Sprintf("theta_init[%d]", i), "%v: want a finite value", v)
 		}
+	}
+	count("local.samples", c.Local.Samples, 0, MaxBatch, " (θ-local queries per minibatch)")
+	if !(c.Local.Sigma >= 0) || !finite(c.Local.Sigma) || c.Local.Sigma > 1 {
+		bad("local.sigma", "%v: want a spread in [0, 1] (normalized θ units)", c.Local.Sigma)
+	}
+	if c.Local.Samples > 0 && !c.UsesSurrogate() {
+		bad("local.samples", "%d: only the in-situ methods train a surrogate for θ-local queries to feed (method %s)", c.Local.Samples, c.Method)
 	}
 	if c.UsesSurrogate() {
 		errs = append(errs, c.Surrogate.problems()...)
