@@ -412,10 +412,22 @@ func TestTrainLocalSamplesTeachTheta(t *testing.T) {
 	if !(with > without+0.05) {
 		t.Errorf("θ-local queries did not improve the surrogate's θ-gradient: cosine %.3f → %.3f", without, with)
 	}
-	bad := smallTrainConfig(TrainPAT)
-	bad.Local.Samples = 2
-	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "local.samples") {
-		t.Errorf("local samples for pat: %v", err)
+	// A method without a surrogate ignores them: no local query is made.
+	cfg := smallTrainConfig(TrainPAT)
+	cfg.Epochs, cfg.Local.Samples = 1, 4
+	res, err := Train(context.Background(), cfg, twinProblem(real), data, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2*(data.Train.Len()+data.Test.Len()) + data.Train.Len(); res.Queries != want {
+		t.Errorf("pat with local samples: %d queries, want %d", res.Queries, want)
+	}
+	for _, bad := range []LocalConfig{{Samples: -1}, {Sigma: math.NaN()}, {Sigma: 2}} {
+		c := smallTrainConfig(TrainInsituGradPIE)
+		c.Local = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "local.") {
+			t.Errorf("local %+v: %v", bad, err)
+		}
 	}
 }
 

@@ -51,7 +51,8 @@ type TrainConfig struct {
 	// last), so a resume starts there instead of retraining the surrogate
 	// over every earlier epoch; 0: never.
 	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every"`
-	// Local, for the in-situ methods: after each minibatch's queries at θ,
+	// Local, for the in-situ methods (the others ignore it, as they ignore
+	// Surrogate): after each minibatch's queries at θ,
 	// Samples more queries at θ moved by σ·N(0, I) (normalized units), each
 	// at one of the minibatch's data inputs in turn. They only feed the
 	// surrogate: every minibatch query shares one θ, so without them the
@@ -112,9 +113,6 @@ func (c TrainConfig) Validate() error {
 	count("local.samples", c.Local.Samples, 0, MaxBatch, " (θ-local queries per minibatch)")
 	if !(c.Local.Sigma >= 0) || !finite(c.Local.Sigma) || c.Local.Sigma > 1 {
 		bad("local.sigma", "%v: want a spread in [0, 1] (normalized θ units)", c.Local.Sigma)
-	}
-	if c.Local.Samples > 0 && !c.UsesSurrogate() {
-		bad("local.samples", "%d: only the in-situ methods train a surrogate for θ-local queries to feed (method %s)", c.Local.Samples, c.Method)
 	}
 	if c.UsesSurrogate() {
 		errs = append(errs, c.Surrogate.problems()...)

@@ -372,14 +372,16 @@ func knobTasks(g Grid, z sizes, scale string, cfg func(string) string) []Task {
 		})
 	}
 	if !z.noPNN {
-		vs, b := withDefault("pnn-optical", z.pnnSeeds, "the config's", []Variant{
+		vs, b := withDefault("pnn-optical", z.pnnSeeds, "the config's (θ lr 0.01, 8 θ-local queries per minibatch, circle map)", []Variant{
 			{Name: "epochs10", Label: "twice the epochs", Iterations: 2 * z.pnnEpochs},
-			{Name: "lr0.02", Label: "θ learning rate 0.02 (config: 0.05)", Sets: []string{"lr=0.02"}},
+			{Name: "lr0.05", Label: "θ learning rate 0.05 (the old config)", Sets: []string{"lr=0.05"}},
+			{Name: "local0", Label: "no θ-local queries", Sets: []string{"local.samples=0"}},
+			{Name: "box", Label: "θ phases mapped to [−1, 1] (box) instead of the unit circle", Sets: []string{"surrogate.input_scaling=box"}},
 		})
 		ts = append(ts, Task{
 			Name: "knobs-pnn-optical", Title: "Knobs: PNN training on pnn-optical", Kind: KindTrain, Config: cfg("pnn-optical.yaml"),
 			Methods: []string{"insitu-gradpie", "insitu-mae"}, Seeds: z.pnnSeeds, Iterations: z.pnnEpochs, Variants: vs, Base: b,
-			Why: "Why this sweep: in our first quick grid neither in-situ surrogate trained the optical PNN in 5 epochs.",
+			Why: "Why this sweep: in our first quick grids neither in-situ surrogate trained the optical PNN; each of the choices that made it train is undone in turn.",
 		})
 	}
 	return ts
