@@ -21,6 +21,8 @@ type loopState struct {
 	Projected int          `json:"projected"`
 	Stale     int          `json:"stale"`
 	LastBest  float64      `json:"last_best"`
+	Floor     int          `json:"floor,omitempty"`    // the restart rule's state
+	Restarts  int          `json:"restarts,omitempty"` // restarts so far
 	Slots     []slotRecord `json:"slots"`
 }
 
@@ -38,7 +40,7 @@ func (r *runner) checkpoint(ctx context.Context, t int, tr *surrogate.Trainer, s
 	if r.ev.j == nil || tr == nil || every <= 0 || (t%every != 0 && t != r.cfg.Iterations) {
 		return nil
 	}
-	st := loopState{Iteration: t, Samples: r.ev.n(), Projected: r.projected, Stale: r.stale, LastBest: r.lastBest}
+	st := loopState{Iteration: t, Samples: r.ev.n(), Projected: r.projected, Stale: r.stale, LastBest: r.lastBest, Floor: r.floor, Restarts: r.restarts}
 	for i, a := range states {
 		st.Slots = append(st.Slots, slotRecord{Sample: i, M: a.m, V: a.v, T: a.t})
 	}
@@ -133,6 +135,7 @@ func (r *runner) restore(ctx context.Context, tr **surrogate.Trainer, data **sur
 	}
 	*tr, *data, r.model = t, d, model
 	r.projected, r.stale, r.lastBest = st.Projected, st.Stale, st.LastBest
+	r.floor, r.restarts = st.Floor, st.Restarts
 	r.ev.iteration = it
 	r.restored = it
 	return it, nil

@@ -82,6 +82,7 @@ type Config struct {
 	TopK    int           `mapstructure:"top_k" yaml:"top_k"` // K points stepped per iteration
 	Local   LocalConfig   `mapstructure:"local" yaml:"local"`
 	StepLR  float64       `mapstructure:"step_lr" yaml:"step_lr"` // Adam learning rate on x (normalized units)
+	Restart RestartConfig `mapstructure:"restart" yaml:"restart"`
 	Offline OfflineConfig `mapstructure:"offline" yaml:"offline"`
 
 	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate"`
@@ -94,6 +95,17 @@ type Config struct {
 type InitConfig struct {
 	Points int         `mapstructure:"points" yaml:"points"`
 	X      [][]float64 `mapstructure:"x" yaml:"x,omitempty"` // explicit initial points (then Points is ignored)
+}
+
+// RestartConfig is the restart rule of the online methods: when the best
+// has not improved (by more than Tolerance) for After iterations, Points
+// fresh uniform random points are queried and the K slots step from the
+// best points measured since, leaving the basin they were stuck in; the
+// surrogate keeps everything it learned. The restart's queries count
+// against the budget. After 0: never.
+type RestartConfig struct {
+	After  int `mapstructure:"after" yaml:"after"`
+	Points int `mapstructure:"points" yaml:"points"` // 0: init.points
 }
 
 // LocalConfig is the local sampling around each new point.
@@ -308,6 +320,11 @@ func (c Config) Validate() error {
 	count("budget", c.Budget, 0, MaxQueries, " (0: N0 + T·K·(1+M))")
 	count("checkpoint_every", c.CheckpointEvery, 0, MaxIterations, " (0: never)")
 	count("patience", c.Patience, 0, MaxIterations, " (0: never stop early)")
+	count("restart.after", c.Restart.After, 0, MaxIterations, " (0: never)")
+	count("restart.points", c.Restart.Points, 0, MaxInitPoints, " (0: init.points)")
+	if c.Restart.After > 0 && c.Restart.Points > 0 && c.Restart.Points < c.TopK {
+		bad("restart.points", "%d: fewer than top_k = %d, the slots need that many points to step from", c.Restart.Points, c.TopK)
+	}
 	if !(c.Tolerance >= 0) || !finite(c.Tolerance) {
 		bad("tolerance", "%v: want a finite value ≥ 0", c.Tolerance)
 	}

@@ -127,6 +127,9 @@ func (r *runner) online(ctx context.Context) error {
 	}
 	for t := start; t <= r.cfg.Iterations; t++ {
 		r.beginIteration(t)
+		if err := r.restart(ctx); err != nil {
+			return r.finishPartial(ctx, err, math.NaN(), math.NaN())
+		}
 		trainLoss := math.NaN()
 		top := r.topK(r.cfg.TopK)
 		var bg *background

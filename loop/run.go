@@ -153,6 +153,8 @@ type runner struct {
 	iterStart   time.Time
 	iterBoxTime time.Duration
 	stale       int          // iterations without improvement > tolerance
+	floor       int          // the slots step from samples[floor:]: the last restart's first point
+	restarts    int          // restarts so far
 	recorded    map[int]bool // iterations the journal already holds (resume)
 	restored    int          // iteration of the checkpoint a resume started from
 	lastBest    float64
@@ -173,6 +175,7 @@ const (
 	saltSPSA
 	saltCMAES
 	saltOffline
+	saltRestart // the restart rule's points: restart r draws from saltRestart + r
 )
 
 // toUnit maps x from the box to [0,1]^d; a zero-width coordinate maps to 0.
@@ -289,12 +292,29 @@ func (r *runner) endIteration(ctx context.Context, stepF, trainLoss float64) err
 	return nil
 }
 
+// restart applies the restart rule (RestartConfig) before iteration t's
+// steps.
+func (r *runner) restart(ctx context.Context) error {
+	rs := r.cfg.Restart
+	if rs.After <= 0 || r.stale < rs.After {
+		return nil
+	}
+	n := rs.Points
+	if n == 0 {
+		n = r.cfg.InitPoints()
+	}
+	xs := r.uniform(r.rng(saltRestart+uint64(r.restarts)), n)
+	r.floor, r.restarts, r.stale = r.ev.n(), r.restarts+1, 0
+	_, err := r.ev.eval(ctx, journal.RoleInit, journal.NoSlot, xs)
+	return err
+}
+
 // topK returns the indices of the k best samples, best first; ties go to
 // the earlier sample.
 func (r *runner) topK(k int) []int {
-	idx := make([]int, len(r.ev.samples))
+	idx := make([]int, len(r.ev.samples)-r.floor)
 	for i := range idx {
-		idx[i] = i
+		idx[i] = r.floor + i
 	}
 	s := r.ev.samples
 	sortStable(idx, func(a, b int) bool { return r.ev.better(s[a].F, s[b].F) })
