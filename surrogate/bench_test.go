@@ -2,6 +2,7 @@ package surrogate
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -250,6 +251,38 @@ func BenchmarkGemm(b *testing.B) {
 				tc.run()
 			}
 			reportGFLOPS(b, flops, time.Since(start))
+		})
+	}
+}
+
+// BenchmarkModelVJPCircle is the raw-unit VJP of the camera OWMS
+// surrogate (100 phases → 256-256 → 400 pixels) under the box map and under
+// circle, whose encode and pull-back add a sincos per phase and a first
+// layer twice as wide: the circle/box ratio is its cost.
+func BenchmarkModelVJPCircle(b *testing.B) {
+	sp := insitu.Box(100, 0, 2*math.Pi)
+	sp.Periodic = make([]bool, 100)
+	for i := range sp.Periodic {
+		sp.Periodic[i] = true
+	}
+	for _, s := range []InputScaling{InputBox, InputCircle} {
+		b.Run(string(s), func(b *testing.B) {
+			m, err := NewModel(sp, 400, Arch{Hidden: []int{256, 256}, LayerNorm: true, InputScaling: s}, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(5, 6))
+			x, v := make([]float64, 100), make([]float64, 400)
+			for j := range x {
+				x[j] = 2 * math.Pi * rng.Float64()
+			}
+			for j := range v {
+				v[j] = rng.NormFloat64()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				m.VJP(x, v)
+			}
 		})
 	}
 }
