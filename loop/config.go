@@ -102,7 +102,7 @@ type InitConfig struct {
 // fresh uniform random points are queried and the K slots step from the
 // best points measured since, leaving the basin they were stuck in; the
 // surrogate keeps everything it learned. The restart's queries count
-// against the budget. After 0: never.
+// against the budget, and the patience count starts again. After 0: never.
 type RestartConfig struct {
 	After  int `mapstructure:"after" yaml:"after"`
 	Points int `mapstructure:"points" yaml:"points"` // 0: init.points
