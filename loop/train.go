@@ -213,9 +213,12 @@ func newTrainer(cfg TrainConfig, p TrainProblem, data TrainData, j *journal.Jour
 }
 
 // theta maps the normalized θ to box units.
-func (t *trainer) theta() []float64 {
-	th := make([]float64, len(t.u))
-	for i, v := range t.u {
+func (t *trainer) theta() []float64 { return t.toBox(t.u) }
+
+// toBox maps a normalized θ to box units; 1 maps to the upper bound exactly.
+func (t *trainer) toBox(u []float64) []float64 {
+	th := make([]float64, len(u))
+	for i, v := range u {
 		th[i] = t.lo[i] + v*t.width[i]
 		if v == 1 {
 			th[i] = t.lo[i] + t.width[i]
@@ -415,11 +418,7 @@ func (t *trainer) localInputs(e, b int, us [][]float64, m int) [][]float64 {
 		}
 		project(v, t.thetaSpace)
 		u := us[k%len(us)]
-		x := append(make([]float64, 0, len(u)+len(v)), u...)
-		for i, vi := range v {
-			x = append(x, t.lo[i]+vi*t.width[i])
-		}
-		xs[k] = x
+		xs[k] = append(append(make([]float64, 0, len(u)+len(v)), u...), t.toBox(v)...)
 	}
 	return xs
 }
