@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/insitu-lab/insitu"
 )
@@ -92,11 +93,21 @@ func selectNames(key string, names []string, s insitu.Spec) (selection, error) {
 	for _, name := range names {
 		i := slices.Index(s.Out, name)
 		if i < 0 {
-			return selection{}, fmt.Errorf("%s: %s has no output %q (it has %v)", key, s.Name, name, s.Out)
+			return selection{}, fmt.Errorf("%s: %s has no output %q (it has %s)", key, s.Name, name, someNames(s.Out))
 		}
 		sel.idx = append(sel.idx, i)
 	}
 	return sel, nil
+}
+
+// someNames lists names for an error message: all of a short list, the
+// first few and the count of a long one (a field output has thousands).
+func someNames(names []string) string {
+	const show = 8
+	if len(names) <= show {
+		return "[" + strings.Join(names, " ") + "]"
+	}
+	return fmt.Sprintf("[%s … %s], %d in all", strings.Join(names[:show-1], " "), names[len(names)-1], len(names))
 }
 
 // targetObjective is ‖y_S − t‖₂ or mean((y_S − t)²) over the selected

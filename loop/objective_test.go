@@ -104,3 +104,28 @@ func TestFractionAndOverlap(t *testing.T) {
 		}
 	}
 }
+
+// A misspelt output of a box with thousands names the key, the output and a
+// few of the box's outputs, not all of them.
+func TestUnknownOutputErrorIsShort(t *testing.T) {
+	for _, n := range []int{3, 3600} {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = "E" + strings.Repeat("x", 3) + string(rune('a'+i%26))
+		}
+		out[0], out[n-1] = "first", "last"
+		_, err := selectNames("objective.outputs", []string{"nope"}, staticBox{out}.Spec())
+		if err == nil {
+			t.Fatalf("%d outputs: no error for an unknown name", n)
+		}
+		msg := err.Error()
+		for _, want := range []string{"objective.outputs", `"nope"`, "first", "last"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%d outputs: %q lacks %s", n, msg, want)
+			}
+		}
+		if n > 8 && (len(msg) > 200 || !strings.Contains(msg, "3600 in all")) {
+			t.Errorf("%d outputs: %d-byte message %q", n, len(msg), msg)
+		}
+	}
+}
