@@ -2,13 +2,15 @@ package main
 
 import (
 	"fmt"
+	"os"
 
+	"github.com/insitu-lab/insitu/loop"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
 
 func newConfigCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check run configurations"}
+	cmd := &cobra.Command{Use: "config", Short: "Check run and training configurations"}
 	var sets []string
 	check := &cobra.Command{
 		Use:   "check CONFIG.yaml",
@@ -21,10 +23,19 @@ objective's outputs. It opens no device, port, bus or framebuffer and sends
 nothing to any instrument: a rig's coordinates and outputs come from its
 config. What only the devices can tell (that they answer, their identity,
 the limits they accept) is checked by 'insitu probe --config CONFIG.yaml',
-which opens them.`,
+which opens them. A training config (one with data, epochs or
+ideal_blackbox) is checked as 'insitu train' checks it, its dataset
+included.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
+			train, err := isTrainConfig(file)
+			if err != nil {
+				return err
+			}
+			if train {
+				return checkTrainConfig(cmd, file, sets)
+			}
 			cfg := defaultRunConfig()
 			if err := loadConfig(file, cmd.Flags(), nil, sets, &cfg); err != nil {
 				return err
@@ -49,4 +60,48 @@ which opens them.`,
 	check.Flags().StringArrayVar(&sets, "set", nil, "override a config key: --set key=value (repeatable)")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// isTrainConfig reports whether file is an 'insitu train' config: it has a
+// top-level key only training knows.
+func isTrainConfig(file string) (bool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false, err
+	}
+	var top map[string]any
+	if err := yaml.Unmarshal(b, &top); err != nil {
+		return false, fmt.Errorf("%s: %w", file, err)
+	}
+	for _, k := range []string{"data", "epochs", "ideal_blackbox"} {
+		if _, ok := top[k]; ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// checkTrainConfig checks a training config as 'insitu train' does before
+// it opens a device, builds its dataset (generated, nothing is fetched)
+// and prints the resolved config.
+func checkTrainConfig(cmd *cobra.Command, file string, sets []string) error {
+	cfg := defaultTrainConfig()
+	if err := loadConfig(file, cmd.Flags(), nil, sets, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return prefixFile(file, err)
+	}
+	if err := cfg.checkOffline(cmd.Context(), file); err != nil {
+		return err
+	}
+	if _, err := loop.NewDataset(cmd.Context(), cfg.Data); err != nil {
+		return prefixFile(file, err)
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "# %s: valid training config; resolved with defaults, INSITU_* and --set\n%s", file, b)
+	return nil
 }

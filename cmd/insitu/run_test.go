@@ -390,3 +390,33 @@ func sameFloats(a, b []float64) bool {
 	}
 	return true
 }
+
+// Training configs are checked as 'insitu train' checks them, not refused
+// as run configs with unknown keys.
+func TestConfigCheckTrainConfigs(t *testing.T) {
+	for _, name := range []string{"pnn-optical.yaml", "pnn-cnon.yaml"} {
+		stdout, _, err := run(t, "config", "check", filepath.Join("../../configs", name), "--set", "epochs=3")
+		if err != nil || !strings.Contains(stdout, "valid training config") || !strings.Contains(stdout, "epochs: 3") {
+			t.Errorf("%s: %v\n%s", name, err, stdout)
+		}
+	}
+	src, err := os.ReadFile("../../configs/pnn-optical.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := writeFile(t, "badtrain.yaml", strings.NewReplacer("epochs: 10", "epochs: 0", "kind: moons", "kind: mooons", "eta: 0.1", "eta: 0.1\n  warp: 9").Replace(string(src)))
+	_, _, err = run(t, "config", "check", bad)
+	for _, key := range []string{"badtrain.yaml", "epochs"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+	bad = writeFile(t, "badtrain.yaml", strings.Replace(string(src), "kind: moons", "kind: mooons", 1))
+	if _, _, err = run(t, "config", "check", bad); err == nil || !strings.Contains(err.Error(), "data.kind") || !strings.Contains(err.Error(), "badtrain.yaml") {
+		t.Errorf("unknown dataset: %v", err)
+	}
+	bad = writeFile(t, "badtrain.yaml", strings.Replace(string(src), "eta: 0.1", "eta: 0.1\n  warp: 9", 1))
+	if _, _, err = run(t, "config", "check", bad); err == nil || !strings.Contains(err.Error(), "warp") || !strings.Contains(err.Error(), "badtrain.yaml") {
+		t.Errorf("unknown black-box key: %v", err)
+	}
+}
