@@ -27,6 +27,20 @@ type Sweep struct {
 	Iterations int      `json:"iterations,omitempty"` // 0: the config's
 }
 
+// title names the plot of the sweep: the config, the swept keys and the
+// seeds, e.g. "owms.yaml: surrogate.k × method, 3 seeds".
+func (s Sweep) title() string {
+	keys := make([]string, len(s.Params))
+	for i, p := range s.Params {
+		keys[i] = p.Key
+	}
+	seeds := fmt.Sprintf("%d seeds", len(s.Seeds))
+	if len(s.Seeds) == 1 {
+		seeds = fmt.Sprintf("seed %d", s.Seeds[0])
+	}
+	return fmt.Sprintf("%s: %s, %s", filepath.Base(s.Config), strings.Join(keys, " × "), seeds)
+}
+
 // Param is one swept config key and its values.
 type Param struct {
 	Key    string   `json:"key"`
@@ -344,7 +358,7 @@ func WriteSweepReport(ctx context.Context, s Sweep, out string, marks []int, log
 	}
 	if len(curves) > 0 {
 		if err := writePNG(filepath.Join(out, "sweep.png"), func(f io.Writer) error {
-			return report.PlotBestVsQueries(f, "Sweep of "+filepath.Base(s.Config), report.Summarize(curves), logY)
+			return report.PlotBestVsQueries(f, s.title(), report.Summarize(curves), logY)
 		}); err != nil {
 			return rows, at, err
 		}

@@ -137,3 +137,14 @@ func TestSweepReport(t *testing.T) {
 		t.Errorf("marks 2, 9: %+v, %v", rows, err)
 	}
 }
+
+func TestSweepTitleNamesKeysAndSeeds(t *testing.T) {
+	s := Sweep{Config: "configs/owms.yaml", Params: []Param{{Key: "surrogate.k"}, {Key: "method"}}, Seeds: []uint64{1, 2, 3}}
+	if got, want := s.title(), "owms.yaml: surrogate.k × method, 3 seeds"; got != want {
+		t.Errorf("title %q, want %q", got, want)
+	}
+	s.Params, s.Seeds = s.Params[1:], []uint64{7}
+	if got, want := s.title(), "owms.yaml: method, seed 7"; got != want {
+		t.Errorf("title %q, want %q", got, want)
+	}
+}
