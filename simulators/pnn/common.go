@@ -13,8 +13,9 @@
 //     and the scores the sums of q(T) over C contiguous groups.
 //   - pnn-optical (OpticalTwin): a Gaussian beam whose amplitude is scaled
 //     by (1+u_j)/2 on du fixed seeded pixel blocks, phase-modulated by the
-//     n² SLM phases θ_p, propagated by Rayleigh–Sommerfeld, with the scores
-//     the power on C detector stripes.
+//     n² SLM phases θ_p (or (n/b)² with macro_pixel b: blocks of b×b
+//     pixels share a phase), propagated by Rayleigh–Sommerfeld, with the
+//     scores the power on C detector stripes.
 //
 // Both implement insitu.Differentiable (the exact VJP of the noiseless map,
 // with respect to all of x) and insitu.Batcher (parallel, bit-identical to

@@ -31,6 +31,10 @@ type OpticalConfig struct {
 	Inputs     int     `mapstructure:"inputs"`     // du
 	Block      int     `mapstructure:"block"`      // side, in pixels, of the block each u_j scales; must divide n
 	Classes    int     `mapstructure:"classes"`    // C detector stripes (columns split in C equal ranges)
+	// MacroPixel drives the SLM in blocks of MacroPixel×MacroPixel pixels
+	// that share one phase, as wavefront-shaping practice does: θ is then
+	// (n/MacroPixel)² phases. It must divide n; 0 or 1: one per pixel.
+	MacroPixel int `mapstructure:"macro_pixel"`
 	Gain       float64 `mapstructure:"gain"`       // score = gain·power on the stripe
 	Seed       uint64  `mapstructure:"seed"`       // block choice, aberration, noise
 
@@ -93,6 +97,9 @@ func (c OpticalConfig) problems() *insitu.Problems {
 	if c.Inputs < 1 || (blockOK && c.Inputs > (c.N/c.Block)*(c.N/c.Block)) {
 		p.Add("inputs", "must be in [1, (n/block)²], got %d", c.Inputs)
 	}
+	if c.MacroPixel < 0 || (nOK && c.MacroPixel > 0 && c.N%c.MacroPixel != 0) {
+		p.Add("macro_pixel", "must divide n = %d (0 or 1: one phase per pixel), got %d", c.N, c.MacroPixel)
+	}
 	if c.Classes < 1 || (nOK && c.Classes > c.N) {
 		p.Add("classes", "must be in [1, n = %d], got %d", c.N, c.Classes)
 	}
@@ -121,6 +128,7 @@ func (c OpticalConfig) Validate() error { return c.problems().Err() }
 type OpticalTwin struct {
 	cfg      OpticalConfig
 	n, du, m int
+	mp, nc   int // macro-pixel side, phases per side (n/mp)
 	dA       float64
 	uin      []complex128 // input Gaussian, from optics.Twin
 	block    []int        // pixel → input index, −1 outside every block
@@ -136,6 +144,7 @@ type OpticalTwin struct {
 
 type owork struct {
 	u           []float64
+	phi         []float64 // n×n pixel phases, expanded from the macro-pixels
 	psi, gp, gt []float64
 	u1, u2, g   []complex128
 	buf         []complex128
@@ -160,7 +169,8 @@ func NewOptical(cfg OpticalConfig) (*OpticalTwin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pnn-optical: %w", err)
 	}
-	t := &OpticalTwin{cfg: cfg, n: n, du: cfg.Inputs, m: m, dA: cfg.Pitch * cfg.Pitch,
+	mp := max(1, cfg.MacroPixel)
+	t := &OpticalTwin{cfg: cfg, n: n, du: cfg.Inputs, m: m, mp: mp, nc: n / mp, dA: cfg.Pitch * cfg.Pitch,
 		uin: ot.InputField(), block: make([]int, n*n), det: make([]int, n*n), aber: make([]float64, n*n),
 		fft: f, spec: make([]complex128, m*m)}
 
@@ -222,10 +232,10 @@ func NewOptical(cfg OpticalConfig) (*OpticalTwin, error) {
 			t.aber[i] = cfg.Aberration * rng.NormFloat64()
 		}
 	}
-	t.space = space(cfg.Inputs, n*n, 0, 2*math.Pi, "rad", true)
+	t.space = space(cfg.Inputs, t.nc*t.nc, 0, 2*math.Pi, "rad", true)
 	t.out = outNames(cfg.Classes)
 	t.pool.New = func() any {
-		return &owork{u: make([]float64, cfg.Inputs), psi: make([]float64, n*n), gp: make([]float64, n*n), gt: make([]float64, n*n),
+		return &owork{u: make([]float64, cfg.Inputs), phi: make([]float64, n*n), psi: make([]float64, n*n), gp: make([]float64, n*n), gt: make([]float64, n*n),
 			u1: make([]complex128, n*n), u2: make([]complex128, n*n), g: make([]complex128, n*n), buf: make([]complex128, m*m)}
 	}
 	return t, nil
@@ -244,8 +254,8 @@ func (t *OpticalTwin) Ideal() *OpticalTwin {
 	return it
 }
 
-// Split returns du and dθ = n².
-func (t *OpticalTwin) Split() (du, dtheta int) { return t.du, t.n * t.n }
+// Split returns du and dθ = (n/macro_pixel)².
+func (t *OpticalTwin) Split() (du, dtheta int) { return t.du, t.nc * t.nc }
 
 // Classes returns C.
 func (t *OpticalTwin) Classes() int { return t.cfg.Classes }
@@ -292,16 +302,16 @@ func (t *OpticalTwin) QueryBatch(ctx context.Context, xs [][]float64) ([][]float
 // Noiseless returns the scores of x without input noise: the map VJP
 // differentiates. x need not lie in the box.
 func (t *OpticalTwin) Noiseless(x []float64) []float64 {
-	if len(x) != t.du+t.n*t.n {
-		panic(fmt.Sprintf("pnn-optical: Noiseless: input of length %d, want %d", len(x), t.du+t.n*t.n))
+	if len(x) != t.space.Dim() {
+		panic(fmt.Sprintf("pnn-optical: Noiseless: input of length %d, want %d", len(x), t.space.Dim()))
 	}
 	return t.eval(x, 0, false)
 }
 
 // Field returns the noiseless detector-plane field of x (n×n row-major).
 func (t *OpticalTwin) Field(x []float64) []complex128 {
-	if len(x) != t.du+t.n*t.n {
-		panic(fmt.Sprintf("pnn-optical: Field: input of length %d, want %d", len(x), t.du+t.n*t.n))
+	if len(x) != t.space.Dim() {
+		panic(fmt.Sprintf("pnn-optical: Field: input of length %d, want %d", len(x), t.space.Dim()))
 	}
 	w := t.pool.Get().(*owork)
 	defer t.pool.Put(w)
@@ -374,7 +384,8 @@ func (t *OpticalTwin) forward(w *owork, x []float64, k uint64, noisy bool) {
 			w.u[j] += t.cfg.InputNoise * rng.NormFloat64()
 		}
 	}
-	t.phases(x[t.du:], w.psi)
+	t.expand(x[t.du:], w.phi)
+	t.phases(w.phi, w.psi)
 	for i, p := range w.psi {
 		s, c := math.Sincos(p)
 		a := 1.0
@@ -384,6 +395,20 @@ func (t *OpticalTwin) forward(w *owork, x []float64, k uint64, noisy bool) {
 		w.u1[i] = t.uin[i] * complex(a*c, a*s)
 	}
 	t.propagate(w.buf, w.u1, w.u2, false)
+}
+
+// expand sets the n×n pixel phases phi from the (n/mp)² controls th.
+func (t *OpticalTwin) expand(th, phi []float64) {
+	if t.mp == 1 {
+		copy(phi, th)
+		return
+	}
+	for r := range t.n {
+		row := th[(r/t.mp)*t.nc : (r/t.mp+1)*t.nc]
+		for c := range t.n {
+			phi[r*t.n+c] = row[c/t.mp]
+		}
+	}
 }
 
 // propagate runs the RS convolution (or its adjoint, with the conjugate
@@ -426,7 +451,7 @@ func (t *OpticalTwin) VJP(ctx context.Context, x, v []float64) ([]float64, error
 		}
 	}
 	t.propagate(w.buf, w.g, w.g, true)
-	gr := make([]float64, t.du+t.n*t.n)
+	gr := make([]float64, t.du+t.n*t.n) // pixel θ-gradient first; summed over macro-pixels below
 	for i, u := range w.u1 {
 		w.gp[i] = imag(cmplx.Conj(u) * w.g[i]) // ∂/∂ψ
 		if j := t.block[i]; j >= 0 {
@@ -447,7 +472,18 @@ func (t *OpticalTwin) VJP(ctx context.Context, x, v []float64) ([]float64, error
 			th[i] = a * g
 		}
 	}
-	return gr, nil
+	if t.mp == 1 {
+		return gr, nil
+	}
+	// A macro-pixel's phase moves all its pixels: its derivative is the sum.
+	out := make([]float64, t.space.Dim())
+	copy(out, gr[:t.du])
+	for r := range t.n {
+		for c := range t.n {
+			out[t.du+(r/t.mp)*t.nc+c/t.mp] += th[r*t.n+c]
+		}
+	}
+	return out, nil
 }
 
 func init() {

@@ -50,7 +50,13 @@ func twins(t testing.TB) map[string]PNN {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out["cnon"+suffix], out["optical"+suffix] = ct, ot
+		mc := smallOptical(gap)
+		mc.MacroPixel = 2
+		mt, err := NewOptical(mc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["cnon"+suffix], out["optical"+suffix], out["optical-macro"+suffix] = ct, ot, mt
 	}
 	return out
 }
@@ -197,6 +203,65 @@ func TestThetaVJPEqualsJacobianColumns(t *testing.T) {
 
 // pnn-cnon reuses package cnon's equations: with q(0) and e set directly it
 // integrates exactly what cnon.Twin integrates, and its adjoint is cnon's.
+// With macro_pixel b the twin is the pixel twin driven with each control
+// copied onto its b×b block, and its θ-gradient is the pixel gradient
+// summed over each block.
+func TestOpticalMacroPixelIsTheExpandedPattern(t *testing.T) {
+	for _, gap := range []bool{false, true} {
+		pc := smallOptical(gap)
+		pix, err := NewOptical(pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.MacroPixel = 4
+		mac, err := NewOptical(pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		du, dth := mac.Split()
+		if dth != 4 || mac.Spec().In.Dim() != du+4 {
+			t.Fatalf("macro_pixel 4 on n = 8: θ has %d phases, the box %d inputs; want 4 and %d", dth, mac.Spec().In.Dim(), du+4)
+		}
+		rng := rand.New(rand.NewPCG(5, 6))
+		for range 3 {
+			x := randomX(rng, mac.Spec().In)
+			xp := append([]float64(nil), x[:du]...)
+			for r := range pc.N {
+				for c := range pc.N {
+					xp = append(xp, x[du+(r/4)*2+c/4])
+				}
+			}
+			if e := relErr(mac.Noiseless(x), pix.Noiseless(xp)); e > 1e-12 {
+				t.Errorf("gap %v: scores differ from the expanded pattern's: relative error %.3g", gap, e)
+			}
+			v := []float64{rng.NormFloat64(), rng.NormFloat64()}
+			g, err := mac.VJP(ctx, x, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gp, err := pix.VJP(ctx, xp, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append([]float64(nil), gp[:du]...)
+			want = append(want, make([]float64, 4)...)
+			for r := range pc.N {
+				for c := range pc.N {
+					want[du+(r/4)*2+c/4] += gp[du+r*pc.N+c]
+				}
+			}
+			if e := relErr(g, want); e > 1e-12 {
+				t.Errorf("gap %v: VJP differs from the block sums of the pixel VJP: relative error %.3g", gap, e)
+			}
+		}
+	}
+	bad := smallOptical(false)
+	bad.MacroPixel = 3
+	if _, err := NewOptical(bad); err == nil || !strings.Contains(err.Error(), "macro_pixel") {
+		t.Errorf("macro_pixel 3 on n = 8: %v", err)
+	}
+}
+
 func TestCNONMatchesCNONTwin(t *testing.T) {
 	for _, gap := range []bool{false, true} {
 		cfg := DefaultCNONConfig()
