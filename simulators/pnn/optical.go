@@ -31,12 +31,13 @@ type OpticalConfig struct {
 	Inputs     int     `mapstructure:"inputs"`     // du
 	Block      int     `mapstructure:"block"`      // side, in pixels, of the block each u_j scales; must divide n
 	Classes    int     `mapstructure:"classes"`    // C detector stripes (columns split in C equal ranges)
+	Gain       float64 `mapstructure:"gain"`       // score = gain·power on the stripe
+	Seed       uint64  `mapstructure:"seed"`       // block choice, aberration, noise
+
 	// MacroPixel drives the SLM in blocks of MacroPixel×MacroPixel pixels
 	// that share one phase, as wavefront-shaping practice does: θ is then
 	// (n/MacroPixel)² phases. It must divide n; 0 or 1: one per pixel.
 	MacroPixel int `mapstructure:"macro_pixel"`
-	Gain       float64 `mapstructure:"gain"`       // score = gain·power on the stripe
-	Seed       uint64  `mapstructure:"seed"`       // block choice, aberration, noise
 
 	// Reality gap, off by default. Eta, Crosstalk, Aberration and
 	// DetectorShift change the system (VJP includes them); InputNoise is
