@@ -372,8 +372,9 @@ func knobTasks(g Grid, z sizes, scale string, cfg func(string) string) []Task {
 		})
 	}
 	if !z.noPNN {
-		vs, b := withDefault("pnn-optical", z.pnnSeeds, "the config's (θ lr 0.01, 8 θ-local queries per minibatch, circle map)", []Variant{
+		vs, b := withDefault("pnn-optical", z.pnnSeeds, "the config's (8×8 macro-pixels, θ lr 0.01, 8 θ-local queries per minibatch, circle map)", []Variant{
 			{Name: "epochs10", Label: "twice the epochs", Iterations: 2 * z.pnnEpochs},
+			{Name: "pixels", Label: "one phase per SLM pixel (256 θ) instead of 8×8 macro-pixels", Sets: []string{"blackbox.macro_pixel=1", "ideal_blackbox.macro_pixel=1"}},
 			{Name: "lr0.05", Label: "θ learning rate 0.05 (the old config)", Sets: []string{"lr=0.05"}},
 			{Name: "local0", Label: "no θ-local queries", Sets: []string{"local.samples=0"}},
 			{Name: "box", Label: "θ phases mapped to [−1, 1] (box) instead of the unit circle", Sets: []string{"surrogate.input_scaling=box"}},
