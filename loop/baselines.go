@@ -148,7 +148,7 @@ func (r *runner) fd(ctx context.Context) error {
 		for i, j := range idx {
 			g[i] = sign * (r.ev.samples[j].F - base.F) / steps[i]
 		}
-		x, clipped := r.fromUnit(st.step(u, g, r.cfg.StepLR))
+		x, clipped := r.fromUnit(st.step(u, g, r.cfg.StepRate(r.ev.iteration)))
 		if clipped {
 			r.projected++
 		}

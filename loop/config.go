@@ -85,6 +85,12 @@ type Config struct {
 	Restart RestartConfig `mapstructure:"restart" yaml:"restart"`
 	Offline OfflineConfig `mapstructure:"offline" yaml:"offline"`
 
+	// StepLRFinal, when > 0, is the Adam learning rate of the last
+	// iteration: the rate falls from StepLR along a half cosine, so the
+	// steps that find the basin are large and those that settle in it
+	// small. 0: StepLR throughout.
+	StepLRFinal float64 `mapstructure:"step_lr_final" yaml:"step_lr_final,omitempty"`
+
 	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate"`
 	SPSA      SPSAConfig      `mapstructure:"spsa" yaml:"spsa"`
 	FD        FDConfig        `mapstructure:"fd" yaml:"fd"`
@@ -355,6 +361,9 @@ func (c Config) Validate() error {
 	if !(c.StepLR > 0) || !finite(c.StepLR) {
 		bad("step_lr", "%v: want a finite value > 0", c.StepLR)
 	}
+	if !(c.StepLRFinal >= 0) || !finite(c.StepLRFinal) {
+		bad("step_lr_final", "%v: want a finite value ≥ 0 (0: step_lr throughout)", c.StepLRFinal)
+	}
 	errs = append(errs, c.Surrogate.problems()...)
 	if !(c.SPSA.A > 0) || !finite(c.SPSA.A) {
 		bad("spsa.a", "%v: want a finite value > 0", c.SPSA.A)
@@ -506,4 +515,16 @@ func gib(b int) string {
 		v, unit = v/1024, u
 	}
 	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + unit
+}
+
+// StepRate is the Adam learning rate on x at iteration t of 1…Iterations:
+// StepLR, or with StepLRFinal the half-cosine from StepLR at t = 1 to
+// StepLRFinal at t = Iterations. It depends on t only, so a resumed run
+// steps as the uninterrupted one did.
+func (c Config) StepRate(t int) float64 {
+	if c.StepLRFinal <= 0 || c.Iterations <= 1 {
+		return c.StepLR
+	}
+	f := float64(min(max(t, 1), c.Iterations)-1) / float64(c.Iterations-1)
+	return c.StepLRFinal + (c.StepLR-c.StepLRFinal)*(1+math.Cos(math.Pi*f))/2
 }

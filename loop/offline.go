@@ -67,7 +67,7 @@ func (r *runner) offline(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			x, clipped := r.fromUnit(states[slot].step(r.toUnit(s.X), g, r.cfg.StepLR))
+			x, clipped := r.fromUnit(states[slot].step(r.toUnit(s.X), g, r.cfg.StepRate(t)))
 			if clipped {
 				r.projected++
 			}

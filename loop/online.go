@@ -182,7 +182,7 @@ func (r *runner) online(ctx context.Context) error {
 			} else {
 				st = st.clone()
 			}
-			x, clipped := r.fromUnit(st.step(r.toUnit(r.ev.samples[p].X), g, r.cfg.StepLR))
+			x, clipped := r.fromUnit(st.step(r.toUnit(r.ev.samples[p].X), g, r.cfg.StepRate(t)))
 			if clipped {
 				r.projected++
 			}
