@@ -70,12 +70,12 @@ func TestBenchTwinEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	// 30 initial patterns + 5 iterations × 3 steps.
-	if !strings.Contains(stdout, "45 queries") || !strings.Contains(stdout, "1 safe-state calls") {
+	// 30 initial patterns + 5 iterations × 3 steps, each with a local sample.
+	if !strings.Contains(stdout, "60 queries") || !strings.Contains(stdout, "1 safe-state calls") {
 		t.Errorf("summary:\n%s", stdout)
 	}
-	if st := statuses(t, dir); st[journal.StatusDone] != 45 || len(st) != 1 {
-		t.Errorf("journal statuses %v, want 45 done", st)
+	if st := statuses(t, dir); st[journal.StatusDone] != 60 || len(st) != 1 {
+		t.Errorf("journal statuses %v, want 60 done", st)
 	}
 	if !blank(t, fb) {
 		t.Error("the SLM was not blanked at the end of the run")
