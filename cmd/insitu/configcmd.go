@@ -62,16 +62,26 @@ included.`,
 	return cmd
 }
 
-// isTrainConfig reports whether file is an 'insitu train' config: it has a
-// top-level key only training knows.
+// isTrainConfig reports whether file is an 'insitu train' config.
 func isTrainConfig(file string) (bool, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return false, err
 	}
-	var top map[string]any
-	if err := yaml.Unmarshal(b, &top); err != nil {
+	train, err := trainingDoc(b)
+	if err != nil {
 		return false, fmt.Errorf("%s: %w", file, err)
+	}
+	return train, nil
+}
+
+// trainingDoc reports whether a YAML config document is an 'insitu train'
+// one: it has a top-level key only training knows (a run config refuses
+// them all).
+func trainingDoc(doc []byte) (bool, error) {
+	var top map[string]any
+	if err := yaml.Unmarshal(doc, &top); err != nil {
+		return false, err
 	}
 	for _, k := range []string{"data", "epochs", "ideal_blackbox"} {
 		if _, ok := top[k]; ok {

@@ -429,8 +429,8 @@ func (p *runProgress) finish() {
 	}
 }
 
-// isTraining reports whether dir holds an `insitu train` run (its config
-// has a data section and epochs), which resume hands to the training loop.
+// isTraining reports whether dir holds an `insitu train` run (trainingDoc
+// of its journal's config), which resume hands to the training loop.
 func isTraining(cmd *cobra.Command, dir string) bool {
 	j, err := journal.OpenReadOnly(dir)
 	if err != nil {
@@ -441,11 +441,6 @@ func isTraining(cmd *cobra.Command, dir string) bool {
 	if err != nil {
 		return false
 	}
-	var top map[string]any
-	if yaml.Unmarshal(data, &top) != nil {
-		return false
-	}
-	_, hasData := top["data"]
-	_, hasEpochs := top["epochs"]
-	return hasData && hasEpochs
+	train, err := trainingDoc(data)
+	return err == nil && train
 }

@@ -385,8 +385,12 @@ func (t *OpticalTwin) forward(w *owork, x []float64, k uint64, noisy bool) {
 			w.u[j] += t.cfg.InputNoise * rng.NormFloat64()
 		}
 	}
-	t.expand(x[t.du:], w.phi)
-	t.phases(w.phi, w.psi)
+	phi := x[t.du:]
+	if t.mp > 1 {
+		t.expand(phi, w.phi)
+		phi = w.phi
+	}
+	t.phases(phi, w.psi)
 	for i, p := range w.psi {
 		s, c := math.Sincos(p)
 		a := 1.0
@@ -400,10 +404,6 @@ func (t *OpticalTwin) forward(w *owork, x []float64, k uint64, noisy bool) {
 
 // expand sets the n×n pixel phases phi from the (n/mp)² controls th.
 func (t *OpticalTwin) expand(th, phi []float64) {
-	if t.mp == 1 {
-		copy(phi, th)
-		return
-	}
 	for r := range t.n {
 		row := th[(r/t.mp)*t.nc : (r/t.mp+1)*t.nc]
 		for c := range t.n {
