@@ -6,3 +6,11 @@ func WithoutPresent(c Config) Config {
 	c.noPresent = true
 	return c
 }
+
+// SetMaxRequest makes w split frames as if the server took requests of at
+// most n bytes and had no BIG-REQUESTS.
+func SetMaxRequest(w *Window, n int) {
+	w.mu.Lock()
+	w.maxReq, w.big = n, false
+	w.mu.Unlock()
+}

@@ -302,3 +302,61 @@ func TestWindowObscured(t *testing.T) {
 		t.Fatalf("after the cover went, pixel %d differs", i)
 	}
 }
+
+// A server without BIG-REQUESTS takes at most 256 KiB a request; a small
+// limit makes a frame go up in many strips, which must still read back
+// exactly.
+func TestUploadInStrips(t *testing.T) {
+	s := bench(t)
+	w := open(t, s, x11.Selector{Output: "SLM-1"})
+	for _, n := range []int{1 << 16, 262140} {
+		x11.SetMaxRequest(w, n)
+		gray := randomGray(1920*1152, uint64(n))
+		if err := w.Show(context.Background(), gray); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Gray(slmRect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := firstDiff(got, gray); i >= 0 {
+			t.Fatalf("max request %d: pixel %d differs", n, i)
+		}
+	}
+}
+
+// Unplugging the SLM (its monitor disappears) loses the window.
+func TestMonitorGone(t *testing.T) {
+	s := bench(t)
+	w := open(t, s, x11.Selector{Output: "SLM-1"})
+	s.DeleteMonitor(t, "SLM-1")
+	s.Replug(t)
+	select {
+	case <-w.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("deleting the monitor did not lose the window")
+	}
+	err := w.Show(context.Background(), make([]uint8, 1920*1152))
+	if !errors.Is(err, x11.ErrLost) || !strings.Contains(err.Error(), "SLM-1") {
+		t.Fatalf("Show after the monitor went: %v", err)
+	}
+	if err := w.Blank(context.Background()); !errors.Is(err, x11.ErrLost) {
+		t.Fatalf("Blank after the monitor went: %v", err)
+	}
+}
+
+// A desktop session's server wants the cookie of its Xauthority file: the
+// window finds it for the display it dials, and without it is refused.
+func TestAuthority(t *testing.T) {
+	s, file := x11test.StartAuth(t, 800, 600)
+	w := open(t, s, x11.Selector{AllowPrimary: true})
+	if err := w.Show(context.Background(), randomGray(800*600, 1)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Setenv("XAUTHORITY", file+".missing")
+	_, err := x11.Open(context.Background(), x11.Config{Display: s.Display, Selector: x11.Selector{AllowPrimary: true}})
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("without the cookie: %v", err)
+	}
+}

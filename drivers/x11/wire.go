@@ -138,21 +138,28 @@ func (w *wire) fill(n int) error {
 	if cap(w.buf) > 1<<20 { // do not keep a large image reply's buffer
 		w.buf = nil
 	}
-	w.buf = w.buf[:0]
 	return w.fillMore(0, n)
 }
 
-// fillMore reads n more bytes after the first have bytes of w.buf.
+// fillMore reads n more bytes after the first have bytes of w.buf. The
+// buffer grows as the bytes arrive, so a corrupt length on a short stream
+// does not allocate what it claims.
 func (w *wire) fillMore(have, n int) error {
 	if n < 0 || n > maxReply {
 		return fmt.Errorf("x11: message of %d bytes: stream out of step", n)
 	}
-	if cap(w.buf) < have+n {
-		nb := make([]byte, have, have+n)
-		copy(nb, w.buf[:have])
-		w.buf = nb
+	w.buf = w.buf[:have]
+	for n > 0 {
+		k := min(n, 1<<20)
+		if cap(w.buf)-len(w.buf) < k {
+			w.buf = append(w.buf, make([]byte, k)...)[:len(w.buf)]
+		}
+		start := len(w.buf)
+		w.buf = w.buf[:start+k]
+		if _, err := io.ReadFull(w.r, w.buf[start:]); err != nil {
+			return err
+		}
+		n -= k
 	}
-	w.buf = w.buf[:have+n]
-	_, err := io.ReadFull(w.r, w.buf[have:])
-	return err
+	return nil
 }

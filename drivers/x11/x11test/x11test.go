@@ -9,11 +9,14 @@ package x11test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +37,8 @@ type Server struct {
 	exit chan struct{}
 	conn *xgb.Conn // the test's own connection; holds the monitors it adds
 
+	mm int // physical width change, for Replug
+
 	mu     sync.Mutex
 	killed bool
 }
@@ -43,13 +48,57 @@ type Server struct {
 // (e.g. "-extension", "Present" to run without Present).
 func Start(tb testing.TB, w, h int, args ...string) *Server {
 	tb.Helper()
-	path, err := exec.LookPath("Xvfb")
+	return start(tb, w, h, "", "", args)
+}
+
+// StartAuth starts Xvfb as Start does, but accepting only clients that
+// present a MIT-MAGIC-COOKIE-1, as a desktop session's server does. The
+// cookie is written with xauth to a file that XAUTHORITY names for the
+// rest of the test; the file's path is returned.
+func StartAuth(tb testing.TB, w, h int) (*Server, string) {
+	tb.Helper()
+	need(tb, "xauth")
+	dir := tb.TempDir()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatal(err)
+	}
+	cookie := hex.EncodeToString(b)
+	// The server accepts every cookie of its -auth file, whatever display
+	// the entry names.
+	serverFile := filepath.Join(dir, "server")
+	xauth(tb, serverFile, "add", ":0", ".", cookie)
+	clientFile := filepath.Join(dir, "client")
+	s := start(tb, w, h, clientFile, cookie, []string{"-auth", serverFile})
+	return s, clientFile
+}
+
+func xauth(tb testing.TB, file string, args ...string) {
+	tb.Helper()
+	out, err := exec.Command("xauth", append([]string{"-q", "-f", file}, args...)...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("xauth %v: %v: %s", args, err, out)
+	}
+}
+
+// need skips (or, in CI, fails) a test without the program name.
+func need(tb testing.TB, name string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			tb.Fatalf("Xvfb is required in CI (apt-get install xvfb): %v", err)
+			tb.Fatalf("%s is required in CI (see .ci/run): %v", name, err)
 		}
-		tb.Skipf("Xvfb not installed: %v", err)
+		tb.Skipf("%s not installed: %v", name, err)
 	}
+	return path
+}
+
+// start runs Xvfb; with a cookie it writes the display's entry to
+// cookieFile and points XAUTHORITY at it before connecting.
+func start(tb testing.TB, w, h int, cookieFile, cookie string, args []string) *Server {
+	tb.Helper()
+	path := need(tb, "Xvfb")
 	r, wr, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -85,6 +134,10 @@ func Start(tb testing.TB, w, h int, args ...string) *Server {
 		s.Display = ":" + strconv.Itoa(n)
 	case <-time.After(20 * time.Second):
 		tb.Fatalf("Xvfb did not start within 20 s: %s", stderr.String())
+	}
+	if cookie != "" {
+		xauth(tb, cookieFile, "add", s.Display, ".", cookie)
+		tb.Setenv("XAUTHORITY", cookieFile)
 	}
 	c, err := xgb.NewConnDisplay(s.Display)
 	if err != nil {
@@ -142,6 +195,18 @@ func (s *Server) DeleteMonitor(tb testing.TB, name string) {
 	}
 	if err := randr.DeleteMonitorChecked(s.conn, s.root(), a.Atom).Check(); err != nil {
 		tb.Fatalf("DeleteMonitor %s: %v", name, err)
+	}
+}
+
+// Replug stands for a display hotplug: RandR monitors come and go without
+// an event, so it also sets the screen size anew (its physical size
+// changed), which sends every RandR client a ScreenChangeNotify.
+func (s *Server) Replug(tb testing.TB) {
+	tb.Helper()
+	s.mm++
+	err := randr.SetScreenSizeChecked(s.conn, s.root(), uint16(s.W), uint16(s.H), uint32(s.W/4+s.mm), uint32(s.H/4)).Check()
+	if err != nil {
+		tb.Fatalf("SetScreenSize: %v", err)
 	}
 }
 
