@@ -307,12 +307,12 @@ func decodeSLM(p insitu.Params) (slmConfig, error) {
 	return c, nil
 }
 
-func openSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
+func openSLM(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
 	c, err := decodeSLM(p)
 	if err != nil {
 		return nil, err
 	}
-	d, err := slm.OpenDisplay(c.Display)
+	d, err := slm.OpenDisplay(ctx, c.Display)
 	if err != nil {
 		return nil, p.Errorf("display", "%w", err)
 	}

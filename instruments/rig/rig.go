@@ -243,17 +243,38 @@ func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
 		}
-		if err := s.a.Apply(ctx, x[s.off:s.off+s.n:s.off+s.n]); err != nil {
+		xs := x[s.off : s.off+s.n : s.off+s.n]
+		if err := traced(ctx, s.c.Name, func(ctx context.Context) error { return s.a.Apply(ctx, xs) }); err != nil {
 			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
 		}
 		if st, ok := s.a.(Settler); ok {
 			settle = max(settle, st.Settle())
 		}
 	}
+	// Apply returns once the device has confirmed (an SLM's frame is on
+	// screen), so the settle time starts from there.
 	if err := sleep(ctx, settle+r.settle); err != nil {
 		return nil, fmt.Errorf("rig %s: settle %v: %w", name, settle+r.settle, err)
 	}
+	now := time.Now()
+	for _, s := range r.acts {
+		if _, ok := s.a.(Settler); ok {
+			insitu.MarkQuery(ctx, s.c.Name, insitu.MarkSettled, now)
+		}
+	}
 	return r.measure(ctx, nil)
+}
+
+// traced runs fn under a trace of its own and passes the marks it made on
+// to ctx's trace under the part's name: instruments mark without knowing
+// what the rig calls them.
+func traced(ctx context.Context, part string, fn func(context.Context) error) error {
+	var tr insitu.QueryTrace
+	err := fn(insitu.WithQueryTrace(ctx, &tr))
+	for _, m := range tr.Marks() {
+		insitu.MarkQuery(ctx, part, m.Event, m.At)
+	}
+	return err
 }
 
 // measure reads every sensor in order into one output vector, calling
@@ -265,7 +286,11 @@ func (r *Rig) measure(ctx context.Context, started func(i int)) ([]float64, erro
 		if started != nil {
 			started(s.i)
 		}
-		v, err := s.s.Measure(ctx)
+		var v []float64
+		err := traced(ctx, s.c.Name, func(ctx context.Context) (err error) {
+			v, err = s.s.Measure(ctx)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("rig %s: measure %s: %w", name, s.c.Name, err)
 		}

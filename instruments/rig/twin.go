@@ -382,9 +382,9 @@ func twinSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, TwinI
 			if len(c.Origin) == 2 {
 				w, h = c.Origin[0]+side, c.Origin[1]+side
 			}
-			notes = append(notes, fmt.Sprintf("display %s %s: its size comes from the kernel; the twin's memory display is %d×%d, which holds the %d×%d pattern", c.Display.Type, c.Display.Path, w, h, side, side))
+			notes = append(notes, fmt.Sprintf("display %s: its size comes from the device; the twin's memory display is %d×%d, which holds the %d×%d pattern", c.Display, w, h, side, side))
 		} else {
-			notes = append(notes, fmt.Sprintf("display %s %s replaced by a %d×%d memory display (8-bit gray; the framebuffer's pixel format is not modelled)", c.Display.Type, c.Display.Path, w, h))
+			notes = append(notes, fmt.Sprintf("display %s replaced by a %d×%d memory display (8-bit gray; the device's pixel format is not modelled)", c.Display, w, h))
 		}
 	}
 	if len(c.Correction) > 0 {

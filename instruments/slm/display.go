@@ -3,10 +3,25 @@ package slm
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/insitu-lab/insitu/drivers/fbdev"
+	"github.com/insitu-lab/insitu/drivers/x11"
 )
+
+// X11 is a full-screen window on one monitor as a Display. Frames are
+// confirmed by the X server (a round trip, then the vblank where the
+// Present extension exists) before Show returns.
+type X11 struct{ *x11.Window }
+
+// ShowConfirmed implements ConfirmingDisplay.
+func (d X11) ShowConfirmed(ctx context.Context, gray []uint8) (written, shown time.Time, err error) {
+	f, err := d.ShowFrame(ctx, gray)
+	return f.Written, f.Shown, err
+}
 
 // Memory is an in-memory display that keeps the last frame, for twins and
 // tests.
@@ -71,17 +86,71 @@ func (m *Memory) Frames() int {
 // DisplayConfig selects and opens a display backend; the keys of a rig
 // config's slm part `display` section.
 type DisplayConfig struct {
-	Type string `mapstructure:"type"` // fbdev | memory
+	Type string `mapstructure:"type"` // x11 | fbdev | memory
 	// fbdev: the device (or a plain file standing in for it) and, for a
 	// plain file or to check the device, its geometry.
 	Path     string `mapstructure:"path"`
 	SysfsDir string `mapstructure:"sysfs_dir"`
-	// Width, Height: required for memory; for fbdev they must agree with
-	// the device (or describe a plain file).
+	// Width, Height: required for memory; for fbdev and x11 they must
+	// agree with the device or monitor (or describe a plain file).
 	Width  int `mapstructure:"width"`
 	Height int `mapstructure:"height"`
 	Bits   int `mapstructure:"bits"`   // fbdev bits per pixel: 8, 16, 24, 32
 	Stride int `mapstructure:"stride"` // fbdev bytes per line; 0: packed
+
+	// x11: a full-screen window on one monitor of an X display ("" for
+	// $DISPLAY), chosen by RandR monitor or output name, or by geometry
+	// (WxH+X+Y). The monitor holding the desktop is refused unless
+	// AllowPrimary.
+	X11Display   string `mapstructure:"x11_display"`
+	Output       string `mapstructure:"output"`
+	Geometry     string `mapstructure:"geometry"`
+	AllowPrimary bool   `mapstructure:"allow_primary"`
+}
+
+// String names the display the config selects: "fbdev /dev/fb1",
+// "x11 :0 output HDMI-1".
+func (c DisplayConfig) String() string {
+	switch c.Type {
+	case "fbdev":
+		return "fbdev " + c.Path
+	case "x11":
+		s := "x11"
+		if c.X11Display != "" {
+			s += " " + c.X11Display
+		}
+		if c.Output != "" {
+			s += " output " + c.Output
+		}
+		if c.Geometry != "" {
+			s += " geometry " + c.Geometry
+		}
+		return s
+	}
+	return c.Type
+}
+
+// foreign returns the first key set in c that does not belong to its type.
+func (c DisplayConfig) foreign() string {
+	x11 := map[string]bool{"x11_display": c.X11Display != "", "output": c.Output != "", "geometry": c.Geometry != "", "allow_primary": c.AllowPrimary}
+	fb := map[string]bool{"path": c.Path != "", "sysfs_dir": c.SysfsDir != "", "bits": c.Bits != 0, "stride": c.Stride != 0}
+	var other map[string]bool
+	switch c.Type {
+	case "x11":
+		other = fb
+	case "fbdev":
+		other = x11
+	case "memory":
+		other = maps.Clone(x11)
+		maps.Copy(other, fb)
+	}
+	keys := slices.Sorted(maps.Keys(other))
+	for _, k := range keys {
+		if other[k] {
+			return k
+		}
+	}
+	return ""
 }
 
 // Size returns the size of the display c configures without opening
@@ -91,7 +160,30 @@ type DisplayConfig struct {
 // (the device must agree, or a plain file is that size); otherwise it comes
 // from the kernel when the device is opened, and Size returns 0, 0.
 func (c DisplayConfig) Size() (w, h int, err error) {
+	if k := c.foreign(); k != "" {
+		return 0, 0, fmt.Errorf("%s display: %s is not a key of this display type", c.Type, k)
+	}
 	switch c.Type {
+	case "x11":
+		if c.Width < 0 || c.Height < 0 || (c.Width == 0) != (c.Height == 0) {
+			return 0, 0, fmt.Errorf("x11 display: width %d and height %d: give both (the monitor's size) or neither", c.Width, c.Height)
+		}
+		if c.Geometry != "" {
+			r, err := x11.ParseGeometry(c.Geometry)
+			if err != nil {
+				return 0, 0, fmt.Errorf("x11 display: %w", err)
+			}
+			if c.Width != 0 && (c.Width != r.Dx() || c.Height != r.Dy()) {
+				return 0, 0, fmt.Errorf("x11 display: width %d and height %d disagree with geometry %s", c.Width, c.Height, c.Geometry)
+			}
+			return r.Dx(), r.Dy(), nil
+		}
+		if c.X11Display != "" {
+			if _, err := x11.ParseDisplay(c.X11Display); err != nil {
+				return 0, 0, fmt.Errorf("x11 display: %w", err)
+			}
+		}
+		return c.Width, c.Height, nil
 	case "memory":
 		if c.Width <= 0 || c.Height <= 0 {
 			return 0, 0, fmt.Errorf("memory display: width and height must be positive, got %d×%d", c.Width, c.Height)
@@ -124,16 +216,27 @@ func (c DisplayConfig) Size() (w, h int, err error) {
 		}
 		return c.Width, c.Height, nil
 	}
-	return 0, 0, fmt.Errorf("display type %q: want fbdev or memory", c.Type)
+	return 0, 0, fmt.Errorf("display type %q: want x11, fbdev or memory", c.Type)
 }
 
 // OpenDisplay opens the configured backend.
-func OpenDisplay(c DisplayConfig) (Display, error) {
+func OpenDisplay(ctx context.Context, c DisplayConfig) (Display, error) {
 	if _, _, err := c.Size(); err != nil {
 		return nil, err
 	}
-	if c.Type == "memory" {
+	switch c.Type {
+	case "memory":
 		return NewMemory(c.Width, c.Height), nil
+	case "x11":
+		w, err := x11.Open(ctx, x11.Config{
+			Display:  c.X11Display,
+			Selector: x11.Selector{Output: c.Output, Geometry: c.Geometry, AllowPrimary: c.AllowPrimary},
+			Width:    c.Width, Height: c.Height,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return X11{w}, nil
 	}
 	d, err := fbdev.Open(c.Path, &fbdev.Opts{
 		SysfsDir: c.SysfsDir,

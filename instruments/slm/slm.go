@@ -34,14 +34,30 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/interp"
+
+	"github.com/insitu-lab/insitu"
 )
 
 // Display is where frames go: a row-major Width×Height gray image per Show.
-// *fbdev.Dev implements it, as does Memory.
+// *fbdev.Dev implements it, as do X11 and Memory.
 type Display interface {
 	Size() (w, h int)
 	Show(ctx context.Context, gray []uint8) error
 	Blank(ctx context.Context) error
+}
+
+// ConfirmingDisplay is a Display that tells when a frame was handed over
+// and when the device confirmed it, for the query's trace.
+type ConfirmingDisplay interface {
+	Display
+	ShowConfirmed(ctx context.Context, gray []uint8) (written, shown time.Time, err error)
+}
+
+// Watcher is a display that can be lost between frames (an X window, its
+// connection): Done is closed when it is, and Err then says why.
+type Watcher interface {
+	Done() <-chan struct{}
+	Err() error
 }
 
 // LUT is a measured phase response: the phase (radians, at the config's
@@ -96,7 +112,8 @@ type SLM struct {
 	x0, y0 int
 	scale  float64                   // λ/λ_cal
 	gray   func(phi float64) float64 // LUT: phase in [0, 2π·scale) → gray
-	corr   []float64                 // N×N, nil if none
+	corr   []float64                 // (N·MacroPixel)², nil if none
+	dcorr  []float64                 // the display-sized correction, when given so
 	name   string
 
 	mu    sync.Mutex
@@ -205,6 +222,7 @@ func plan(cfg Config, w, h int, known bool, name string) (*SLM, error) {
 		// values are checked below all the same.
 		s.corr = c
 	case len(c) == w*h:
+		s.dcorr = c
 		s.corr = make([]float64, n*n)
 		for r := range n {
 			copy(s.corr[r*n:(r+1)*n], c[(s.y0+r)*w+s.x0:])
@@ -276,6 +294,12 @@ func (s *SLM) Gray(i int, phi float64) uint8 {
 	if s.corr != nil {
 		phi += s.corr[i]
 	}
+	return s.level(phi)
+}
+
+// level is the gray level of phase phi (radians, correction included):
+// wrapped, scaled by λ/λ_cal and through the LUT.
+func (s *SLM) level(phi float64) uint8 {
 	phi = math.Mod(phi, 2*math.Pi)
 	if phi < 0 {
 		phi += 2 * math.Pi
@@ -315,19 +339,82 @@ func (s *SLM) Frame(phase []float64, dst []uint8) error {
 	return nil
 }
 
+// ImageFrame renders a display-sized phase image (radians, row-major
+// Width×Height) into dst through the same correction, wrap, wavelength
+// scaling and LUT as Frame: every display pixel is a control. The
+// correction applies where it is defined: everywhere if it was given
+// display-sized, else on the pattern's square.
+func (s *SLM) ImageFrame(phase []float64, dst []uint8) error {
+	if len(phase) != s.w*s.h || len(dst) != s.w*s.h {
+		return fmt.Errorf("%s: image has %d phases and frame %d pixels, want %d×%d", s.name, len(phase), len(dst), s.w, s.h)
+	}
+	for i, v := range phase {
+		if !finite(v) {
+			return fmt.Errorf("%s: image phase %d (x %d, y %d) = %v is not finite", s.name, i, i%s.w, i/s.w, v)
+		}
+	}
+	for y := range s.h {
+		for x := range s.w {
+			i := y*s.w + x
+			phi := phase[i]
+			switch px, py := x-s.x0, y-s.y0; {
+			case s.dcorr != nil:
+				phi += s.dcorr[i]
+			case s.corr != nil && px >= 0 && py >= 0 && px < s.side && py < s.side:
+				phi += s.corr[py*s.side+px]
+			}
+			dst[i] = s.level(phi)
+		}
+	}
+	return nil
+}
+
 // Show renders phase and puts it on the display without waiting for the
 // liquid crystal; a file-backed display is flushed so a twin sees the
-// whole frame.
+// whole frame. The instants the frame was written and shown are marked on
+// the query's trace (insitu.MarkQuery); a rig names them after its part.
 func (s *SLM) Show(ctx context.Context, phase []float64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.Frame(phase, s.frame); err != nil {
 		return fmt.Errorf("show: %w", err)
 	}
-	if err := s.d.Show(ctx, s.frame); err != nil {
-		return fmt.Errorf("%s: show: %w", s.name, err)
+	return s.put(ctx)
+}
+
+// ShowImage renders a display-sized phase image (see ImageFrame) and puts
+// it on the display as Show does: alignment patterns over the whole panel.
+func (s *SLM) ShowImage(ctx context.Context, phase []float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.ImageFrame(phase, s.frame); err != nil {
+		return fmt.Errorf("show image: %w", err)
 	}
-	return s.sync()
+	return s.put(ctx)
+}
+
+// put shows s.frame, confirmed as far as the display can, and marks the
+// trace. s.mu is held.
+func (s *SLM) put(ctx context.Context) error {
+	var written, shown time.Time
+	if cd, ok := s.d.(ConfirmingDisplay); ok {
+		var err error
+		if written, shown, err = cd.ShowConfirmed(ctx, s.frame); err != nil {
+			return fmt.Errorf("%s: show: %w", s.name, err)
+		}
+	} else {
+		if err := s.d.Show(ctx, s.frame); err != nil {
+			return fmt.Errorf("%s: show: %w", s.name, err)
+		}
+		written = time.Now()
+		if err := s.sync(); err != nil {
+			return err
+		}
+		shown = time.Now()
+	}
+	insitu.MarkQuery(ctx, "", insitu.MarkWritten, written)
+	insitu.MarkQuery(ctx, "", insitu.MarkShown, shown)
+	return nil
 }
 
 func (s *SLM) sync() error {
@@ -347,6 +434,7 @@ func (s *SLM) SetPhase(ctx context.Context, phase []float64) error {
 	if err := Sleep(ctx, s.cfg.Settle); err != nil {
 		return fmt.Errorf("%s: settle: %w", s.name, err)
 	}
+	insitu.MarkQuery(ctx, "", insitu.MarkSettled, time.Now())
 	return nil
 }
 

@@ -174,7 +174,7 @@ func TestFramebufferFile(t *testing.T) {
 	if err := os.WriteFile(path, make([]byte, stride*2), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d, err := OpenDisplay(DisplayConfig{Type: "fbdev", Path: path, SysfsDir: filepath.Join(dir, "none"),
+	d, err := OpenDisplay(context.Background(), DisplayConfig{Type: "fbdev", Path: path, SysfsDir: filepath.Join(dir, "none"),
 		Width: 3, Height: 2, Bits: 32, Stride: stride})
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +353,7 @@ func TestDisplayConfigSize(t *testing.T) {
 		}
 		if tc.bad {
 			// OpenDisplay refuses it with the same error, before opening.
-			if _, oerr := OpenDisplay(tc.c); oerr == nil || oerr.Error() != err.Error() {
+			if _, oerr := OpenDisplay(context.Background(), tc.c); oerr == nil || oerr.Error() != err.Error() {
 				t.Errorf("%+v: OpenDisplay %v, Size %v", tc.c, oerr, err)
 			}
 		}
