@@ -23,6 +23,8 @@ type probeFlags struct {
 	config     string
 	sets       []string
 	ports      bool
+	monitors   bool
+	x11Display string
 	tcp        string
 	serial     string
 	usbtmc     string
@@ -44,6 +46,7 @@ instrument for its identity:
   insitu probe --tcp 192.168.1.20          # LXI raw socket, port 5025 by default
   insitu probe --serial /dev/ttyUSB0 --baud 9600 --terminator CR
   insitu probe --usbtmc /dev/usbtmc0
+  insitu probe --monitors                  # the X display's monitors, for an SLM window
 
 or open every device of a run or training config, as a run would, and check
 it against the config:
@@ -64,6 +67,9 @@ With no flag it lists the ports.`,
 			if f.config != "" {
 				return probeConfig(cmd.Context(), cmd.OutOrStdout(), f.config, f.sets)
 			}
+			if f.monitors {
+				return probeMonitors(cmd.Context(), cmd.OutOrStdout(), f.x11Display)
+			}
 			return probe(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}
@@ -71,6 +77,8 @@ With no flag it lists the ports.`,
 	fl.StringVar(&f.config, "config", "", "open the devices of this run or training config, check them against it, then safe state")
 	fl.StringArrayVar(&f.sets, "set", nil, "with --config: override a config key: --set key=value (repeatable)")
 	fl.BoolVar(&f.ports, "ports", false, "list serial ports")
+	fl.BoolVar(&f.monitors, "monitors", false, "list the X display's monitors (name, geometry, primary) for an SLM's display: {type: x11}")
+	fl.StringVar(&f.x11Display, "x11-display", "", "with --monitors: the X display (default $DISPLAY)")
 	fl.StringVar(&f.tcp, "tcp", "", "ask the instrument at this LXI address (host[:port])")
 	fl.StringVar(&f.serial, "serial", "", "ask the instrument on this serial port")
 	fl.StringVar(&f.usbtmc, "usbtmc", "", "ask the instrument on this USBTMC device")

@@ -257,7 +257,7 @@ func (s Selector) Select(ms []Monitor) (Monitor, error) {
 		if s.Geometry != "" && m.Rect != geo {
 			continue
 		}
-		if s.Output == "" && s.Geometry == "" && !s.AllowPrimary && s.coversDesktop(m, ms) {
+		if s.Output == "" && s.Geometry == "" && !s.AllowPrimary && s.CoversDesktop(m, ms) {
 			continue
 		}
 		cand = append(cand, m)
@@ -282,15 +282,15 @@ func (s Selector) Select(ms []Monitor) (Monitor, error) {
 		return Monitor{}, fmt.Errorf("%d monitors match %s: add geometry; the monitors are:%s", len(cand), what, list())
 	}
 	m := cand[0]
-	if !s.AllowPrimary && s.coversDesktop(m, ms) {
+	if !s.AllowPrimary && s.CoversDesktop(m, ms) {
 		return Monitor{}, fmt.Errorf("monitor %s holds or overlaps the operator's desktop: a full-screen SLM window there would cover it (set allow_primary: true to use it anyway); the monitors are:%s", m, list())
 	}
 	return m, nil
 }
 
-// coversDesktop reports whether a window over m would cover any of the
-// monitor holding the desktop.
-func (Selector) coversDesktop(m Monitor, ms []Monitor) bool {
+// CoversDesktop reports whether a window over m would cover any of the
+// monitor holding the desktop (see Monitor.Desktop) among ms.
+func (Selector) CoversDesktop(m Monitor, ms []Monitor) bool {
 	for _, d := range ms {
 		if d.Desktop && d.Rect.Overlaps(m.Rect) {
 			return true

@@ -221,6 +221,13 @@ func intersect(dev insitu.Space, lower, upper []float64) (insitu.Space, error) {
 	return dev.Narrowed(sp.Lower, sp.Upper), nil
 }
 
+// Components returns the rig's parts, in order, as they were given to New
+// (a copy of the list; the parts are shared).
+func (r *Rig) Components() []Component { return append([]Component(nil), r.parts...) }
+
+// Settle returns the rig's own settle time, after the parts' own.
+func (r *Rig) Settle() time.Duration { return r.settle }
+
 // Spec implements insitu.BlackBox: inputs named <part>/<coordinate>, the
 // device ranges narrowed by the config bounds; outputs <part>/<output>.
 func (r *Rig) Spec() insitu.Spec { return r.spec }
