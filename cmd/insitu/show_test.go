@@ -81,6 +81,15 @@ journal: {sync: query}
 	return x11Bench{x: x, fb: fb, config: writeFile(t, "x11-bench.yaml", cfg)}
 }
 
+// dirty leaves a pattern on the framebuffer SLM, as an earlier run would
+// have, so that its safe state shows.
+func (b x11Bench) dirty(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(b.fb, bytes.Repeat([]byte{0x55}, 60*60*4), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // show puts a checker on the SLM window through the guard, holds it (read
 // back byte for byte meanwhile), and ends with the window blank.
 func TestShowCheckerEndToEnd(t *testing.T) {
@@ -107,6 +116,7 @@ func TestShowCheckerEndToEnd(t *testing.T) {
 		}
 	}
 
+	b.dirty(t)
 	type result struct {
 		out string
 		err error
@@ -231,5 +241,35 @@ func TestRunX11ServerKilled(t *testing.T) {
 	}
 	if !blank(t, b.fb) {
 		t.Error("the other SLM was not blanked after the X server died")
+	}
+}
+
+// The X server dies while show holds a pattern: show ends at once with an
+// error naming the window's loss, and the other parts are safe.
+func TestShowXKilledDuringHold(t *testing.T) {
+	b := newX11Bench(t, 1)
+	b.dirty(t)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := run(t, "show", b.config, "--part", "slm", "--pattern", "grating:16:30", "--for", "60s")
+		done <- err
+	}()
+	if err := x11test.WaitFor(context.Background(), 10*time.Second, func() bool {
+		g, err := b.x.Gray(image.Rect(1920, 0, 1921, 16))
+		return err == nil && !bytes.Equal(g, make([]uint8, 16))
+	}); err != nil {
+		t.Fatal("the grating never showed")
+	}
+	b.x.Kill()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), x11.ErrLost.Error()) || !strings.Contains(err.Error(), "connection") {
+			t.Fatalf("show after the X server died: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("show went on holding after the X server died")
+	}
+	if !blank(t, b.fb) {
+		t.Error("the other SLM part was not put in its safe state")
 	}
 }

@@ -100,7 +100,11 @@ func (p Pattern) Image(w, h int) []float64 {
 		for y := range h {
 			for x := range w {
 				t := (float64(x-cx)*c + float64(y-cy)*s) / p.Period
-				img[y*w+x] = 2 * math.Pi * (t - math.Floor(t))
+				v := 2 * math.Pi * (t - math.Floor(t))
+				if v >= 2*math.Pi { // t a hair below a whole number
+					v = 0
+				}
+				img[y*w+x] = v
 			}
 		}
 	}

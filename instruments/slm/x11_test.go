@@ -192,3 +192,51 @@ func TestX11DisplayConfig(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkShow: a phase pattern in, the frame on the display and, for
+// X11, confirmed by the server (round trip and Present's vblank), on a
+// 1920×1152 SLM monitor; the memory and framebuffer-file displays are the
+// references. Bytes are the frame's gray pixels.
+func BenchmarkShow(b *testing.B) {
+	const w, h = 1920, 1152
+	cfg := slm.Config{N: 128, MacroPixel: 8, TwoPiGray: 218}
+	p := phases(128*128, 1)
+	run := func(b *testing.B, d slm.Display) {
+		s, err := slm.New(d, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(w * h)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			p[0] = float64(i%7) / 7 // a new frame each time
+			if err := s.Show(context.Background(), p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("memory", func(b *testing.B) { run(b, slm.NewMemory(w, h)) })
+	b.Run("fbdev-file", func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "fb")
+		if err := os.WriteFile(path, make([]byte, 4*w*h), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		d, err := slm.OpenDisplay(context.Background(), slm.DisplayConfig{Type: "fbdev", Path: path, Width: w, Height: h, Bits: 32})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer d.(interface{ Close() error }).Close()
+		run(b, d)
+	})
+	b.Run("x11-xvfb", func(b *testing.B) {
+		s := x11test.Start(b, 3840, 1200)
+		s.AddMonitor(b, "DESK", image.Rect(0, 0, 1920, 1200), true)
+		s.AddMonitor(b, "SLM-1", slmRect, false)
+		d, err := slm.OpenDisplay(context.Background(), slm.DisplayConfig{Type: "x11", X11Display: s.Display, Output: "SLM-1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer d.(slm.X11).Close()
+		run(b, d)
+	})
+}
