@@ -33,7 +33,9 @@
 //	  parts:
 //	    - name: slm
 //	      type: slm
-//	      display: {type: fbdev, path: /dev/fb1, width: 1920, height: 1080, bits: 32}
+//	      display: {type: x11, output: HDMI-1}   # a full-screen window on that monitor (docs/bench.md)
+//	      # display: {type: x11, geometry: 1920x1152+1920+0, x11_display: ":0", allow_primary: false}
+//	      # display: {type: fbdev, path: /dev/fb1, width: 1920, height: 1080, bits: 32}
 //	      # display: {type: memory, width: 1920, height: 1080}
 //	      n: 60                     # the N×N phase pattern (controls)
 //	      macro_pixel: 1            # display pixels per control and side: n 10, macro_pixel 6 → 60×60 pixels
