@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -271,5 +272,28 @@ func TestShowXKilledDuringHold(t *testing.T) {
 	}
 	if !blank(t, b.fb) {
 		t.Error("the other SLM part was not put in its safe state")
+	}
+}
+
+func TestProbeMonitors(t *testing.T) {
+	b := newX11Bench(t, 1)
+	out, _, err := run(t, "probe", "--monitors", "--x11-display", b.x.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{`(?m)^DESK\s+1920x1200\+0\+0\s+yes\s+-\s+desktop: needs allow_primary$`,
+		`(?m)^SLM-1\s+1920x1152\+1920\+0\s+-\s+yes$`, `(?m)^screen\s+3840x1200\+0\+0\s+screen\s+desktop`,
+		`display: \{type: x11, output: SLM-1\}`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("probe --monitors output does not match %s:\n%s", re, out)
+		}
+	}
+	// config check opens nothing: it passes with the X server gone.
+	b.x.Kill()
+	if _, _, err := run(t, "config", "check", b.config); err != nil {
+		t.Fatalf("config check of an x11 config: %v", err)
+	}
+	if _, _, err := run(t, "probe", "--monitors", "--x11-display", b.x.Display); err == nil || !strings.Contains(err.Error(), b.x.Display) {
+		t.Fatalf("probe --monitors of a dead display: %v", err)
 	}
 }
