@@ -18,6 +18,11 @@ type state struct {
 	changed chan struct{} // closed and replaced on every change
 	done    chan struct{} // closed at the first loss
 
+	// What the event goroutines need of the window, set once it is known:
+	// they run from the connection's start, so they read it here, under mu.
+	mon     Monitor
+	present byte // the Present extension's opcode; 0: no Present events expected
+
 	win      uint32
 	mapped   bool
 	obscured bool
@@ -225,17 +230,14 @@ func (s *state) waitComplete(ctx context.Context, serial uint32) (presentEvent, 
 // onGE takes the Present events of the window; it runs on xgb's reader
 // goroutine and must not block.
 func (w *Window) onGE(b []byte) {
-	if !w.hasPresent {
-		return
-	}
-	ev, ok := parsePresentEvent(b, w.present.major)
-	if !ok {
-		return
-	}
 	s := &w.st
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ev.window != s.win {
+	if s.present == 0 {
+		return
+	}
+	ev, ok := parsePresentEvent(b, s.present)
+	if !ok || ev.window != s.win {
 		return
 	}
 	switch ev.evtype {
@@ -263,7 +265,7 @@ func (w *Window) events() {
 			continue
 		}
 		s.mu.Lock()
-		win, closing := xproto.Window(s.win), s.closing
+		win, closing, mon := xproto.Window(s.win), s.closing, s.mon
 		s.mu.Unlock()
 		switch e := ev.(type) {
 		case xproto.MapNotifyEvent:
@@ -275,18 +277,18 @@ func (w *Window) events() {
 			}
 		case xproto.UnmapNotifyEvent:
 			if e.Window == win && !closing {
-				s.lose(fmt.Errorf("the window on monitor %s was unmapped: %w", w.mon.Name, ErrLost),
+				s.lose(fmt.Errorf("the window on monitor %s was unmapped: %w", mon.Name, ErrLost),
 					func(s *state) { s.unmapped, s.mapped = true, false })
 			}
 		case xproto.DestroyNotifyEvent:
 			if e.Window == win && !closing {
-				s.lose(fmt.Errorf("the window on monitor %s was destroyed: %w", w.mon.Name, ErrLost),
+				s.lose(fmt.Errorf("the window on monitor %s was destroyed: %w", mon.Name, ErrLost),
 					func(s *state) { s.destroyed, s.mapped = true, false })
 			}
 		case xproto.ConfigureNotifyEvent:
 			r := image.Rect(int(e.X), int(e.Y), int(e.X)+int(e.Width), int(e.Y)+int(e.Height))
-			if e.Window == win && !closing && (r != w.mon.Rect || e.BorderWidth != 0) {
-				s.lose(fmt.Errorf("the window was moved to %s, off monitor %s: %w", FormatGeometry(r), w.mon, ErrLost),
+			if e.Window == win && !closing && (r != mon.Rect || e.BorderWidth != 0) {
+				s.lose(fmt.Errorf("the window was moved to %s, off monitor %s: %w", FormatGeometry(r), mon, ErrLost),
 					func(s *state) { s.moved = true })
 			}
 		case xproto.VisibilityNotifyEvent:
@@ -308,19 +310,18 @@ func (w *Window) events() {
 // showing somewhere else.
 func (w *Window) recheckMonitor() {
 	defer w.done.Done()
-	minor, ok, err := initRandR(w.c)
+	w.st.mu.Lock()
+	mon := w.st.mon
+	w.st.mu.Unlock()
+	ms, err := listMonitors(w.c, w.scr, w.rrMinor, w.hasRandR)
 	if err != nil {
 		return // the connection is going; events() reports it
 	}
-	ms, err := listMonitors(w.c, w.scr, minor, ok)
-	if err != nil {
-		return
-	}
 	for _, m := range ms {
-		if m.Name == w.mon.Name && m.Rect == w.mon.Rect {
+		if m.Name == mon.Name && m.Rect == mon.Rect {
 			return
 		}
 	}
-	w.st.lose(fmt.Errorf("monitor %s is gone or changed (the monitors are now %v): %w", w.mon, ms, ErrLost),
+	w.st.lose(fmt.Errorf("monitor %s is gone or changed (the monitors are now %v): %w", mon, ms, ErrLost),
 		func(s *state) { s.monitorGone = true })
 }

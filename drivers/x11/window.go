@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log"
 	"log/slog"
 	"math/bits"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +23,16 @@ func init() {
 	// xgb logs to stderr on its own; its messages (a read error when the
 	// server goes away, an Xauthority it could not read) are reported
 	// here as errors, so they go to the debug log.
-	xgb.Logger = slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)
+	xgb.Logger = log.New(debugLog{}, "", 0)
+}
+
+// debugLog writes each line to the slog default logger, at debug level,
+// as it is when the line is written.
+type debugLog struct{}
+
+func (debugLog) Write(p []byte) (int, error) {
+	slog.Debug("xgb: " + strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // ErrLost wraps every error of a window that is gone: the connection to
@@ -81,6 +92,8 @@ type Window struct {
 
 	present    presentExt
 	hasPresent bool
+	rrMinor    uint32 // RandR 1.x; hasRandR false: no RandR
+	hasRandR   bool
 	maxReq     int // bytes in one request
 	big        bool
 	pix        pixelFormat
@@ -146,6 +159,12 @@ func Open(ctx context.Context, cfg Config) (*Window, error) {
 	if cfg.noPresent {
 		w.hasPresent = false
 	}
+	w.st.mu.Lock()
+	w.st.mon = m
+	if w.hasPresent {
+		w.st.present = w.present.major
+	}
+	w.st.mu.Unlock()
 	if need := 28 + w.pix.stride(w.w); need > w.maxReq {
 		return fail(fmt.Errorf("one row of %d pixels needs a %d-byte request, the server takes %d", w.w, need, w.maxReq))
 	}
@@ -184,6 +203,10 @@ func (w *Window) connect(ctx context.Context) error {
 		return fmt.Errorf("x11 %s: screen %d: the server has %d", w.addr, w.addr.Screen, len(setup.Roots))
 	}
 	w.scr = &setup.Roots[w.addr.Screen]
+	if w.rrMinor, w.hasRandR, err = initRandR(c); err != nil {
+		c.Close()
+		return fmt.Errorf("x11 %s: %w", w.addr, err)
+	}
 	w.done.Add(1)
 	go w.events()
 	return nil
@@ -191,13 +214,12 @@ func (w *Window) connect(ctx context.Context) error {
 
 // monitors lists the server's monitors.
 func (w *Window) monitors() ([]Monitor, error) {
-	minor, ok, err := initRandR(w.c)
-	if err != nil {
-		return nil, err
-	}
-	return listMonitors(w.c, w.scr, minor, ok)
+	return listMonitors(w.c, w.scr, w.rrMinor, w.hasRandR)
 }
 
+// initRandR finds RandR once per connection, right after it opens: xgb's
+// extension set-up writes a map its readers share, so it must not run
+// while events arrive.
 func initRandR(c *xgb.Conn) (minor uint32, ok bool, err error) {
 	if randr.Init(c) != nil {
 		return 0, false, nil // no RANDR: the screen is the one monitor
@@ -258,7 +280,7 @@ func (w *Window) setup() error {
 	}
 	w.present, w.hasPresent = p, ok
 	// Monitor changes (a cable pulled, a mode set) lose the window's place.
-	if _, ok, _ := initRandR(w.c); ok {
+	if w.hasRandR {
 		randr.SelectInput(w.c, w.scr.Root, randr.NotifyMaskScreenChange|randr.NotifyMaskCrtcChange|randr.NotifyMaskOutputChange)
 	}
 	return nil

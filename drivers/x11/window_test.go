@@ -360,3 +360,23 @@ func TestAuthority(t *testing.T) {
 		t.Fatalf("without the cookie: %v", err)
 	}
 }
+
+// Before RandR 1.5 a monitor is an output with a CRTC; Xvfb's one output
+// "screen" covers the screen, as its automatic 1.5 monitor does.
+func TestMonitorsRandR12(t *testing.T) {
+	s := x11test.Start(t, 1024, 768)
+	ms, err := x11.MonitorsRandR12(s.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].Name != "screen" || ms[0].Rect != image.Rect(0, 0, 1024, 768) || !ms[0].Desktop {
+		t.Fatalf("RandR 1.2 monitors: %+v", ms)
+	}
+	m15, err := x11.Monitors(context.Background(), s.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m15) != 1 || m15[0].Name != ms[0].Name || m15[0].Rect != ms[0].Rect {
+		t.Fatalf("RandR 1.5 says %+v, 1.2 says %+v", m15, ms)
+	}
+}
