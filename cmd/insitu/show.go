@@ -204,7 +204,7 @@ func hold(ctx context.Context, out io.Writer, d slm.Display, dur time.Duration) 
 	case <-timer:
 		return nil
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return ctx.Err()
 	case <-lost:
 		return fmt.Errorf("%v: %w", d, d.(slm.Watcher).Err())
 	}

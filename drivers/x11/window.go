@@ -44,9 +44,11 @@ var ErrLost = errors.New("SLM window lost")
 // SLM window.
 var ErrObscured = errors.New("SLM window obscured")
 
-// FrameTimeout bounds the wait for the server to confirm a frame: a round
-// trip, then the vblank of Present's CompleteNotify.
-const FrameTimeout = 2 * time.Second
+// FrameTimeout bounds the wait for the server to confirm a frame (a round
+// trip, then the vblank of Present's CompleteNotify) or to map the window:
+// far beyond any healthy server, even a loaded one, so that reaching it
+// means the server is stuck.
+const FrameTimeout = 10 * time.Second
 
 // Config says where to open the window.
 type Config struct {
@@ -561,7 +563,9 @@ func (w *Window) restore(ctx context.Context) error {
 	case s.unmapped || s.moved || s.obscured:
 		xproto.ConfigureWindow(w.c, w.win, xproto.ConfigWindowX|xproto.ConfigWindowY|xproto.ConfigWindowWidth|xproto.ConfigWindowHeight|xproto.ConfigWindowStackMode,
 			[]uint32{uint32(int32(w.mon.Rect.Min.X)), uint32(int32(w.mon.Rect.Min.Y)), uint32(w.w), uint32(w.h), xproto.StackModeAbove})
-		w.st.clearMapped()
+		if s.unmapped {
+			w.st.clearMapped()
+		}
 		xproto.MapWindow(w.c, w.win)
 		if s.unmapped {
 			if err := w.st.waitMapped(ctx, FrameTimeout); err != nil {
@@ -769,7 +773,7 @@ func (w *Window) Close() error {
 	default:
 	}
 	close(w.stop)
-	if w.st.failure() == nil || w.st.snapshot().connLost == nil {
+	if w.st.snapshot().connLost == nil {
 		w.st.closingNow()
 		xproto.DestroyWindow(w.c, w.win)
 		w.freeResources()

@@ -41,9 +41,9 @@ parts:
 }
 
 func x11Server(t *testing.T) *x11test.Server {
-	s := x11test.Start(t, 3840, 1200)
-	s.AddMonitor(t, "DESK", image.Rect(0, 0, 1920, 1200), true)
-	s.AddMonitor(t, "SLM-1", image.Rect(1920, 0, 3840, 1152), false)
+	s := x11test.Start(t, 2048, 1024)
+	s.AddMonitor(t, "DESK", image.Rect(0, 0, 1024, 1024), true)
+	s.AddMonitor(t, "SLM-1", image.Rect(1024, 0, 1024+800, 600), false)
 	return s
 }
 

@@ -15,18 +15,22 @@ import (
 	"github.com/insitu-lab/insitu/instruments/slm"
 )
 
-var slmRect = image.Rect(1920, 0, 3840, 1152)
+// The SLM monitor of the tests: smaller than a real SLM's, so the tests
+// stay quick under the race detector (the benchmark uses 1920×1152).
+const W, H = 1024, 768
+
+var slmRect = image.Rect(1024, 0, 1024+W, H)
 
 func xbench(t *testing.T) *x11test.Server {
-	s := x11test.Start(t, 3840, 1200)
-	s.AddMonitor(t, "DESK", image.Rect(0, 0, 1920, 1200), true)
+	s := x11test.Start(t, 2048, 1024)
+	s.AddMonitor(t, "DESK", image.Rect(0, 0, 1024, 1024), true)
 	s.AddMonitor(t, "SLM-1", slmRect, false)
 	return s
 }
 
 func openX11(t *testing.T, s *x11test.Server) slm.Display {
 	t.Helper()
-	d, err := slm.OpenDisplay(context.Background(), slm.DisplayConfig{Type: "x11", X11Display: s.Display, Output: "SLM-1", Width: 1920, Height: 1152})
+	d, err := slm.OpenDisplay(context.Background(), slm.DisplayConfig{Type: "x11", X11Display: s.Display, Output: "SLM-1", Width: W, Height: H})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +57,13 @@ func TestX11ShowsThePipelineFrame(t *testing.T) {
 	for _, cfg := range []slm.Config{
 		{N: 16, MacroPixel: 12, TwoPiGray: 218, Background: 17, Origin: []int{100, 50}, Correction: phases(side*side, 9)},
 		{N: 16, MacroPixel: 12, Wavelength: 700e-9, LUTWavelength: 633e-9, TwoPiGray: 218},
-		{N: 32, MacroPixel: 30, LUT: &slm.LUT{Gray: []float64{0, 60, 200, 255}, Phase: []float64{0, 1.5, 5.5, 7}}, Correction: phases(1920*1152, 4)},
+		{N: 24, MacroPixel: 30, LUT: &slm.LUT{Gray: []float64{0, 60, 200, 255}, Phase: []float64{0, 1.5, 5.5, 7}}, Correction: phases(W*H, 4)},
 	} {
 		x, err := slm.New(d, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := slm.NewMemory(1920, 1152)
+		m := slm.NewMemory(W, H)
 		ref, err := slm.New(m, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +83,7 @@ func TestX11ShowsThePipelineFrame(t *testing.T) {
 		want := m.Last()
 		for i := range want {
 			if got[i] != want[i] {
-				t.Fatalf("%+v: pixel (%d, %d) is %d on screen, the pipeline makes %d", cfg, i%1920, i/1920, got[i], want[i])
+				t.Fatalf("%+v: pixel (%d, %d) is %d on screen, the pipeline makes %d", cfg, i%W, i/W, got[i], want[i])
 			}
 		}
 		marks := tr.Marks()
@@ -98,11 +102,11 @@ func TestX11ShowsThePipelineFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := s.Gray(slmRect)
-	x0, y0 := (1920-400)/2, (1152-400)/2
+	x0, y0 := (W-400)/2, (H-400)/2
 	for i, phi := range p {
 		want := uint8(math.Floor(phi / (2 * math.Pi) * 218))
 		cx, cy := x0+100*(i%4)+50, y0+100*(i/4)+50
-		if g := got[cy*1920+cx]; g != want {
+		if g := got[cy*W+cx]; g != want {
 			t.Errorf("control %d: gray %d, want %d", i, g, want)
 		}
 	}
@@ -113,12 +117,12 @@ func TestX11ShowsThePipelineFrame(t *testing.T) {
 func TestShowImage(t *testing.T) {
 	s := xbench(t)
 	d := openX11(t, s)
-	corr := phases(1920*1152, 11)
+	corr := phases(W*H, 11)
 	x, err := slm.New(d, slm.Config{N: 8, MacroPixel: 8, TwoPiGray: 200, Correction: corr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := phases(1920*1152, 12)
+	img := phases(W*H, 12)
 	if err := x.ShowImage(context.Background(), img); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +235,7 @@ func BenchmarkShow(b *testing.B) {
 	b.Run("x11-xvfb", func(b *testing.B) {
 		s := x11test.Start(b, 3840, 1200)
 		s.AddMonitor(b, "DESK", image.Rect(0, 0, 1920, 1200), true)
-		s.AddMonitor(b, "SLM-1", slmRect, false)
+		s.AddMonitor(b, "SLM-1", image.Rect(1920, 0, 3840, 1152), false)
 		d, err := slm.OpenDisplay(context.Background(), slm.DisplayConfig{Type: "x11", X11Display: s.Display, Output: "SLM-1"})
 		if err != nil {
 			b.Fatal(err)
