@@ -166,6 +166,16 @@ type SurrogateConfig struct {
 	// OutputScaling: zscore (per output, the default), scale (one common
 	// spread) or none.
 	OutputScaling surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling"`
+	// Precision is the network's floating-point type: float64 (the
+	// default) or float32 (docs/results/precision.md says when it is
+	// safe). Data, neighbours, losses and the journal stay float64.
+	Precision surrogate.Precision `mapstructure:"precision" yaml:"precision"`
+}
+
+// Arch is the surrogate architecture these settings describe.
+func (s SurrogateConfig) Arch() surrogate.Arch {
+	return surrogate.Arch{Hidden: s.Hidden, LayerNorm: s.LayerNorm, InputScaling: s.InputScaling,
+		OutputScaling: s.OutputScaling, Precision: s.Precision}
 }
 
 // SPSAConfig holds the gains a_k = A/(k+1+Stability)^0.602 and
@@ -204,6 +214,7 @@ func DefaultConfig() Config {
 			Hidden: []int{256, 256}, InitialEpochs: 50, Epochs: 5, Steps: 2, Overlap: true,
 			LR: 1e-3, Batch: 256, K: 5, Norm: surrogate.NormL1,
 			InputScaling: surrogate.DefaultInputScaling, OutputScaling: surrogate.DefaultOutputScaling,
+			Precision: surrogate.Float64,
 		},
 		SPSA:  SPSAConfig{A: 0.05, C: 0.02, Stability: 10},
 		FD:    FDConfig{Step: 1e-3},
@@ -400,6 +411,9 @@ func (s SurrogateConfig) problems() []error {
 	}
 	if err := s.OutputScaling.Validate(); err != nil {
 		bad("output_scaling", "%v", err)
+	}
+	if err := s.Precision.Validate(); err != nil {
+		bad("precision", "%q: want %s or %s", string(s.Precision), surrogate.Float64, surrogate.Float32)
 	}
 	widths := true
 	switch {

@@ -162,6 +162,28 @@ func TestTrainConfigLimits(t *testing.T) {
 	}
 }
 
+func TestSurrogatePrecisionKey(t *testing.T) {
+	c := DefaultConfig()
+	if c.Surrogate.Precision != surrogate.Float64 || c.Surrogate.Arch().Precision != surrogate.Float64 {
+		t.Errorf("default precision %q", c.Surrogate.Precision)
+	}
+	c.Surrogate.Precision = surrogate.Float32
+	if err := c.Validate(); err != nil {
+		t.Errorf("float32: %v", err)
+	}
+	for _, p := range []surrogate.Precision{"float16", "Float32"} {
+		c.Surrogate.Precision = p
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "surrogate.precision") {
+			t.Errorf("precision %q: error %v does not name surrogate.precision", p, err)
+		}
+	}
+	tc := DefaultTrainConfig()
+	tc.Surrogate.Precision = "double"
+	if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), `surrogate.precision: "double": want float64 or float32`) {
+		t.Errorf("train config: %v", err)
+	}
+}
+
 func TestSurrogateScalingKeys(t *testing.T) {
 	c := DefaultConfig()
 	if c.Surrogate.InputScaling != surrogate.InputBox || c.Surrogate.OutputScaling != surrogate.OutputZScore {

@@ -44,7 +44,7 @@ func (a *adamX) step(u, g []float64, lr float64) []float64 {
 // the output scale taken from the samples measured so far.
 func (r *runner) newSurrogate() (*surrogate.Trainer, *surrogate.Dataset, error) {
 	s := r.cfg.Surrogate
-	m, err := surrogate.NewModel(r.space, len(r.p.Box.Spec().Out), surrogate.Arch{Hidden: s.Hidden, LayerNorm: s.LayerNorm, InputScaling: s.InputScaling, OutputScaling: s.OutputScaling}, r.cfg.Seed^saltSurrogate)
+	m, err := surrogate.NewModel(r.space, len(r.p.Box.Spec().Out), s.Arch(), r.cfg.Seed^saltSurrogate)
 	if err != nil {
 		return nil, nil, fmt.Errorf("surrogate: %w", err)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/insitu-lab/insitu/loop/journal"
 	"github.com/insitu-lab/insitu/simulators/cnon"
+	"github.com/insitu-lab/insitu/surrogate"
 )
 
 func createJournal(t *testing.T, dir string, method string) *journal.Journal {
@@ -64,6 +66,31 @@ func TestResumeWithStepBudget(t *testing.T) {
 			cfg.Surrogate.Overlap, cfg.Surrogate.Share = sc.overlap, sc.share
 			checkResume(t, cfg)
 		})
+	}
+}
+
+// TestResumeFloat32: a run with a float32 surrogate resumes bit for bit
+// too, its checkpoints holding float32 weights and Adam moments; a config
+// that changes the precision does not resume it.
+func TestResumeFloat32(t *testing.T) {
+	cfg := smallConfig(MethodGradPIE)
+	cfg.CheckpointEvery = 3
+	cfg.Surrogate.Steps, cfg.Surrogate.Overlap = 4, true
+	cfg.Surrogate.Precision = surrogate.Float32
+	checkResume(t, cfg)
+
+	j := createJournal(t, t.TempDir(), cfg.Method)
+	defer j.Close()
+	stopped := cfg
+	stopped.Iterations = 4
+	if _, err := Run(context.Background(), stopped, cnonProblem(t, 4, 2), j, nil); err != nil {
+		t.Fatal(err)
+	}
+	changed := cfg
+	changed.Surrogate.Precision = surrogate.Float64
+	_, err := Run(context.Background(), changed, cnonProblem(t, 4, 2), j, nil)
+	if err == nil || !strings.Contains(err.Error(), "float32 surrogate, the config says surrogate.precision: float64") {
+		t.Errorf("resuming a float32 run as float64: %v", err)
 	}
 }
 

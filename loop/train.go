@@ -454,7 +454,7 @@ func (t *trainer) fitSurrogate(ctx context.Context) error {
 	epochs := s.Epochs
 	if t.tr == nil {
 		seed := t.cfg.Seed ^ saltTrainSurrogate
-		m, err := surrogate.NewModel(t.spec.In, len(t.spec.Out), surrogate.Arch{Hidden: s.Hidden, LayerNorm: s.LayerNorm, InputScaling: s.InputScaling, OutputScaling: s.OutputScaling}, seed)
+		m, err := surrogate.NewModel(t.spec.In, len(t.spec.Out), s.Arch(), seed)
 		if err != nil {
 			return fmt.Errorf("surrogate: %w", err)
 		}

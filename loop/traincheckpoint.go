@@ -81,6 +81,9 @@ func (t *trainer) restore(ctx context.Context) (int, error) {
 		if err != nil {
 			return fail(err)
 		}
+		if got, want := m.MLP().Precision(), t.cfg.Surrogate.Precision.OrDefault(); got != want {
+			return fail(fmt.Errorf("holds a %s surrogate, the config says surrogate.precision: %s", got, want))
+		}
 		tr, err := t.newSurrogateTrainer(m)
 		if err != nil {
 			return fail(err)

@@ -73,6 +73,7 @@ func DefaultTrainConfig() TrainConfig {
 		Surrogate: SurrogateConfig{
 			Hidden: []int{64, 64}, InitialEpochs: 50, Epochs: 3, LR: 1e-3, Batch: 128, K: 5, Norm: surrogate.NormL1,
 			InputScaling: surrogate.DefaultInputScaling, OutputScaling: surrogate.DefaultOutputScaling,
+			Precision: surrogate.Float64,
 		},
 	}
 }

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 
 	"github.com/insitu-lab/insitu"
 )
@@ -25,21 +23,44 @@ var benchNets = []struct {
 	{"OWMS", 3600, 1, Arch{Hidden: []int{1000, 1000, 1000, 1000, 500}, LayerNorm: true}},
 }
 
+// benchPrecisions are the precisions every net is benchmarked in; the
+// float32 variants are named NET-f32.
+var benchPrecisions = []struct {
+	suffix string
+	prec   Precision
+}{{"", Float64}, {"-f32", Float32}}
+
 // Building the 9M-parameter OWMS model takes a while; share one per
-// architecture between benchmarks.
+// architecture and precision between benchmarks.
 var benchModels sync.Map
 
-func benchModel(b *testing.B, i int) *Model {
-	if m, ok := benchModels.Load(i); ok {
+func benchModel(b *testing.B, i int) *Model { return benchModelPrec(b, i, Float64) }
+
+func benchModelPrec(b *testing.B, i int, p Precision) *Model {
+	key := fmt.Sprint(i, p)
+	if m, ok := benchModels.Load(key); ok {
 		return m.(*Model)
 	}
 	n := benchNets[i]
-	m, err := NewModel(insitu.Box(n.in, -1, 1), n.out, n.arch, 1)
+	arch := n.arch
+	arch.Precision = p
+	m, err := NewModel(insitu.Box(n.in, -1, 1), n.out, arch, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchModels.Store(i, m)
+	benchModels.Store(key, m)
 	return m
+}
+
+// layerShapes lists (in, out) of every layer of m.
+func layerShapes(m *MLP) [][2]int {
+	var s [][2]int
+	prev := m.in
+	for _, w := range append(slices.Clone(m.arch.Hidden), m.out) {
+		s = append(s, [2]int{prev, w})
+		prev = w
+	}
+	return s
 }
 
 func benchData(m *Model, n int) *Dataset {
@@ -62,8 +83,8 @@ func benchData(m *Model, n int) *Dataset {
 // x·W, dW = xᵀ·dZ, and dX = dZ·Wᵀ for every layer but the first.
 func gemmFlops(m *MLP, rows int) float64 {
 	var f float64
-	for i, l := range m.layers {
-		w := 2 * float64(rows) * float64(l.in*l.out)
+	for i, l := range layerShapes(m) {
+		w := 2 * float64(rows) * float64(l[0]*l[1])
 		f += 2 * w
 		if i > 0 {
 			f += w
@@ -77,32 +98,36 @@ func reportGFLOPS(b *testing.B, flopsPerOp float64, elapsed time.Duration) {
 }
 
 // BenchmarkTrainStep is one MSE training step at batch 256: gather,
-// forward, backward, Adam.
+// forward, backward, Adam, in float64 and (NET-f32) float32.
 func BenchmarkTrainStep(b *testing.B) {
 	for i, n := range benchNets {
-		b.Run(n.name, func(b *testing.B) {
-			const batch = 256
-			m := benchModel(b, i)
-			d := benchData(m, batch)
-			tr, err := NewTrainer(m, TrainConfig{Loss: LossMSE, Batch: batch}, 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m.SetOutputScale(d.ys())
-			anchors := make([]int, batch)
-			for j := range anchors {
-				anchors[j] = j
-			}
-			tr.step(d, anchors) // size the scratch
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			for range b.N {
-				tr.step(d, anchors)
-			}
-			reportGFLOPS(b, gemmFlops(m.mlp, batch), time.Since(start))
-		})
+		for _, p := range benchPrecisions {
+			b.Run(n.name+p.suffix, func(b *testing.B) { benchTrainStep(b, i, p.prec) })
+		}
 	}
+}
+
+func benchTrainStep(b *testing.B, i int, p Precision) {
+	const batch = 256
+	m := benchModelPrec(b, i, p)
+	d := benchData(m, batch)
+	tr, err := NewTrainer(m, TrainConfig{Loss: LossMSE, Batch: batch}, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.SetOutputScale(d.ys())
+	anchors := make([]int, batch)
+	for j := range anchors {
+		anchors[j] = j
+	}
+	tr.step(d, anchors) // size the scratch
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		tr.step(d, anchors)
+	}
+	reportGFLOPS(b, gemmFlops(m.mlp, batch), time.Since(start))
 }
 
 // BenchmarkGradPIEStep is one GradPIE-kNN step (CNON net, k = 5, 256
@@ -175,84 +200,40 @@ func BenchmarkIterationTraining(b *testing.B) {
 	}
 }
 
-// BenchmarkVJP is the single-point input VJP of the raw network.
+// BenchmarkVJP is the single-point input VJP of the raw network, in float64
+// and (NET-f32) float32.
 func BenchmarkVJP(b *testing.B) {
 	for i, n := range benchNets {
-		b.Run(n.name, func(b *testing.B) {
-			m := benchModel(b, i).MLP()
-			rng := rand.New(rand.NewPCG(5, 6))
-			x, v := make([]float64, n.in), make([]float64, n.out)
-			for j := range x {
-				x[j] = rng.Float64()
-			}
-			for j := range v {
-				v[j] = rng.NormFloat64()
-			}
-			m.VJP(x, v)
-			// Forward x·W plus backward dX for every layer: one GEMV each.
-			var flops float64
-			for _, l := range m.layers {
-				flops += 4 * float64(l.in*l.out)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			for range b.N {
-				m.VJP(x, v)
-			}
-			reportGFLOPS(b, flops, time.Since(start))
-		})
+		for _, p := range benchPrecisions {
+			b.Run(n.name+p.suffix, func(b *testing.B) { benchVJP(b, i, p.prec) })
+		}
 	}
 }
 
-// BenchmarkGemm is the reference the training step is compared with: a
-// 256×256 · 256×1000 product, plainly (NN), with a transposed first operand
-// (TN, gonum's slow path), and as the explicit transpose + NN the
-// surrogate uses for dW.
-func BenchmarkGemm(b *testing.B) {
-	const m, k, n = 256, 256, 1000
-	rng := rand.New(rand.NewPCG(7, 8))
-	a, bm, c := make([]float64, m*k), make([]float64, k*n), make([]float64, m*n)
-	for i := range a {
-		a[i] = rng.NormFloat64()
+func benchVJP(b *testing.B, i int, p Precision) {
+	n := benchNets[i]
+	m := benchModelPrec(b, i, p).MLP()
+	rng := rand.New(rand.NewPCG(5, 6))
+	x, v := make([]float64, n.in), make([]float64, n.out)
+	for j := range x {
+		x[j] = rng.Float64()
 	}
-	for i := range bm {
-		bm[i] = rng.NormFloat64()
+	for j := range v {
+		v[j] = rng.NormFloat64()
 	}
-	at, scratch := make([]float64, k*m), make([]float64, m*k)
-	transpose(at, a, m, k)
-	flops := 2.0 * m * k * n
-	for _, tc := range []struct {
-		name string
-		run  func()
-	}{
-		{"NN", func() {
-			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1,
-				blas64.General{Rows: m, Cols: k, Data: a, Stride: k},
-				blas64.General{Rows: k, Cols: n, Data: bm, Stride: n}, 0,
-				blas64.General{Rows: m, Cols: n, Data: c, Stride: n})
-		}},
-		{"TN", func() {
-			blas64.Gemm(blas.Trans, blas.NoTrans, 1,
-				blas64.General{Rows: k, Cols: m, Data: at, Stride: m},
-				blas64.General{Rows: k, Cols: n, Data: bm, Stride: n}, 0,
-				blas64.General{Rows: m, Cols: n, Data: c, Stride: n})
-		}},
-		{"transpose+NN", func() {
-			transpose(scratch, at, k, m)
-			gemm(blas.NoTrans, blas.NoTrans, m, n, k, 1, scratch, bm, 0, c)
-		}},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			tc.run()
-			b.ResetTimer()
-			start := time.Now()
-			for range b.N {
-				tc.run()
-			}
-			reportGFLOPS(b, flops, time.Since(start))
-		})
+	m.VJP(x, v)
+	// Forward x·W plus backward dX for every layer: one GEMV each.
+	var flops float64
+	for _, l := range layerShapes(m) {
+		flops += 4 * float64(l[0]*l[1])
 	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		m.VJP(x, v)
+	}
+	reportGFLOPS(b, flops, time.Since(start))
 }
 
 // BenchmarkModelVJPCircle is the raw-unit VJP of the camera OWMS

@@ -49,6 +49,8 @@ func FuzzLoadHeader(f *testing.F) {
 	f.Add([]byte(`{"in":1,"out":1,"hidden":[],"input_scaling":"zscore","output_scaling":"none","lower":[0],"upper":[1],"out_mean":[0],"out_std":[1],"params":2}`), uint16(2), uint8(2))
 	f.Add([]byte(`{"in":2,"out":2,"hidden":[],"input_scaling":"none","output_scaling":"scale","lower":[0,1],"upper":[1,1],"out_mean":[3,-1],"out_std":[2,2],"params":6}`), uint16(6), uint8(2))
 	f.Add([]byte(`{"in":1,"out":1,"hidden":[-5],"lower":[0],"upper":[1],"out_mean":[0],"out_std":[0],"params":2}`), uint16(2), uint8(2))
+	f.Add([]byte(`{"in":1,"out":1,"hidden":[2],"input_scaling":"box","output_scaling":"zscore","precision":"float32","lower":[0],"upper":[1],"out_mean":[0],"out_std":[1],"params":7}`), uint16(7), uint8(3))
+	f.Add([]byte(`{"in":1,"out":1,"hidden":[],"input_scaling":"box","output_scaling":"zscore","precision":"float64","lower":[0],"upper":[1],"out_mean":[0],"out_std":[1],"params":2}`), uint16(2), uint8(3))
 	f.Fuzz(func(t *testing.T, header []byte, nparams uint16, version uint8) {
 		var b []byte
 		b = append(b, fileMagic...)
@@ -57,7 +59,12 @@ func FuzzLoadHeader(f *testing.F) {
 		b = binary.LittleEndian.AppendUint64(b, uint64(nparams))
 		b = append(b, header...)
 		for i := range int(nparams) {
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(i%7)/7-0.5))
+			v := float64(i%7)/7 - 0.5
+			if version == fileVersionV3 { // float32 parameters
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
+				continue
+			}
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 		}
 		b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 		m, err := Load(bytes.NewReader(b))
@@ -91,6 +98,9 @@ func checkRoundTrip(t *testing.T, m *Model) {
 		if math.Float64bits(y1[i]) != math.Float64bits(y2[i]) {
 			t.Fatalf("output %d: %v before the round trip, %v after", i, y1[i], y2[i])
 		}
+	}
+	if m.Arch().Precision != m2.Arch().Precision {
+		t.Fatalf("precision %s before the round trip, %s after", m.Arch().Precision, m2.Arch().Precision)
 	}
 	if m.Arch().InputScaling != m2.Arch().InputScaling || m.Arch().OutputScaling != m2.Arch().OutputScaling {
 		t.Fatalf("scalings %s/%s before the round trip, %s/%s after", m.InputScaling(), m.OutputScaling(), m2.InputScaling(), m2.OutputScaling())

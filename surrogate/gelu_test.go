@@ -161,7 +161,7 @@ func BenchmarkGELU(b *testing.B) {
 	for _, impl := range []struct {
 		name string
 		fn   func(h, a, dact []float64, lo, hi int)
-	}{{"exact", geluRangeExact}, {"table", geluRange}} {
+	}{{"exact", geluRangeExact}, {"table", geluRange[float64]}} {
 		for _, deriv := range []bool{false, true} {
 			name := impl.name + "/value"
 			dact := []float64(nil)

@@ -17,7 +17,7 @@ import (
 // File format, all integers little-endian:
 //
 //	magic "INSITUSG" | version uint32 | header length uint32 | param count uint64
-//	| JSON header | params (float64 bits) | CRC-32 (IEEE) of all preceding bytes
+//	| JSON header | params (float64 or float32 bits) | CRC-32 (IEEE) of all preceding bytes
 //
 // The fixed prefix gives the file's length before anything is parsed, so a
 // short file is reported as truncated and any flipped byte as a checksum
@@ -25,11 +25,15 @@ import (
 //
 // Version 2 adds the input and output scalings to the header; a version 1
 // file has none and loads with the maps it was written under, InputUnit and
-// OutputZScore. Save writes version 2.
+// OutputZScore. Version 3 is a float32 model: its header says precision
+// float32 and its params are float32 bits. Save writes version 2 for a
+// float64 model, which builds from before float32 existed can read, and
+// version 3 for a float32 one.
 const (
 	fileMagic     = "INSITUSG"
 	fileVersion   = 2
 	fileVersionV1 = 1
+	fileVersionV3 = 3
 	filePrefix    = len(fileMagic) + 4 + 4 + 8
 )
 
@@ -58,6 +62,7 @@ type fileHeader struct {
 	LayerNorm     bool          `json:"layer_norm"`
 	InputScaling  InputScaling  `json:"input_scaling,omitempty"`  // version 2
 	OutputScaling OutputScaling `json:"output_scaling,omitempty"` // version 2
+	Precision     Precision     `json:"precision,omitempty"`      // version 3
 	Names         []string      `json:"names,omitempty"`
 	Units         []string      `json:"units,omitempty"`
 	Lower         []float64     `json:"lower"`
@@ -69,23 +74,27 @@ type fileHeader struct {
 	Params        int           `json:"params"`
 }
 
-// Save writes the model (architecture, scalings, input space, output scale
-// and parameters) in the versioned binary format Load reads.
+// Save writes the model (architecture, precision, scalings, input space,
+// output scale and parameters) in the versioned binary format Load reads.
 func (m *Model) Save(w io.Writer) error {
 	h := fileHeader{
 		In: m.In(), Out: m.mlp.out, Hidden: m.mlp.arch.Hidden, LayerNorm: m.mlp.arch.LayerNorm,
 		InputScaling: m.inScale, OutputScaling: m.outScale,
 		Names: m.space.Names, Units: m.space.Units, Lower: m.space.Lower, Upper: m.space.Upper,
 		Periodic: m.enc.circ,
-		OutMean:  m.mean, OutStd: m.std, ScaleSet: m.scaleSet, Params: len(m.mlp.params),
+		OutMean:  m.mean, OutStd: m.std, ScaleSet: m.scaleSet, Params: m.mlp.NumParams(),
 	}
-	if err := writeModel(w, fileVersion, h, m.mlp.params); err != nil {
+	version := uint32(fileVersion)
+	if m.mlp.Precision() == Float32 {
+		version, h.Precision = fileVersionV3, Float32
+	}
+	if err := writeModel(w, version, h, m.mlp.net); err != nil {
 		return fmt.Errorf("surrogate: saving model: %w", err)
 	}
 	return nil
 }
 
-func writeModel(w io.Writer, version uint32, h fileHeader, params []float64) error {
+func writeModel(w io.Writer, version uint32, h fileHeader, params network) error {
 	js, err := json.Marshal(h)
 	if err != nil {
 		return err
@@ -96,14 +105,10 @@ func writeModel(w io.Writer, version uint32, h fileHeader, params []float64) err
 	b = append(b, fileMagic...)
 	b = binary.LittleEndian.AppendUint32(b, version)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(js)))
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(params)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(params.numParams()))
 	bw.Write(b)
 	bw.Write(js)
-	var buf [8]byte
-	for _, p := range params {
-		binary.LittleEndian.PutUint64(buf[:], math.Float64bits(p))
-		bw.Write(buf[:])
-	}
+	bw.Write(params.encodeParams(nil))
 	if err := bw.Flush(); err != nil { // bufio keeps the first write error
 		return err
 	}
@@ -133,8 +138,8 @@ func Load(r io.Reader) (*Model, error) {
 		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
 	}
 	version := binary.LittleEndian.Uint32(data[len(fileMagic):])
-	if version != fileVersion && version != fileVersionV1 {
-		return nil, &fileError{ErrFileVersion, fmt.Sprintf("surrogate file version %d, this build reads versions %d to %d", version, fileVersionV1, fileVersion)}
+	if version != fileVersion && version != fileVersionV1 && version != fileVersionV3 {
+		return nil, &fileError{ErrFileVersion, fmt.Sprintf("surrogate file version %d, this build reads versions %d to %d", version, fileVersionV1, fileVersionV3)}
 	}
 	if n < filePrefix {
 		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes", n)}
@@ -145,7 +150,11 @@ func Load(r io.Reader) (*Model, error) {
 	if np > maxParams {
 		return nil, &fileError{ErrChecksum, fmt.Sprintf("corrupt file: it claims %d parameters", np)}
 	}
-	want := uint64(filePrefix) + hlen + 8*np + 4
+	width := uint64(8)
+	if version == fileVersionV3 {
+		width = 4
+	}
+	want := uint64(filePrefix) + hlen + width*np + 4
 	switch {
 	case uint64(n) < want:
 		return nil, &fileError{ErrTruncated, fmt.Sprintf("truncated file: %d bytes, the header says %d", n, want)}
@@ -165,7 +174,13 @@ func Load(r io.Reader) (*Model, error) {
 		}
 		h.InputScaling, h.OutputScaling = InputUnit, OutputZScore
 	}
-	arch := Arch{Hidden: h.Hidden, LayerNorm: h.LayerNorm, InputScaling: h.InputScaling, OutputScaling: h.OutputScaling}
+	switch {
+	case version != fileVersionV3 && h.Precision != "":
+		return nil, fmt.Errorf("surrogate: model header: a version %d file has no precision", version)
+	case version == fileVersionV3 && h.Precision != Float32:
+		return nil, fmt.Errorf("surrogate: model header: a version %d file holds a %s model, want %s", version, h.Precision, Float32)
+	}
+	arch := Arch{Hidden: h.Hidden, LayerNorm: h.LayerNorm, InputScaling: h.InputScaling, OutputScaling: h.OutputScaling, Precision: h.Precision}
 	s := insitu.Space{Names: h.Names, Units: h.Units, Lower: h.Lower, Upper: h.Upper, Periodic: h.Periodic}
 	if err := h.validate(arch, s); err != nil {
 		return nil, fmt.Errorf("surrogate: model header: %w", err)
@@ -175,10 +190,7 @@ func Load(r io.Reader) (*Model, error) {
 		return nil, &fileError{ErrParamCount, fmt.Sprintf("parameter count mismatch: the file has %d parameters, its architecture needs %d", np, need)}
 	}
 	mlp := newMLPShape(nin, h.Out, arch)
-	off := filePrefix + int(hlen)
-	for i := range mlp.params {
-		mlp.params[i] = math.Float64frombits(binary.LittleEndian.Uint64(data[off+8*i:]))
-	}
+	mlp.net.decodeParams(data[filePrefix+int(hlen):])
 	m := newModel(s, mlp, h.InputScaling, h.OutputScaling)
 	copy(m.mean, h.OutMean)
 	copy(m.std, h.OutStd)

@@ -81,7 +81,7 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong magic", mutate(func(b []byte) []byte { b[0] = 'X'; return b }), ErrNotSurrogate, "not an insitu surrogate file"},
 		{"text file", []byte("hidden: [256, 256]\nlayer_norm: false\n"), ErrNotSurrogate, "not an insitu surrogate file"},
 		{"other version", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 7); return b }), ErrFileVersion,
-			"surrogate file version 7, this build reads versions 1 to 2"},
+			"surrogate file version 7, this build reads versions 1 to 3"},
 		{"empty", nil, ErrTruncated, "truncated"},
 		{"cut in magic", data[:5], ErrTruncated, "truncated"},
 		{"cut in prefix", data[:filePrefix-3], ErrTruncated, "truncated"},
@@ -109,7 +109,7 @@ func TestLoadParamCountMismatch(t *testing.T) {
 		Lower: m.space.Lower, Upper: m.space.Upper, OutMean: m.mean, OutStd: m.std, Params: m.mlp.NumParams(),
 	}
 	var b bytes.Buffer
-	if err := writeModel(&b, fileVersion, h, m.mlp.Params()); err != nil {
+	if err := writeModel(&b, fileVersion, h, m.mlp.net); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Load(&b)
@@ -123,7 +123,7 @@ func TestLoadParamCountMismatch(t *testing.T) {
 	h.Lower = []float64{0}
 	h.Upper = []float64{1}
 	b.Reset()
-	writeModel(&b, fileVersion, h, m.mlp.Params())
+	writeModel(&b, fileVersion, h, m.mlp.net)
 	if _, err := Load(&b); err == nil {
 		t.Error("Load accepted a header whose space does not match its input count")
 	}

@@ -6,7 +6,11 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/blas/gonum"
+
+	gemmpkg "github.com/insitu-lab/insitu/surrogate/internal/gemm"
 )
 
 // The kernels below work on row-major batches (rows × width). They are
@@ -49,13 +53,16 @@ func parallelRows(rows int, fn func(r0, r1 int)) {
 	wg.Wait()
 }
 
-// gemm computes C = alpha·op(A)·op(B) + beta·C on row-major slices through
-// blas64, so blas64.Use can swap the backend. A is m×k (or k×m when tA is
-// Trans), B is k×n (or n×k), C is m×n.
-func gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
+// gemm computes C = alpha·op(A)·op(B) + beta·C on row-major slices. A is
+// m×k (or k×m when tA is Trans), B is k×n (or n×k), C is m×n. A single row
+// is a GEMV. Other products go to the BLAS installed with blas64.Use or
+// blas32.Use when it is not gonum's own (OpenBLAS under the openblas build
+// tag), else to the package's packed kernels (internal/gemm), which are
+// several times faster than gonum's pure-Go GEMM on every shape the
+// network uses, transposed operands included.
+func gemm[T Float](tA, tB blas.Transpose, m, n, k int, alpha T, a, b []T, beta T, c []T) {
 	if m == 1 && tA == blas.NoTrans {
-		// A single row is a GEMV; gonum's GEMM would spawn goroutines for
-		// 64-column blocks of it.
+		// A single row is a GEMV; a blocked GEMM would pack B for one row.
 		gemvRow(tB, n, k, alpha, a, b, beta, c)
 		return
 	}
@@ -67,11 +74,27 @@ func gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a, b []float64, bet
 	if tB != blas.NoTrans {
 		br, bc = n, k
 	}
-	blas64.Gemm(tA, tB, alpha,
-		blas64.General{Rows: ar, Cols: ac, Data: a, Stride: max(ac, 1)},
-		blas64.General{Rows: br, Cols: bc, Data: b, Stride: max(bc, 1)},
-		beta,
-		blas64.General{Rows: m, Cols: n, Data: c, Stride: max(n, 1)})
+	switch a := any(a).(type) {
+	case []float64:
+		if _, pure := blas64.Implementation().(gonum.Implementation); !pure {
+			blas64.Gemm(tA, tB, float64(alpha),
+				blas64.General{Rows: ar, Cols: ac, Data: a, Stride: max(ac, 1)},
+				blas64.General{Rows: br, Cols: bc, Data: any(b).([]float64), Stride: max(bc, 1)},
+				float64(beta),
+				blas64.General{Rows: m, Cols: n, Data: any(c).([]float64), Stride: max(n, 1)})
+			return
+		}
+	case []float32:
+		if _, pure := blas32.Implementation().(gonum.Implementation); !pure {
+			blas32.Gemm(tA, tB, float32(alpha),
+				blas32.General{Rows: ar, Cols: ac, Data: a, Stride: max(ac, 1)},
+				blas32.General{Rows: br, Cols: bc, Data: any(b).([]float32), Stride: max(bc, 1)},
+				float32(beta),
+				blas32.General{Rows: m, Cols: n, Data: any(c).([]float32), Stride: max(n, 1)})
+			return
+		}
+	}
+	gemmpkg.Gemm(tA != blas.NoTrans, tB != blas.NoTrans, m, n, k, alpha, a, max(ac, 1), b, max(bc, 1), beta, c, max(n, 1))
 }
 
 // gemvRow computes the row c = alpha·a·op(B) + beta·c, a of length k, c of
@@ -79,7 +102,7 @@ func gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a, b []float64, bet
 // disjoint ranges of c; each element is still one reduction over the same
 // data in the same order, so with gonum's kernels the split does not change
 // the result.
-func gemvRow(tB blas.Transpose, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
+func gemvRow[T Float](tB blas.Transpose, n, k int, alpha T, a, b []T, beta T, c []T) {
 	if n < 2 || n*k < gemvParMinElems || runtime.GOMAXPROCS(0) < 2 {
 		gemvPart(tB, n, k, alpha, a, b, beta, c, 0, n)
 		return
@@ -88,35 +111,29 @@ func gemvRow(tB blas.Transpose, n, k int, alpha float64, a, b []float64, beta fl
 }
 
 // gemvPart computes elements j0..j1 of gemvRow's c.
-func gemvPart(tB blas.Transpose, n, k int, alpha float64, a, b []float64, beta float64, c []float64, j0, j1 int) {
-	x, y := blas64.Vector{N: k, Data: a, Inc: 1}, blas64.Vector{N: j1 - j0, Data: c[j0:j1], Inc: 1}
-	if tB == blas.NoTrans { // c = Bᵀ·a over columns j0..j1 of B
-		blas64.Gemv(blas.Trans, alpha, blas64.General{Rows: k, Cols: j1 - j0, Data: b[j0:], Stride: max(n, 1)}, x, beta, y)
-	} else { // c = B·a over rows j0..j1 of B
-		blas64.Gemv(blas.NoTrans, alpha, blas64.General{Rows: j1 - j0, Cols: k, Data: b[j0*k:], Stride: max(k, 1)}, x, beta, y)
-	}
-}
-
-// transpose writes the rows×cols matrix src as the cols×rows matrix dst,
-// in tiles so both sides stay in cache.
-func transpose(dst, src []float64, rows, cols int) {
-	const tile = 32
-	for i0 := 0; i0 < rows; i0 += tile {
-		i1 := min(i0+tile, rows)
-		for j0 := 0; j0 < cols; j0 += tile {
-			j1 := min(j0+tile, cols)
-			for i := i0; i < i1; i++ {
-				row := src[i*cols : i*cols+cols]
-				for j := j0; j < j1; j++ {
-					dst[j*rows+i] = row[j]
-				}
-			}
+func gemvPart[T Float](tB blas.Transpose, n, k int, alpha T, a, b []T, beta T, c []T, j0, j1 int) {
+	switch a := any(a).(type) {
+	case []float64:
+		b, c := any(b).([]float64), any(c).([]float64)
+		x, y := blas64.Vector{N: k, Data: a, Inc: 1}, blas64.Vector{N: j1 - j0, Data: c[j0:j1], Inc: 1}
+		if tB == blas.NoTrans { // c = Bᵀ·a over columns j0..j1 of B
+			blas64.Gemv(blas.Trans, float64(alpha), blas64.General{Rows: k, Cols: j1 - j0, Data: b[j0:], Stride: max(n, 1)}, x, float64(beta), y)
+		} else { // c = B·a over rows j0..j1 of B
+			blas64.Gemv(blas.NoTrans, float64(alpha), blas64.General{Rows: j1 - j0, Cols: k, Data: b[j0*k:], Stride: max(k, 1)}, x, float64(beta), y)
+		}
+	case []float32:
+		b, c := any(b).([]float32), any(c).([]float32)
+		x, y := blas32.Vector{N: k, Data: a, Inc: 1}, blas32.Vector{N: j1 - j0, Data: c[j0:j1], Inc: 1}
+		if tB == blas.NoTrans {
+			blas32.Gemv(blas.Trans, float32(alpha), blas32.General{Rows: k, Cols: j1 - j0, Data: b[j0:], Stride: max(n, 1)}, x, float32(beta), y)
+		} else {
+			blas32.Gemv(blas.NoTrans, float32(alpha), blas32.General{Rows: j1 - j0, Cols: k, Data: b[j0*k:], Stride: max(k, 1)}, x, float32(beta), y)
 		}
 	}
 }
 
 // linearForward computes z = x·W + b for a rows×in batch x, W in×out.
-func linearForward(x []float64, rows, in, out int, w, b, z []float64) {
+func linearForward[T Float](x []T, rows, in, out int, w, b, z []T) {
 	for r := range rows {
 		copy(z[r*out:r*out+out], b)
 	}
@@ -124,11 +141,15 @@ func linearForward(x []float64, rows, in, out int, w, b, z []float64) {
 }
 
 // linearBackward accumulates gW += xᵀ·dz and gb += Σ_rows dz when gw is not
-// nil, and writes dx = dz·Wᵀ when dx is not nil. xt is scratch of at least
-// in×rows: gonum's GEMM is several times slower with a transposed first
-// operand, so xᵀ is formed explicitly.
-func linearBackward(x, dz []float64, rows, in, out int, w, gw, gb, dx, xt []float64) {
+// nil (with set, overwrites them instead), and writes dx = dz·Wᵀ when dx is
+// not nil.
+func linearBackward[T Float](x, dz []T, rows, in, out int, w, gw, gb, dx []T, set bool) {
 	if gw != nil {
+		beta := T(1)
+		if set {
+			beta = 0
+			clear(gb)
+		}
 		for r := range rows {
 			row := dz[r*out : r*out+out]
 			for j, v := range row {
@@ -136,11 +157,10 @@ func linearBackward(x, dz []float64, rows, in, out int, w, gw, gb, dx, xt []floa
 			}
 		}
 		if rows == 1 {
-			// An outer product: no transpose needed, x is already a column.
-			gemm(blas.NoTrans, blas.NoTrans, in, out, 1, 1, x, dz, 1, gw)
+			// An outer product: x is already a column.
+			gemm(blas.NoTrans, blas.NoTrans, in, out, 1, 1, x, dz, beta, gw)
 		} else {
-			transpose(xt, x, rows, in)
-			gemm(blas.NoTrans, blas.NoTrans, in, out, rows, 1, xt, dz, 1, gw)
+			gemm(blas.Trans, blas.NoTrans, in, out, rows, 1, x, dz, beta, gw)
 		}
 	}
 	if dx != nil {
@@ -151,7 +171,7 @@ func linearBackward(x, dz []float64, rows, in, out int, w, gw, gb, dx, xt []floa
 // geluForward writes a = h·Φ(h) (exact erf form, Φ from geluTable) and,
 // when dact is not nil, the derivative Φ(h) + h·φ(h), so the backward pass
 // needs no erf. a may alias h.
-func geluForward(h, a, dact []float64, rows, width int) {
+func geluForward[T Float](h, a, dact []T, rows, width int) {
 	if !parallel(rows, width) {
 		geluRange(h, a, dact, 0, rows*width)
 		return
@@ -236,26 +256,30 @@ func geluTail(x float64) (a, d float64) {
 	return x, x // NaN
 }
 
-func geluRange(h, a, dact []float64, lo, hi int) {
+func geluRange[T Float](h, a, dact []T, lo, hi int) {
 	tab := geluTable()
 	if dact == nil {
-		for i, v := range h[lo:hi] {
+		for i, hv := range h[lo:hi] {
+			v := float64(hv)
 			u := (v + geluL) * geluInvH
 			if !(u >= 0 && u < float64(geluN)) {
-				a[lo+i], _ = geluTail(v)
+				av, _ := geluTail(v)
+				a[lo+i] = T(av)
 				continue
 			}
 			k := int(u)
 			t := u - float64(k)
 			c := &tab[k]
-			a[lo+i] = v * (c[0] + t*(c[1]+t*(c[2]+t*c[3])))
+			a[lo+i] = T(v * (c[0] + t*(c[1]+t*(c[2]+t*c[3]))))
 		}
 		return
 	}
-	for i, v := range h[lo:hi] {
+	for i, hv := range h[lo:hi] {
+		v := float64(hv)
 		u := (v + geluL) * geluInvH
 		if !(u >= 0 && u < float64(geluN)) {
-			a[lo+i], dact[lo+i] = geluTail(v)
+			av, dv := geluTail(v)
+			a[lo+i], dact[lo+i] = T(av), T(dv)
 			continue
 		}
 		k := int(u)
@@ -263,13 +287,13 @@ func geluRange(h, a, dact []float64, lo, hi int) {
 		c := &tab[k]
 		cdf := c[0] + t*(c[1]+t*(c[2]+t*c[3]))
 		pdf := c[4] + t*(c[5]+t*(c[6]+t*c[7]))
-		dact[lo+i] = cdf + v*pdf
-		a[lo+i] = v * cdf
+		dact[lo+i] = T(cdf + v*pdf)
+		a[lo+i] = T(v * cdf)
 	}
 }
 
 // geluBackward writes dh = da ⊙ dact. dh may alias da.
-func geluBackward(da, dact, dh []float64, rows, width int) {
+func geluBackward[T Float](da, dact, dh []T, rows, width int) {
 	// One multiply per element: memory bound, not worth goroutines.
 	for i, d := range dact[:rows*width] {
 		dh[i] = da[i] * d
@@ -278,58 +302,88 @@ func geluBackward(da, dact, dh []float64, rows, width int) {
 
 // layerNormForward normalizes each row of z over its features and writes
 // xhat = (z − μ)/σ, rstd = 1/σ per row, and h = γ⊙xhat + β. h may alias z.
-// σ² is the biased variance plus lnEps; statistics use two passes so large
-// offsets do not cancel.
-func layerNormForward(z []float64, rows, width int, gamma, beta, xhat, rstd, h []float64) {
+// σ² is the biased variance plus lnEps; the statistics are summed in
+// float64 in two passes, so large offsets do not cancel.
+func layerNormForward[T Float](z []T, rows, width int, gamma, beta, xhat, rstd, h []T) {
 	if !parallel(rows, width) {
-		layerNormForwardRows(z, width, gamma, beta, xhat, rstd, h, 0, rows)
+		layerNormForwardRows(z, width, gamma, beta, xhat, rstd, h, 0, rows, false, nil)
 		return
 	}
-	parallelRows(rows, func(r0, r1 int) { layerNormForwardRows(z, width, gamma, beta, xhat, rstd, h, r0, r1) })
+	parallelRows(rows, func(r0, r1 int) { layerNormForwardRows(z, width, gamma, beta, xhat, rstd, h, r0, r1, false, nil) })
 }
 
-func layerNormForwardRows(z []float64, width int, gamma, beta, xhat, rstd, h []float64, r0, r1 int) {
+// layerNormGELUForward is layerNormForward followed by geluForward, in one
+// pass over each row: z is overwritten with GELU(γ⊙xhat + β), and dact, if
+// not nil, receives the GELU derivative. Each element is computed exactly
+// as by the two passes.
+func layerNormGELUForward[T Float](z []T, rows, width int, gamma, beta, xhat, rstd, dact []T) {
+	if !parallel(rows, width) {
+		layerNormForwardRows(z, width, gamma, beta, xhat, rstd, z, 0, rows, true, dact)
+		return
+	}
+	parallelRows(rows, func(r0, r1 int) { layerNormForwardRows(z, width, gamma, beta, xhat, rstd, z, r0, r1, true, dact) })
+}
+
+func layerNormForwardRows[T Float](z []T, width int, gamma, beta, xhat, rstd, h []T, r0, r1 int, gelu bool, dact []T) {
 	inv := 1 / float64(width)
 	for r := r0; r < r1; r++ {
 		zr := z[r*width : r*width+width]
 		var mu float64
 		for _, v := range zr {
-			mu += v
+			mu += float64(v)
 		}
 		mu *= inv
 		var vr float64
 		for _, v := range zr {
-			d := v - mu
+			d := float64(v) - mu
 			vr += d * d
 		}
 		rs := 1 / math.Sqrt(vr*inv+lnEps)
-		rstd[r] = rs
+		rstd[r] = T(rs)
 		xr := xhat[r*width : r*width+width]
 		hr := h[r*width : r*width+width]
+		rsT, muT := T(rs), T(mu)
 		for j, v := range zr {
-			xn := (v - mu) * rs
+			xn := (v - muT) * rsT
 			xr[j] = xn
 			hr[j] = gamma[j]*xn + beta[j]
+		}
+		if gelu {
+			var dr []T
+			if dact != nil {
+				dr = dact[r*width : r*width+width]
+			}
+			geluRange(hr, hr, dr, 0, width)
 		}
 	}
 }
 
 // layerNormParamGrads accumulates dγ += Σ_rows dh⊙xhat and dβ += Σ_rows dh.
-// It runs on one goroutine so the sums are in a fixed order.
-func layerNormParamGrads(dh, xhat []float64, rows, width int, dgamma, dbeta []float64) {
+// Its goroutines split the columns, so every sum runs over the rows in
+// order whatever their number.
+func layerNormParamGrads[T Float](dh, xhat []T, rows, width int, dgamma, dbeta []T) {
+	if !parallel(rows, width) || width < 64 {
+		layerNormParamGradCols(dh, xhat, rows, width, dgamma, dbeta, 0, width)
+		return
+	}
+	parallelRows(width, func(j0, j1 int) { layerNormParamGradCols(dh, xhat, rows, width, dgamma, dbeta, j0, j1) })
+}
+
+func layerNormParamGradCols[T Float](dh, xhat []T, rows, width int, dgamma, dbeta []T, j0, j1 int) {
+	dg, db := dgamma[j0:j1], dbeta[j0:j1]
 	for r := range rows {
-		dr := dh[r*width : r*width+width]
-		xr := xhat[r*width : r*width+width]
+		dr := dh[r*width+j0 : r*width+j1]
+		xr := xhat[r*width+j0 : r*width+j1]
 		for j, d := range dr {
-			dgamma[j] += d * xr[j]
-			dbeta[j] += d
+			dg[j] += d * xr[j]
+			db[j] += d
 		}
 	}
 }
 
 // layerNormBackward writes dz from dh: with g = γ⊙dh,
 // dz = rstd·(g − mean(g) − xhat·mean(g⊙xhat)). dz may alias dh.
-func layerNormBackward(dh, xhat, rstd, gamma []float64, rows, width int, dz []float64) {
+func layerNormBackward[T Float](dh, xhat, rstd, gamma []T, rows, width int, dz []T) {
 	if !parallel(rows, width) {
 		layerNormBackwardRows(dh, xhat, rstd, gamma, width, dz, 0, rows)
 		return
@@ -337,23 +391,45 @@ func layerNormBackward(dh, xhat, rstd, gamma []float64, rows, width int, dz []fl
 	parallelRows(rows, func(r0, r1 int) { layerNormBackwardRows(dh, xhat, rstd, gamma, width, dz, r0, r1) })
 }
 
-func layerNormBackwardRows(dh, xhat, rstd, gamma []float64, width int, dz []float64, r0, r1 int) {
+// layerNormGELUBackward is the backward pass of layerNormGELUForward, in
+// place: d holds dL/d(GELU output) and receives dL/dz. When dgamma is not
+// nil the LayerNorm parameter gradients are accumulated too.
+func layerNormGELUBackward[T Float](d, dact, xhat, rstd, gamma []T, rows, width int, dgamma, dbeta []T) {
+	geluBackwardPar(d, dact, rows, width)
+	if dgamma != nil {
+		layerNormParamGrads(d, xhat, rows, width, dgamma, dbeta)
+	}
+	layerNormBackward(d, xhat, rstd, gamma, rows, width, d)
+}
+
+// geluBackwardPar is geluBackward in place, split over rows when large.
+func geluBackwardPar[T Float](d, dact []T, rows, width int) {
+	if !parallel(rows, width) {
+		geluBackward(d, dact, d, rows, width)
+		return
+	}
+	parallelRows(rows, func(r0, r1 int) {
+		geluBackward(d[r0*width:r1*width], dact[r0*width:r1*width], d[r0*width:r1*width], r1-r0, width)
+	})
+}
+
+func layerNormBackwardRows[T Float](dh, xhat, rstd, gamma []T, width int, dz []T, r0, r1 int) {
 	inv := 1 / float64(width)
 	for r := r0; r < r1; r++ {
 		dr := dh[r*width : r*width+width]
 		xr := xhat[r*width : r*width+width]
 		var sg, sgx float64
 		for j, d := range dr {
-			g := d * gamma[j]
+			g := float64(d * gamma[j])
 			sg += g
-			sgx += g * xr[j]
+			sgx += g * float64(xr[j])
 		}
 		sg *= inv
 		sgx *= inv
-		rs := rstd[r]
+		rs, sgT, sgxT := rstd[r], T(sg), T(sgx)
 		zr := dz[r*width : r*width+width]
 		for j, d := range dr {
-			zr[j] = rs * (d*gamma[j] - sg - xr[j]*sgx)
+			zr[j] = rs * (d*gamma[j] - sgT - xr[j]*sgxT)
 		}
 	}
 }

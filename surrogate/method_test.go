@@ -72,7 +72,7 @@ func TestGradPIELossHandComputed(t *testing.T) {
 			g := make([]float64, rows)
 			tr.lossGrad(pred, tr.yb[:rows], len(all), tr.pairs, g)
 			m.mlp.ZeroGrad()
-			m.mlp.backward(m.mlp.train, g, true, false)
+			m.mlp.net.backwardTrain(g, false, false)
 			return slices.Clone(m.mlp.Grads())
 		}
 		if g := grad(gp); math.Abs(g[0]+0.75) > 1e-12 || g[1] != 0 {

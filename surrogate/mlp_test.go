@@ -24,17 +24,16 @@ func TestLinearGradients(t *testing.T) {
 		return dot(c, z)
 	}
 	gw, gb, dx := make([]float64, in*out), make([]float64, out), make([]float64, rows*in)
-	xt := make([]float64, rows*in)
-	linearBackward(x, c, rows, in, out, w, gw, gb, dx, xt)
+	linearBackward(x, c, rows, in, out, w, gw, gb, dx, false)
 	checkGrad(t, "dx", dx, numGrad(x, s))
 	checkGrad(t, "dW", gw, numGrad(w, s))
 	checkGrad(t, "db", gb, numGrad(b, s))
 
-	// Gradients accumulate, and the single-row path (no transpose) agrees.
-	linearBackward(x, c, rows, in, out, w, gw, gb, nil, xt)
+	// Gradients accumulate, and the single-row path (an outer product) agrees.
+	linearBackward(x, c, rows, in, out, w, gw, gb, nil, false)
 	checkGrad(t, "dW accumulated twice", gw, scaled(numGrad(w, s), 2))
 	gw1 := make([]float64, in*out)
-	linearBackward(x[:in], c[:out], 1, in, out, w, gw1, make([]float64, out), nil, nil)
+	linearBackward(x[:in], c[:out], 1, in, out, w, gw1, make([]float64, out), nil, false)
 	s1 := func() float64 {
 		linearForward(x[:in], 1, in, out, w, b, z[:out])
 		return dot(c[:out], z[:out])
@@ -114,25 +113,6 @@ func TestLayerNormGradients(t *testing.T) {
 	layerNormBackward(dh, xhat, rstd, gamma, rows, width, dh)
 	if relErr(dh, dz) != 0 {
 		t.Errorf("in-place backward differs from out-of-place")
-	}
-}
-
-func TestTranspose(t *testing.T) {
-	for _, sh := range [][2]int{{1, 1}, {3, 5}, {33, 70}, {64, 1}} {
-		r, c := sh[0], sh[1]
-		src := make([]float64, r*c)
-		for i := range src {
-			src[i] = float64(i)
-		}
-		dst := make([]float64, r*c)
-		transpose(dst, src, r, c)
-		for i := range r {
-			for j := range c {
-				if dst[j*r+i] != src[i*c+j] {
-					t.Fatalf("%dx%d: dst[%d][%d] = %v, want %v", r, c, j, i, dst[j*r+i], src[i*c+j])
-				}
-			}
-		}
 	}
 }
 
@@ -242,7 +222,7 @@ func TestNewMLPInit(t *testing.T) {
 		t.Error("NewMLP accepted a zero-width hidden layer")
 	}
 	m, _ := NewMLP(100, 50, Arch{Hidden: []int{50}, LayerNorm: true}, 3)
-	l := m.layers[0]
+	l := m.net.(*net[float64]).layers[0]
 	bound := 1 / math.Sqrt(100)
 	var lo, hi float64
 	for _, w := range l.w {

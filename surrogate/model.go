@@ -170,12 +170,13 @@ func (m *Model) Clone() *Model { return m.CloneInto(nil) }
 // CloneInto is Clone reusing dst's storage when dst is an earlier clone of
 // m (same network shape and input map); otherwise it allocates a new one.
 func (m *Model) CloneInto(dst *Model) *Model {
-	if dst == nil || dst.mlp.in != m.mlp.in || dst.mlp.out != m.mlp.out || len(dst.mlp.params) != len(m.mlp.params) ||
+	if dst == nil || dst.mlp.in != m.mlp.in || dst.mlp.out != m.mlp.out || dst.mlp.NumParams() != m.mlp.NumParams() ||
 		!slices.Equal(dst.mlp.arch.Hidden, m.mlp.arch.Hidden) || dst.mlp.arch.LayerNorm != m.mlp.arch.LayerNorm ||
+		dst.mlp.arch.Precision != m.mlp.arch.Precision ||
 		dst.inScale != m.inScale || dst.outScale != m.outScale || !dst.enc.equal(m.enc) {
 		dst = newModel(m.space, newMLPShape(m.mlp.in, m.mlp.out, m.mlp.arch), m.inScale, m.outScale)
 	}
-	copy(dst.mlp.params, m.mlp.params)
+	m.mlp.net.copyParams(dst.mlp.net)
 	copy(dst.mean, m.mean)
 	copy(dst.std, m.std)
 	dst.scaleSet = m.scaleSet

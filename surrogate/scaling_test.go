@@ -302,7 +302,7 @@ func TestLoadRejectsInconsistentScalings(t *testing.T) {
 		h := base
 		v := mutate(&h)
 		var b bytes.Buffer
-		if err := writeModel(&b, v, h, m.mlp.Params()); err != nil {
+		if err := writeModel(&b, v, h, m.mlp.net); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := Load(&b); err == nil {
@@ -312,7 +312,7 @@ func TestLoadRejectsInconsistentScalings(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	if err := writeModel(&b, fileVersion, base, m.mlp.Params()); err != nil {
+	if err := writeModel(&b, fileVersion, base, m.mlp.net); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Load(&b); err != nil {

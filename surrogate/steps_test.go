@@ -225,7 +225,7 @@ func TestStepsReducesLossAndResumes(t *testing.T) {
 			if _, err := tr2.Steps(t.Context(), d2, 20, focus); err != nil {
 				t.Fatal(err)
 			}
-			if !sameBits(m.mlp.params, m2.mlp.params) {
+			if !sameBits(m.mlp.Params(), m2.mlp.Params()) {
 				t.Errorf("a restored trainer's steps differ from the original's")
 			}
 		})

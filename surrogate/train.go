@@ -124,6 +124,8 @@ type Trainer struct {
 
 	rows, anchors uint64 // forwarded rows and anchors over all steps
 
+	guard precisionGuard // float32 models: neighbour differences below float32's resolution
+
 	onBatch func(anchors, unique []int) // test hook
 }
 
@@ -138,7 +140,7 @@ func NewTrainer(m *Model, cfg TrainConfig, seed uint64) (*Trainer, error) {
 	}
 	cfg = cfg.withDefaults()
 	src := rand.NewPCG(seed, trainStream)
-	return &Trainer{model: m, cfg: cfg, src: src, rng: rand.New(src), adam: NewAdam(m.mlp.NumParams(), cfg.LR)}, nil
+	return &Trainer{model: m, cfg: cfg, src: src, rng: rand.New(src), adam: newAdam(m.mlp.NumParams(), cfg.LR, m.mlp.Precision())}, nil
 }
 
 // Model returns the model being trained.
@@ -173,6 +175,7 @@ func (t *Trainer) Fit(ctx context.Context, d *Dataset, epochs int, progress func
 	}
 	if t.cfg.Loss == LossGradPIE {
 		d.useK(t.cfg.K)
+		t.checkPrecision(d)
 	}
 	last := math.NaN()
 	for e := range epochs {
@@ -235,6 +238,14 @@ func (t *Trainer) epoch(ctx context.Context, d *Dataset) (float64, error) {
 		total += t.step(d, anchors) * float64(len(anchors))
 	}
 	return total / float64(n), nil
+}
+
+// checkPrecision runs the float32 guard over the points new since the last
+// call; d's neighbour lists must be those of K.
+func (t *Trainer) checkPrecision(d *Dataset) {
+	if t.model.mlp.Precision() == Float32 {
+		t.guard.check(d, t.model.mean, t.model.std)
+	}
 }
 
 // sharing reports whether minibatches are built from neighbourhoods.
@@ -339,6 +350,9 @@ func (t *Trainer) Steps(ctx context.Context, d *Dataset, n int, f Focus) (float6
 	}
 	if t.cfg.Loss == LossGradPIE || len(f.Near) > 0 {
 		d.useK(max(t.cfg.K, 1))
+	}
+	if t.cfg.Loss == LossGradPIE {
+		t.checkPrecision(d)
 	}
 	total := 0.0
 	for s := range n {
@@ -466,9 +480,8 @@ func (t *Trainer) step(d *Dataset, anchors []int) float64 {
 	pred := mlp.trainForward(t.xb[:rows*d.nin], rows)
 	t.gb = growTo(t.gb, rows*d.out)
 	loss := t.lossGrad(pred, t.yb[:rows*d.out], len(anchors), t.pairs, t.gb)
-	mlp.ZeroGrad()
-	mlp.backward(mlp.train, t.gb, true, false)
-	t.adam.Step(mlp.params, mlp.grads)
+	mlp.net.backwardTrain(t.gb, true, false)
+	mlp.net.adamStep(t.adam)
 	return loss
 }
 
@@ -640,6 +653,9 @@ func (t *Trainer) UnmarshalBinary(data []byte) error {
 	}
 	if adam.Len() != t.model.mlp.NumParams() {
 		return fmt.Errorf("surrogate: trainer state is for %d parameters, the model has %d", adam.Len(), t.model.mlp.NumParams())
+	}
+	if p := t.model.mlp.Precision(); adam.Precision() != p {
+		return fmt.Errorf("surrogate: trainer state is for a %s model, the model is %s", adam.Precision(), p)
 	}
 	if epochs > math.MaxInt32 {
 		return fmt.Errorf("surrogate: trainer state has %d epochs", epochs)

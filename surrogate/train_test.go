@@ -249,7 +249,7 @@ func TestMinibatchGradient(t *testing.T) {
 				t.Errorf("minibatch loss %v, naive %v", loss, want)
 			}
 			m.mlp.ZeroGrad()
-			m.mlp.backward(m.mlp.train, grad, true, false)
+			m.mlp.net.backwardTrain(grad, false, false)
 			checkGrad(t, "minibatch parameter gradient", m.mlp.Grads(), numGrad(m.mlp.Params(), naive))
 		})
 	}

@@ -78,6 +78,8 @@ func TestConfigErrorsNameSourceKeyAndValue(t *testing.T) {
 		{"unknown key --set", "", []string{"surogate.k=3"}, nil, "--set surogate.k=3: surogate: unknown key (did you mean surrogate?)"},
 		{"map key", "safety: {max_step: {x0: abc}}\n", nil, nil, `bad.yaml:3: safety.max_step.x0: "abc" is not a number`},
 		{"safety key", "safety: {rate: 0}\n", nil, nil, "bad.yaml:3: safety.rate: must be positive and finite"},
+		{"precision", "surrogate:\n  precision: float16\n", nil, nil, `bad.yaml:4: surrogate.precision: "float16": want float64 or float32`},
+		{"precision --set", "", []string{"surrogate.precision=half"}, nil, `--set surrogate.precision=half: surrogate.precision: "half": want float64 or float32`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -53,9 +53,11 @@ type GradientConfig struct {
 	// scaling pair (a single value in YAML is a list of one).
 	InputScaling  []surrogate.InputScaling  `mapstructure:"input_scaling" yaml:"input_scaling"`
 	OutputScaling []surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling"`
-	TestPoints    int                       `mapstructure:"test_points" yaml:"test_points"`
-	Seed          uint64                    `mapstructure:"seed" yaml:"seed"`
-	Workers       int                       `mapstructure:"workers" yaml:"workers"` // models trained at once; 0 = GOMAXPROCS
+	// Precision of every network: float64 (the default) or float32.
+	Precision  surrogate.Precision `mapstructure:"precision" yaml:"precision"`
+	TestPoints int                 `mapstructure:"test_points" yaml:"test_points"`
+	Seed       uint64              `mapstructure:"seed" yaml:"seed"`
+	Workers    int                 `mapstructure:"workers" yaml:"workers"` // models trained at once; 0 = GOMAXPROCS
 
 	File string `mapstructure:"-" yaml:"-"` // config file the settings came from, named in errors
 }
@@ -80,6 +82,7 @@ func DefaultGradientConfig() GradientConfig {
 		Ks:            []int{1, 2, 3, 5, 10, 20},
 		InputScaling:  []surrogate.InputScaling{surrogate.DefaultInputScaling},
 		OutputScaling: []surrogate.OutputScaling{surrogate.DefaultOutputScaling},
+		Precision:     surrogate.Float64,
 		TestPoints:    500,
 		Seed:          1,
 	}
@@ -148,6 +151,9 @@ func (c GradientConfig) Validate() error {
 		if err := s.Validate(); err != nil || s == "" {
 			bad(fmt.Sprintf("output_scaling[%d]", i), "%q: want one of %v", string(s), surrogate.OutputScalings)
 		}
+	}
+	if err := c.Precision.Validate(); err != nil {
+		bad("precision", "%q: want %s or %s", string(c.Precision), surrogate.Float64, surrogate.Float32)
 	}
 	if c.TestPoints < 1 {
 		bad("test_points", "must be ≥ 1, got %d", c.TestPoints)
@@ -399,7 +405,7 @@ func uniform(rng *rand.Rand, s insitu.Space, n int) [][]float64 {
 // scalings differ.
 func (p *problem) train(ctx context.Context, cfg GradientConfig, sc Scaling, loss surrogate.LossKind, k int, report func(Progress)) (Row, error) {
 	spec := p.box.Spec()
-	arch := surrogate.Arch{Hidden: cfg.Hidden, LayerNorm: cfg.LayerNorm, InputScaling: sc.Input, OutputScaling: sc.Output}
+	arch := surrogate.Arch{Hidden: cfg.Hidden, LayerNorm: cfg.LayerNorm, InputScaling: sc.Input, OutputScaling: sc.Output, Precision: cfg.Precision}
 	model, err := surrogate.NewModel(spec.In, len(spec.Out), arch, cfg.Seed)
 	if err != nil {
 		return Row{}, err

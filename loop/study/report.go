@@ -41,12 +41,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 // WriteCSV writes one line per model with full precision.
 func (r *Result) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"setting", "dim", "points", "input_scaling", "output_scaling", "loss", "k", "rel_err_mean", "rel_err_sd", "rel_err_median", "cos_mean", "cos_sd", "train_loss", "train_seconds"})
+	cw.Write([]string{"setting", "dim", "points", "input_scaling", "output_scaling", "loss", "k", "rel_err_mean", "rel_err_sd", "rel_err_median", "cos_mean", "cos_sd", "train_loss", "train_seconds", "precision"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, row := range r.Rows {
 		cw.Write([]string{row.Setting, strconv.Itoa(row.Dim), strconv.Itoa(row.Points),
 			string(row.Scaling.Input), string(row.Scaling.Output), string(row.Loss), strconv.Itoa(row.K),
-			f(row.RelErr), f(row.RelErrSD), f(row.RelErrMed), f(row.Cos), f(row.CosSD), f(row.TrainLoss), f(row.Seconds)})
+			f(row.RelErr), f(row.RelErrSD), f(row.RelErrMed), f(row.Cos), f(row.CosSD), f(row.TrainLoss), f(row.Seconds),
+			string(r.Config.Precision.OrDefault())})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -20,6 +20,7 @@ import (
 	"runtime"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
 	"gonum.org/v1/netlib/blas/netlib"
@@ -37,9 +38,10 @@ const Enabled = true
 // to one-element AXPYs.
 const DefaultGemmMin = 64
 
-// Implementation is a blas.Float64 that is gonum's pure-Go implementation
-// except for Dgemm calls of at least GemmMin multiply-adds, which OpenBLAS
-// computes. The zero value uses DefaultGemmMin.
+// Implementation is a blas.Float64 and a blas.Float32 that is gonum's
+// pure-Go implementation except for Dgemm and Sgemm calls of at least
+// GemmMin multiply-adds, which OpenBLAS computes. The zero value uses
+// DefaultGemmMin.
 type Implementation struct {
 	gonum.Implementation
 
@@ -48,28 +50,48 @@ type Implementation struct {
 	GemmMin int
 }
 
-var _ blas.Float64 = Implementation{}
+var (
+	_ blas.Float64 = Implementation{}
+	_ blas.Float32 = Implementation{}
+)
+
+// toOpenBLAS reports whether an m×n×k product goes to OpenBLAS. Empty and
+// negative sizes go to Go, whose checks and quick returns need no cgo
+// call. The product is taken in float64 so huge sizes cannot overflow the
+// comparison.
+func (impl Implementation) toOpenBLAS(m, n, k int) bool {
+	lim := impl.GemmMin
+	if lim <= 0 {
+		lim = DefaultGemmMin
+	}
+	return m > 0 && n > 0 && k > 0 && float64(m)*float64(n)*float64(k) >= float64(lim)
+}
 
 // Dgemm computes C = alpha·op(A)·op(B) + beta·C (row-major, as blas.Float64
 // documents), in OpenBLAS when m·n·k ≥ GemmMin and in Go otherwise. Both
 // sides check their arguments and panic on the same errors.
 func (impl Implementation) Dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	lim := impl.GemmMin
-	if lim <= 0 {
-		lim = DefaultGemmMin
-	}
-	// Empty and negative sizes go to Go, whose checks and quick returns
-	// need no cgo call. The product is taken in float64 so huge sizes
-	// cannot overflow the comparison.
-	if m <= 0 || n <= 0 || k <= 0 || float64(m)*float64(n)*float64(k) < float64(lim) {
+	if !impl.toOpenBLAS(m, n, k) {
 		impl.Implementation.Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	netlib.Implementation{}.Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// Use installs impl as blas64's implementation.
-func Use(impl Implementation) { blas64.Use(impl) }
+// Sgemm is Dgemm in float32, routed the same way.
+func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !impl.toOpenBLAS(m, n, k) {
+		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	netlib.Implementation{}.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Use installs impl as blas64's and blas32's implementation.
+func Use(impl Implementation) {
+	blas64.Use(impl)
+	blas32.Use(impl)
+}
 
 // SetThreads sets the number of OpenBLAS threads (n < 1 means 1). It takes
 // effect for the next call and applies to the whole process.

@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
+	"gonum.org/v1/netlib/blas/netlib"
 )
 
 func randSlice(rng *rand.Rand, n int) []float64 {
@@ -184,10 +186,68 @@ func TestDgemmConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// TestInstalled: importing the package installs the backend for blas64.
+// TestSgemmMatchesGonum checks the routed Sgemm against gonum's on both
+// sides of the threshold, all four transposes and padded strides, to a
+// float32 tolerance; and that a product at the threshold is OpenBLAS's
+// own result, one below it gonum's, bit for bit.
+func TestSgemmMatchesGonum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	f32 := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(rng.NormFloat64())
+		}
+		return s
+	}
+	for _, s := range [][3]int{{2, 3, 4}, {3, 5, 7}, {17, 23, 29}, {96, 1, 40}, {40, 96, 1}, {120, 80, 100}} {
+		for _, tA := range []blas.Transpose{blas.NoTrans, blas.Trans} {
+			for _, tB := range []blas.Transpose{blas.NoTrans, blas.Trans} {
+				g := gemmCase{tA, tB, s[0], s[1], s[2], -0.5, 2, 3}
+				ar, ac, br, bc := g.m, g.k, g.k, g.n
+				if tA == blas.Trans {
+					ar, ac = ac, ar
+				}
+				if tB == blas.Trans {
+					br, bc = bc, br
+				}
+				lda, ldb, ldc := ac+g.pad, bc+g.pad, g.n+g.pad
+				a, b, c := f32(ar*lda), f32(br*ldb), f32(g.m*ldc)
+				want := append([]float32(nil), c...)
+				gonum.Implementation{}.Sgemm(tA, tB, g.m, g.n, g.k, -0.5, a, lda, b, ldb, 2, want, ldc)
+				for _, impl := range []Implementation{{}, {GemmMin: 1}} {
+					got := append([]float32(nil), c...)
+					impl.Sgemm(tA, tB, g.m, g.n, g.k, -0.5, a, lda, b, ldb, 2, got, ldc)
+					tol := 2e-6 * float64(g.k+4) * (0.5*math.Sqrt(float64(g.k)) + 3)
+					for i := range want {
+						if d := math.Abs(float64(got[i] - want[i])); !(d <= tol) {
+							t.Fatalf("%v GemmMin=%d: C[%d] = %v, gonum gives %v", g, impl.GemmMin, i, got[i], want[i])
+						}
+					}
+				}
+				at, below := append([]float32(nil), c...), append([]float32(nil), c...)
+				ref := append([]float32(nil), c...)
+				netlib.Implementation{}.Sgemm(tA, tB, g.m, g.n, g.k, -0.5, a, lda, b, ldb, 2, ref, ldc)
+				mnk := g.m * g.n * g.k
+				Implementation{GemmMin: mnk}.Sgemm(tA, tB, g.m, g.n, g.k, -0.5, a, lda, b, ldb, 2, at, ldc)
+				Implementation{GemmMin: mnk + 1}.Sgemm(tA, tB, g.m, g.n, g.k, -0.5, a, lda, b, ldb, 2, below, ldc)
+				for i := range ref {
+					if at[i] != ref[i] || below[i] != want[i] {
+						t.Fatalf("%v: C[%d] at the threshold %v (OpenBLAS %v), below it %v (gonum %v)", g, i, at[i], ref[i], below[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestInstalled: importing the package installs the backend for blas64
+// and blas32.
 func TestInstalled(t *testing.T) {
 	if _, ok := blas64.Implementation().(Implementation); !ok {
 		t.Fatalf("blas64 uses %T, want openblas.Implementation", blas64.Implementation())
+	}
+	if _, ok := blas32.Implementation().(Implementation); !ok {
+		t.Fatalf("blas32 uses %T, want openblas.Implementation", blas32.Implementation())
 	}
 	if !Enabled {
 		t.Fatal("Enabled is false in a build with the backend")
