@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The surrogate's training step and single-point input VJP on the three
-# benchmark nets (CNON, OpAmp, OWMS), in pure Go, with the OpenBLAS backend
-# (-tags openblas) and in PyTorch float64 (scripts/bench_torch.py: the same
-# nets, exact GELU, LayerNorm where the Go net has it, MSE + Adam at batch
-# 256 like BenchmarkTrainStep). The three are interleaved, ROUNDS times, and
-# the table has each one's minimum over the rounds and their ratios.
+# benchmark nets (CNON, OpAmp, OWMS), in float64 and float32 (rows NET-f32),
+# in pure Go, with the OpenBLAS backend (-tags openblas) and in PyTorch
+# (scripts/bench_torch.py: the same nets in the same precision, exact GELU,
+# LayerNorm where the Go net has it, MSE + Adam at batch 256 like
+# BenchmarkTrainStep). The three are interleaved, ROUNDS times, and the
+# table has each one's minimum over the rounds and their ratios, each row
+# against PyTorch in the row's precision.
 #
 # Usage: scripts/bench-vs-pytorch.sh
 # Environment:
@@ -13,7 +15,10 @@
 #              of iterations (1x). On a busy machine, many rounds of 1x
 #              (ROUNDS=15 BENCHTIME=1x) give the minimum single-iteration
 #              time, which other processes inflate far less than a mean
-#   BENCH      Go benchmark regexp ('BenchmarkTrainStep|BenchmarkVJP')
+#   BENCH      Go benchmark regexp ('BenchmarkTrainStep|BenchmarkVJP');
+#              e.g. 'TrainStep/OWMS' (both precisions) with NETS=OWMS
+#   NETS       nets PyTorch times (CNON,OpAmp,OWMS)
+#   DTYPES     precisions PyTorch times (float64,float32)
 #   PYTHON     interpreter with torch (/usr/bin/python3: Debian's
 #              python3-torch is built for it, not for a pyenv python)
 #   TORCH_THREADS  torch.set_num_threads values to try, each every round
@@ -101,7 +106,9 @@ run() { # side
     (cd surrogate && "$work/$1.test" -test.run '^$' -test.bench "$bench" -test.benchtime "$benchtime") ;;
   pytorch)
     for t in $torch_threads; do
-      "$py" scripts/bench_torch.py "${torchargs[@]}" --threads "$t"
+      "$py" scripts/bench_torch.py "${torchargs[@]}" --threads "$t" \
+        --nets "${NETS:-CNON,OpAmp,OWMS}" --dtypes "${DTYPES:-float64,float32}" \
+        --bench "$(echo "$bench" | grep -o 'TrainStep\|VJP' | sort -u | paste -sd, -)"
     done ;;
   esac
 }

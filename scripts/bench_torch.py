@@ -1,5 +1,5 @@
-"""PyTorch float64 counterparts of surrogate's BenchmarkTrainStep and
-BenchmarkVJP, for scripts/bench-vs-pytorch.sh.
+"""PyTorch float64 and float32 counterparts of surrogate's BenchmarkTrainStep
+and BenchmarkVJP, for scripts/bench-vs-pytorch.sh.
 
 The nets are the Go benchmark's: Linear -> (LayerNorm) -> GELU (exact, erf)
 per hidden layer, a linear output layer, PyTorch's default initialization.
@@ -12,7 +12,8 @@ iteration count grows until one run lasts at least --benchtime seconds (or
 is fixed by --iters), and the result is that run's mean. Output lines use Go's benchmark format, so the calling script parses
 both the same way:
 
-    BenchmarkTrainStep/CNON  <iterations>  <ns> ns/op
+    BenchmarkTrainStep/CNON      <iterations>  <ns> ns/op
+    BenchmarkTrainStep/CNON-f32  <iterations>  <ns> ns/op   (float32, as Go names it)
 """
 
 import argparse
@@ -71,6 +72,8 @@ def main():
                    help="training loss; Go's BenchmarkTrainStep uses MSE")
     p.add_argument("--nets", default="CNON,OpAmp,OWMS")
     p.add_argument("--bench", default="TrainStep,VJP")
+    p.add_argument("--dtypes", default="float64,float32",
+                   help="precisions to time; float32 results are named NET-f32 like Go's")
     p.add_argument("--threads", type=int, default=0,
                    help="torch.set_num_threads (0 keeps torch's default); float64 matrix "
                         "products go to the system BLAS, which keeps its own thread count")
@@ -79,14 +82,19 @@ def main():
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(1)
     want = set(args.nets.split(","))
     kinds = set(args.bench.split(","))
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"float64, batch {args.batch}, loss {args.loss}", flush=True)
     loss_fn = F.mse_loss if args.loss == "mse" else F.l1_loss
+    for dtype in args.dtypes.split(","):
+        run_dtype(args, dtype, want, kinds, loss_fn)
 
+
+def run_dtype(args, dtype, want, kinds, loss_fn):
+    suffix = {"float64": "", "float32": "-f32"}[dtype]
+    torch.set_default_dtype(getattr(torch, dtype))
+    torch.manual_seed(1)
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{dtype}, batch {args.batch}, loss {args.loss}", flush=True)
     for name, n_in, n_out, hidden, ln in NETS:
         if name not in want:
             continue
@@ -103,7 +111,7 @@ def main():
                 opt.step()
 
             n, sec = bench(step, args.benchtime, args.iters)
-            print(f"BenchmarkTrainStep/{name}\t{n}\t{sec * 1e9:.0f} ns/op", flush=True)
+            print(f"BenchmarkTrainStep/{name}{suffix}\t{n}\t{sec * 1e9:.0f} ns/op", flush=True)
         if "VJP" in kinds:
             x1 = torch.rand(1, n_in).requires_grad_(True)
             v = torch.randn(1, n_out)
@@ -114,7 +122,7 @@ def main():
                 return g
 
             n, sec = bench(vjp, args.benchtime, args.iters)
-            print(f"BenchmarkVJP/{name}\t{n}\t{sec * 1e9:.0f} ns/op", flush=True)
+            print(f"BenchmarkVJP/{name}{suffix}\t{n}\t{sec * 1e9:.0f} ns/op", flush=True)
 
 
 if __name__ == "__main__":

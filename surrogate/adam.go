@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/insitu-lab/insitu/surrogate/internal/adam"
 )
 
 // Adam is the Adam optimizer (Kingma & Ba) with bias correction, in the
@@ -88,27 +90,21 @@ func (m *net[T]) adamStep(a *Adam) {
 }
 
 // adamStep is one step in T: the bias corrections are taken in float64
-// and rounded once, the update of each element is in T.
+// and rounded once, the update of each element is in T (package
+// internal/adam: vector assembly where the CPU has it, the same bits as
+// its Go loop).
 func adamStep[T Float](a *Adam, m, v, params, grads []T) {
 	if len(params) != len(m) || len(grads) != len(m) {
 		panic(fmt.Sprintf("surrogate: Adam.Step: %d params and %d grads for an optimizer of %d", len(params), len(grads), len(m)))
 	}
 	a.t++
-	b1, b2 := T(a.Beta1), T(a.Beta2)
-	c1, c2 := T(1-a.Beta1), T(1-a.Beta2)
-	step := T(a.LR / (1 - math.Pow(a.Beta1, float64(a.t))))
-	rbc2 := T(1 / math.Sqrt(1-math.Pow(a.Beta2, float64(a.t))))
-	eps := T(a.Eps)
-	update := func(lo, hi int) {
-		m, v, p, g := m[lo:hi], v[lo:hi], params[lo:hi], grads[lo:hi]
-		v, p, g = v[:len(m)], p[:len(m)], g[:len(m)]
-		for i, gi := range g {
-			mi := b1*m[i] + c1*gi
-			vi := b2*v[i] + c2*gi*gi
-			m[i], v[i] = mi, vi
-			p[i] -= step * mi / (T(math.Sqrt(float64(vi)))*rbc2 + eps)
-		}
+	c := adam.Coef[T]{
+		B1: T(a.Beta1), C1: T(1 - a.Beta1), B2: T(a.Beta2), C2: T(1 - a.Beta2),
+		Step: T(a.LR / (1 - math.Pow(a.Beta1, float64(a.t)))),
+		RBC2: T(1 / math.Sqrt(1-math.Pow(a.Beta2, float64(a.t)))),
+		Eps:  T(a.Eps),
 	}
+	update := func(lo, hi int) { adam.Update(m[lo:hi], v[lo:hi], params[lo:hi], grads[lo:hi], c) }
 	// Elementwise, so splitting across goroutines cannot change the result.
 	if parallel(len(params), 1) {
 		parallelRows(len(params), update)

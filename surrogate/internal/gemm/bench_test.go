@@ -95,7 +95,7 @@ func benchPeak[T Float](b *testing.B, kern kernel[T]) {
 				go func() {
 					a, bb, c := make([]T, kb*kern.mr), make([]T, kb*kern.nr), make([]T, kern.mr*kern.nr)
 					for range reps {
-						kern.fn(kb, &a[0], &bb[0], &c[0], kern.nr)
+						kern.fn(kb, &a[0], &bb[0], &c[0], kern.nr, true)
 					}
 					done <- struct{}{}
 				}()

@@ -31,12 +31,13 @@ import (
 type Float interface{ float32 | float64 }
 
 // kernel is a micro-kernel: c[i·ldc+j] += Σ_p a[p·mr+i]·b[p·nr+j] for the
-// mr×nr tile at c, over k packed steps (a: k×mr, b: k×nr). k ≥ 0.
+// mr×nr tile at c, over k packed steps (a: k×mr, b: k×nr), k ≥ 0; without
+// add it stores the sums, and does not read C.
 type kernel[T Float] struct {
 	name   string
 	mr, nr int
 	kc, mc int // block sizes: kc (depth) × nr panels fit the L1, mc×kc of A the L2
-	fn     func(k int, a, b, c *T, ldc int)
+	fn     func(k int, a, b, c *T, ldc int, add bool)
 }
 
 // nc bounds the packed B block (kc×nc); the L3 holds it. Multiples of every nr.
@@ -60,6 +61,13 @@ func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 	if m == 0 || n == 0 {
 		return
 	}
+	packed := k > 0 && alpha != 0 && m*n*k >= smallMax
+	if beta == 0 && packed {
+		// The first block of k stores its sums: no pass to clear C, and C
+		// is not read.
+		mul(best[T](), runtime.GOMAXPROCS(0), true, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+		return
+	}
 	if beta != 1 {
 		for i := range m {
 			row := c[i*ldc : i*ldc+n]
@@ -75,17 +83,18 @@ func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 	if k == 0 || alpha == 0 {
 		return
 	}
-	if m*n*k < smallMax {
+	if !packed {
 		naive(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
 		return
 	}
-	mul(best[T](), runtime.GOMAXPROCS(0), transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+	mul(best[T](), runtime.GOMAXPROCS(0), false, transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc)
 }
 
-// mul adds alpha·op(A)·op(B) to C with kern's packed blocks, on up to
-// workers goroutines. m, n, k > 0 and alpha ≠ 0.
-func mul[T Float](kern kernel[T], workers int, transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, c []T, ldc int) {
-	p := product[T]{transA: transA, transB: transB, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, kern: kern}
+// mul adds alpha·op(A)·op(B) to C (or, with overwrite, stores it in C) with
+// kern's packed blocks, on up to workers goroutines. m, n, k > 0 and
+// alpha ≠ 0.
+func mul[T Float](kern kernel[T], workers int, overwrite, transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, c []T, ldc int) {
+	p := product[T]{transA: transA, transB: transB, overwrite: overwrite, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, kern: kern}
 	if workers < 2 || float64(m)*float64(n)*float64(k) < ParMin {
 		p.run(0, m, 0, n)
 		return
@@ -175,6 +184,7 @@ func naive[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b
 // product is one call's operands, shared by its goroutines.
 type product[T Float] struct {
 	transA, transB bool
+	overwrite      bool // the first block of k stores into C instead of adding
 	k              int
 	alpha          T
 	a              []T
@@ -186,50 +196,78 @@ type product[T Float] struct {
 	kern           kernel[T]
 }
 
-// buffers are one goroutine's packing space, pooled per element type.
+// buffers are one goroutine's packing space.
 type buffers[T Float] struct {
 	a, b, tile []T
 }
 
-var (
-	pool64 sync.Pool
-	pool32 sync.Pool
-)
+// The buffers of finished products are kept for the next ones, up to
+// maxFree per element type. Unlike a sync.Pool's, they survive garbage
+// collections: a training step would otherwise allocate megabytes of
+// packing space again after every collection.
+const maxFree = 8
 
-func getBuffers[T Float](kern kernel[T]) *buffers[T] {
-	pool := &pool64
-	if _, ok := any(T(0)).(float32); ok {
-		pool = &pool32
+var free struct {
+	sync.Mutex
+	f64 []*buffers[float64]
+	f32 []*buffers[float32]
+}
+
+// freeList returns the list of T's buffers; free must be locked.
+func freeList[T Float]() *[]*buffers[T] {
+	if l, ok := any(&free.f32).(*[]*buffers[T]); ok {
+		return l
 	}
-	if v, ok := pool.Get().(*buffers[T]); ok && len(v.a) == kern.mc*kern.kc && len(v.tile) == kern.mr*kern.nr {
-		return v
+	return any(&free.f64).(*[]*buffers[T])
+}
+
+// getBuffers returns buffers for kern's blocks with B panels up to nb
+// columns wide.
+func getBuffers[T Float](kern kernel[T], nb int) *buffers[T] {
+	na, nbuf, nt := kern.mc*kern.kc, kern.kc*(min(nc, nb)+kern.nr), kern.mr*kern.nr
+	free.Lock()
+	l := freeList[T]()
+	var v *buffers[T]
+	if n := len(*l); n > 0 {
+		v = (*l)[n-1]
+		*l = (*l)[:n-1]
 	}
-	return &buffers[T]{
-		a:    make([]T, kern.mc*kern.kc),
-		b:    make([]T, kern.kc*nc),
-		tile: make([]T, kern.mr*kern.nr),
+	free.Unlock()
+	if v == nil {
+		v = new(buffers[T])
 	}
+	v.a, v.b, v.tile = growTo(v.a, na), growTo(v.b, nbuf), growTo(v.tile, nt)
+	return v
 }
 
 func putBuffers[T Float](v *buffers[T]) {
-	if _, ok := any(T(0)).(float32); ok {
-		pool32.Put(v)
-	} else {
-		pool64.Put(v)
+	free.Lock()
+	if l := freeList[T](); len(*l) < maxFree {
+		*l = append(*l, v)
 	}
+	free.Unlock()
+}
+
+// growTo returns s with length n, reusing its storage when it is big enough.
+func growTo[T Float](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }
 
 // run computes rows i0..i1 and columns j0..j1 of C on the calling
-// goroutine. C is already scaled by beta.
+// goroutine. C is already scaled by beta, or is overwritten.
 func (p *product[T]) run(i0, i1, j0, j1 int) {
 	kern := p.kern
-	buf := getBuffers(kern)
+	buf := getBuffers(kern, j1-j0)
 	defer putBuffers(buf)
 	mr, nr := kern.mr, kern.nr
 	for jc := j0; jc < j1; jc += nc {
 		nb := min(nc, j1-jc)
 		for pc := 0; pc < p.k; pc += kern.kc {
 			kb := min(kern.kc, p.k-pc)
+			add := pc > 0 || !p.overwrite
 			p.packB(buf.b, pc, jc, kb, nb, nr)
 			for ic := i0; ic < i1; ic += kern.mc {
 				mb := min(kern.mc, i1-ic)
@@ -242,17 +280,22 @@ func (p *product[T]) run(i0, i1, j0, j1 int) {
 						mv := min(mr, mb-ir)
 						c0 := (ic+ir)*p.ldc + jc + jr
 						if mv == mr && nv == nr {
-							kern.fn(kb, ap, bp, &p.c[c0], p.ldc)
+							kern.fn(kb, ap, bp, &p.c[c0], p.ldc, add)
 							continue
 						}
 						// An edge tile: the kernel writes a full tile,
-						// so it works on scratch and the valid part is added.
+						// so it works on scratch and the valid part is
+						// added (or copied).
 						t := buf.tile
-						clear(t)
-						kern.fn(kb, ap, bp, &t[0], nr)
+						kern.fn(kb, ap, bp, &t[0], nr, false)
 						for i := range mv {
 							ci := p.c[c0+i*p.ldc : c0+i*p.ldc+nv]
-							for j, v := range t[i*nr : i*nr+nv] {
+							ti := t[i*nr : i*nr+nv]
+							if !add {
+								copy(ci, ti)
+								continue
+							}
+							for j, v := range ti {
 								ci[j] += v
 							}
 						}

@@ -56,14 +56,16 @@ func (s spec) gen(w *strings.Builder) {
 		bc = "VBROADCASTSD"
 	}
 
-	p("// func %s(k int, a, b, c *%s, ldc int)", s.name, typ)
-	p("// C[%d×%d] += A·B over k packed steps: a holds %d values per step, b %d.", s.mr, nr, s.mr, nr)
-	p("TEXT ·%s(SB), NOSPLIT, $0-40", s.name)
+	p("// func %s(k int, a, b, c *%s, ldc int, add bool)", s.name, typ)
+	p("// C[%d×%d] (+)= A·B over k packed steps: a holds %d values per step, b %d;", s.mr, nr, s.mr, nr)
+	p("// without add, C is overwritten and not read.")
+	p("TEXT ·%s(SB), NOSPLIT, $0-41", s.name)
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ a+8(FP), SI")
 	p("\tMOVQ b+16(FP), DI")
 	p("\tMOVQ c+24(FP), DX")
 	p("\tMOVQ ldc+32(FP), R8")
+	p("\tMOVBLZX add+40(FP), R9")
 	p("\tSHLQ $%d, R8", shift)
 	for r := range nacc {
 		if s.avx512 {
@@ -90,9 +92,22 @@ func (s spec) gen(w *strings.Builder) {
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", s.name)
 	p("%s_store:", s.name)
+	p("\tTESTQ R9, R9")
+	p("\tJZ %s_overwrite", s.name)
 	for i := range s.mr {
 		for v := range s.nvec {
 			p("\tVADD%s %d(DX), %s, %s", suffix, v*vb, acc(i, v), acc(i, v))
+			p("\tVMOVUP%s %s, %d(DX)", suffix[1:], acc(i, v), v*vb)
+		}
+		if i < s.mr-1 {
+			p("\tADDQ R8, DX")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("%s_overwrite:", s.name)
+	for i := range s.mr {
+		for v := range s.nvec {
 			p("\tVMOVUP%s %s, %d(DX)", suffix[1:], acc(i, v), v*vb)
 		}
 		if i < s.mr-1 {

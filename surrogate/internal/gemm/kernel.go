@@ -11,7 +11,7 @@ func goKernel[T Float]() kernel[T] {
 	return kernel[T]{name: "go", mr: goMR, nr: goNR, kc: 256, mc: 64, fn: kernelGo[T]}
 }
 
-func kernelGo[T Float](k int, a, b, c *T, ldc int) {
+func kernelGo[T Float](k int, a, b, c *T, ldc int, add bool) {
 	ap := unsafe.Slice(a, k*goMR)
 	bp := unsafe.Slice(b, k*goNR)
 	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33 T
@@ -41,6 +41,11 @@ func kernelGo[T Float](k int, a, b, c *T, ldc int) {
 		c33 += a3 * b3
 	}
 	cs := unsafe.Slice(c, 3*ldc+goNR)
+	if !add {
+		for i := range goMR {
+			clear(cs[i*ldc : i*ldc+goNR])
+		}
+	}
 	r := cs[0:4:4]
 	r[0] += c00
 	r[1] += c01

@@ -9,16 +9,16 @@ import "golang.org/x/sys/cpu"
 // The assembly micro-kernels (kernel_amd64.s); see kernel for what they compute.
 //
 //go:noescape
-func kernF64AVX512(k int, a, b, c *float64, ldc int)
+func kernF64AVX512(k int, a, b, c *float64, ldc int, add bool)
 
 //go:noescape
-func kernF64AVX2(k int, a, b, c *float64, ldc int)
+func kernF64AVX2(k int, a, b, c *float64, ldc int, add bool)
 
 //go:noescape
-func kernF32AVX512(k int, a, b, c *float32, ldc int)
+func kernF32AVX512(k int, a, b, c *float32, ldc int, add bool)
 
 //go:noescape
-func kernF32AVX2(k int, a, b, c *float32, ldc int)
+func kernF32AVX2(k int, a, b, c *float32, ldc int, add bool)
 
 // asmKernels64 lists the float64 assembly kernels this CPU runs, fastest
 // first. AVX-512 keeps 12×16 of C in 24 of its 32 registers, AVX2 6×8 in

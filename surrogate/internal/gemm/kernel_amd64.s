@@ -4,14 +4,16 @@
 
 #include "textflag.h"
 
-// func kernF64AVX512(k int, a, b, c *float64, ldc int)
-// C[12×16] += A·B over k packed steps: a holds 12 values per step, b 16.
-TEXT ·kernF64AVX512(SB), NOSPLIT, $0-40
+// func kernF64AVX512(k int, a, b, c *float64, ldc int, add bool)
+// C[12×16] (+)= A·B over k packed steps: a holds 12 values per step, b 16;
+// without add, C is overwritten and not read.
+TEXT ·kernF64AVX512(SB), NOSPLIT, $0-41
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
+	MOVBLZX add+40(FP), R9
 	SHLQ $3, R8
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
@@ -83,6 +85,8 @@ kernF64AVX512_loop:
 	DECQ CX
 	JNZ kernF64AVX512_loop
 kernF64AVX512_store:
+	TESTQ R9, R9
+	JZ kernF64AVX512_overwrite
 	VADDPD 0(DX), Z0, Z0
 	VMOVUPD Z0, 0(DX)
 	VADDPD 64(DX), Z1, Z1
@@ -144,15 +148,55 @@ kernF64AVX512_store:
 	VMOVUPD Z23, 64(DX)
 	VZEROUPPER
 	RET
+kernF64AVX512_overwrite:
+	VMOVUPD Z0, 0(DX)
+	VMOVUPD Z1, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z2, 0(DX)
+	VMOVUPD Z3, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z4, 0(DX)
+	VMOVUPD Z5, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z6, 0(DX)
+	VMOVUPD Z7, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z8, 0(DX)
+	VMOVUPD Z9, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z10, 0(DX)
+	VMOVUPD Z11, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z12, 0(DX)
+	VMOVUPD Z13, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z14, 0(DX)
+	VMOVUPD Z15, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z16, 0(DX)
+	VMOVUPD Z17, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z18, 0(DX)
+	VMOVUPD Z19, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z20, 0(DX)
+	VMOVUPD Z21, 64(DX)
+	ADDQ R8, DX
+	VMOVUPD Z22, 0(DX)
+	VMOVUPD Z23, 64(DX)
+	VZEROUPPER
+	RET
 
-// func kernF64AVX2(k int, a, b, c *float64, ldc int)
-// C[6×8] += A·B over k packed steps: a holds 6 values per step, b 8.
-TEXT ·kernF64AVX2(SB), NOSPLIT, $0-40
+// func kernF64AVX2(k int, a, b, c *float64, ldc int, add bool)
+// C[6×8] (+)= A·B over k packed steps: a holds 6 values per step, b 8;
+// without add, C is overwritten and not read.
+TEXT ·kernF64AVX2(SB), NOSPLIT, $0-41
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
+	MOVBLZX add+40(FP), R9
 	SHLQ $3, R8
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -194,6 +238,8 @@ kernF64AVX2_loop:
 	DECQ CX
 	JNZ kernF64AVX2_loop
 kernF64AVX2_store:
+	TESTQ R9, R9
+	JZ kernF64AVX2_overwrite
 	VADDPD 0(DX), Y0, Y0
 	VMOVUPD Y0, 0(DX)
 	VADDPD 32(DX), Y1, Y1
@@ -225,15 +271,37 @@ kernF64AVX2_store:
 	VMOVUPD Y11, 32(DX)
 	VZEROUPPER
 	RET
+kernF64AVX2_overwrite:
+	VMOVUPD Y0, 0(DX)
+	VMOVUPD Y1, 32(DX)
+	ADDQ R8, DX
+	VMOVUPD Y2, 0(DX)
+	VMOVUPD Y3, 32(DX)
+	ADDQ R8, DX
+	VMOVUPD Y4, 0(DX)
+	VMOVUPD Y5, 32(DX)
+	ADDQ R8, DX
+	VMOVUPD Y6, 0(DX)
+	VMOVUPD Y7, 32(DX)
+	ADDQ R8, DX
+	VMOVUPD Y8, 0(DX)
+	VMOVUPD Y9, 32(DX)
+	ADDQ R8, DX
+	VMOVUPD Y10, 0(DX)
+	VMOVUPD Y11, 32(DX)
+	VZEROUPPER
+	RET
 
-// func kernF32AVX512(k int, a, b, c *float32, ldc int)
-// C[12×32] += A·B over k packed steps: a holds 12 values per step, b 32.
-TEXT ·kernF32AVX512(SB), NOSPLIT, $0-40
+// func kernF32AVX512(k int, a, b, c *float32, ldc int, add bool)
+// C[12×32] (+)= A·B over k packed steps: a holds 12 values per step, b 32;
+// without add, C is overwritten and not read.
+TEXT ·kernF32AVX512(SB), NOSPLIT, $0-41
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
+	MOVBLZX add+40(FP), R9
 	SHLQ $2, R8
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
@@ -305,6 +373,8 @@ kernF32AVX512_loop:
 	DECQ CX
 	JNZ kernF32AVX512_loop
 kernF32AVX512_store:
+	TESTQ R9, R9
+	JZ kernF32AVX512_overwrite
 	VADDPS 0(DX), Z0, Z0
 	VMOVUPS Z0, 0(DX)
 	VADDPS 64(DX), Z1, Z1
@@ -366,15 +436,55 @@ kernF32AVX512_store:
 	VMOVUPS Z23, 64(DX)
 	VZEROUPPER
 	RET
+kernF32AVX512_overwrite:
+	VMOVUPS Z0, 0(DX)
+	VMOVUPS Z1, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z2, 0(DX)
+	VMOVUPS Z3, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z4, 0(DX)
+	VMOVUPS Z5, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z6, 0(DX)
+	VMOVUPS Z7, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z8, 0(DX)
+	VMOVUPS Z9, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z10, 0(DX)
+	VMOVUPS Z11, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z12, 0(DX)
+	VMOVUPS Z13, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z14, 0(DX)
+	VMOVUPS Z15, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z16, 0(DX)
+	VMOVUPS Z17, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z18, 0(DX)
+	VMOVUPS Z19, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z20, 0(DX)
+	VMOVUPS Z21, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z22, 0(DX)
+	VMOVUPS Z23, 64(DX)
+	VZEROUPPER
+	RET
 
-// func kernF32AVX2(k int, a, b, c *float32, ldc int)
-// C[6×16] += A·B over k packed steps: a holds 6 values per step, b 16.
-TEXT ·kernF32AVX2(SB), NOSPLIT, $0-40
+// func kernF32AVX2(k int, a, b, c *float32, ldc int, add bool)
+// C[6×16] (+)= A·B over k packed steps: a holds 6 values per step, b 16;
+// without add, C is overwritten and not read.
+TEXT ·kernF32AVX2(SB), NOSPLIT, $0-41
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
+	MOVBLZX add+40(FP), R9
 	SHLQ $2, R8
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -416,6 +526,8 @@ kernF32AVX2_loop:
 	DECQ CX
 	JNZ kernF32AVX2_loop
 kernF32AVX2_store:
+	TESTQ R9, R9
+	JZ kernF32AVX2_overwrite
 	VADDPS 0(DX), Y0, Y0
 	VMOVUPS Y0, 0(DX)
 	VADDPS 32(DX), Y1, Y1
@@ -444,6 +556,26 @@ kernF32AVX2_store:
 	VADDPS 0(DX), Y10, Y10
 	VMOVUPS Y10, 0(DX)
 	VADDPS 32(DX), Y11, Y11
+	VMOVUPS Y11, 32(DX)
+	VZEROUPPER
+	RET
+kernF32AVX2_overwrite:
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y2, 0(DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y4, 0(DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y6, 0(DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y8, 0(DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ R8, DX
+	VMOVUPS Y10, 0(DX)
 	VMOVUPS Y11, 32(DX)
 	VZEROUPPER
 	RET
