@@ -3,7 +3,9 @@
 // y = F(x) and takes J_fθ(x)ᵀ·∇g(y) from the surrogate (Model.VJP).
 //
 // An MLP (Linear → optional LayerNorm → GELU per hidden layer, last layer
-// linear, float64) is wrapped by a Model that maps inputs by an
+// linear) computes in float64 or float32 (Arch.Precision; datasets,
+// neighbour search, losses and the model's inputs and outputs stay float64)
+// and is wrapped by a Model that maps inputs by an
 // InputScaling (raw, the box onto [−1, 1], the box's z-score, or the box
 // onto [0, 1]) and outputs by an OutputScaling (raw, z-scored per
 // component, or one common scale), so VJP and Jacobian are in raw units.
@@ -14,10 +16,13 @@
 // rather than the values. Each GradPIE minibatch runs one forward pass over
 // the unique points (anchors plus their neighbours) and one backward pass.
 //
-// Matrix work goes through gonum's blas64, so an OpenBLAS backend can be
-// installed with blas64.Use. gonum's GEMM is several times slower with a
-// transposed first operand, so weight gradients use an explicitly
-// transposed copy of the activations.
+// Matrix products go to the BLAS installed with gonum's blas64.Use and
+// blas32.Use when it is not gonum's own (the OpenBLAS backend of package
+// surrogate/openblas under the openblas build tag); otherwise to the
+// packed, register-blocked kernels of internal/gemm, which are about ten
+// times faster than gonum's pure-Go GEMM on the network's shapes. Adam's
+// update is one vectorized pass (internal/adam). A float32 Trainer warns
+// once when neighbouring points differ by less than float32 resolves.
 //
 // Models are saved in a versioned binary format with a JSON header and a
 // CRC-32 (Model.Save, Load); Adam and Trainer state implement

@@ -3,8 +3,8 @@
 //
 // The backend exists only in builds with the openblas build tag (and cgo).
 // Such a build installs it when the package is initialized, by calling
-// blas64.Use, so importing the package for its side effect is all a command
-// or test needs:
+// blas64.Use and blas32.Use, so importing the package for its side effect
+// is all a command or test needs:
 //
 //	import _ "github.com/insitu-lab/insitu/surrogate/openblas"
 //
@@ -23,8 +23,8 @@
 // neither cgo nor a system library.
 //
 // Routing. Implementation embeds gonum's implementation and overrides
-// Dgemm: a product of m·n·k multiply-adds at or above GemmMin goes to
-// OpenBLAS through gonum.org/v1/netlib/blas/netlib, a smaller one stays in
+// Dgemm and Sgemm (it is installed for blas64 and blas32): a product of
+// m·n·k multiply-adds at or above GemmMin goes to OpenBLAS through gonum.org/v1/netlib/blas/netlib, a smaller one stays in
 // Go, where it does not pay the cgo call and OpenBLAS's thread hand-off.
 // Matrix-vector products (Dgemv, Dger) always stay in Go: they are
 // memory-bound, the surrogate already splits the large ones across
