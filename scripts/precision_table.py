@@ -6,8 +6,12 @@ Reads OUT/gradient/{float64,float32}-sSEED/gradient.csv and
 OUT/{cnon,opamp,owms}/{float64,float32}-sSEED/run.txt, writes every
 per-seed value to OUT/precision.csv and prints one Markdown table: per
 quantity the mean ± sample sd over the seeds in each precision, the
-difference float32 − float64, Welch's t and the seeds. Missing runs are
-left out of their cell (the seeds column says which were used).
+difference float32 − float64, Welch's t, the same seed's float32 − float64
+difference (mean ± sd over the seeds) with its paired t, and the seeds.
+Both precisions of a seed share the data, the twin and the initial
+weights (rounded), so the paired difference isolates the precision. A
+seed missing either precision is left out (the seeds column says which
+were used).
 """
 
 import csv
@@ -87,8 +91,9 @@ def main():
             for seed, v in per.items():
                 w.writerow([q, prec, seed, repr(v)])
     quantities = sorted({q for q, _ in values}, key=lambda q: (q.split(":")[0], q))
-    print("| quantity | float64 (mean ± sd) | float32 (mean ± sd) | float32 − float64 | Welch t | seeds |")
-    print("|---|---|---|---|---|---|")
+    print("| quantity | float64 (mean ± sd) | float32 (mean ± sd) | float32 − float64 | Welch t "
+          "| paired difference (mean ± sd) | paired t | seeds |")
+    print("|---|---|---|---|---|---|---|---|")
     for q in quantities:
         a = values.get((q, "float64"), {})
         b = values.get((q, "float32"), {})
@@ -99,7 +104,11 @@ def main():
         ma, mb = statistics.mean(xa), statistics.mean(xb)
         sa, sb = statistics.stdev(xa), statistics.stdev(xb)
         span = f"{used[0]}–{used[-1]}" if len(used) == len(seeds) else ",".join(used)
-        print(f"| {q} | {fmt(ma)} ± {fmt(sa)} | {fmt(mb)} ± {fmt(sb)} | {mb - ma:+.3g} | {welch(xa, xb):+.2f} | {span} ({len(used)}) |")
+        d = [y - x for x, y in zip(xa, xb)]
+        md, sd = statistics.mean(d), statistics.stdev(d)
+        pt = md / (sd / math.sqrt(len(d))) if sd > 0 else (0.0 if md == 0 else math.inf)
+        print(f"| {q} | {fmt(ma)} ± {fmt(sa)} | {fmt(mb)} ± {fmt(sb)} | {mb - ma:+.3g} | {welch(xa, xb):+.2f} "
+              f"| {md:+.3g} ± {sd:.3g} | {pt:+.2f} | {span} ({len(used)}) |")
 
 
 if __name__ == "__main__":
