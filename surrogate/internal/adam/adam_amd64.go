@@ -2,11 +2,7 @@
 
 package adam
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 //go:generate go run gen_amd64.go -out adam_amd64.s
 
@@ -21,13 +17,6 @@ func updateF32AVX512(n int, m, v, p, grad *float32, c *[7]float32)
 
 //go:noescape
 func updateF32AVX2(n int, m, v, p, grad *float32, c *[7]float32)
-
-// kernel is an assembly update of n elements, n a multiple of lanes.
-type kernel[T Float] struct {
-	name  string
-	lanes int
-	fn    func(n int, m, v, p, g *T, c *[7]T)
-}
 
 // The kernels this CPU runs, fastest first, the Go loop last.
 var (
@@ -60,15 +49,4 @@ func updateAsm[T Float](m, v, p, g []T, c *Coef[T]) int {
 		k = any(kernels64[0]).(kernel[T])
 	}
 	return run(k, m, v, p, g, c)
-}
-
-func run[T Float](k kernel[T], m, v, p, g []T, c *Coef[T]) int {
-	if k.fn == nil {
-		return 0
-	}
-	n := len(m) / k.lanes * k.lanes
-	if n > 0 {
-		k.fn(n, &m[0], &v[0], &p[0], &g[0], (*[7]T)(unsafe.Pointer(c)))
-	}
-	return n
 }

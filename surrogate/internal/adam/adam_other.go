@@ -2,11 +2,10 @@
 
 package adam
 
-type kernel[T Float] struct{ name string }
-
+// Only the Go loop here.
 var (
-	kernels64 = []kernel[float64]{{"go"}}
-	kernels32 = []kernel[float32]{{"go"}}
+	kernels64 = []kernel[float64]{{name: "go"}}
+	kernels32 = []kernel[float32]{{name: "go"}}
 )
 
 func updateAsm[T Float](m, v, p, g []T, c *Coef[T]) int { return 0 }
