@@ -108,7 +108,7 @@ func (r *runner) restore(ctx context.Context, tr **surrogate.Trainer, data **sur
 		return 0, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
 	}
 	if got, want := model.MLP().Precision(), r.cfg.Surrogate.Precision.OrDefault(); got != want {
-		return 0, fmt.Errorf("checkpoint of iteration %d holds a %s surrogate, the config says surrogate.precision: %s", it, got, want)
+		return 0, fmt.Errorf("checkpoint of iteration %d holds a %s surrogate, the config says surrogate.precision: %s (set it to %s to resume this run)", it, got, want, got)
 	}
 	t, err := surrogate.NewTrainer(model, (*tr).Config(), r.cfg.Seed^saltSurrogate)
 	if err != nil {

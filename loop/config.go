@@ -166,9 +166,10 @@ type SurrogateConfig struct {
 	// OutputScaling: zscore (per output, the default), scale (one common
 	// spread) or none.
 	OutputScaling surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling"`
-	// Precision is the network's floating-point type: float64 (the
-	// default) or float32 (docs/results/precision.md says when it is
-	// safe). Data, neighbours, losses and the journal stay float64.
+	// Precision is the network's floating-point type: float32 (the
+	// default of a run, chosen by docs/results/precision.md, which also
+	// says where it must not be used) or float64. Data, neighbours, losses
+	// and the journal stay float64.
 	Precision surrogate.Precision `mapstructure:"precision" yaml:"precision"`
 }
 
@@ -214,7 +215,7 @@ func DefaultConfig() Config {
 			Hidden: []int{256, 256}, InitialEpochs: 50, Epochs: 5, Steps: 2, Overlap: true,
 			LR: 1e-3, Batch: 256, K: 5, Norm: surrogate.NormL1,
 			InputScaling: surrogate.DefaultInputScaling, OutputScaling: surrogate.DefaultOutputScaling,
-			Precision: surrogate.Float64,
+			Precision: surrogate.Float32,
 		},
 		SPSA:  SPSAConfig{A: 0.05, C: 0.02, Stability: 10},
 		FD:    FDConfig{Step: 1e-3},

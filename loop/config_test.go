@@ -164,12 +164,15 @@ func TestTrainConfigLimits(t *testing.T) {
 
 func TestSurrogatePrecisionKey(t *testing.T) {
 	c := DefaultConfig()
-	if c.Surrogate.Precision != surrogate.Float64 || c.Surrogate.Arch().Precision != surrogate.Float64 {
-		t.Errorf("default precision %q", c.Surrogate.Precision)
+	if c.Surrogate.Precision != surrogate.Float32 || c.Surrogate.Arch().Precision != surrogate.Float32 {
+		t.Errorf("default precision of a run %q, want float32", c.Surrogate.Precision)
 	}
-	c.Surrogate.Precision = surrogate.Float32
+	if p := DefaultTrainConfig().Surrogate.Precision; p != surrogate.Float64 {
+		t.Errorf("default precision of a training %q, want float64", p)
+	}
+	c.Surrogate.Precision = surrogate.Float64
 	if err := c.Validate(); err != nil {
-		t.Errorf("float32: %v", err)
+		t.Errorf("float64: %v", err)
 	}
 	for _, p := range []surrogate.Precision{"float16", "Float32"} {
 		c.Surrogate.Precision = p

@@ -82,7 +82,7 @@ func (t *trainer) restore(ctx context.Context) (int, error) {
 			return fail(err)
 		}
 		if got, want := m.MLP().Precision(), t.cfg.Surrogate.Precision.OrDefault(); got != want {
-			return fail(fmt.Errorf("holds a %s surrogate, the config says surrogate.precision: %s", got, want))
+			return fail(fmt.Errorf("holds a %s surrogate, the config says surrogate.precision: %s (set it to %s to resume this training)", got, want, got))
 		}
 		tr, err := t.newSurrogateTrainer(m)
 		if err != nil {
