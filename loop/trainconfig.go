@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/surrogate"
 )
@@ -24,6 +26,22 @@ const (
 // TrainMethods returns every training method, in a new slice.
 func TrainMethods() []string {
 	return []string{TrainInsituGradPIE, TrainInsituMAE, TrainExact, TrainInsilico, TrainPAT}
+}
+
+// IsTrainingDoc reports whether a YAML config document is an `insitu train`
+// one: it has a top-level key only a training knows (a run config refuses
+// them all).
+func IsTrainingDoc(doc []byte) (bool, error) {
+	var top map[string]any
+	if err := yaml.Unmarshal(doc, &top); err != nil {
+		return false, err
+	}
+	for _, k := range []string{"data", "epochs", "ideal_blackbox"} {
+		if _, ok := top[k]; ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // TrainConfig is everything Train needs besides the boxes and the data.

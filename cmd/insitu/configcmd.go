@@ -76,20 +76,8 @@ func isTrainConfig(file string) (bool, error) {
 }
 
 // trainingDoc reports whether a YAML config document is an 'insitu train'
-// one: it has a top-level key only training knows (a run config refuses
-// them all).
-func trainingDoc(doc []byte) (bool, error) {
-	var top map[string]any
-	if err := yaml.Unmarshal(doc, &top); err != nil {
-		return false, err
-	}
-	for _, k := range []string{"data", "epochs", "ideal_blackbox"} {
-		if _, ok := top[k]; ok {
-			return true, nil
-		}
-	}
-	return false, nil
-}
+// one (loop.IsTrainingDoc).
+func trainingDoc(doc []byte) (bool, error) { return loop.IsTrainingDoc(doc) }
 
 // checkTrainConfig checks a training config as 'insitu train' does before
 // it opens a device, builds its dataset (generated, nothing is fetched)

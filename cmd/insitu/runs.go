@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -143,61 +142,6 @@ func orDash(v float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.4g", v)
-}
-
-func newExportCmd() *cobra.Command {
-	var format, out string
-	cmd := &cobra.Command{
-		Use:   "export DIR",
-		Short: "Export a run's queries as CSV (stdout or -o FILE) or .npy files (-o DIR)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			j, err := journal.OpenReadOnly(args[0])
-			if err != nil {
-				return err
-			}
-			defer j.Close()
-			var in, outs []string
-			if spec, ok := describeRun(ctx, j); ok {
-				in, outs = make([]string, spec.In.Dim()), spec.Out
-				for i := range in {
-					in[i] = spec.In.Name(i)
-				}
-			}
-			switch format {
-			case "csv":
-				if out == "" {
-					return j.ExportCSV(ctx, cmd.OutOrStdout(), in, outs)
-				}
-				f, err := os.Create(out)
-				if err != nil {
-					return err
-				}
-				if err := j.ExportCSV(ctx, f, in, outs); err != nil {
-					f.Close()
-					return err
-				}
-				return f.Close()
-			case "npy":
-				if out == "" {
-					out = filepath.Join(args[0], "npy")
-				}
-				if err := os.MkdirAll(out, 0o755); err != nil {
-					return err
-				}
-				if err := j.ExportNPY(ctx, out); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "wrote .npy files to %s\n", out)
-				return nil
-			}
-			return fmt.Errorf("--format %q: want csv or npy", format)
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "csv", "csv or npy")
-	cmd.Flags().StringVarP(&out, "out", "o", "", "output file (csv) or directory (npy)")
-	return cmd
 }
 
 func newPlotCmd() *cobra.Command {
