@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/insitu-lab/insitu/loop"
 	"github.com/insitu-lab/insitu/loop/journal"
 )
 
@@ -622,5 +624,89 @@ func TestExportBlueskyDocuments(t *testing.T) {
 				t.Errorf("pnn: theta_setpoint %v, query x %v", ev["theta_setpoint"], qs[0].X)
 			}
 		}
+	}
+}
+
+// runs compare and plot on a mixed directory (two CNON runs, an SMU dry
+// run, a training and a directory that is no run) group by problem, never
+// average across problems, and exit cleanly; a plot that cannot be written
+// leaves no file.
+func TestMixedRunsCompareAndPlot(t *testing.T) {
+	rs := makeExportRuns(t)
+	notRun := t.TempDir()
+	dirs := []string{rs.cnon, rs.cnon2, rs.smu, rs.pnn, notRun}
+	stdout, stderr, err := run(t, append([]string{"runs", "compare"}, dirs...)...)
+	if err != nil {
+		t.Fatalf("compare: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "skipping "+notRun) {
+		t.Errorf("compare does not say it skips %s:\n%s", notRun, stderr)
+	}
+	for _, w := range []string{"problem cnon (distance, minimized): 2 run(s)", "problem bench-smu (distance, minimized): 1 run(s)",
+		"problem pnn-cnon (training: test accuracy, maximized): 1 run(s)", "test accuracy"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("compare output lacks %q:\n%s", w, stdout)
+		}
+	}
+	// Each method's row counts the runs of its own problem only.
+	for _, line := range strings.Split(stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "gradpie" && f[1] != "1" {
+			t.Errorf("gradpie averages %s runs: %q", f[1], line)
+		}
+	}
+
+	img := filepath.Join(t.TempDir(), "x.png")
+	if _, stderr, err := run(t, append([]string{"plot", "--log", "-o", img}, dirs...)...); err != nil {
+		t.Fatalf("plot --log: %v\n%s", err, stderr)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if p, err := png.Decode(f); err != nil || 10*p.Bounds().Dy() < 14*p.Bounds().Dx() {
+		t.Errorf("plot: %v; want three panels one above the other", err)
+	}
+
+	bad := filepath.Join(t.TempDir(), "none.png")
+	if _, _, err := run(t, "plot", "-o", bad, notRun); err == nil {
+		t.Error("plot of no run succeeded")
+	}
+	missingDir := filepath.Join(t.TempDir(), "no", "such", "x.png")
+	if _, _, err := run(t, "plot", "-o", missingDir, rs.cnon); err == nil {
+		t.Error("plot into a missing directory succeeded")
+	}
+	for _, p := range []string{bad, missingDir} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left behind", p)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Dir(bad))
+	if len(ents) != 0 {
+		t.Errorf("files left beside the failed plot: %v", ents)
+	}
+
+	stdout, _, err = run(t, "runs", "list", filepath.Dir(rs.pnn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(line, rs.pnn+" ") && !strings.Contains(line, "test acc.") {
+			t.Errorf("runs list shows a training without its accuracy: %q", line)
+		}
+	}
+}
+
+// The training progress never shows a NaN loss: epoch 0 has no minibatch
+// loss, and shows the loss over the training set instead.
+func TestTrainDescriptionHasNoNaN(t *testing.T) {
+	d := trainDescription(loop.EpochMetrics{Epoch: 0, TrainLoss: math.NaN(), TrainEval: 0.75, TrainAcc: 0.5, TestAcc: 0.5, Queries: 300})
+	if strings.Contains(d, "NaN") || !strings.Contains(d, "loss 0.75") {
+		t.Errorf("epoch 0: %q", d)
+	}
+	d = trainDescription(loop.EpochMetrics{Epoch: 3, TrainLoss: 0.6, TrainEval: math.NaN(), TrainAcc: math.NaN(), TestAcc: math.NaN(), Queries: 900})
+	if strings.Contains(d, "NaN") || !strings.Contains(d, "loss 0.6") {
+		t.Errorf("an epoch not evaluated: %q", d)
 	}
 }

@@ -6,15 +6,16 @@ import (
 	"io"
 	"maps"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/loop/export"
 	"github.com/insitu-lab/insitu/loop/journal"
 	"github.com/insitu-lab/insitu/loop/report"
 )
@@ -41,7 +42,7 @@ func newRunsCmd() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t-\t-\t-\tunreadable: %v\t-\t-\n", s.Dir, s.Err)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%.6g\n", s.Dir, s.Created.Format("2006-01-02 15:04"), s.Method, s.Kind, s.Status, s.Done, s.Best)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Dir, s.Created.Format("2006-01-02 15:04"), s.Method, s.Kind, s.Status, s.Done, bestText(cmd.Context(), s))
 			}
 			return tw.Flush()
 		},
@@ -100,41 +101,165 @@ func newRunsCmd() *cobra.Command {
 	var at []int
 	compare := &cobra.Command{
 		Use:   "compare DIR...",
-		Short: "Best objective at chosen iterations, mean ± std over the runs of each method, and controller time per iteration",
-		Args:  cobra.MinimumNArgs(1),
+		Short: "Per problem: best objective at chosen iterations (a training's final accuracy), mean ± std over the runs of each method",
+		Long: `Groups the runs by problem (the config's name, its objective and the
+direction) and prints one table per problem: runs of different problems
+are never averaged together. For an optimization, the best objective at
+the iterations of --at and at the end, mean ± std over the runs of each
+method, and the controller time per iteration; for a training, the final
+test and train accuracy and the queries it took.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var curves []report.Curve
-			for _, dir := range args {
-				c, err := report.Load(cmd.Context(), dir)
-				if err != nil {
-					return err
+			curves, err := loadCurves(cmd, args)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for i, p := range report.Problems(curves) {
+				if i > 0 {
+					fmt.Fprintln(w)
 				}
-				curves = append(curves, c)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprint(tw, "method\truns\t")
-			for _, it := range at {
-				fmt.Fprintf(tw, "best @ %d\t", it)
-			}
-			fmt.Fprintln(tw, "controller ms/it\t")
-			for _, l := range report.Labels(curves) {
-				g := report.Group(curves, l)
-				fmt.Fprintf(tw, "%s\t%d\t", l, len(g))
-				for _, it := range at {
-					if mean, sd, _, ok := report.At(g, it); ok {
-						fmt.Fprintf(tw, "%.4f ± %.4f\t", mean, sd)
-					} else {
-						fmt.Fprint(tw, "-\t")
-					}
+				g := report.OfProblem(curves, p)
+				fmt.Fprintf(w, "problem %s: %d run(s)\n", p, len(g))
+				if p.Training {
+					compareTraining(w, g)
+				} else {
+					compareRuns(w, g, at)
 				}
-				fmt.Fprintf(tw, "%.1f\t\n", 1e3*report.ControllerPerIteration(g))
 			}
-			return tw.Flush()
+			return nil
 		},
 	}
 	compare.Flags().IntSliceVar(&at, "at", []int{25, 50, 100}, "iterations to report")
 	cmd.AddCommand(list, show, compare)
 	return cmd
+}
+
+// bestText is a run's best for runs list: the best objective, or for a
+// training the test accuracy of its last evaluated epoch (its queries
+// carry no objective).
+func bestText(ctx context.Context, s journal.Summary) string {
+	j, err := journal.OpenReadOnly(s.Dir)
+	if err != nil {
+		return orDash(s.Best)
+	}
+	defer j.Close()
+	if cfg, err := j.Config(ctx); err == nil {
+		if train, _ := trainingDoc(cfg); train {
+			its, err := j.Iterations(ctx)
+			if err != nil {
+				return "-"
+			}
+			if it, ok := lastEvaluated(its); ok {
+				return fmt.Sprintf("%.4f test acc.", it.Best)
+			}
+			return "-"
+		}
+	}
+	if math.IsNaN(s.Best) {
+		return "-"
+	}
+	return fmt.Sprintf("%.6g", s.Best)
+}
+
+// loadCurves loads the runs; a directory that is not a readable run is
+// reported on stderr and left out, so that runs/*/ works beside other
+// directories.
+func loadCurves(cmd *cobra.Command, dirs []string) ([]report.Curve, error) {
+	var curves []report.Curve
+	for _, dir := range dirs {
+		c, err := report.Load(cmd.Context(), dir)
+		if err != nil {
+			if cmd.Context().Err() != nil {
+				return nil, err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "skipping %s: %v\n", dir, err)
+			continue
+		}
+		curves = append(curves, c)
+	}
+	if len(curves) == 0 {
+		return nil, fmt.Errorf("no readable run among the %d directories", len(dirs))
+	}
+	return curves, nil
+}
+
+func compareRuns(w io.Writer, curves []report.Curve, at []int) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "method\truns\t")
+	for _, it := range at {
+		fmt.Fprintf(tw, "best @ %d\t", it)
+	}
+	fmt.Fprintln(tw, "best at the end\tcontroller ms/it\t")
+	for _, l := range report.Labels(curves) {
+		g := report.Group(curves, l)
+		fmt.Fprintf(tw, "%s\t%d\t", l, len(g))
+		for _, it := range at {
+			if mean, sd, vals, ok := report.At(g, it); ok {
+				fmt.Fprintf(tw, "%s\t", meanSD(mean, sd, len(vals)))
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
+		}
+		var last []float64
+		for _, c := range g {
+			if len(c.Best) > 0 {
+				last = append(last, c.Best[len(c.Best)-1])
+			}
+		}
+		final := "-"
+		if len(last) > 0 {
+			m, sd := stat.MeanStdDev(last, nil)
+			final = meanSD(m, sd, len(last))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t\n", final, orDash(1e3*report.ControllerPerIteration(g)))
+	}
+	tw.Flush()
+}
+
+// meanSD is "mean ± sd" over n runs, the mean alone for one.
+func meanSD(mean, sd float64, n int) string {
+	if n == 1 {
+		return fmt.Sprintf("%.4g", mean)
+	}
+	return fmt.Sprintf("%.4g ± %.2g", mean, sd)
+}
+
+// compareTraining tabulates the trainings' last evaluated epoch.
+func compareTraining(w io.Writer, curves []report.Curve) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "method\truns\tepochs\ttest accuracy\ttrain accuracy\tqueries\t")
+	for _, l := range report.Labels(curves) {
+		var test, train, queries, epochs []float64
+		for _, c := range report.Group(curves, l) {
+			if it, ok := lastEvaluated(c.Iters); ok {
+				test, train = append(test, it.Best), append(train, it.StepObjective)
+				queries, epochs = append(queries, float64(it.Queries)), append(epochs, float64(it.Iteration))
+			}
+		}
+		ms := func(v []float64, f string) string {
+			if len(v) == 0 {
+				return "-"
+			}
+			if len(v) == 1 {
+				return fmt.Sprintf(f, v[0])
+			}
+			m, sd := stat.MeanStdDev(v, nil)
+			return fmt.Sprintf(f+" ± %.2g", m, sd)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", l, len(report.Group(curves, l)), ms(epochs, "%.0f"), ms(test, "%.4f"), ms(train, "%.4f"), ms(queries, "%.0f"))
+	}
+	tw.Flush()
+}
+
+// lastEvaluated is the last epoch whose accuracy was measured.
+func lastEvaluated(its []journal.Iteration) (journal.Iteration, bool) {
+	for i := len(its) - 1; i >= 0; i-- {
+		if !math.IsNaN(its[i].Best) {
+			return its[i], true
+		}
+	}
+	return journal.Iteration{}, false
 }
 
 func orDash(v float64) string {
@@ -152,38 +277,53 @@ func newPlotCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "plot DIR... -o FILE.png",
-		Short: "Best objective vs queries; runs of the same method are overlaid as median and 25–75 % band",
-		Args:  cobra.MinimumNArgs(1),
+		Short: "Best objective vs queries, one panel per problem; runs of the same method are overlaid as median and 25–75 % band",
+		Long: `Draws the best objective so far against the queries to the black box,
+one panel per problem (the config's name, its objective and direction):
+runs of different problems are never averaged together. Runs of one method
+are overlaid as their median, mean and 25–75 % band. A training's panel
+shows its test accuracy per epoch. --log draws objectives on a log axis
+where every value is positive. The PNG is written whole or not at all.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var curves []report.Curve
-			for _, dir := range args {
-				c, err := report.Load(cmd.Context(), dir)
-				if err != nil {
-					return err
+			curves, err := loadCurves(cmd, args)
+			if err != nil {
+				return err
+			}
+			problems := report.Problems(curves)
+			var panels []report.Panel
+			for _, p := range problems {
+				g := report.OfProblem(curves, p)
+				pn := report.Panel{Title: fmt.Sprintf("%s: %s", p, strings.Join(report.Labels(g), " vs "))}
+				if title != "" {
+					pn.Title = title
+					if len(problems) > 1 {
+						pn.Title += " · " + p.String()
+					}
 				}
-				curves = append(curves, c)
+				if p.Training {
+					pn.YLabel = "test accuracy on the black box"
+					pn.Bands, pn.YMin, pn.YMax = report.SummarizeIterations(g), 0, 1
+				} else {
+					dir := "minimized"
+					if p.Direction == journal.Maximize {
+						dir = "maximized"
+					}
+					pn.YLabel = fmt.Sprintf("best %s so far (%s)", p.Objective, dir)
+					pn.Bands, pn.LogY = report.Summarize(g), logY
+				}
+				panels = append(panels, pn)
 			}
-			if title == "" {
-				title = strings.Join(report.Labels(curves), " vs ")
+			if err := export.WriteAtomic(out, func(w io.Writer) error { return report.PlotPanels(w, panels) }); err != nil {
+				return fmt.Errorf("plot %s: %w", out, err)
 			}
-			f, err := os.Create(out)
-			if err != nil {
-				return err
-			}
-			err = report.PlotBestVsQueries(f, title, report.Summarize(curves), logY)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d runs)\n", out, len(curves))
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d runs, %d problem(s))\n", out, len(curves), len(problems))
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "out", "o", "progress.png", "PNG file to write")
-	cmd.Flags().StringVar(&title, "title", "", "plot title (default: the methods)")
-	cmd.Flags().BoolVar(&logY, "log", false, "logarithmic objective axis")
+	cmd.Flags().StringVar(&title, "title", "", "plot title (default: the problem and the methods)")
+	cmd.Flags().BoolVar(&logY, "log", false, "logarithmic objective axis (where every value is positive)")
 	return cmd
 }
 

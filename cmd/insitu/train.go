@@ -403,13 +403,34 @@ func (p *trainProgress) update(pr loop.TrainProgress) {
 	if p.bar == nil {
 		return
 	}
-	m := pr.Metrics
-	desc := fmt.Sprintf("epoch %d  loss %.4g  train %.3f  test %.3f  queries %d", m.Epoch, m.TrainLoss, m.TrainAcc, m.TestAcc, m.Queries)
+	desc := trainDescription(pr.Metrics)
 	if pr.Replayed > 0 {
 		desc += fmt.Sprintf("  (%d replayed)", pr.Replayed)
 	}
 	_ = p.bar.Set(min(pr.Epoch, pr.Epochs))
 	p.bar.Describe(desc)
+}
+
+// trainDescription is the progress bar's text for an epoch: the loss of
+// its minibatches (at epoch 0, before any step, the loss over the training
+// set), and the accuracies when the epoch was evaluated.
+func trainDescription(m loop.EpochMetrics) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "epoch %d", m.Epoch)
+	switch {
+	case !math.IsNaN(m.TrainLoss):
+		fmt.Fprintf(&b, "  loss %.4g", m.TrainLoss)
+	case !math.IsNaN(m.TrainEval):
+		fmt.Fprintf(&b, "  loss %.4g (training set, before the first step)", m.TrainEval)
+	}
+	if !math.IsNaN(m.TrainAcc) {
+		fmt.Fprintf(&b, "  train %.3f", m.TrainAcc)
+	}
+	if !math.IsNaN(m.TestAcc) {
+		fmt.Fprintf(&b, "  test %.3f", m.TestAcc)
+	}
+	fmt.Fprintf(&b, "  queries %d", m.Queries)
+	return b.String()
 }
 
 func (p *trainProgress) finish() {

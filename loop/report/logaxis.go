@@ -2,9 +2,26 @@ package report
 
 import (
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 )
+
+// LogTicks are gonum's log ticks labelled in the shortest form that
+// tells them apart: 1e-05 rather than 9.999999999999999e-06, which is
+// what plot.LogTicks prints for decades that are not exact in binary.
+type LogTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (LogTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.LogTicks{Prec: -1}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 3, 64)
+		}
+	}
+	return ts
+}
 
 // DecadeRange widens a log-scale y axis, once every plotter is added, to
 // the decades that enclose the data. gonum pads a range of one value by

@@ -6,6 +6,7 @@ package report
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
@@ -17,16 +18,21 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/insitu-lab/insitu/loop/export"
 	"github.com/insitu-lab/insitu/loop/journal"
 )
 
 // Curve is one run: the best objective after each measured query.
 type Curve struct {
-	Label string    // legend group, e.g. the method
-	Best  []float64 // Best[i]: best objective among the first i+1 measured queries
-	Iters []journal.Iteration
-	Dir   journal.Direction
+	Label   string    // legend group, e.g. the method
+	Best    []float64 // Best[i]: best objective among the first i+1 measured queries
+	Iters   []journal.Iteration
+	Dir     journal.Direction
+	Problem export.Problem // what the run optimizes: curves of different problems are never averaged
+	Path    string         // the run directory
 }
 
 // Load reads a run directory's journal into a curve labelled with its
@@ -49,7 +55,11 @@ func Load(ctx context.Context, dir string) (Curve, error) {
 	if err != nil {
 		return Curve{}, err
 	}
-	c := Curve{Label: meta.Method, Iters: its, Dir: meta.Direction}
+	config, err := j.Config(ctx)
+	if err != nil {
+		return Curve{}, err
+	}
+	c := Curve{Label: meta.Method, Iters: its, Dir: meta.Direction, Problem: export.ProblemOf(dir, meta, config), Path: dir}
 	best := math.NaN()
 	for _, q := range qs {
 		if q.Status != journal.StatusDone && q.Status != journal.StatusRemeasured || math.IsNaN(q.Objective) {
@@ -162,14 +172,86 @@ func PlotBestVsQueries(w io.Writer, title string, bands []Band, logY bool) error
 
 // PlotBands is PlotBestVsQueries with another quantity on the y axis.
 func PlotBands(w io.Writer, title, yLabel string, bands []Band, logY bool) error {
+	return PlotPanels(w, []Panel{{Title: title, YLabel: yLabel, Bands: bands, LogY: logY}})
+}
+
+// Panel is one plot of a figure: bands against queries.
+type Panel struct {
+	Title, YLabel string
+	Bands         []Band
+	// LogY asks for a logarithmic y axis; a panel whose values are not all
+	// positive gets a linear one, and its title says so.
+	LogY bool
+	// YMin and YMax fix the y axis when YMax > YMin (an accuracy's [0, 1]).
+	YMin, YMax float64
+}
+
+// PlotPanels draws the panels one above the other in one PNG, each with
+// its own axes: the figure of several problems, which share no y axis.
+func PlotPanels(w io.Writer, panels []Panel) error {
+	if len(panels) == 0 {
+		return errors.New("report: nothing to plot")
+	}
+	plots := make([][]*plot.Plot, len(panels))
+	for i, pn := range panels {
+		p, err := bandsPlot(pn)
+		if err != nil {
+			return err
+		}
+		plots[i] = []*plot.Plot{p}
+	}
+	if len(plots) == 1 {
+		wt, err := plots[0][0].WriterTo(9*vg.Inch, 5.5*vg.Inch, "png")
+		if err != nil {
+			return err
+		}
+		_, err = wt.WriteTo(w)
+		return err
+	}
+	img := vgimg.New(9*vg.Inch, vg.Length(len(plots))*4.5*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Millimeter * 6, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2,
+		PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	canvases := plot.Align(plots, tiles, dc)
+	for i := range plots {
+		plots[i][0].Draw(canvases[i][0])
+	}
+	_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
+	return err
+}
+
+// positive reports whether every value of the bands is > 0 and finite,
+// and there is at least one: what a log axis can show.
+func positive(bands []Band) bool {
+	n := 0
+	for _, b := range bands {
+		for _, vs := range [][]float64{b.Median, b.Q25, b.Q75, b.Mean} {
+			for _, v := range vs {
+				if !(v > 0) || math.IsInf(v, 0) {
+					return false
+				}
+				n++
+			}
+		}
+	}
+	return n > 0
+}
+
+func bandsPlot(pn Panel) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = title
+	p.Title.Text = pn.Title
 	p.X.Label.Text = "queries to the black box"
-	p.Y.Label.Text = yLabel
+	p.Y.Label.Text = pn.YLabel
+	logY := pn.LogY
+	if logY && !positive(pn.Bands) {
+		logY = false
+		p.Title.Text += " (linear axis: not every value is > 0)"
+	}
 	if logY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = LogTicks{}
 	}
+	bands := pn.Bands
 	// The legend goes where the curves are not: top right for a minimized
 	// objective, whose curves fall, bottom right for a maximized one.
 	p.Legend.Top = true
@@ -193,7 +275,7 @@ func PlotBands(w io.Writer, title, yLabel string, bands []Band, logY bool) error
 			}
 			area, err := plotter.NewPolygon(poly)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			r, g, bl, _ := col.RGBA()
 			area.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: 0x40}
@@ -206,7 +288,7 @@ func PlotBands(w io.Writer, title, yLabel string, bands []Band, logY bool) error
 		}
 		line, err := plotter.NewLine(pts)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		line.Color, line.Width = col, vg.Points(1.5)
 		p.Add(line)
@@ -218,7 +300,7 @@ func PlotBands(w io.Writer, title, yLabel string, bands []Band, logY bool) error
 			}
 			mean, err := plotter.NewLine(mpts)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			mean.Color, mean.Width = col, vg.Points(1)
 			mean.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
@@ -231,12 +313,10 @@ func PlotBands(w io.Writer, title, yLabel string, bands []Band, logY bool) error
 	if logY {
 		DecadeRange(p)
 	}
-	wt, err := p.WriterTo(9*vg.Inch, 5.5*vg.Inch, "png")
-	if err != nil {
-		return err
+	if pn.YMax > pn.YMin {
+		p.Y.Min, p.Y.Max = pn.YMin, pn.YMax
 	}
-	_, err = wt.WriteTo(w)
-	return err
+	return p, nil
 }
 
 // At returns, for each curve of the group, the best objective after the
@@ -302,3 +382,25 @@ func Labels(curves []Curve) []string {
 
 // Group returns the curves with label l.
 func Group(curves []Curve, l string) []Curve { return byLabel(curves)[l] }
+
+// Problems groups curves by problem, in order of first appearance.
+func Problems(curves []Curve) []export.Problem {
+	var ps []export.Problem
+	for _, c := range curves {
+		if !slices.Contains(ps, c.Problem) {
+			ps = append(ps, c.Problem)
+		}
+	}
+	return ps
+}
+
+// OfProblem returns the curves of problem p.
+func OfProblem(curves []Curve, p export.Problem) []Curve {
+	var out []Curve
+	for _, c := range curves {
+		if c.Problem == p {
+			out = append(out, c)
+		}
+	}
+	return out
+}

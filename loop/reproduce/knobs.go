@@ -225,7 +225,7 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	p.Y.Label.Text = strings.TrimPrefix(what, "the ") + " at the last " + strings.TrimSuffix(unit, "s")
 	if t.LogY && positive {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = report.LogTicks{}
 	} else {
 		// The default labels round to a few digits: close values (1.30,
 		// 1.31, 1.32) would all read 1.3.
