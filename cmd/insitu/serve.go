@@ -152,8 +152,12 @@ func (c *console) close() {
 // runInfo describes a run for the live view.
 func runInfo(cfg runConfig, out string) live.RunInfo {
 	kind, _ := cfg.BlackBox["kind"].(string)
+	obj := cfg.Objective.Kind
+	if obj == "" {
+		obj = "distance"
+	}
 	return live.RunInfo{
-		Name: nameOr(cfg.Name, out), Method: cfg.Method, Kind: kind, Objective: true,
+		Name: nameOr(cfg.Name, out), Method: cfg.Method, Kind: kind, Objective: true, ObjectiveKind: obj,
 		Budget: cfg.EffectiveBudget(), Iterations: cfg.Iterations, Unit: "iteration",
 	}
 }

@@ -468,6 +468,7 @@ func TestServeLiveBrowserStop(t *testing.T) {
 	if strings.ToLower(d.Status) != "running" || strings.Contains(d.Address, "token") || !strings.Contains(d.Input, "phase map") || !strings.Contains(d.Output, "24×24 image") {
 		t.Errorf("page: %+v", d)
 	}
+	noEmptyPanel(t, page)
 	shot, err := page.screenshot()
 	if err != nil {
 		t.Fatal(err)
@@ -521,6 +522,142 @@ func TestServeLiveBrowserStop(t *testing.T) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// emptyPanels lists the panels of the page that show nothing: a panel on
+// screen whose canvases on screen are blank (fewer than 50 drawn pixels),
+// or that has no canvas or table on screen at all; and the axis titles
+// the plots drew.
+const emptyPanels = `(() => {
+  const bad = [];
+  for (const p of document.querySelectorAll("main .panel")) {
+    if (p.hidden || getComputedStyle(p).display === "none") continue;
+    const title = (p.querySelector("h2") || {}).textContent || "?";
+    const shown = [...p.querySelectorAll("canvas, table")].filter((e) =>
+      getComputedStyle(e).display !== "none" && e.getBoundingClientRect().height > 0);
+    if (shown.length === 0) { bad.push(title + ": nothing on screen"); continue; }
+    for (const c of shown) {
+      if (c.tagName !== "CANVAS") { if (c.rows.length === 0) bad.push(title + ": empty table"); continue; }
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+      if (n < 50) bad.push(title + ": blank canvas #" + c.id);
+    }
+  }
+  return JSON.stringify(bad);
+})()`
+
+// noEmptyPanel fails the test when a panel of the page shows nothing.
+func noEmptyPanel(t *testing.T, page *cdp) {
+	t.Helper()
+	s, err := page.eval(emptyPanels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	if err := json.Unmarshal([]byte(s), &bad); err != nil {
+		t.Fatalf("%v: %s", err, s)
+	}
+	for _, b := range bad {
+		t.Errorf("empty panel: %s", b)
+	}
+}
+
+// smuLive is a run whose inputs and outputs are bars, not images: the SMU
+// twin in process, slowed down by the guard's rate so the page can be
+// looked at.
+const smuLive = `
+name: smu-live
+method: gradpie
+seed: 1
+iterations: 200
+blackbox:
+  kind: rig
+  name: smu-live
+  twin: true
+  parts:
+    - name: smu
+      type: smu
+      transport: {type: lxi, lxi: {address: 127.0.0.1:1}}
+      idn: "(?i)twin"
+      compliance: 1e-3
+      range: 2
+      min: 0
+      max: 0.7
+      step: 0.1
+      bounds: {lower: 0, upper: 0.7}
+objective: {kind: distance, outputs: [smu/current], target: [5.0e-4]}
+init: {points: 8}
+top_k: 2
+surrogate: {hidden: [16, 16], initial_epochs: 10, steps: 4, batch: 16, k: 3}
+safety: {max_step: 1, rate: 40, burst: 1, timeout: 5s, check_outputs: off}
+`
+
+// TestServeLiveBrowserBars opens the live view of a run whose inputs and
+// outputs are drawn as bars (no image): no panel may be empty (a hidden
+// image canvas once showed as an empty box), and every plot has its axis
+// titles, with units where known. INSITU_SCREENSHOT_BARS=PATH writes the
+// screenshot there.
+func TestServeLiveBrowserBars(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser and a run")
+	}
+	chromium := findChromium()
+	if chromium == "" {
+		t.Skip("chromium is not installed (apt-get install -y chromium; or set INSITU_CHROMIUM): the browser test is skipped")
+	}
+	cfg := writeFile(t, "smu-live.yaml", smuLive)
+	dir := filepath.Join(t.TempDir(), "run")
+	r := startLive(t, "run", cfg, "--out", dir, "-q")
+	b := startBrowser(t, chromium)
+	page := b.page(t)
+	for _, m := range []string{"Page.enable", "Runtime.enable"} {
+		if err := page.call(m, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := page.call("Page.navigate", map[string]any{"url": r.url}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Points, Loss, Timing, Input, Output string }
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		s, err := page.eval(`JSON.stringify({
+			points: document.getElementById("curve").dataset.points,
+			loss: document.getElementById("loss").dataset.points || "0",
+			timing: document.getElementById("timing").dataset.points || "0",
+			input: document.getElementById("input-bars").hidden ? "" : document.getElementById("input-caption").textContent,
+			output: document.getElementById("output-bars").hidden ? "" : document.getElementById("output-caption").textContent})`)
+		if err == nil && json.Unmarshal([]byte(s), &d) == nil {
+			if atoi(d.Points) >= 20 && atoi(d.Loss) >= 3 && atoi(d.Timing) >= 2 && d.Input != "" && d.Output != "" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not render within 120 s: %+v (eval error %v)\nrun:\n%s\nbrowser:\n%s", d, err, r.out, b.out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	noEmptyPanel(t, page)
+	// The image canvases are hidden for a run without images.
+	if s, _ := page.eval(`getComputedStyle(document.getElementById("input-image")).display + "," + getComputedStyle(document.getElementById("output-image")).display`); s != "none,none" {
+		t.Errorf("image canvases of a bars-only run: display %s, want none,none", s)
+	}
+	shot, err := page.screenshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := os.Getenv("INSITU_SCREENSHOT_BARS"); p != "" {
+		if err := os.WriteFile(p, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := page.click("stop"); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t, 120*time.Second); code != 130 {
+		t.Fatalf("exit code %d after STOP, want 130\n%s", code, r.out)
 	}
 }
 

@@ -35,6 +35,7 @@ type layout struct {
 	bars       []int // components drawn as bars, at most maxBars
 	barsTotal  int
 	names      []string
+	units      []string  // per component; nil or "" where unknown
 	blo, bhi   []float64 // bounds of the bars (inputs only)
 }
 
@@ -100,7 +101,7 @@ func inputLayout(sp insitu.Space) layout {
 	for i := range names {
 		names[i] = sp.Name(i)
 	}
-	l := layout{kind: "bars", names: names}
+	l := layout{kind: "bars", names: names, units: sp.Units}
 	if rows, cols, pix, ok := grid(match(names, phaseName, 0, "")); ok {
 		l.kind, l.rows, l.cols, l.pix = "phase", rows, cols, pix
 		l.lo, l.hi = math.Inf(1), math.Inf(-1)
@@ -120,9 +121,10 @@ func inputLayout(sp insitu.Space) layout {
 }
 
 // outputLayout draws the outputs: camera pixels or the OWMS twin's image
-// as an image, everything else as bars.
-func outputLayout(names []string) layout {
-	l := layout{kind: "bars", names: names}
+// as an image, everything else as bars. units are the outputs' units (nil
+// when unknown).
+func outputLayout(names, units []string) layout {
+	l := layout{kind: "bars", names: names, units: units}
 	if rows, cols, pix, ok := grid(match(names, pixelName, 0, "")); ok {
 		l.kind, l.rows, l.cols, l.pix = "image", rows, cols, pix
 	} else if rows, cols, pix, ok := grid(match(names, fieldName, 2, "re")); ok {
@@ -219,5 +221,21 @@ func (l *layout) vector(v []float64) *Vector {
 	if l.barsTotal > len(l.bars) {
 		out.BarsTotal = l.barsTotal
 	}
+	out.Unit, out.ImageUnit = l.common(l.bars), l.common(l.pix)
 	return out
+}
+
+// common is the unit the components idx share, "" when they do not (or
+// it is unknown).
+func (l *layout) common(idx []int) string {
+	if len(idx) == 0 || len(l.units) != len(l.names) {
+		return ""
+	}
+	u := l.units[idx[0]]
+	for _, i := range idx[1:] {
+		if l.units[i] != u {
+			return ""
+		}
+	}
+	return u
 }

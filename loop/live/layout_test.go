@@ -48,7 +48,7 @@ func TestLayouts(t *testing.T) {
 			out = append(out, fmt.Sprintf("cam/px_%d_%d", r, c))
 		}
 	}
-	o := outputLayout(out)
+	o := outputLayout(out, nil)
 	if o.kind != "image" || o.rows != 2 || o.cols != 3 || len(o.bars) != 0 {
 		t.Fatalf("camera layout: %+v", o)
 	}
@@ -65,7 +65,7 @@ func TestLayouts(t *testing.T) {
 			out = append(out, fmt.Sprintf("re_%d_%d", r, c), fmt.Sprintf("im_%d_%d", r, c))
 		}
 	}
-	o = outputLayout(out)
+	o = outputLayout(out, nil)
 	if o.kind != "image" || o.rows != 2 || len(o.im) != 4 {
 		t.Fatalf("field layout: %+v", o)
 	}
@@ -75,10 +75,34 @@ func TestLayouts(t *testing.T) {
 	}
 
 	// A grid with a hole is not an image; plain names are bars.
-	if o := outputLayout([]string{"px_0_0", "px_0_1", "px_1_0", "y"}); o.kind != "bars" || len(o.bars) != 4 {
+	if o := outputLayout([]string{"px_0_0", "px_0_1", "px_1_0", "y"}, nil); o.kind != "bars" || len(o.bars) != 4 {
 		t.Errorf("incomplete grid: %+v", o)
 	}
 	if l := inputLayout(insitu.Box(3, -1, 1)); l.kind != "bars" || len(l.bars) != 3 || l.blo[0] != -1 {
 		t.Errorf("plain inputs: %+v", l)
+	}
+}
+
+// Bars and images carry the unit their components share, for the page's
+// axis labels; mixed or unknown units give none.
+func TestLayoutUnits(t *testing.T) {
+	sp := insitu.Box(2, 0, 1)
+	sp.Units = []string{"V", "V"}
+	l := inputLayout(sp)
+	if v := l.vector([]float64{0.5, 0.25}); v.Unit != "V" {
+		t.Errorf("input unit %q, want V", v.Unit)
+	}
+	sp.Units = []string{"V", "A"}
+	l = inputLayout(sp)
+	if v := l.vector([]float64{0.5, 0.25}); v.Unit != "" {
+		t.Errorf("mixed input unit %q, want none", v.Unit)
+	}
+	o := outputLayout([]string{"px_0_0", "px_0_1", "px_1_0", "px_1_1", "power"}, []string{"count", "count", "count", "count", "W"})
+	if v := o.vector([]float64{1, 2, 3, 4, 5e-3}); v.Unit != "W" || v.ImageUnit != "count" {
+		t.Errorf("output units %q, %q; want W, count", v.Unit, v.ImageUnit)
+	}
+	o = outputLayout([]string{"a", "b"}, nil)
+	if v := o.vector([]float64{1, 2}); v.Unit != "" {
+		t.Errorf("unknown units gave %q", v.Unit)
 	}
 }

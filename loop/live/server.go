@@ -48,9 +48,11 @@ type Options struct {
 	// Dir is the run directory; its journal is read, never written.
 	Dir  string
 	Info RunInfo
-	// In and Out describe the black box's inputs and outputs, to draw them.
-	In  insitu.Space
-	Out []string
+	// In and Out describe the black box's inputs and outputs, to draw them;
+	// OutUnits are the outputs' units (nil when unknown).
+	In       insitu.Space
+	Out      []string
+	OutUnits []string
 	// Guard returns the guard's counters; nil, or ok false, before there
 	// is a guard.
 	Guard func() (safety.Counters, bool)
@@ -167,7 +169,7 @@ func Start(ln net.Listener, o Options) (*Server, error) {
 		Progress: Progress{Iteration: -1, Best: nan(), QPS: nan(), ETA: nan(), Budget: o.Info.Budget},
 	}
 	s.st.Run.Inputs, s.st.Run.Outputs = o.In.Dim(), len(o.Out)
-	s.poller = newPoller(o.Dir, o.Info, inputLayout(o.In), outputLayout(o.Out))
+	s.poller = newPoller(o.Dir, o.Info, inputLayout(o.In), outputLayout(o.Out, o.OutUnits))
 	if o.Hold != nil {
 		o.Hold.onChange(s.wakeUp)
 	}

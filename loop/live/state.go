@@ -69,18 +69,23 @@ type State struct {
 // RunInfo describes the run; it does not change while the server runs,
 // but for Direction, read from the journal.
 type RunInfo struct {
-	Command    string `json:"command"` // run, resume or train
-	Name       string `json:"name"`    // the config's name
-	Method     string `json:"method"`
-	Kind       string `json:"kind"` // the black box
-	Dir        string `json:"dir"`  // the run directory
-	Direction  string `json:"direction"`
-	Objective  bool   `json:"objective"` // queries have a scalar objective (false for a training)
-	Budget     int    `json:"budget"`    // queries; 0 if none
-	Iterations int    `json:"iterations"`
-	Unit       string `json:"unit"` // what an iteration is: "iteration" or "epoch"
-	Inputs     int    `json:"inputs"`
-	Outputs    int    `json:"outputs"`
+	Command   string `json:"command"` // run, resume or train
+	Name      string `json:"name"`    // the config's name
+	Method    string `json:"method"`
+	Kind      string `json:"kind"` // the black box
+	Dir       string `json:"dir"`  // the run directory
+	Direction string `json:"direction"`
+	Objective bool   `json:"objective"` // queries have a scalar objective (false for a training)
+	// ObjectiveKind and ObjectiveUnit label the objective's axis: the
+	// config's objective.kind (distance, fraction, …) and its unit, "" when
+	// unknown.
+	ObjectiveKind string `json:"objective_kind,omitempty"`
+	ObjectiveUnit string `json:"objective_unit,omitempty"`
+	Budget        int    `json:"budget"` // queries; 0 if none
+	Iterations    int    `json:"iterations"`
+	Unit          string `json:"unit"` // what an iteration is: "iteration" or "epoch"
+	Inputs        int    `json:"inputs"`
+	Outputs       int    `json:"outputs"`
 }
 
 // Progress is where the run stands.
@@ -187,4 +192,8 @@ type Vector struct {
 	Lo        []Float  `json:"lo,omitempty"`
 	Hi        []Float  `json:"hi,omitempty"`
 	BarsTotal int      `json:"bars_total,omitempty"` // how many there are, when more than shown
+	// Unit is the unit every bar shares, ImageUnit the pixels'; "" when
+	// they differ or are unknown.
+	Unit      string `json:"unit,omitempty"`
+	ImageUnit string `json:"image_unit,omitempty"`
 }

@@ -100,7 +100,7 @@ function plot(canvas, series, opts = {}) {
   if (x1 === x0) { x0 -= 1; x1 += 1; }
   if (y1 === y0) { const d = Math.abs(y0) * 0.1 || 1; y0 -= d; y1 += d; }
   const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
-  const L = 56, R = 10, T = 8, B = 30;
+  const L = opts.ylabel ? 70 : 56, R = 10, T = 8, B = 30;
   const px = (x) => L + ((x - x0) / (x1 - x0)) * (w - L - R);
   const py = (y) => T + (1 - (y - y0) / (y1 - y0)) * (h - T - B);
   g.strokeStyle = "#e6e9ef"; g.lineWidth = 1;
@@ -116,6 +116,7 @@ function plot(canvas, series, opts = {}) {
     g.fillText(fmt(t, 4), px(t), h - B + 4);
   }
   if (opts.xlabel) { g.textAlign = "right"; g.fillText(opts.xlabel, w - R, h - 13); }
+  if (opts.ylabel) yLabel(g, opts.ylabel, T + (h - T - B) / 2);
   g.strokeStyle = "#b8bfcc";
   g.beginPath(); g.moveTo(L, T); g.lineTo(L, h - B); g.lineTo(w - R, h - B); g.stroke();
   g.save();
@@ -151,6 +152,21 @@ function plot(canvas, series, opts = {}) {
   return n;
 }
 
+// yLabel writes an axis title up the left edge, centred on y.
+function yLabel(g, text, y) {
+  g.save();
+  g.translate(11, y);
+  g.rotate(-Math.PI / 2);
+  g.textAlign = "center"; g.textBaseline = "middle"; g.fillStyle = "#687082";
+  g.fillText(text, 0, 0);
+  g.restore();
+}
+
+// withUnit is "label (unit)", or the label alone when the unit is unknown.
+function withUnit(label, unit) {
+  return unit ? `${label} (${unit})` : label;
+}
+
 // ---- images and bars ----
 
 // A cyclic colour map for phase: the same colour at 0 and one period.
@@ -183,7 +199,9 @@ function drawImage(canvas, v) {
   g.putImageData(img, 0, 0);
 }
 
-function drawBars(canvas, v) {
+// drawBars draws v's bars on canvas; label names the quantity for the
+// axis title (its unit added when the bars share one).
+function drawBars(canvas, v, label) {
   const { g, w, h } = setup(canvas);
   const n = v.values.length;
   if (n === 0) return;
@@ -195,11 +213,12 @@ function drawBars(canvas, v) {
   }
   lo = Math.min(lo, 0); hi = Math.max(hi, 0);
   if (!(hi > lo)) { hi = lo + 1; }
-  const L = 48, B = n <= 24 ? 26 : 8, T = 6;
+  const L = 62, B = n <= 24 ? 26 : 8, T = 6;
   const py = (y) => T + (1 - (y - lo) / (hi - lo)) * (h - T - B);
   const bw = (w - L - 4) / n;
   g.font = "11px system-ui, sans-serif"; g.fillStyle = "#687082"; g.textAlign = "right"; g.textBaseline = "middle";
   for (const t of ticks(lo, hi, 4)) g.fillText(fmt(t, 3), L - 4, py(t));
+  yLabel(g, withUnit(label, v.unit), T + (h - T - B) / 2);
   g.strokeStyle = "#b8bfcc"; g.beginPath(); g.moveTo(L, py(0) + 0.5); g.lineTo(w, py(0) + 0.5); g.stroke();
   for (let i = 0; i < n; i++) {
     const x = L + i * bw;
@@ -214,8 +233,15 @@ function drawBars(canvas, v) {
   }
   if (n <= 24) {
     g.fillStyle = "#687082"; g.textAlign = "center"; g.textBaseline = "top";
-    for (let i = 0; i < n; i++) g.fillText(v.names[i].length > 8 ? v.names[i].slice(-8) : v.names[i], L + (i + 0.5) * bw, h - B + 6);
+    for (let i = 0; i < n; i++) g.fillText(barName(v.names[i]), L + (i + 0.5) * bw, h - B + 6);
   }
+}
+
+// barName shortens a component's name to fit under its bar: a rig part's
+// prefix goes (the caption and the names say which), then the middle.
+function barName(n) {
+  const s = n.includes("/") ? n.slice(n.lastIndexOf("/") + 1) : n;
+  return s.length > 10 ? s.slice(0, 4) + "…" + s.slice(-5) : s;
 }
 
 function drawVector(prefix, v) {
@@ -225,10 +251,11 @@ function drawVector(prefix, v) {
   img.hidden = !hasImage;
   bars.hidden = !(v.values && v.values.length);
   if (hasImage) drawImage(img, v);
-  if (!bars.hidden) drawBars(bars, v);
+  if (!bars.hidden) drawBars(bars, v, prefix === "input" ? "setpoint" : "reading");
   let cap = `query #${v.n || "?"} (journal id ${v.id})`;
-  if (hasImage && v.kind === "phase") cap += ` · ${v.rows}×${v.cols} phase map, cyclic colours over [${fmt(v.min, 3)}, ${fmt(v.max, 3)}]`;
-  if (hasImage && v.kind === "image") cap += ` · ${v.rows}×${v.cols} image, ${fmt(v.min, 3)} (black) to ${fmt(v.max, 3)} (white)`;
+  const iu = v.image_unit ? " " + v.image_unit : "";
+  if (hasImage && v.kind === "phase") cap += ` · ${v.rows}×${v.cols} phase map, cyclic colours over [${fmt(v.min, 3)}, ${fmt(v.max, 3)}]${iu}`;
+  if (hasImage && v.kind === "image") cap += ` · ${v.rows}×${v.cols} image, ${fmt(v.min, 3)}${iu} (black) to ${fmt(v.max, 3)}${iu} (white)`;
   if (v.bars_total) cap += ` · ${v.values.length} of ${v.bars_total} components shown`;
   $(prefix + "-caption").textContent = cap;
 }
@@ -312,7 +339,7 @@ function drawCurve(r) {
     n = plot(c, [
       { xs, ys: q.map((p) => p.f), kind: "dots", color: colors[0] },
       { xs, ys: q.map((p) => p.best), kind: "step", color: colors[1] },
-    ], { xlabel: "queries", empty: "waiting for the first query" }) > 0 ? q.length : 0;
+    ], { xlabel: "queries", ylabel: withUnit(r.objective_kind || "objective", r.objective_unit), empty: "waiting for the first query" }) > 0 ? q.length : 0;
   } else {
     $("curve-title").textContent = `Accuracy on the black box vs queries · ${r.method} · ${r.name}`;
     $("curve-legend").innerHTML = '<span class="key c1"></span>test <span class="key c0"></span>train';
@@ -321,7 +348,7 @@ function drawCurve(r) {
     n = plot(c, [
       { xs, ys: it.map((p) => p.step), kind: "line", color: colors[0] },
       { xs, ys: it.map((p) => p.best), kind: "line", color: colors[1] },
-    ], { xlabel: "queries", empty: "waiting for the first epoch" }) > 0 ? it.length : 0;
+    ], { xlabel: "queries", ylabel: "accuracy", empty: "waiting for the first epoch" }) > 0 ? it.length : 0;
   }
   c.dataset.points = String(n);
 }
@@ -331,14 +358,16 @@ function drawIterations() {
   const xs = it.map((p) => p.it);
   const loss = it.map((p) => p.train_loss);
   const positive = loss.every((v) => v === null || v > 0);
+  const r = run.state.run;
   $("loss").dataset.points = String(plot($("loss"), [{ xs, ys: loss, kind: "line", color: colors[2] }],
-    { log: positive, xlabel: run.state.run.unit, integerX: true, empty: "no surrogate loss recorded" }));
+    { log: positive, xlabel: r.unit, ylabel: r.objective ? "surrogate loss" : "cross-entropy", integerX: true,
+      empty: r.objective ? "no surrogate loss recorded (this method trains none)" : "waiting for the first epoch" }));
   const later = it.filter((p) => p.it > 0);
   const tx = later.map((p) => p.it);
-  plot($("timing"), [
+  $("timing").dataset.points = String(plot($("timing"), [
     { xs: tx, ys: later.map((p) => p.controller_s), kind: "line", color: colors[0] },
     { xs: tx, ys: later.map((p) => p.box_s), kind: "line", color: colors[1] },
-  ], { xlabel: run.state.run.unit + " (seconds)", integerX: true, empty: "waiting for the first iteration" });
+  ], { xlabel: r.unit, ylabel: `seconds per ${r.unit}`, integerX: true, empty: `waiting for the first ${r.unit}` }));
   const pe = run.predictions;
   $("pred-panel").hidden = pe.length === 0;
   if (pe.length) {
@@ -353,7 +382,7 @@ function drawIterations() {
     $("pred").dataset.points = String(plot($("pred"), [
       { xs, ys, kind: "dots", color: colors[3] },
       { xs, ys: mean, kind: "line", color: colors[1] },
-    ], { xlabel: "queries" }));
+    ], { xlabel: "queries", ylabel: "error (normalized)" }));
   }
 }
 
