@@ -5,12 +5,24 @@ PKGS    ?= ./...
 BENCH   ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build build-openblas test test-openblas fmt-check vet bench demo study compare reproduce fuzz image slurm-test clean
+.PHONY: all build install build-openblas test test-openblas fmt-check vet bench demo study compare reproduce fuzz image slurm-test docs clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/insitu
+
+# Puts insitu on PATH, as the docs write it: into GOBIN when it is set
+# (go install), else into PREFIX/bin (/usr/local/bin; make install
+# PREFIX=$$HOME/.local for a user without root).
+PREFIX ?= /usr/local
+install: build
+	@if [ -n "$(GOBIN)" ]; then \
+		$(GO) install ./cmd/insitu && echo "installed $(GOBIN)/insitu"; \
+	else \
+		install -d "$(DESTDIR)$(PREFIX)/bin" && install -m 0755 $(BIN) "$(DESTDIR)$(PREFIX)/bin/insitu" && \
+		echo "installed $(DESTDIR)$(PREFIX)/bin/insitu"; \
+	fi
 
 # The same binary with large matrix products in OpenBLAS (cgo; Debian's
 # libopenblas-dev). See docs/performance.md.
@@ -81,6 +93,12 @@ image:
 # deploy/slurm/reproduce.sbatch on a one-node Slurm cluster started here (root, Debian; about a minute).
 slurm-test:
 	bash .ci/slurm.sh
+
+# The configuration reference, generated from the keys' doc and unit tags
+# (a test fails when it is stale).
+docs:
+	$(GO) run ./cmd/insitu config keys --markdown > docs/reference/config.md.tmp
+	mv docs/reference/config.md.tmp docs/reference/config.md
 
 clean:
 	rm -rf bin out runs

@@ -56,11 +56,12 @@ func (d TrainData) Validate(du int) error {
 // DataConfig is the `data` section of a training config. Params holds a
 // generator's own keys.
 type DataConfig struct {
-	Kind         string         `mapstructure:"kind" yaml:"kind"`
-	N            int            `mapstructure:"n" yaml:"n"`
-	Noise        float64        `mapstructure:"noise" yaml:"noise"`
-	TestFraction float64        `mapstructure:"test_fraction" yaml:"test_fraction"`
-	Seed         uint64         `mapstructure:"seed" yaml:"seed"`
+	Kind         string         `mapstructure:"kind" yaml:"kind" doc:"moons, blobs, circles or iris"`
+	N            int            `mapstructure:"n" yaml:"n" doc:"samples generated (iris: ignored, 150)"`
+	Noise        float64        `mapstructure:"noise" yaml:"noise" doc:"noise of the generated samples"`
+	TestFraction float64        `mapstructure:"test_fraction" yaml:"test_fraction" doc:"share of the samples held out as the test set"`
+	Seed         uint64         `mapstructure:"seed" yaml:"seed" doc:"draws the samples and the split"`
+	Classes      int            `mapstructure:"classes" yaml:"classes,omitempty" doc:"blobs: the number of classes; 0: 3 (the other kinds have a fixed number)"`
 	Params       map[string]any `mapstructure:",remain" yaml:",inline"`
 }
 

@@ -25,18 +25,18 @@ type ObjectiveConfig struct {
 	// (the share of the power in the selected outputs), "overlap" (cosine
 	// similarity with the target), or a kind a package registered with
 	// RegisterObjective.
-	Kind      string    `mapstructure:"kind" yaml:"kind"`
-	Direction Direction `mapstructure:"direction" yaml:"direction"` // min or max; empty: the kind's natural one
+	Kind      string    `mapstructure:"kind" yaml:"kind" doc:"distance (‖y − target‖₂), mse, identity (a scalar box's output), fraction (share of the power in outputs), overlap (cosine similarity with target), or a registered kind (opamp-fom)"`
+	Direction Direction `mapstructure:"direction" yaml:"direction" doc:"min or max; empty: the kind's natural direction"`
 	// Outputs restricts the objective to the named outputs; empty: all.
-	Outputs []string `mapstructure:"outputs" yaml:"outputs,omitempty"`
+	Outputs []string `mapstructure:"outputs" yaml:"outputs,omitempty" doc:"the outputs the objective uses, by name; empty: all"`
 	// Total names the outputs whose sum is the whole power for fraction;
 	// empty: all outputs.
-	Total []string `mapstructure:"total" yaml:"total,omitempty"`
+	Total []string `mapstructure:"total" yaml:"total,omitempty" doc:"fraction: the outputs whose sum is the whole power; empty: all"`
 	// Target for distance and mse: given literally (one value per selected
 	// output), or as TargetSeed, which asks a twin for a reachable target
 	// (its response to a reference input drawn with that seed).
-	Target     []float64 `mapstructure:"target" yaml:"target,omitempty"`
-	TargetSeed uint64    `mapstructure:"target_seed" yaml:"target_seed,omitempty"`
+	Target     []float64 `mapstructure:"target" yaml:"target,omitempty" doc:"distance, mse, overlap: the target, one value per selected output, in the outputs' units"`
+	TargetSeed uint64    `mapstructure:"target_seed" yaml:"target_seed,omitempty" doc:"instead of target: a twin's response to a reference input drawn with this seed (a reachable target)"`
 }
 
 // Targeter is a twin that can name a reachable target: its noiseless

@@ -65,42 +65,42 @@ const (
 // Config is everything an optimization run needs besides the black box.
 // Coordinates of steps and spreads are normalized: the box maps to [0,1]^d.
 type Config struct {
-	Method     string  `mapstructure:"method" yaml:"method"`
-	Mode       string  `mapstructure:"mode" yaml:"mode"`             // online (default) or offline
-	Seed       uint64  `mapstructure:"seed" yaml:"seed"`             // init points, samples, surrogate init, baselines
-	Iterations int     `mapstructure:"iterations" yaml:"iterations"` // T
-	Budget     int     `mapstructure:"budget" yaml:"budget"`         // queries at most; 0: N0 + T·K·(1+M)
-	Patience   int     `mapstructure:"patience" yaml:"patience"`     // stop after this many iterations without improvement > Tolerance; 0: never
-	Tolerance  float64 `mapstructure:"tolerance" yaml:"tolerance"`   // τ
+	Method     string  `mapstructure:"method" yaml:"method" doc:"the optimizer: gradpie, mae, mse, exact (a twin's own gradient), random, spsa, fd or cmaes"`
+	Mode       string  `mapstructure:"mode" yaml:"mode" doc:"online (retrain the surrogate on everything measured every iteration) or offline (train once, then descend)"`
+	Seed       uint64  `mapstructure:"seed" yaml:"seed" doc:"the one seed of the run: initial points, local samples, surrogate initialization, baselines"`
+	Iterations int     `mapstructure:"iterations" yaml:"iterations" doc:"iterations T of the optimizer"`
+	Budget     int     `mapstructure:"budget" yaml:"budget" doc:"queries at most; 0: init.points + iterations·top_k·(1 + local.samples)"`
+	Patience   int     `mapstructure:"patience" yaml:"patience" doc:"stop after this many iterations without an improvement above tolerance; 0: never"`
+	Tolerance  float64 `mapstructure:"tolerance" yaml:"tolerance" doc:"the improvement of the best objective that counts for patience and restart"`
 	// CheckpointEvery saves the surrogate, its trainer, the slots' Adam
 	// states and the random sources every this many iterations (and at the
 	// last), so a resume starts there instead of replaying the training of
 	// every earlier iteration; 0: never (a resume then replays everything).
-	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every"`
+	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every" doc:"save the surrogate, optimizer and random states every this many iterations (and at the last), so a resume starts there; 0: never (a resume replays every iteration)"`
 
-	Init    InitConfig    `mapstructure:"init" yaml:"init"`
-	TopK    int           `mapstructure:"top_k" yaml:"top_k"` // K points stepped per iteration
-	Local   LocalConfig   `mapstructure:"local" yaml:"local"`
-	StepLR  float64       `mapstructure:"step_lr" yaml:"step_lr"` // Adam learning rate on x (normalized units)
-	Restart RestartConfig `mapstructure:"restart" yaml:"restart"`
-	Offline OfflineConfig `mapstructure:"offline" yaml:"offline"`
+	Init    InitConfig    `mapstructure:"init" yaml:"init" doc:"the initial design"`
+	TopK    int           `mapstructure:"top_k" yaml:"top_k" doc:"K: the best points stepped per iteration"`
+	Local   LocalConfig   `mapstructure:"local" yaml:"local" doc:"local samples around each new point, for the surrogate"`
+	StepLR  float64       `mapstructure:"step_lr" yaml:"step_lr" doc:"Adam learning rate on x, in normalized units (the box maps to [0, 1])"`
+	Restart RestartConfig `mapstructure:"restart" yaml:"restart" doc:"fresh random points when the best stalls"`
+	Offline OfflineConfig `mapstructure:"offline" yaml:"offline" doc:"the dataset of mode offline"`
 
 	// StepLRFinal, when > 0, is the Adam learning rate of the last
 	// iteration: the rate falls from StepLR along a half cosine, so the
 	// steps that find the basin are large and those that settle in it
 	// small. 0: StepLR throughout.
-	StepLRFinal float64 `mapstructure:"step_lr_final" yaml:"step_lr_final,omitempty"`
+	StepLRFinal float64 `mapstructure:"step_lr_final" yaml:"step_lr_final,omitempty" doc:"when > 0, the learning rate of the last iteration: step_lr falls to it along a half cosine; 0: step_lr throughout"`
 
-	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate"`
-	SPSA      SPSAConfig      `mapstructure:"spsa" yaml:"spsa"`
-	FD        FDConfig        `mapstructure:"fd" yaml:"fd"`
-	CMAES     CMAESConfig     `mapstructure:"cmaes" yaml:"cmaes"`
+	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate" doc:"the surrogate network and its training"`
+	SPSA      SPSAConfig      `mapstructure:"spsa" yaml:"spsa" doc:"settings of method spsa"`
+	FD        FDConfig        `mapstructure:"fd" yaml:"fd" doc:"settings of method fd"`
+	CMAES     CMAESConfig     `mapstructure:"cmaes" yaml:"cmaes" doc:"settings of method cmaes"`
 }
 
 // InitConfig is the initial design: N0 uniform random points, or given ones.
 type InitConfig struct {
-	Points int         `mapstructure:"points" yaml:"points"`
-	X      [][]float64 `mapstructure:"x" yaml:"x,omitempty"` // explicit initial points (then Points is ignored)
+	Points int         `mapstructure:"points" yaml:"points" doc:"N0: uniform random initial queries"`
+	X      [][]float64 `mapstructure:"x" yaml:"x,omitempty" doc:"explicit initial points, in the box's units (then points is ignored)"`
 }
 
 // RestartConfig is the restart rule of the online methods: when the best
@@ -110,67 +110,67 @@ type InitConfig struct {
 // surrogate keeps everything it learned. The restart's queries count
 // against the budget, and the patience count starts again. After 0: never.
 type RestartConfig struct {
-	After  int `mapstructure:"after" yaml:"after"`
-	Points int `mapstructure:"points" yaml:"points"` // 0: init.points
+	After  int `mapstructure:"after" yaml:"after" doc:"restart after this many iterations without improvement; 0: never"`
+	Points int `mapstructure:"points" yaml:"points" doc:"fresh uniform random points queried at a restart; 0: init.points"`
 }
 
 // LocalConfig is the local sampling around each new point.
 type LocalConfig struct {
-	Samples int     `mapstructure:"samples" yaml:"samples"` // M
-	Sigma   float64 `mapstructure:"sigma" yaml:"sigma"`     // σ, normalized units
+	Samples int     `mapstructure:"samples" yaml:"samples" doc:"M: local samples around each new point"`
+	Sigma   float64 `mapstructure:"sigma" yaml:"sigma" doc:"σ: their spread, in normalized units"`
 }
 
 // OfflineConfig is Algorithm A1's dataset.
 type OfflineConfig struct {
 	// Points random queries to train on, unless Journal names a run
 	// directory whose measured queries are used instead.
-	Points  int    `mapstructure:"points" yaml:"points"`
-	Journal string `mapstructure:"journal" yaml:"journal,omitempty"`
-	Epochs  int    `mapstructure:"epochs" yaml:"epochs"`
+	Points  int    `mapstructure:"points" yaml:"points" doc:"random queries to train on, unless journal is set"`
+	Journal string `mapstructure:"journal" yaml:"journal,omitempty" doc:"a run directory whose measured queries are the training set instead"`
+	Epochs  int    `mapstructure:"epochs" yaml:"epochs" doc:"training epochs over the dataset"`
 }
 
 // SurrogateConfig is the surrogate model and its training.
 type SurrogateConfig struct {
-	Hidden        []int `mapstructure:"hidden" yaml:"hidden"`
-	LayerNorm     bool  `mapstructure:"layer_norm" yaml:"layer_norm"`
-	InitialEpochs int   `mapstructure:"initial_epochs" yaml:"initial_epochs"` // after the initial design
-	Epochs        int   `mapstructure:"epochs" yaml:"epochs"`                 // E, per iteration (warm start)
+	Hidden        []int `mapstructure:"hidden" yaml:"hidden" doc:"widths of the hidden layers of the MLP"`
+	LayerNorm     bool  `mapstructure:"layer_norm" yaml:"layer_norm" doc:"layer normalization after each hidden layer"`
+	InitialEpochs int   `mapstructure:"initial_epochs" yaml:"initial_epochs" doc:"epochs after the initial design"`
+	Epochs        int   `mapstructure:"epochs" yaml:"epochs" doc:"E: full passes per iteration (warm start), used when steps is 0"`
 	// Steps, when > 0 (the default), replaces Epochs: this many minibatch
 	// steps per new query (an iteration of K·(1+M) queries trains
 	// Steps·K·(1+M)), anchors favouring the Recent newest points and the
 	// neighbourhoods of the top K, so an iteration costs the same at any
 	// dataset size. 0 trains Epochs full passes instead.
-	Steps  int `mapstructure:"steps" yaml:"steps"`
-	Recent int `mapstructure:"recent" yaml:"recent"` // 0: the batch size
+	Steps  int `mapstructure:"steps" yaml:"steps" doc:"minibatch steps per new query (so an iteration costs the same at any dataset size); 0: epochs full passes instead"`
+	Recent int `mapstructure:"recent" yaml:"recent" doc:"a quarter of the anchors come from the newest this-many points; 0: the batch size"`
 	// Rows caps the rows a GradPIE step forwards (anchors and their
 	// neighbours; 0: the batch size), so a step costs the same at any
 	// dataset size.
-	Rows int `mapstructure:"rows" yaml:"rows"`
+	Rows int `mapstructure:"rows" yaml:"rows" doc:"a GradPIE step forwards at most this many rows (anchors and neighbours); 0: the batch size"`
 	// Share builds GradPIE minibatches from neighbourhoods (anchors bring
 	// their neighbours as anchors), so fewer rows are forwarded per anchor.
-	Share bool `mapstructure:"share" yaml:"share"`
+	Share bool `mapstructure:"share" yaml:"share" doc:"GradPIE anchors bring their neighbours as anchors (more anchors per step)"`
 	// Overlap runs the per-iteration steps while the black box measures
 	// the iteration's queries (each slot's share trains on the data up to
 	// the slot before), instead of before them. Only with Steps: full
 	// epochs run before the queries.
-	Overlap bool    `mapstructure:"overlap" yaml:"overlap"`
-	LR      float64 `mapstructure:"lr" yaml:"lr"`
-	Batch   int     `mapstructure:"batch" yaml:"batch"`
-	K       int     `mapstructure:"k" yaml:"k"`       // neighbours for GradPIE
-	Norm    string  `mapstructure:"norm" yaml:"norm"` // l1 or l2
-	Lambda  float64 `mapstructure:"lambda" yaml:"lambda"`
+	Overlap bool    `mapstructure:"overlap" yaml:"overlap" doc:"train while the black box measures the iteration's queries (only with steps)"`
+	LR      float64 `mapstructure:"lr" yaml:"lr" doc:"Adam learning rate of the network"`
+	Batch   int     `mapstructure:"batch" yaml:"batch" doc:"minibatch size"`
+	K       int     `mapstructure:"k" yaml:"k" doc:"nearest neighbours in the GradPIE loss"`
+	Norm    string  `mapstructure:"norm" yaml:"norm" doc:"norm of the GradPIE pair loss: l1 or l2"`
+	Lambda  float64 `mapstructure:"lambda" yaml:"lambda" doc:"weight of the base (MAE) loss added to the GradPIE loss; 0: GradPIE alone"`
 	// InputScaling maps the box for the network: box (to [−1, 1], the
 	// default), zscore (the box's uniform moments), unit ([0, 1]), none,
 	// or circle (box, with periodic coordinates as (cos, sin) pairs).
-	InputScaling surrogate.InputScaling `mapstructure:"input_scaling" yaml:"input_scaling"`
+	InputScaling surrogate.InputScaling `mapstructure:"input_scaling" yaml:"input_scaling" doc:"how the box is mapped for the network: box ([−1, 1]), zscore, unit ([0, 1]), none, or circle (periodic coordinates as cos, sin)"`
 	// OutputScaling: zscore (per output, the default), scale (one common
 	// spread) or none.
-	OutputScaling surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling"`
+	OutputScaling surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling" doc:"how outputs are scaled for the network: zscore (per output), scale (one common spread) or none"`
 	// Precision is the network's floating-point type: float32 (the
 	// default of a run, chosen by docs/results/precision.md, which also
 	// says where it must not be used) or float64. Data, neighbours, losses
 	// and the journal stay float64.
-	Precision surrogate.Precision `mapstructure:"precision" yaml:"precision"`
+	Precision surrogate.Precision `mapstructure:"precision" yaml:"precision" doc:"the network's floating-point type: float32 or float64 (data, neighbours, losses and the journal stay float64)"`
 }
 
 // Arch is the surrogate architecture these settings describe.
@@ -182,21 +182,21 @@ func (s SurrogateConfig) Arch() surrogate.Arch {
 // SPSAConfig holds the gains a_k = A/(k+1+Stability)^0.602 and
 // c_k = C/(k+1)^0.101 (Spall's standard exponents), normalized units.
 type SPSAConfig struct {
-	A         float64 `mapstructure:"a" yaml:"a"`
-	C         float64 `mapstructure:"c" yaml:"c"`
-	Stability float64 `mapstructure:"stability" yaml:"stability"`
+	A         float64 `mapstructure:"a" yaml:"a" doc:"gain A of a_k = A/(k+1+stability)^0.602, normalized units"`
+	C         float64 `mapstructure:"c" yaml:"c" doc:"perturbation C of c_k = C/(k+1)^0.101, normalized units"`
+	Stability float64 `mapstructure:"stability" yaml:"stability" doc:"the stability constant of a_k"`
 }
 
 // FDConfig is the finite-difference step, normalized units.
 type FDConfig struct {
-	Step float64 `mapstructure:"step" yaml:"step"`
+	Step float64 `mapstructure:"step" yaml:"step" doc:"forward-difference step, normalized units"`
 }
 
 // CMAESConfig is CMA-ES's initial step size (normalized units) and
 // population (0: gonum's default 4 + 3·ln d).
 type CMAESConfig struct {
-	Sigma      float64 `mapstructure:"sigma" yaml:"sigma"`
-	Population int     `mapstructure:"population" yaml:"population"`
+	Sigma      float64 `mapstructure:"sigma" yaml:"sigma" doc:"initial step size, normalized units"`
+	Population int     `mapstructure:"population" yaml:"population" doc:"population size; 0: gonum's default 4 + 3·ln d"`
 }
 
 // DefaultConfig is the paper's CNON setting scaled to a one-minute run.

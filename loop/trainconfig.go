@@ -47,28 +47,28 @@ func IsTrainingDoc(doc []byte) (bool, error) {
 // TrainConfig is everything Train needs besides the boxes and the data.
 // The learning rate is in normalized θ units: the θ box maps to [0,1]^dθ.
 type TrainConfig struct {
-	Method string  `mapstructure:"method" yaml:"method"`
-	Seed   uint64  `mapstructure:"seed" yaml:"seed"` // θ init, minibatch order, surrogate
-	Epochs int     `mapstructure:"epochs" yaml:"epochs"`
-	Batch  int     `mapstructure:"batch" yaml:"batch"`
-	LR     float64 `mapstructure:"lr" yaml:"lr"` // Adam on θ, normalized units
+	Method string  `mapstructure:"method" yaml:"method" doc:"insitu-gradpie, insitu-mae, exact (the box's own gradient), insilico (train on the ideal twin) or pat (physics-aware training)"`
+	Seed   uint64  `mapstructure:"seed" yaml:"seed" doc:"θ initialization, minibatch order, surrogate"`
+	Epochs int     `mapstructure:"epochs" yaml:"epochs" doc:"passes over the training set"`
+	Batch  int     `mapstructure:"batch" yaml:"batch" doc:"minibatch size"`
+	LR     float64 `mapstructure:"lr" yaml:"lr" doc:"Adam learning rate on θ, normalized units (the θ box maps to [0, 1])"`
 	// ThetaInit is the initial θ in the box's units; empty: uniform in the
 	// θ box, drawn with Seed.
-	ThetaInit []float64 `mapstructure:"theta_init" yaml:"theta_init,omitempty"`
+	ThetaInit []float64 `mapstructure:"theta_init" yaml:"theta_init,omitempty" doc:"initial θ in the box's units; empty: uniform in the θ box, drawn with seed"`
 	// Du is the number of data coordinates at the front of the input; 0:
 	// the caller asks the box (Splitter).
-	Du int `mapstructure:"du" yaml:"du,omitempty"`
+	Du int `mapstructure:"du" yaml:"du,omitempty" doc:"data coordinates at the front of the input; 0: asked of the box"`
 	// Scale multiplies the class scores before the softmax (a physical
 	// readout's units are arbitrary).
-	Scale float64 `mapstructure:"scale" yaml:"scale"`
+	Scale float64 `mapstructure:"scale" yaml:"scale" doc:"multiplies the class scores before the softmax (a physical readout's units are arbitrary)"`
 	// EvalEvery evaluates θ on the train and test sets (on the real box)
 	// every this many epochs, and after the last one.
-	EvalEvery int `mapstructure:"eval_every" yaml:"eval_every"`
+	EvalEvery int `mapstructure:"eval_every" yaml:"eval_every" doc:"measure train and test accuracy on the box every this many epochs, and after the last"`
 	// CheckpointEvery saves θ, its Adam state, the metrics and the
 	// surrogate with its trainer every this many epochs (and after the
 	// last), so a resume starts there instead of retraining the surrogate
 	// over every earlier epoch; 0: never.
-	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every"`
+	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every" doc:"save θ, its optimizer and the surrogate every this many epochs, so a resume starts there; 0: never"`
 	// Local, for the in-situ methods (the others ignore it, as they ignore
 	// Surrogate): after each minibatch's queries at θ,
 	// Samples more queries at θ moved by σ·N(0, I) (normalized units), each
@@ -77,10 +77,10 @@ type TrainConfig struct {
 	// surrogate's data, and its nearest-neighbour pairs, tell it how the
 	// output moves with the data input u and nothing of how it moves with
 	// θ — the gradient training needs.
-	Local LocalConfig `mapstructure:"local" yaml:"local"`
+	Local LocalConfig `mapstructure:"local" yaml:"local" doc:"in-situ methods: extra queries around θ after each minibatch, so the surrogate learns how outputs move with θ"`
 	// Surrogate of the in-situ methods; InitialEpochs are trained when it
 	// is built (after the first evaluation), Epochs after every minibatch.
-	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate"`
+	Surrogate SurrogateConfig `mapstructure:"surrogate" yaml:"surrogate" doc:"the surrogate of the in-situ methods"`
 }
 
 // DefaultTrainConfig is a small in-situ GradPIE training.

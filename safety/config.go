@@ -24,35 +24,35 @@ import (
 type Config struct {
 	// BoundsMode is what happens to an input outside the bounds: "reject"
 	// (the default, also "") or "clamp" (projected, counted, reported).
-	BoundsMode string `mapstructure:"bounds_mode" yaml:"bounds_mode,omitempty"`
+	BoundsMode string `mapstructure:"bounds_mode" yaml:"bounds_mode,omitempty" doc:"an input outside the bounds: reject (the query fails before any device is touched) or clamp (projected, counted, reported)"`
 	// Lower and Upper narrow the device's space by coordinate name; the
 	// guard enforces the intersection with the device's Spec.
-	Lower map[string]float64 `mapstructure:"lower" yaml:"lower,omitempty"`
-	Upper map[string]float64 `mapstructure:"upper" yaml:"upper,omitempty"`
+	Lower map[string]float64 `mapstructure:"lower" yaml:"lower,omitempty" doc:"narrower lower bounds, by coordinate name, in its unit"`
+	Upper map[string]float64 `mapstructure:"upper" yaml:"upper,omitempty" doc:"narrower upper bounds, by coordinate name, in its unit"`
 
 	// MaxStep is the largest |Δ| per query for each coordinate, by name, or
 	// for every coordinate under the key "*" (a scalar in YAML).
-	MaxStep PerName `mapstructure:"max_step" yaml:"max_step,omitempty"`
+	MaxStep PerName `mapstructure:"max_step" yaml:"max_step,omitempty" doc:"largest change per query of each coordinate, by name, or of all under '*' (a number alone), in its unit"`
 	// SlewMode is what happens to a larger step: "reject" (default, also
 	// "") or "ramp" (QCoDeS step semantics: split into device queries).
-	SlewMode string `mapstructure:"slew_mode" yaml:"slew_mode,omitempty"`
+	SlewMode string `mapstructure:"slew_mode" yaml:"slew_mode,omitempty" doc:"a larger change: reject, or ramp (split into device queries of at most max_step, QCoDeS step)"`
 	// Initial is the device's state before the first query (e.g. read
 	// back), by coordinate name. Without it the first query has no slew
 	// limit. It must name every coordinate and lie inside the bounds.
-	Initial map[string]float64 `mapstructure:"initial" yaml:"initial,omitempty"`
+	Initial map[string]float64 `mapstructure:"initial" yaml:"initial,omitempty" doc:"the device's state before the first query, by coordinate name, for the first slew check"`
 
 	// Rate is the largest sustained number of device queries per second,
 	// Burst how many may go back to back (default 1). MinInterval is the
 	// least time between the starts of two device queries (QCoDeS
 	// inter_delay). Ramp steps are device queries.
-	Rate        *float64      `mapstructure:"rate" yaml:"rate,omitempty"`
-	Burst       int           `mapstructure:"burst" yaml:"burst,omitempty"`
-	MinInterval time.Duration `mapstructure:"min_interval" yaml:"min_interval,omitempty"`
+	Rate        *float64      `mapstructure:"rate" yaml:"rate,omitempty" doc:"largest sustained device queries per second; unset: no limit"`
+	Burst       int           `mapstructure:"burst" yaml:"burst,omitempty" doc:"device queries that may go back to back under rate (default 1)"`
+	MinInterval time.Duration `mapstructure:"min_interval" yaml:"min_interval,omitempty" doc:"least time between the starts of two device queries (QCoDeS inter_delay)"`
 
 	// Budget is the largest number of device queries over the guard's
 	// life, ramp steps included; over a resumed run's life when the guard
 	// is told the earlier sessions' queries (WithDeviceQueriesUsed).
-	Budget *int `mapstructure:"budget" yaml:"budget,omitempty"`
+	Budget *int `mapstructure:"budget" yaml:"budget,omitempty" doc:"most device queries over the run's life, ramp steps and resumed sessions included; unset: no limit"`
 
 	// Timeout is the watchdog: the longest one device query may take
 	// before the device state counts as unknown and the guard trips. 0
@@ -64,44 +64,44 @@ type Config struct {
 	// other query starts — and safe state runs anyway, its outcome an
 	// ErrQueryInFlight error. SafeStateTimeout bounds the safe-state call
 	// (default 10 s), which is likewise abandoned after a further Grace.
-	Timeout          time.Duration `mapstructure:"timeout" yaml:"timeout,omitempty"`
-	Grace            time.Duration `mapstructure:"grace" yaml:"grace,omitempty"`
-	SafeStateTimeout time.Duration `mapstructure:"safe_state_timeout" yaml:"safe_state_timeout,omitempty"`
+	Timeout          time.Duration `mapstructure:"timeout" yaml:"timeout,omitempty" doc:"watchdog: the longest a device query may take before the guard trips to safe state; 0: none"`
+	Grace            time.Duration `mapstructure:"grace" yaml:"grace,omitempty" doc:"how long a cancelled query, or safe state, waits for a device call in flight (default 1s)"`
+	SafeStateTimeout time.Duration `mapstructure:"safe_state_timeout" yaml:"safe_state_timeout,omitempty" doc:"bound on the safe-state call (default 10s)"`
 
 	// CheckOutputs is what a non-finite output does: "error" (default,
 	// also ""), "trip" (error, safe state, refuse further queries) or
 	// "off".
-	CheckOutputs string `mapstructure:"check_outputs" yaml:"check_outputs,omitempty"`
+	CheckOutputs string `mapstructure:"check_outputs" yaml:"check_outputs,omitempty" doc:"a non-finite output: error, trip (error, safe state, no further query) or off"`
 	// OutputRanges are the plausible values of outputs, by name; a value
 	// outside is an ErrOutput error (the device is not tripped).
-	OutputRanges map[string]Range `mapstructure:"output_ranges" yaml:"output_ranges,omitempty"`
+	OutputRanges map[string]Range `mapstructure:"output_ranges" yaml:"output_ranges,omitempty" doc:"plausible range of outputs, by name: a reading outside is an error"`
 	// Saturation is the full-scale level of outputs, by name or "*": a
 	// reading with |y| ≥ level is flagged and counted, not an error.
-	Saturation PerName `mapstructure:"saturation" yaml:"saturation,omitempty"`
+	Saturation PerName `mapstructure:"saturation" yaml:"saturation,omitempty" doc:"full-scale level of outputs, by name or '*': a reading at or above it is flagged and counted"`
 	// Interlocks trip the guard (safe state, ErrInterlock) when an output
 	// crosses a limit.
-	Interlocks []Interlock `mapstructure:"interlocks" yaml:"interlocks,omitempty"`
+	Interlocks []Interlock `mapstructure:"interlocks" yaml:"interlocks,omitempty" doc:"trip the guard (safe state, run ends resumable) when an output crosses a limit"`
 	// ModelFidelity compares the surrogate's prediction, made before each
 	// query, with the measurement, and pauses or trips the run when the
 	// surrogate stops explaining the device (drift, a moved fibre, a
 	// saturated camera). Nil: off.
-	ModelFidelity *FidelityConfig `mapstructure:"model_fidelity" yaml:"model_fidelity,omitempty"`
+	ModelFidelity *FidelityConfig `mapstructure:"model_fidelity" yaml:"model_fidelity,omitempty" doc:"pause or trip when the surrogate's predictions stop explaining the device (drift, a moved fibre)"`
 }
 
 // Range is a closed interval [Lo, Hi]; either end may be infinite.
 type Range struct {
-	Lo float64 `mapstructure:"lo" yaml:"lo"`
-	Hi float64 `mapstructure:"hi" yaml:"hi"`
+	Lo float64 `mapstructure:"lo" yaml:"lo" doc:"lowest plausible value, in the output's unit"`
+	Hi float64 `mapstructure:"hi" yaml:"hi" doc:"highest plausible value, in the output's unit"`
 }
 
 // Interlock trips the guard when output Output is above Above or below
 // Below. At least one of them must be set; pointers because 0 is a real
 // limit (a current above 0).
 type Interlock struct {
-	Name   string   `mapstructure:"name" yaml:"name,omitempty"` // for events and errors; defaults to the condition
-	Output string   `mapstructure:"output" yaml:"output"`
-	Above  *float64 `mapstructure:"above" yaml:"above,omitempty"`
-	Below  *float64 `mapstructure:"below" yaml:"below,omitempty"`
+	Name   string   `mapstructure:"name" yaml:"name,omitempty" doc:"names the interlock in events and errors; default: the condition"`
+	Output string   `mapstructure:"output" yaml:"output" doc:"the output watched, by name"`
+	Above  *float64 `mapstructure:"above" yaml:"above,omitempty" doc:"trip when the output exceeds this, in its unit"`
+	Below  *float64 `mapstructure:"below" yaml:"below,omitempty" doc:"trip when the output falls under this, in its unit"`
 }
 
 // label names the interlock in events and errors.

@@ -29,9 +29,9 @@ var ErrFidelity = errors.New("the surrogate no longer explains the device")
 // normalized output units: each output divided by its spread in the data),
 // Action is taken.
 type FidelityConfig struct {
-	MaxError float64 `mapstructure:"max_error" yaml:"max_error"`
-	Window   int     `mapstructure:"window" yaml:"window"`
-	Action   string  `mapstructure:"action" yaml:"action"` // pause (default), trip or warn
+	MaxError float64 `mapstructure:"max_error" yaml:"max_error" doc:"largest mean prediction error over the window, in the surrogate's normalized output units"`
+	Window   int     `mapstructure:"window" yaml:"window" doc:"queries averaged"`
+	Action   string  `mapstructure:"action" yaml:"action" doc:"pause (default; resume from the live view), trip or warn"`
 }
 
 func (f FidelityConfig) problems(bad func(key, format string, args ...any)) {

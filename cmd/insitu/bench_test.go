@@ -24,7 +24,7 @@ func benchConfig(t *testing.T, addr, fb string, iterations int) string {
 	}
 	s := strings.NewReplacer(
 		"127.0.0.1:5025", addr,
-		"/tmp/insitu-slm.fb", fb,
+		"runs/twin-slm.fb", fb,
 		"iterations: 30", "iterations: "+strconv.Itoa(iterations),
 	).Replace(string(b))
 	return writeFile(t, "bench.yaml", s)

@@ -10,7 +10,7 @@ import (
 )
 
 func newConfigCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check run and training configurations"}
+	cmd := &cobra.Command{Use: "config", Short: "Check configurations, and list every config key with its default, unit and meaning"}
 	var sets []string
 	check := &cobra.Command{
 		Use:   "check CONFIG.yaml",
@@ -58,7 +58,7 @@ included.`,
 		},
 	}
 	check.Flags().StringArrayVar(&sets, "set", nil, "override a config key: --set key=value (repeatable)")
-	cmd.AddCommand(check)
+	cmd.AddCommand(check, newConfigKeysCmd())
 	return cmd
 }
 

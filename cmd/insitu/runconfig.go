@@ -14,18 +14,18 @@ import (
 // runConfig is a whole `insitu run` config file: the loop's settings at the
 // top level, and the black box, objective, safety and journal sections.
 type runConfig struct {
-	Name        string `mapstructure:"name" yaml:"name,omitempty"` // names the run directory
+	Name        string `mapstructure:"name" yaml:"name,omitempty" doc:"names the run: the run directory runs/NAME-METHOD-sSEED-TIME and the problem runs compare and plot group by"`
 	loop.Config `mapstructure:",squash" yaml:",inline"`
-	BlackBox    map[string]any       `mapstructure:"blackbox" yaml:"blackbox"`
-	Objective   loop.ObjectiveConfig `mapstructure:"objective" yaml:"objective"`
-	Safety      safety.Config        `mapstructure:"safety" yaml:"safety"`
-	Journal     journalConfig        `mapstructure:"journal" yaml:"journal"`
+	BlackBox    map[string]any       `mapstructure:"blackbox" yaml:"blackbox" doc:"the black box: its kind and the kind's keys (see the blackbox kind sections)"`
+	Objective   loop.ObjectiveConfig `mapstructure:"objective" yaml:"objective" doc:"the scalar the run optimizes, computed from the outputs"`
+	Safety      safety.Config        `mapstructure:"safety" yaml:"safety" doc:"the guard every query passes: bounds, slew, rate, budget, watchdog, output checks, interlocks"`
+	Journal     journalConfig        `mapstructure:"journal" yaml:"journal" doc:"how results are committed to DIR/journal.db"`
 }
 
 type journalConfig struct {
 	// Sync: "iteration" (one commit per iteration, the default) or "query"
 	// (every result committed before the next query).
-	Sync string `mapstructure:"sync" yaml:"sync"`
+	Sync string `mapstructure:"sync" yaml:"sync" doc:"iteration: one commit per iteration (a crash loses at most the iteration in flight); query: every result committed before the next query"`
 }
 
 func defaultRunConfig() runConfig {

@@ -30,15 +30,15 @@ import (
 // at the top level, the real black box, optionally the ideal twin, the data,
 // and the safety and journal sections.
 type trainConfig struct {
-	Name             string `mapstructure:"name" yaml:"name,omitempty"`
+	Name             string `mapstructure:"name" yaml:"name,omitempty" doc:"names the training: its run directory and the problem runs compare and plot group by"`
 	loop.TrainConfig `mapstructure:",squash" yaml:",inline"`
-	BlackBox         map[string]any `mapstructure:"blackbox" yaml:"blackbox"`
+	BlackBox         map[string]any `mapstructure:"blackbox" yaml:"blackbox" doc:"the physical network: a black box whose input is [u; θ] (data, then trainable parameters)"`
 	// IdealBlackBox is the twin without reality gap for insilico and pat;
 	// empty: the real box's own Ideal() (loop.Idealizer).
-	IdealBlackBox map[string]any  `mapstructure:"ideal_blackbox" yaml:"ideal_blackbox,omitempty"`
-	Data          loop.DataConfig `mapstructure:"data" yaml:"data"`
-	Safety        safety.Config   `mapstructure:"safety" yaml:"safety"`
-	Journal       journalConfig   `mapstructure:"journal" yaml:"journal"`
+	IdealBlackBox map[string]any  `mapstructure:"ideal_blackbox" yaml:"ideal_blackbox,omitempty" doc:"the twin without reality gap, for the insilico and pat methods"`
+	Data          loop.DataConfig `mapstructure:"data" yaml:"data" doc:"the classification dataset, generated from a seed (nothing is downloaded)"`
+	Safety        safety.Config   `mapstructure:"safety" yaml:"safety" doc:"the guard every query passes (as in a run config)"`
+	Journal       journalConfig   `mapstructure:"journal" yaml:"journal" doc:"how results are committed to DIR/journal.db"`
 }
 
 func defaultTrainConfig() trainConfig {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,6 +238,9 @@ func newPowerMeterTwin(f twinServeFlags, opts ...emulator.Option) (*bench.PowerM
 func ensureFile(path string, size int64) error {
 	st, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
 		fh, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 		if err != nil {
 			return err

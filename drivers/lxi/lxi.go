@@ -32,9 +32,9 @@ const DefaultPort = "5025"
 
 // Config configures a connection.
 type Config struct {
-	Address     string        `mapstructure:"address"`      // host or host:port; port defaults to 5025
-	DialTimeout time.Duration `mapstructure:"dial_timeout"` // default 3 s
-	Timeout     time.Duration `mapstructure:"timeout"`      // an operation whose context has no deadline; default 5 s
+	Address     string        `mapstructure:"address" doc:"host or host:port; the port defaults to 5025"`
+	DialTimeout time.Duration `mapstructure:"dial_timeout" doc:"bound on connecting; 0: 3s"`
+	Timeout     time.Duration `mapstructure:"timeout" doc:"bound on an exchange without a deadline of its own; 0: 5s"`
 }
 
 // Defaults fills unset fields and adds the default port.

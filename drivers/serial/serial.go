@@ -27,21 +27,21 @@ import (
 // Config selects and configures a port. Either Port, or VID and PID
 // (optionally narrowed by Serial), or Serial alone must be given.
 type Config struct {
-	Port     string  `mapstructure:"port"`      // e.g. /dev/ttyUSB0, or a pty path
-	VID      string  `mapstructure:"vid"`       // USB vendor ID, hex, e.g. "0403"
-	PID      string  `mapstructure:"pid"`       // USB product ID, hex, e.g. "6001"
-	Serial   string  `mapstructure:"serial"`    // USB serial number
-	Baud     int     `mapstructure:"baud"`      // default 9600 (the Keithley 2400's factory setting)
-	DataBits int     `mapstructure:"data_bits"` // 5–8, default 8
-	Parity   string  `mapstructure:"parity"`    // none (default), odd, even, mark, space
-	StopBits float64 `mapstructure:"stop_bits"` // 1 (default), 1.5, 2
+	Port     string  `mapstructure:"port" doc:"the port, e.g. /dev/ttyUSB0 or a pseudo-terminal; or find it by vid, pid, serial"`
+	VID      string  `mapstructure:"vid" doc:"USB vendor ID, hex, e.g. 0403"`
+	PID      string  `mapstructure:"pid" doc:"USB product ID, hex, e.g. 6001"`
+	Serial   string  `mapstructure:"serial" doc:"USB serial number"`
+	Baud     int     `mapstructure:"baud" doc:"baud rate; 0: 9600 (a Keithley 2400's factory setting)"`
+	DataBits int     `mapstructure:"data_bits" doc:"data bits, 5 to 8; 0: 8"`
+	Parity   string  `mapstructure:"parity" doc:"none (default), odd, even, mark or space"`
+	StopBits float64 `mapstructure:"stop_bits" doc:"stop bits: 1 (default), 1.5 or 2"`
 
 	// Terminators as names (LF, CR, CRLF, LFCR) or literal strings ("\r\n").
-	ReadTerminator  string `mapstructure:"read_terminator"`  // default LF
-	WriteTerminator string `mapstructure:"write_terminator"` // default LF
+	ReadTerminator  string `mapstructure:"read_terminator" doc:"end of a reply: LF (default), CR, CRLF"`
+	WriteTerminator string `mapstructure:"write_terminator" doc:"end of a command: LF (default), CR, CRLF"`
 
 	// Timeout bounds an operation whose context has no deadline (default 5 s).
-	Timeout time.Duration `mapstructure:"timeout"`
+	Timeout time.Duration `mapstructure:"timeout" doc:"bound on an exchange without a deadline of its own; 0: 5s"`
 }
 
 // Defaults fills unset fields with their defaults.

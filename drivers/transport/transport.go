@@ -25,10 +25,10 @@ import (
 // Config selects how the instrument is reached; exactly the section named
 // by Type is used.
 type Config struct {
-	Type   string        `mapstructure:"type"` // serial | lxi | usbtmc
-	Serial serial.Config `mapstructure:"serial"`
-	LXI    lxi.Config    `mapstructure:"lxi"`
-	USBTMC usbtmc.Config `mapstructure:"usbtmc"`
+	Type   string        `mapstructure:"type" doc:"serial, lxi or usbtmc"`
+	Serial serial.Config `mapstructure:"serial" doc:"a serial port (RS-232, USB-serial)"`
+	LXI    lxi.Config    `mapstructure:"lxi" doc:"raw SCPI over TCP (port 5025)"`
+	USBTMC usbtmc.Config `mapstructure:"usbtmc" doc:"a USBTMC device node"`
 }
 
 // Conn is an open transport that can name its port in errors and says its

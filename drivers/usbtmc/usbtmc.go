@@ -25,8 +25,8 @@ import (
 
 // Config configures a device.
 type Config struct {
-	Path    string        `mapstructure:"path"`    // e.g. /dev/usbtmc0
-	Timeout time.Duration `mapstructure:"timeout"` // an operation whose context has no deadline; default 5 s
+	Path    string        `mapstructure:"path" doc:"the device node, e.g. /dev/usbtmc0"`
+	Timeout time.Duration `mapstructure:"timeout" doc:"bound on an exchange without a deadline of its own; 0: 5s"`
 }
 
 // Defaults fills unset fields.

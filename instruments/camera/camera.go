@@ -69,9 +69,9 @@ type Source interface {
 // Config is the processing on top of a source; the keys of a rig config's
 // camera part.
 type Config struct {
-	Exposure time.Duration `mapstructure:"exposure"` // 0: leave the source's
-	ROI      []int         `mapstructure:"roi"`      // [x, y, w, h]; empty: full frame
-	Average  int           `mapstructure:"average"`  // frames per Capture; 0 means 1
+	Exposure time.Duration `mapstructure:"exposure" doc:"exposure time; 0: leave the camera's"`
+	ROI      []int         `mapstructure:"roi" doc:"region of interest [x, y, w, h], in pixels; empty: the full frame"`
+	Average  int           `mapstructure:"average" doc:"frames averaged per measurement; 0: 1"`
 }
 
 // Device is a Source with ROI, averaging and dark subtraction. It is safe

@@ -30,35 +30,35 @@ import (
 
 // Output is one DAC channel.
 type Output struct {
-	Name    string  `mapstructure:"name"`
-	Chip    string  `mapstructure:"chip"`    // mcp4728 | mcp4725
-	Addr    uint16  `mapstructure:"addr"`    // 0: the chip's default
-	Channel int     `mapstructure:"channel"` // 0..3 (A..D) on an MCP4728
-	Ref     string  `mapstructure:"ref"`     // MCP4728: vdd (default) | internal
-	Gain2   bool    `mapstructure:"gain2"`   // MCP4728 internal reference ×2
-	Min     float64 `mapstructure:"min"`     // volts
-	Max     float64 `mapstructure:"max"`     // volts; must be > Min and within the chip's range
+	Name    string  `mapstructure:"name" doc:"the coordinate's name"`
+	Chip    string  `mapstructure:"chip" doc:"mcp4728 or mcp4725"`
+	Addr    uint16  `mapstructure:"addr" doc:"I²C address; 0: the chip's default"`
+	Channel int     `mapstructure:"channel" doc:"channel 0..3 (A..D) of an MCP4728"`
+	Ref     string  `mapstructure:"ref" doc:"MCP4728 reference: vdd (default) or internal (2.048 V)"`
+	Gain2   bool    `mapstructure:"gain2" doc:"MCP4728 internal reference ×2"`
+	Min     float64 `mapstructure:"min" unit:"V" doc:"lowest voltage accepted"`
+	Max     float64 `mapstructure:"max" unit:"V" doc:"highest voltage accepted, within the chip's range"`
 }
 
 // Input is one ADC channel.
 type Input struct {
-	Name      string  `mapstructure:"name"`
-	Chip      string  `mapstructure:"chip"`       // ads1115
-	Addr      uint16  `mapstructure:"addr"`       // 0: 0x48
-	Input     string  `mapstructure:"input"`      // ain0..ain3, diff01, diff03, diff13, diff23
-	FullScale float64 `mapstructure:"full_scale"` // volts: 6.144, 4.096, 2.048, 1.024, 0.512, 0.256
-	Rate      int     `mapstructure:"rate"`       // samples per second; 0 means 860
+	Name      string  `mapstructure:"name" doc:"the output's name"`
+	Chip      string  `mapstructure:"chip" doc:"ads1115"`
+	Addr      uint16  `mapstructure:"addr" doc:"I²C address; 0: 0x48"`
+	Input     string  `mapstructure:"input" doc:"ain0..ain3 (single-ended) or diff01, diff03, diff13, diff23"`
+	FullScale float64 `mapstructure:"full_scale" unit:"V" doc:"programmable range: 6.144, 4.096, 2.048, 1.024, 0.512 or 0.256"`
+	Rate      int     `mapstructure:"rate" doc:"samples per second; 0: 860"`
 }
 
 // Config describes the board. The mapstructure tags are the keys of a rig
 // config's daq part.
 type Config struct {
-	Bus     string        `mapstructure:"bus"` // i2creg name: "1", "/dev/i2c-1", or an emulator's name
-	VDD     float64       `mapstructure:"vdd"` // supply of the DAC chips, volts
-	Outputs []Output      `mapstructure:"outputs"`
-	Inputs  []Input       `mapstructure:"inputs"`
-	Settle  time.Duration `mapstructure:"settle"`  // after the outputs change
-	Average int           `mapstructure:"average"` // ADC reads averaged per input; 0 means 1
+	Bus     string        `mapstructure:"bus" doc:"I²C bus: '1', '/dev/i2c-1', or an emulator's name"`
+	VDD     float64       `mapstructure:"vdd" unit:"V" doc:"supply voltage of the DAC chips"`
+	Outputs []Output      `mapstructure:"outputs" doc:"DAC channels: the part's inputs"`
+	Inputs  []Input       `mapstructure:"inputs" doc:"ADC channels: the part's outputs"`
+	Settle  time.Duration `mapstructure:"settle" doc:"wait after the outputs change, before reading"`
+	Average int           `mapstructure:"average" doc:"ADC readings averaged per input; 0: 1"`
 }
 
 type chipKey struct {

@@ -37,28 +37,28 @@ const DefaultIDN = `(?i)^thorlabs,PM10`
 
 // Config is the power meter section of a bench config.
 type Config struct {
-	Name      string           `mapstructure:"name"`      // used in errors; default "powermeter"
-	Transport transport.Config `mapstructure:"transport"` // serial | lxi | usbtmc
+	Name      string           `mapstructure:"name" doc:"the meter's name in errors (set by the rig to the part's name)"`
+	Transport transport.Config `mapstructure:"transport" doc:"how the instrument is reached: serial, lxi (raw SCPI over TCP) or usbtmc"`
 	// IDN is a regular expression *IDN? must match; default DefaultIDN.
-	IDN string `mapstructure:"idn"`
+	IDN string `mapstructure:"idn" doc:"regular expression the *IDN? reply must match; default: a Thorlabs PM10x"`
 	// Wavelength is the calibration wavelength in nm. It is required:
 	// a silicon head read at the wrong wavelength is off by tens of percent.
-	Wavelength float64 `mapstructure:"wavelength"`
+	Wavelength float64 `mapstructure:"wavelength" unit:"nm" doc:"calibration wavelength (SENS:CORR:WAV); 0: leave the meter's"`
 	// Average is the number of internal samples per reading (SENS:AVER:COUN);
 	// each takes about 3 ms on a PM100D. Default 1.
-	Average int `mapstructure:"average"`
+	Average int `mapstructure:"average" doc:"internal samples per reading (SENS:AVER:COUN)"`
 	// Range is a fixed upper range in W; 0 selects auto-ranging.
-	Range float64 `mapstructure:"range"`
+	Range float64 `mapstructure:"range" unit:"W" doc:"fixed upper range; 0: auto-ranging"`
 	// Read is how a reading is taken: "measure" (MEAS:POW?, default: one
 	// command, configures and reads) or "read" (CONF:POW once, then READ?).
-	Read string `mapstructure:"read"`
+	Read string `mapstructure:"read" doc:"measure (MEAS:POW?, one command) or read (CONF:POW once, then READ?)"`
 	// Reset sends *RST at open. Off by default: startup reads the state
 	// rather than assuming it, and *RST also resets the head's settings.
-	Reset bool `mapstructure:"reset"`
+	Reset bool `mapstructure:"reset" doc:"send *RST at open"`
 	// Timeout bounds each exchange with the meter. Unset, the transport's
 	// timeout applies (transport.usbtmc.timeout, …), else 5 s: the most
 	// specific configured timeout wins.
-	Timeout time.Duration `mapstructure:"timeout"`
+	Timeout time.Duration `mapstructure:"timeout" doc:"bound on each exchange; unset: the transport's timeout, else 5s"`
 }
 
 // Defaults fills unset fields.

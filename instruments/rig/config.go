@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/insitu-lab/insitu"
@@ -37,11 +38,16 @@ type PartSpec struct {
 // that names the key and says how to avoid it.
 type PartDescriber func(p insitu.Params) (PartSpec, error)
 
-// PartType is a kind of part rig configs can name: how to open one, and
-// how to describe one without opening it (insitu config check).
+// PartType is a kind of part rig configs can name: how to open one, how
+// to describe one without opening it (insitu config check), and its
+// configuration keys (insitu config keys TYPE).
 type PartType struct {
 	Open     PartFactory
 	Describe PartDescriber
+	// Keys returns the struct the part's section decodes into, with its
+	// defaults (see insitu.Key): what `insitu config keys TYPE` and the
+	// configuration reference list.
+	Keys insitu.KeysFunc
 }
 
 var parts = insitu.NewRegistry[PartType]("part type")
@@ -57,6 +63,43 @@ func RegisterPart(typ string, t PartType) {
 
 // PartTypes returns the registered part types, sorted.
 func PartTypes() []string { return parts.Names() }
+
+// PartConfig returns the defaults of a part type's configuration struct;
+// false when the type is unknown or declares none.
+func PartConfig(typ string) (any, bool) {
+	pt, err := parts.Lookup(typ)
+	if err != nil || pt.Keys == nil {
+		return nil, false
+	}
+	return pt.Keys(), true
+}
+
+// PartKeys lists the keys of a part type's section, under
+// blackbox.parts[], the rig's own (name, type, bounds) first; false when
+// the type is unknown or declares no keys.
+func PartKeys(typ string) ([]insitu.Key, bool) {
+	c, ok := PartConfig(typ)
+	if !ok {
+		return nil, false
+	}
+	ks := insitu.Keys("blackbox.parts[]", &partSection{Type: typ})
+	for _, k := range insitu.Keys("blackbox.parts[]", c) {
+		// The rig reads name, type and bounds itself; a part's own name
+		// field is set from the section's name.
+		if !slices.ContainsFunc(ks, func(r insitu.Key) bool { return r.Path == k.Path }) {
+			ks = append(ks, k)
+		}
+	}
+	return ks, true
+}
+
+// partSection is what the rig reads of every part's section before the
+// part type reads the rest.
+type partSection struct {
+	Name   string `mapstructure:"name" doc:"the part's name: the prefix of its inputs and outputs (smu/voltage)"`
+	Type   string `mapstructure:"type" doc:"the part type: slm, camera, daq, smu, powermeter, …"`
+	Bounds bounds `mapstructure:"bounds" doc:"the optimizer's search range of the part's inputs, within the device's range"`
+}
 
 // FrameSource makes the frame function of a memory camera from the parts
 // built before it; w and h are the camera's size.
@@ -81,9 +124,10 @@ func frameSource(p insitu.Params, name string) (FrameSource, error) {
 func init() {
 	insitu.Register("rig", factory)
 	insitu.RegisterDescriber("rig", describe)
-	RegisterPart("slm", PartType{Open: openSLM, Describe: describeSLM})
-	RegisterPart("daq", PartType{Open: openDAQ, Describe: describeDAQ})
-	RegisterPart("camera", PartType{Open: openCamera, Describe: describeCamera})
+	insitu.RegisterKeys("rig", func() any { return &rigConfig{} })
+	RegisterPart("slm", PartType{Open: openSLM, Describe: describeSLM, Keys: func() any { return &slmConfig{} }})
+	RegisterPart("daq", PartType{Open: openDAQ, Describe: describeDAQ, Keys: func() any { return &daq.Config{} }})
+	RegisterPart("camera", PartType{Open: openCamera, Describe: describeCamera, Keys: func() any { return &cameraConfig{} }})
 }
 
 // Decode decodes a part's config. It is insitu.Params.Decode, which reads
@@ -106,17 +150,17 @@ func DecodeChecked[C any, PC interface {
 }
 
 type bounds struct {
-	Lower []float64 `mapstructure:"lower"`
-	Upper []float64 `mapstructure:"upper"`
+	Lower []float64 `mapstructure:"lower" doc:"lower bound of each input, in the inputs' units (default: the device's range)"`
+	Upper []float64 `mapstructure:"upper" doc:"upper bound of each input, in the inputs' units (default: the device's range)"`
 }
 
 type rigConfig struct {
-	Name   string           `mapstructure:"name"`
-	Settle time.Duration    `mapstructure:"settle"`
-	Parts  []map[string]any `mapstructure:"parts"`
+	Name   string           `mapstructure:"name" doc:"the rig's name in errors and the journal; default rig"`
+	Settle time.Duration    `mapstructure:"settle" doc:"wait after every part has applied its inputs, before the sensors measure"`
+	Parts  []map[string]any `mapstructure:"parts" doc:"the instruments: each an entry with name, type, bounds and its type's keys"`
 	// Twin builds every part as its in-process twin (see NewTwin); the
 	// Spec is the same.
-	Twin bool `mapstructure:"twin"`
+	Twin bool `mapstructure:"twin" doc:"build every part as its in-process twin (what run --dry-run does)"`
 }
 
 // section is one entry of a rig config's parts, checked as far as the
@@ -280,9 +324,9 @@ func prefixOf(p insitu.Params) string {
 }
 
 type slmConfig struct {
-	Display         slm.DisplayConfig `mapstructure:"display"`
-	CorrectionFile  string            `mapstructure:"correction_file"`
-	CorrectionScale float64           `mapstructure:"correction_scale"` // rad per 8-bit level; 0: 2π/256
+	Display         slm.DisplayConfig `mapstructure:"display" doc:"where frames are shown"`
+	CorrectionFile  string            `mapstructure:"correction_file" doc:"a phase-correction image (PNG or CSV, N×N or display-sized), added to every pattern"`
+	CorrectionScale float64           `mapstructure:"correction_scale" unit:"rad" doc:"phase per 8-bit level of a PNG correction file; 0: 2π/256"`
 	slm.Config      `mapstructure:",squash"`
 }
 
@@ -376,19 +420,19 @@ func describeDAQ(p insitu.Params) (PartSpec, error) {
 }
 
 type cameraBackend struct {
-	Type string `mapstructure:"type"` // v4l2 | memory
+	Type string `mapstructure:"type" doc:"v4l2 (a video device) or memory (frames from a registered source, a twin)"`
 	// v4l2
-	Path    string `mapstructure:"path"`
-	Format  string `mapstructure:"format"` // grey | y16
-	Buffers int    `mapstructure:"buffers"`
-	Skip    int    `mapstructure:"skip"`
+	Path    string `mapstructure:"path" doc:"v4l2: the video device, e.g. /dev/video0"`
+	Format  string `mapstructure:"format" doc:"v4l2: pixel format grey (8-bit) or y16 (16-bit)"`
+	Buffers int    `mapstructure:"buffers" doc:"v4l2: mmap buffers; 0: the driver's default"`
+	Skip    int    `mapstructure:"skip" doc:"v4l2: frames dropped after a setting changes (stale frames)"`
 	// memory: frames from a registered source at a reference exposure
-	Source     string        `mapstructure:"source"`
-	Reference  time.Duration `mapstructure:"reference_exposure"`
-	Saturation float64       `mapstructure:"saturation"`
+	Source     string        `mapstructure:"source" doc:"memory: the registered frame source (a twin's)"`
+	Reference  time.Duration `mapstructure:"reference_exposure" doc:"memory: the exposure the source's frames are at"`
+	Saturation float64       `mapstructure:"saturation" doc:"memory: full-scale level of a pixel; 0: none"`
 	// both: requested (v4l2) or actual (memory) size
-	Width  int `mapstructure:"width"`
-	Height int `mapstructure:"height"`
+	Width  int `mapstructure:"width" doc:"v4l2: requested width; memory: the frame width, in pixels"`
+	Height int `mapstructure:"height" doc:"v4l2: requested height; memory: the frame height, in pixels"`
 }
 
 func (b cameraBackend) v4l2Opts() camera.V4L2Opts {
@@ -396,9 +440,9 @@ func (b cameraBackend) v4l2Opts() camera.V4L2Opts {
 }
 
 type cameraConfig struct {
-	Backend       cameraBackend `mapstructure:"backend"`
-	Measure       string        `mapstructure:"measure"`
-	Regions       []Region      `mapstructure:"regions"`
+	Backend       cameraBackend `mapstructure:"backend" doc:"where frames come from"`
+	Measure       string        `mapstructure:"measure" doc:"the outputs: sum (one, the ROI's sum), regions (one per region) or image (every ROI pixel, px_ROW_COL)"`
+	Regions       []Region      `mapstructure:"regions" doc:"named rectangles of the image, for measure regions"`
 	camera.Config `mapstructure:",squash"`
 }
 

@@ -63,8 +63,8 @@ func (d DAQ) Measure(ctx context.Context) ([]float64, error) { return d.Read(ctx
 
 // Region is a named rectangle of the captured image (ROI coordinates).
 type Region struct {
-	Name string `mapstructure:"name"`
-	ROI  []int  `mapstructure:"roi"` // [x, y, w, h]
+	Name string `mapstructure:"name" doc:"the output's name"`
+	ROI  []int  `mapstructure:"roi" doc:"the rectangle [x, y, w, h], in pixels"`
 }
 
 // Measurement modes of a camera part.

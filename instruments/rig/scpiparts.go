@@ -15,8 +15,17 @@ import (
 // actuator (its level) and a sensor (voltage, current and the compliance
 // flag read back), a power meter a sensor.
 func init() {
-	RegisterPart("smu", PartType{Open: openSMU, Describe: describeSMU})
-	RegisterPart("powermeter", PartType{Open: openPowerMeter, Describe: describePowerMeter})
+	RegisterPart("smu", PartType{Open: openSMU, Describe: describeSMU, Keys: func() any {
+		c := smu.Config{Transport: transport.Config{Type: "serial"}}
+		c.Defaults()
+		c.Min, c.Max = nil, nil // ±range, whatever range is
+		return &c
+	}})
+	RegisterPart("powermeter", PartType{Open: openPowerMeter, Describe: describePowerMeter, Keys: func() any {
+		c := powermeter.Config{Transport: transport.Config{Type: "serial"}}
+		c.Defaults()
+		return &c
+	}})
 }
 
 func decodeSMU(p insitu.Params) (smu.Config, error) {

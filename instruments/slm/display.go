@@ -86,26 +86,26 @@ func (m *Memory) Frames() int {
 // DisplayConfig selects and opens a display backend; the keys of a rig
 // config's slm part `display` section.
 type DisplayConfig struct {
-	Type string `mapstructure:"type"` // x11 | fbdev | memory
+	Type string `mapstructure:"type" doc:"x11 (a window on one monitor of an X display), fbdev (a Linux framebuffer) or memory (in-process, for twins)"` // x11 | fbdev | memory
 	// fbdev: the device (or a plain file standing in for it) and, for a
 	// plain file or to check the device, its geometry.
-	Path     string `mapstructure:"path"`
-	SysfsDir string `mapstructure:"sysfs_dir"`
+	Path     string `mapstructure:"path" doc:"fbdev: the device, e.g. /dev/fb1 (or a plain file standing in for it)"`
+	SysfsDir string `mapstructure:"sysfs_dir" doc:"fbdev: sysfs directory of the framebuffer's geometry; default /sys/class/graphics/fbN"`
 	// Width, Height: required for memory; for fbdev and x11 they must
 	// agree with the device or monitor (or describe a plain file).
-	Width  int `mapstructure:"width"`
-	Height int `mapstructure:"height"`
-	Bits   int `mapstructure:"bits"`   // fbdev bits per pixel: 8, 16, 24, 32
-	Stride int `mapstructure:"stride"` // fbdev bytes per line; 0: packed
+	Width  int `mapstructure:"width" doc:"display width in pixels (memory: required; fbdev, x11: checked against the device or monitor)"`
+	Height int `mapstructure:"height" doc:"display height in pixels (memory: required; fbdev, x11: checked against the device or monitor)"`
+	Bits   int `mapstructure:"bits" doc:"fbdev bits per pixel: 8, 16, 24 or 32"`   // fbdev bits per pixel: 8, 16, 24, 32
+	Stride int `mapstructure:"stride" doc:"fbdev bytes per line; 0: packed"` // fbdev bytes per line; 0: packed
 
 	// x11: a full-screen window on one monitor of an X display ("" for
 	// $DISPLAY), chosen by RandR monitor or output name, or by geometry
 	// (WxH+X+Y). The monitor holding the desktop is refused unless
 	// AllowPrimary.
-	X11Display   string `mapstructure:"x11_display"`
-	Output       string `mapstructure:"output"`
-	Geometry     string `mapstructure:"geometry"`
-	AllowPrimary bool   `mapstructure:"allow_primary"`
+	X11Display   string `mapstructure:"x11_display" doc:"x11: the X display, e.g. :0; empty: $DISPLAY"`
+	Output       string `mapstructure:"output" doc:"x11: the SLM's monitor by RandR monitor or output name, e.g. HDMI-1"`
+	Geometry     string `mapstructure:"geometry" doc:"x11: the SLM's monitor by geometry WxH+X+Y, instead of output"`
+	AllowPrimary bool   `mapstructure:"allow_primary" doc:"x11: allow the monitor that holds the desktop (refused otherwise)"`
 }
 
 // String names the display the config selects: "fbdev /dev/fb1",

@@ -64,41 +64,41 @@ type Watcher interface {
 // LUT wavelength) produced by each listed gray level. Both lists have the
 // same length ≥ 2, gray strictly increasing, phase strictly increasing.
 type LUT struct {
-	Gray  []float64 `mapstructure:"gray"`
-	Phase []float64 `mapstructure:"phase"`
+	Gray  []float64 `mapstructure:"gray" doc:"gray levels of the LUT, increasing"`
+	Phase []float64 `mapstructure:"phase" unit:"rad" doc:"the phase at each gray level"`
 }
 
 // Config is an SLM's calibration and placement. The mapstructure tags are
 // the keys of a rig config's slm part.
 type Config struct {
-	N int `mapstructure:"n"` // the phase pattern is N×N controls
+	N int `mapstructure:"n" doc:"the phase pattern is N×N controls (the part's inputs, phi_ROW_COL)"`
 
 	// MacroPixel shows each control as a MacroPixel×MacroPixel block of
 	// display pixels, as wavefront shaping does to trade resolution for
 	// fewer unknowns: the pattern covers (N·MacroPixel)² pixels. 0 or 1:
 	// one pixel per control.
-	MacroPixel int `mapstructure:"macro_pixel"`
+	MacroPixel int `mapstructure:"macro_pixel" doc:"each control drives a macro_pixel² block of display pixels; 0 or 1: one pixel"`
 
 	// TwoPiGray is the gray level giving 2π at the LUT wavelength for the
 	// linear LUT; 0 means 256. Ignored when LUT is set.
-	TwoPiGray float64 `mapstructure:"two_pi_gray"`
-	LUT       *LUT    `mapstructure:"lut"`
+	TwoPiGray float64 `mapstructure:"two_pi_gray" doc:"gray level giving 2π at the LUT wavelength, for the linear LUT; 0: 256"`
+	LUT       *LUT    `mapstructure:"lut" doc:"gray-to-phase lookup table, measured; empty: linear"`
 
 	// Wavelength is the working λ and LUTWavelength the λ the LUT was
 	// calibrated at (metres). Both zero: no scaling.
-	Wavelength    float64 `mapstructure:"wavelength"`
-	LUTWavelength float64 `mapstructure:"lut_wavelength"`
+	Wavelength    float64 `mapstructure:"wavelength" unit:"m" doc:"working wavelength; with lut_wavelength, phases are scaled by their ratio"`
+	LUTWavelength float64 `mapstructure:"lut_wavelength" unit:"m" doc:"wavelength the LUT was calibrated at"`
 
 	// Correction is added to the phase before the wrap (radians): N×N, or
 	// display-sized, in which case the window under the pattern is used.
-	Correction []float64 `mapstructure:"correction"`
+	Correction []float64 `mapstructure:"correction" unit:"rad" doc:"phase added before the wrap: N×N, or display-sized (the window under the pattern)"`
 
 	// Origin is the display pixel (x, y) of the pattern's top-left corner;
 	// empty means centred.
-	Origin     []int `mapstructure:"origin"`
-	Background int   `mapstructure:"background"` // gray level outside the pattern, 0..255
+	Origin     []int `mapstructure:"origin" doc:"display pixel [x, y] of the pattern's top-left corner; empty: centred"`
+	Background int   `mapstructure:"background" doc:"gray level outside the pattern, 0..255"`
 
-	Settle time.Duration `mapstructure:"settle"` // LC response after each frame
+	Settle time.Duration `mapstructure:"settle" doc:"liquid-crystal response time after each frame"`
 }
 
 // SLM is a display-driven SLM. Methods are safe for concurrent use; frames

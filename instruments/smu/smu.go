@@ -80,31 +80,31 @@ var ErrOutputOff = errors.New("output is off")
 
 // Config is the SMU section of a bench config.
 type Config struct {
-	Name      string           `mapstructure:"name"` // used in errors; default "smu"
-	Transport transport.Config `mapstructure:"transport"`
-	IDN       string           `mapstructure:"idn"` // regexp for *IDN?; default DefaultIDN
-	Reset     bool             `mapstructure:"reset"`
+	Name      string           `mapstructure:"name" doc:"the SMU's name in errors (set by the rig to the part's name)"`
+	Transport transport.Config `mapstructure:"transport" doc:"how the instrument is reached: serial, lxi (raw SCPI over TCP) or usbtmc"`
+	IDN       string           `mapstructure:"idn" doc:"regular expression the *IDN? reply must match; default: a Keithley MODEL 24xx"`
+	Reset     bool             `mapstructure:"reset" doc:"send *RST at open (output off, defaults), then every setting"`
 	// Range is the source voltage range (SOUR:VOLT:RANG), V; required.
-	Range float64 `mapstructure:"range"`
+	Range float64 `mapstructure:"range" unit:"V" doc:"source voltage range (SOUR:VOLT:RANG)"`
 	// Compliance is the current limit (SENS:CURR:PROT), A; required.
-	Compliance float64 `mapstructure:"compliance"`
+	Compliance float64 `mapstructure:"compliance" unit:"A" doc:"current limit (SENS:CURR:PROT), read back before the output goes on"`
 	// Min and Max bound the levels Apply accepts (the software envelope);
 	// default ±Range. They must lie within ±Range.
-	Min *float64 `mapstructure:"min"`
-	Max *float64 `mapstructure:"max"`
+	Min *float64 `mapstructure:"min" unit:"V" doc:"lowest level accepted; default −range"`
+	Max *float64 `mapstructure:"max" unit:"V" doc:"highest level accepted; default +range; [min, max] must include 0 V"`
 	// Step is the largest change per set, V (QCoDeS step); required.
-	Step float64 `mapstructure:"step"`
+	Step float64 `mapstructure:"step" unit:"V" doc:"largest change per set: every level change is ramped (QCoDeS step)"`
 	// StepDelay is the least time between two sets (QCoDeS inter_delay).
-	StepDelay time.Duration `mapstructure:"step_delay"`
+	StepDelay time.Duration `mapstructure:"step_delay" doc:"least time between two sets of a ramp (QCoDeS inter_delay)"`
 	// Settle is the wait after Apply before a read-back means anything.
-	Settle time.Duration `mapstructure:"settle"`
+	Settle time.Duration `mapstructure:"settle" doc:"wait after a level change before a reading means anything"`
 	// OffMode is the output-off state (OUTP:SMOD): HIMP (default: opens the
 	// output relay, the safest for a DUT that must float), NORM, ZERO, GUAR.
-	OffMode string `mapstructure:"off_mode"`
+	OffMode string `mapstructure:"off_mode" doc:"output-off state (OUTP:SMOD): HIMP (opens the output relay), NORM, ZERO or GUAR"`
 	// Timeout bounds each exchange with the instrument. Unset, the
 	// transport's timeout applies (transport.lxi.timeout, …), else 5 s;
 	// see the package doc.
-	Timeout time.Duration `mapstructure:"timeout"`
+	Timeout time.Duration `mapstructure:"timeout" doc:"bound on each exchange; unset: the transport's timeout, else 5s"`
 }
 
 // Defaults fills unset fields.

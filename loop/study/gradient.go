@@ -30,34 +30,34 @@ import (
 // Setting is one problem size of the study: the black box parameters that
 // differ from the study's base parameters, and the training-set size.
 type Setting struct {
-	Name     string         `mapstructure:"name" yaml:"name"`
-	Points   int            `mapstructure:"points" yaml:"points"`
-	BlackBox map[string]any `mapstructure:"blackbox" yaml:"blackbox"`
+	Name     string         `mapstructure:"name" yaml:"name" doc:"the setting's name in the table"`
+	Points   int            `mapstructure:"points" yaml:"points" doc:"training points of its dataset"`
+	BlackBox map[string]any `mapstructure:"blackbox" yaml:"blackbox" doc:"keys overriding the base black box's"`
 }
 
 // GradientConfig holds every knob of the gradient study.
 type GradientConfig struct {
-	BlackBox  map[string]any `mapstructure:"blackbox" yaml:"blackbox"` // base black box params; must include kind
-	Settings  []Setting      `mapstructure:"settings" yaml:"settings"`
-	Hidden    []int          `mapstructure:"hidden" yaml:"hidden"`
-	LayerNorm bool           `mapstructure:"layer_norm" yaml:"layer_norm"`
-	Epochs    int            `mapstructure:"epochs" yaml:"epochs"`
-	Batch     int            `mapstructure:"batch" yaml:"batch"`
-	LR        float64        `mapstructure:"lr" yaml:"lr"`
-	Norm      string         `mapstructure:"norm" yaml:"norm"` // GradPIE pair norm: l1 or l2
+	BlackBox  map[string]any `mapstructure:"blackbox" yaml:"blackbox" doc:"the base black box (its kind and keys); each setting overrides keys of it"`
+	Settings  []Setting      `mapstructure:"settings" yaml:"settings" doc:"the settings studied: one dataset and one row of the table each"`
+	Hidden    []int          `mapstructure:"hidden" yaml:"hidden" doc:"widths of the surrogates' hidden layers"`
+	LayerNorm bool           `mapstructure:"layer_norm" yaml:"layer_norm" doc:"layer normalization after each hidden layer"`
+	Epochs    int            `mapstructure:"epochs" yaml:"epochs" doc:"training epochs of each surrogate"`
+	Batch     int            `mapstructure:"batch" yaml:"batch" doc:"minibatch size"`
+	LR        float64        `mapstructure:"lr" yaml:"lr" doc:"Adam learning rate"`
+	Norm      string         `mapstructure:"norm" yaml:"norm" doc:"norm of the GradPIE pair loss: l1 or l2"`
 	// Share builds GradPIE minibatches from neighbourhoods (see
 	// surrogate.TrainConfig.Share).
-	Share bool  `mapstructure:"share" yaml:"share"`
-	Ks    []int `mapstructure:"ks" yaml:"ks"`
+	Share bool  `mapstructure:"share" yaml:"share" doc:"GradPIE minibatches from neighbourhoods"`
+	Ks    []int `mapstructure:"ks" yaml:"ks" doc:"neighbour counts k of the GradPIE models trained"`
 	// Scalings swept: every model is trained under each input × output
 	// scaling pair (a single value in YAML is a list of one).
-	InputScaling  []surrogate.InputScaling  `mapstructure:"input_scaling" yaml:"input_scaling"`
-	OutputScaling []surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling"`
+	InputScaling  []surrogate.InputScaling  `mapstructure:"input_scaling" yaml:"input_scaling" doc:"input scalings swept (a single value is a list of one)"`
+	OutputScaling []surrogate.OutputScaling `mapstructure:"output_scaling" yaml:"output_scaling" doc:"output scalings swept"`
 	// Precision of every network: float64 (the default) or float32.
-	Precision  surrogate.Precision `mapstructure:"precision" yaml:"precision"`
-	TestPoints int                 `mapstructure:"test_points" yaml:"test_points"`
-	Seed       uint64              `mapstructure:"seed" yaml:"seed"`
-	Workers    int                 `mapstructure:"workers" yaml:"workers"` // models trained at once; 0 = GOMAXPROCS
+	Precision  surrogate.Precision `mapstructure:"precision" yaml:"precision" doc:"the networks' floating-point type: float64 (the default) or float32"`
+	TestPoints int                 `mapstructure:"test_points" yaml:"test_points" doc:"random points where gradients are compared with the exact one"`
+	Seed       uint64              `mapstructure:"seed" yaml:"seed" doc:"draws datasets, test points and initializations"`
+	Workers    int                 `mapstructure:"workers" yaml:"workers" doc:"models trained at once; 0: GOMAXPROCS"`
 
 	File string `mapstructure:"-" yaml:"-"` // config file the settings came from, named in errors
 }

@@ -20,14 +20,14 @@ const SMUIDN = "insitu,MODEL 2400 twin,TWIN-SMU-0001,0.1"
 // SMUConfig is the load the SMU twin drives: a resistor in parallel with a
 // diode, I(V) = V/R + Is·(exp(V/(n·Vt)) − 1), plus Gaussian current noise.
 type SMUConfig struct {
-	Resistance  float64 `mapstructure:"resistance"`  // Ω; default 1 kΩ
-	DiodeIs     float64 `mapstructure:"diode_is"`    // saturation current, A; default 1e-12
-	NoDiode     bool    `mapstructure:"no_diode"`    // a plain resistor
-	DiodeN      float64 `mapstructure:"diode_n"`     // ideality; default 1.5
-	Temperature float64 `mapstructure:"temperature"` // K; default 300
-	Noise       float64 `mapstructure:"noise"`       // current noise std, A; default 1e-9
-	Seed        uint64  `mapstructure:"seed"`        // noise stream
-	NoNoise     bool    `mapstructure:"no_noise"`    // exact readings, for tests
+	Resistance  float64 `mapstructure:"resistance" doc:"Ω; default 1 kΩ"`
+	DiodeIs     float64 `mapstructure:"diode_is" doc:"saturation current, A; default 1e-12"`
+	NoDiode     bool    `mapstructure:"no_diode" doc:"a plain resistor"`
+	DiodeN      float64 `mapstructure:"diode_n" doc:"ideality; default 1.5"`
+	Temperature float64 `mapstructure:"temperature" doc:"K; default 300"`
+	Noise       float64 `mapstructure:"noise" doc:"current noise std, A; default 1e-9"`
+	Seed        uint64  `mapstructure:"seed" doc:"noise stream"`
+	NoNoise     bool    `mapstructure:"no_noise" doc:"exact readings, for tests"`
 }
 
 func (c *SMUConfig) defaults() {

@@ -10,26 +10,26 @@ import (
 // Config holds the parameters of a twin. The mapstructure tags are the keys
 // of a configuration file's blackbox section.
 type Config struct {
-	N       int     `mapstructure:"n"`       // oscillators: input and output dimension
-	Horizon float64 `mapstructure:"horizon"` // integration time T
-	Steps   int     `mapstructure:"steps"`   // RK4 steps; dt = Horizon/Steps
+	N       int     `mapstructure:"n" doc:"oscillators: the input and output dimension"`
+	Horizon float64 `mapstructure:"horizon" doc:"integration time T of the oscillators (q(T) is the output)"`
+	Steps   int     `mapstructure:"steps" doc:"RK4 steps; dt = horizon/steps"`
 
 	// C = C0·ones + C1·U(−1,1) and e = E0·ones + E1·U(−1,1), drawn once
 	// from Seed.
-	C0 float64 `mapstructure:"c0"`
-	C1 float64 `mapstructure:"c1"`
-	E0 float64 `mapstructure:"e0"`
-	E1 float64 `mapstructure:"e1"`
+	C0 float64 `mapstructure:"c0" doc:"coupling C = c0·ones + c1·U(−1, 1), drawn from seed"`
+	C1 float64 `mapstructure:"c1" doc:"random part of the coupling"`
+	E0 float64 `mapstructure:"e0" doc:"drive e = e0·ones + e1·U(−1, 1), drawn from seed"`
+	E1 float64 `mapstructure:"e1" doc:"random part of the drive"`
 
-	Seed uint64 `mapstructure:"seed"` // draws C, e, the coupling perturbation and every noise stream
+	Seed uint64 `mapstructure:"seed" doc:"draws C, e, the coupling perturbation and every noise stream"`
 
 	// The reality gap, off by default. Eta and CouplingNoise change the
 	// system itself (VJP includes them); InputNoise and OutputNoise are
 	// per-query noise (VJP ignores them).
-	Eta           float64 `mapstructure:"eta"`            // nonlinearity sin((1+η)q)
-	CouplingNoise float64 `mapstructure:"coupling_noise"` // std of a fixed seeded perturbation of C
-	InputNoise    float64 `mapstructure:"input_noise"`    // std of Gaussian noise on q(0), every query
-	OutputNoise   float64 `mapstructure:"output_noise"`   // std of Gaussian noise on q(T), every query
+	Eta           float64 `mapstructure:"eta" doc:"reality gap: nonlinearity sin((1+η)q)"`
+	CouplingNoise float64 `mapstructure:"coupling_noise" doc:"reality gap: std of a fixed seeded perturbation of C"`
+	InputNoise    float64 `mapstructure:"input_noise" doc:"std of Gaussian noise on q(0), every query"`
+	OutputNoise   float64 `mapstructure:"output_noise" doc:"std of Gaussian noise on q(T), every query"`
 }
 
 // DefaultConfig returns the ideal twin of the spec: N = 10, T = 5 in 50 RK4
@@ -104,7 +104,10 @@ func (c Config) problems() *insitu.Problems {
 	return ps
 }
 
-func init() { insitu.Register("cnon", factory) }
+func init() {
+	insitu.Register("cnon", factory)
+	insitu.RegisterKeys("cnon", func() any { c := DefaultConfig(); return &c })
+}
 
 // factory builds a twin from a configuration file's blackbox section: keys
 // left out keep their defaults, unknown keys are errors.

@@ -18,20 +18,20 @@ const (
 // Config holds the parameters of a twin. The mapstructure tags are the keys
 // of a configuration file's blackbox section.
 type Config struct {
-	Backend string `mapstructure:"backend"` // analytic | ngspice
+	Backend string `mapstructure:"backend" doc:"analytic (a square-law small-signal model) or ngspice (AC analysis of a netlist)"`
 
 	// ngspice backend only.
-	NgspicePath string        `mapstructure:"ngspice"` // binary name or path, looked up in PATH
-	Timeout     time.Duration `mapstructure:"timeout"` // per simulation; in a file "30s" or a number of seconds
-	Workers     int           `mapstructure:"workers"` // parallel simulations in QueryBatch; 0: GOMAXPROCS
+	NgspicePath string        `mapstructure:"ngspice" doc:"ngspice binary, by name (looked up in PATH) or path"`
+	Timeout     time.Duration `mapstructure:"timeout" doc:"bound on one ngspice simulation"`
+	Workers     int           `mapstructure:"workers" doc:"simulations run at once in a batch; 0: GOMAXPROCS"`
 
-	Seed uint64 `mapstructure:"seed"` // draws the mismatch and every noise stream
+	Seed uint64 `mapstructure:"seed" doc:"draws the mismatch and every noise stream"`
 
 	// The reality gap, off by default. Mismatch changes the devices (a fixed
 	// seeded perturbation of KP, VTO and λ, the same for both backends);
 	// OutputNoise is fresh per query.
-	Mismatch    float64 `mapstructure:"mismatch"`     // relative std of KP, |VTO| and λ
-	OutputNoise float64 `mapstructure:"output_noise"` // relative std of Gaussian noise on G, PM and UGBW
+	Mismatch    float64 `mapstructure:"mismatch" doc:"relative std of KP, |VTO| and λ (a process corner)"`
+	OutputNoise float64 `mapstructure:"output_noise" doc:"relative std of Gaussian noise on gain, phase margin and bandwidth"`
 }
 
 // DefaultConfig returns the ideal analytic twin: seed 1, no mismatch, no
@@ -87,7 +87,10 @@ func (c Config) problems() *insitu.Problems {
 	return ps
 }
 
-func init() { insitu.Register("opamp", factory) }
+func init() {
+	insitu.Register("opamp", factory)
+	insitu.RegisterKeys("opamp", func() any { c := DefaultConfig(); return &c })
+}
 
 // factory builds a twin from a configuration file's blackbox section: keys
 // left out keep their defaults, unknown keys are errors.

@@ -23,20 +23,20 @@ const (
 // Config holds the parameters of a twin. The mapstructure tags are the keys
 // of a configuration file's blackbox section. Lengths are in metres.
 type Config struct {
-	N          int     `mapstructure:"n"`          // SLM and output grid side: N² phases
-	Pitch      float64 `mapstructure:"pitch"`      // pixel pitch of SLM and output grid
-	Wavelength float64 `mapstructure:"wavelength"` // vacuum wavelength λ
-	Distance   float64 `mapstructure:"distance"`   // propagation distance z
-	Waist      float64 `mapstructure:"waist"`      // input Gaussian waist w0 (unit power)
-	Method     string  `mapstructure:"method"`     // rs | angular
+	N          int     `mapstructure:"n" doc:"SLM and output grid side: N² phases"`
+	Pitch      float64 `mapstructure:"pitch" unit:"m" doc:"pixel pitch of the SLM and output grid"`
+	Wavelength float64 `mapstructure:"wavelength" unit:"m" doc:"vacuum wavelength λ"`
+	Distance   float64 `mapstructure:"distance" unit:"m" doc:"propagation distance z"`
+	Waist      float64 `mapstructure:"waist" unit:"m" doc:"waist w0 of the input Gaussian (unit power)"`
+	Method     string  `mapstructure:"method" doc:"propagation: rs (Rayleigh–Sommerfeld, linear convolution) or angular (angular spectrum)"`
 	// Pad is the FFT side: 0 picks the smallest power of two ≥ 2N−1 (RS:
 	// linear convolution without wrap-around) or ≥ 2N (angular).
-	Pad int `mapstructure:"pad"`
+	Pad int `mapstructure:"pad" doc:"FFT side; 0: the smallest power of two ≥ 2N−1 (rs) or ≥ 2N (angular)"`
 
 	// The target: two unit-power Gaussians of waist TargetWaist at
 	// x = ±TargetOffset, summed and normalized to unit power on the grid.
-	TargetOffset float64 `mapstructure:"target_offset"`
-	TargetWaist  float64 `mapstructure:"target_waist"`
+	TargetOffset float64 `mapstructure:"target_offset" unit:"m" doc:"the target's two Gaussians are at x = ±target_offset"`
+	TargetWaist  float64 `mapstructure:"target_waist" unit:"m" doc:"waist of the target's Gaussians"`
 
 	// SLM realism, off by default. A commanded phase φ ∈ [0, 2π] becomes a
 	// gray level u = φ/2π ∈ [0, 1], rounded to 2^QuantizeBits levels when
@@ -44,20 +44,20 @@ type Config struct {
 	// (piecewise linear through LUT[i] at u = i/(len−1); none: 2πu); and
 	// Crosstalk blurs that phase pattern with a Gaussian of this sigma in
 	// pixels (fringing fields).
-	QuantizeBits int       `mapstructure:"quantize_bits"`
-	LUT          []float64 `mapstructure:"lut"`
-	Crosstalk    float64   `mapstructure:"crosstalk"`
+	QuantizeBits int       `mapstructure:"quantize_bits" doc:"SLM phase quantization in bits; 0: none"`
+	LUT          []float64 `mapstructure:"lut" doc:"SLM gray-to-phase LUT (gray levels and phases); empty: linear"`
+	Crosstalk    float64   `mapstructure:"crosstalk" doc:"SLM pixel crosstalk κ: φ_i += κ·Σ over the 4 neighbours of (φ_j − φ_i)"`
 
 	// MacroPixel groups the SLM into blocks of MacroPixel×MacroPixel
 	// pixels that share one commanded phase, as wavefront-shaping practice
 	// does: the input is then (N/MacroPixel)² phases. It must divide N;
 	// 0 or 1: every pixel is its own control.
-	MacroPixel int `mapstructure:"macro_pixel"`
+	MacroPixel int `mapstructure:"macro_pixel" doc:"SLM driven in blocks of macro_pixel² pixels sharing one phase: (N/macro_pixel)² inputs"`
 
-	Output string       `mapstructure:"output"` // field | intensity | camera
-	Camera CameraConfig `mapstructure:"camera"` // used when Output is camera
+	Output string       `mapstructure:"output" doc:"what the twin returns: field (complex, re_ and im_), intensity or camera (an image with noise)"`
+	Camera CameraConfig `mapstructure:"camera" doc:"the camera, when output is camera"`
 
-	Seed uint64 `mapstructure:"seed"` // camera noise streams
+	Seed uint64 `mapstructure:"seed" doc:"draws the camera's noise streams"`
 }
 
 // CameraConfig is the camera model of output mode camera. The expected
@@ -66,15 +66,15 @@ type Config struct {
 // read noise Gaussian in electrons, then the ADC rounds to integers and
 // clips to [0, Saturation].
 type CameraConfig struct {
-	Binning   int     `mapstructure:"binning"`    // b×b grid cells per camera pixel; must divide N
-	Exposure  float64 `mapstructure:"exposure"`   // photoelectrons per unit of pixel power
-	Gain      float64 `mapstructure:"gain"`       // ADU per electron
-	ShotNoise bool    `mapstructure:"shot_noise"` // Poisson photon noise
-	ReadNoise float64 `mapstructure:"read_noise"` // std of read noise, electrons
-	BitDepth  int     `mapstructure:"bit_depth"`  // ADC bits; 0: no rounding, no clipping at 0
+	Binning   int     `mapstructure:"binning" doc:"grid cells per camera pixel side; must divide n"`
+	Exposure  float64 `mapstructure:"exposure" doc:"photoelectrons per unit of pixel power"`
+	Gain      float64 `mapstructure:"gain" doc:"ADU per electron"`
+	ShotNoise bool    `mapstructure:"shot_noise" doc:"Poisson photon noise"`
+	ReadNoise float64 `mapstructure:"read_noise" doc:"std of the read noise, in electrons"`
+	BitDepth  int     `mapstructure:"bit_depth" doc:"ADC bits; 0: no rounding and no clipping"`
 	// Saturation in ADU; 0 means 2^BitDepth − 1 (no saturation when
 	// BitDepth is 0 too). Clipped pixels are counted: see Twin.Saturation.
-	Saturation float64 `mapstructure:"saturation"`
+	Saturation float64 `mapstructure:"saturation" doc:"full well in ADU; 0: 2^bit_depth − 1"`
 }
 
 // DefaultConfig returns the ideal twin of the OWMS task: 60×60 phases,
@@ -224,7 +224,10 @@ func autoPad(n int, method string) int {
 	return p
 }
 
-func init() { insitu.Register("owms", factory) }
+func init() {
+	insitu.Register("owms", factory)
+	insitu.RegisterKeys("owms", func() any { c := DefaultConfig(); return &c })
+}
 
 // factory builds a twin from a configuration file's blackbox section: keys
 // left out keep their defaults, unknown keys are errors.

@@ -21,28 +21,28 @@ const (
 // CNONConfig configures a pnn-cnon twin. The mapstructure tags are the keys
 // of a configuration file's blackbox section.
 type CNONConfig struct {
-	N       int     `mapstructure:"n"`       // oscillators
-	Inputs  int     `mapstructure:"inputs"`  // du: data features
-	Classes int     `mapstructure:"classes"` // C: scores, one per contiguous group of oscillators
-	Horizon float64 `mapstructure:"horizon"` // integration time T
-	Steps   int     `mapstructure:"steps"`   // RK4 steps
+	N       int     `mapstructure:"n" doc:"oscillators"`
+	Inputs  int     `mapstructure:"inputs" doc:"du: data features u"`
+	Classes int     `mapstructure:"classes" doc:"C: class scores, one per contiguous group of oscillators"`
+	Horizon float64 `mapstructure:"horizon" doc:"integration time T"`
+	Steps   int     `mapstructure:"steps" doc:"RK4 steps"`
 
 	// Coupling C = c0·ones + c1·U(−1,1), drawn from Seed exactly as package
 	// cnon draws it.
-	C0 float64 `mapstructure:"c0"`
-	C1 float64 `mapstructure:"c1"`
+	C0 float64 `mapstructure:"c0" doc:"coupling C = c0·ones + c1·U(−1, 1), drawn from seed as the cnon twin draws it"`
+	C1 float64 `mapstructure:"c1" doc:"random part of the coupling"`
 
-	InputScale float64 `mapstructure:"input_scale"` // |q(0)_i| ≤ input_scale for u ∈ [−1,1]^du
-	DriveRange float64 `mapstructure:"drive_range"` // θ_p = e ∈ [−drive_range, drive_range]
-	Gain       float64 `mapstructure:"gain"`        // score = gain·Σ_{i∈group} q_i(T)
-	Seed       uint64  `mapstructure:"seed"`        // coupling, encoding, perturbation, noise
+	InputScale float64 `mapstructure:"input_scale" doc:"|q(0)_i| ≤ input_scale for u in [−1, 1]^du"`
+	DriveRange float64 `mapstructure:"drive_range" doc:"θ: the drives e, in [−drive_range, drive_range]"`
+	Gain       float64 `mapstructure:"gain" doc:"score = gain·Σ over the group of q_i(T)"`
+	Seed       uint64  `mapstructure:"seed" doc:"coupling, encoding, perturbation and noise"`
 
 	// Reality gap, off by default. Eta and CouplingNoise change the system
 	// (VJP includes them); InputNoise is fresh Gaussian noise on u at every
 	// query (VJP ignores it).
-	Eta           float64 `mapstructure:"eta"`            // nonlinearity sin((1+η)q)
-	CouplingNoise float64 `mapstructure:"coupling_noise"` // std of a fixed seeded perturbation of C
-	InputNoise    float64 `mapstructure:"input_noise"`    // std of noise on u, per query
+	Eta           float64 `mapstructure:"eta" doc:"reality gap: nonlinearity sin((1+η)q)"`
+	CouplingNoise float64 `mapstructure:"coupling_noise" doc:"reality gap: std of a fixed seeded perturbation of C"`
+	InputNoise    float64 `mapstructure:"input_noise" doc:"std of Gaussian noise on u, every query"`
 }
 
 // DefaultCNONConfig returns the ideal twin: 8 oscillators, 2 inputs, 2
@@ -287,6 +287,7 @@ func (t *CNONTwin) VJP(ctx context.Context, x, v []float64) ([]float64, error) {
 }
 
 func init() {
+	insitu.RegisterKeys("pnn-cnon", func() any { c := DefaultCNONConfig(); return &c })
 	insitu.Register("pnn-cnon", func(_ context.Context, p insitu.Params) (insitu.BlackBox, error) {
 		cfg := DefaultCNONConfig()
 		if err := p.Decode(&cfg); err != nil {

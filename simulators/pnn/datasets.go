@@ -14,10 +14,11 @@ import (
 // noise do not apply to it.
 func init() {
 	insitu.RegisterDataset("iris", func(_ context.Context, c insitu.DataConfig) (insitu.TrainData, error) {
-		if len(c.Params) > 0 {
-			for k := range c.Params {
-				return insitu.TrainData{}, fmt.Errorf("data.%s: unknown key for kind iris", k)
-			}
+		for k := range c.Params {
+			return insitu.TrainData{}, fmt.Errorf("data.%s: unknown key for kind iris", k)
+		}
+		if c.Classes != 0 {
+			return insitu.TrainData{}, fmt.Errorf("data.classes: kind iris has 3 classes, not %d", c.Classes)
 		}
 		d, err := data.Iris()
 		if err != nil {
@@ -35,18 +36,18 @@ func init() {
 	})
 	for _, kind := range []string{"moons", "blobs", "circles"} {
 		insitu.RegisterDataset(kind, func(_ context.Context, c insitu.DataConfig) (insitu.TrainData, error) {
-			classes := 2
-			for k, v := range c.Params {
-				if k != "classes" || kind != "blobs" {
-					return insitu.TrainData{}, fmt.Errorf("data.%s: unknown key for kind %s", k, kind)
-				}
-				n, ok := v.(int)
-				if !ok || n < 2 {
-					return insitu.TrainData{}, fmt.Errorf("data.classes: %v: want an integer ≥ 2", v)
-				}
-				classes = n
+			for k := range c.Params {
+				return insitu.TrainData{}, fmt.Errorf("data.%s: unknown key for kind %s", k, kind)
 			}
-			if kind == "blobs" && c.Params["classes"] == nil {
+			classes := 2
+			switch {
+			case c.Classes != 0 && kind != "blobs":
+				return insitu.TrainData{}, fmt.Errorf("data.classes: kind %s has 2 classes (only blobs takes classes)", kind)
+			case c.Classes < 0 || c.Classes == 1:
+				return insitu.TrainData{}, fmt.Errorf("data.classes: %d: want an integer ≥ 2", c.Classes)
+			case c.Classes != 0:
+				classes = c.Classes
+			case kind == "blobs":
 				classes = 3
 			}
 			d, err := data.Generate(kind, c.Seed, c.N, classes, c.Noise)

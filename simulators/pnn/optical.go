@@ -23,30 +23,30 @@ const (
 
 // OpticalConfig configures a pnn-optical twin. Lengths are in metres.
 type OpticalConfig struct {
-	N          int     `mapstructure:"n"`          // SLM and detector grid side: θ_p has n² phases
-	Pitch      float64 `mapstructure:"pitch"`      // pixel pitch
-	Wavelength float64 `mapstructure:"wavelength"` // λ
-	Distance   float64 `mapstructure:"distance"`   // z; must satisfy the alias-free bound of the RS kernel
-	Waist      float64 `mapstructure:"waist"`      // input Gaussian waist (unit power)
-	Inputs     int     `mapstructure:"inputs"`     // du
-	Block      int     `mapstructure:"block"`      // side, in pixels, of the block each u_j scales; must divide n
-	Classes    int     `mapstructure:"classes"`    // C detector stripes (columns split in C equal ranges)
-	Gain       float64 `mapstructure:"gain"`       // score = gain·power on the stripe
-	Seed       uint64  `mapstructure:"seed"`       // block choice, aberration, noise
+	N          int     `mapstructure:"n" doc:"SLM and detector grid side: θ has n² phases"`
+	Pitch      float64 `mapstructure:"pitch" unit:"m" doc:"pixel pitch"`
+	Wavelength float64 `mapstructure:"wavelength" unit:"m" doc:"wavelength λ"`
+	Distance   float64 `mapstructure:"distance" unit:"m" doc:"propagation distance z (within the RS kernel's alias-free bound)"`
+	Waist      float64 `mapstructure:"waist" unit:"m" doc:"input Gaussian waist (unit power)"`
+	Inputs     int     `mapstructure:"inputs" doc:"du: data features u"`
+	Block      int     `mapstructure:"block" doc:"side in pixels of the block each u_j scales; must divide n"`
+	Classes    int     `mapstructure:"classes" doc:"C detector stripes (the columns split in C equal ranges)"`
+	Gain       float64 `mapstructure:"gain" doc:"score = gain·power on the stripe"`
+	Seed       uint64  `mapstructure:"seed" doc:"block choice, aberration and noise"`
 
 	// MacroPixel drives the SLM in blocks of MacroPixel×MacroPixel pixels
 	// that share one phase, as wavefront-shaping practice does: θ is then
 	// (n/MacroPixel)² phases. It must divide n; 0 or 1: one per pixel.
-	MacroPixel int `mapstructure:"macro_pixel"`
+	MacroPixel int `mapstructure:"macro_pixel" doc:"SLM driven in blocks of macro_pixel² pixels sharing one phase: θ is (n/macro_pixel)² phases"`
 
 	// Reality gap, off by default. Eta, Crosstalk, Aberration and
 	// DetectorShift change the system (VJP includes them); InputNoise is
 	// fresh Gaussian noise on u at every query (VJP ignores it).
-	Eta           float64 `mapstructure:"eta"`            // applied phase (1+η)·φ: a miscalibrated SLM
-	Crosstalk     float64 `mapstructure:"crosstalk"`      // κ: φ_i += κ·Σ_{4 neighbours}(φ_j − φ_i)
-	Aberration    float64 `mapstructure:"aberration"`     // std (rad) of a fixed seeded phase error
-	DetectorShift int     `mapstructure:"detector_shift"` // detector stripes moved by this many columns
-	InputNoise    float64 `mapstructure:"input_noise"`    // std of noise on u, per query
+	Eta           float64 `mapstructure:"eta" doc:"reality gap: applied phase (1+η)·φ (a miscalibrated SLM)"`
+	Crosstalk     float64 `mapstructure:"crosstalk" doc:"reality gap: κ, φ_i += κ·Σ over the 4 neighbours of (φ_j − φ_i)"`
+	Aberration    float64 `mapstructure:"aberration" unit:"rad" doc:"reality gap: std of a fixed seeded phase error"`
+	DetectorShift int     `mapstructure:"detector_shift" doc:"reality gap: detector stripes moved by this many columns"`
+	InputNoise    float64 `mapstructure:"input_noise" doc:"std of Gaussian noise on u, every query"`
 }
 
 // DefaultOpticalConfig returns the ideal twin: 16×16 pixels of 20 µm,
@@ -488,6 +488,7 @@ func (t *OpticalTwin) VJP(ctx context.Context, x, v []float64) ([]float64, error
 }
 
 func init() {
+	insitu.RegisterKeys("pnn-optical", func() any { c := DefaultOpticalConfig(); return &c })
 	insitu.Register("pnn-optical", func(_ context.Context, p insitu.Params) (insitu.BlackBox, error) {
 		cfg := DefaultOpticalConfig()
 		if err := p.Decode(&cfg); err != nil {
