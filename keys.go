@@ -65,17 +65,14 @@ func walkKeys(prefix string, v reflect.Value, out *[]Key) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
 		tag := f.Tag.Get("mapstructure")
 		name, opts, _ := strings.Cut(tag, ",")
-		if name == "-" || strings.Contains(opts, "remain") {
+		fv := v.Field(i)
+		if strings.Contains(opts, "squash") && f.Type.Kind() == reflect.Struct {
+			walkKeys(prefix, fv, out) // its fields are the section's own
 			continue
 		}
-		fv := v.Field(i)
-		if strings.Contains(opts, "squash") {
-			walkKeys(prefix, fv, out)
+		if !f.IsExported() || name == "-" || strings.Contains(opts, "remain") {
 			continue
 		}
 		if name == "" {
