@@ -100,7 +100,7 @@ func num(v float64) any {
 
 func (d bluesky) start() map[string]any {
 	r := d.r
-	p := r.Problem()
+	p := r.Problem
 	plan := "insitu run"
 	if r.Training {
 		plan = "insitu train"
@@ -452,7 +452,7 @@ func (d bluesky) streams() []stream {
 		return map[string]any{"dtype": dtype, "shape": []int{}, "source": "insitu:journal", "object_name": "insitu", "units": nil, "description": desc}
 	}
 	if !r.Training {
-		ok := meta("number", "objective ("+r.Desc.ObjectiveKind+", "+string(r.Problem().Direction)+")")
+		ok := meta("number", "objective ("+r.Desc.ObjectiveKind+", "+string(r.Problem.Direction)+")")
 		if r.Desc.ObjectiveUnit != "" {
 			ok["units"] = r.Desc.ObjectiveUnit
 		}

@@ -37,7 +37,7 @@ func Columns(r *Run) []Column {
 		{"finished_at", "", "", "result journaled (RFC 3339, UTC; empty: none)"},
 	}
 	if !r.Training {
-		cols = append(cols, Column{"objective", r.Desc.ObjectiveUnit, "objective", fmt.Sprintf("%s, %s", r.Desc.ObjectiveKind, r.Problem().Direction)})
+		cols = append(cols, Column{"objective", r.Desc.ObjectiveUnit, "objective", fmt.Sprintf("%s, %s", r.Desc.ObjectiveKind, r.Problem.Direction)})
 	}
 	for _, v := range r.Desc.Inputs {
 		cols = append(cols, Column{"in:" + v.Name, v.Unit, v.Role, "input " + v.Name + bounds(v)})
@@ -165,10 +165,11 @@ func NPY(dir string, r *Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	files := []struct {
+	type file struct {
 		name string
 		data func(io.Writer) error
-	}{
+	}
+	files := []file{
 		{"x.npy", func(w io.Writer) error { return journal.WriteNPY(w, []int{n, d}, x) }},
 		{"y.npy", func(w io.Writer) error { return journal.WriteNPY(w, []int{n, m}, y) }},
 		{"query_id.npy", func(w io.Writer) error { return writeNPYInt64(w, ids) }},
@@ -178,10 +179,7 @@ func NPY(dir string, r *Run) error {
 		{"y_units.npy", func(w io.Writer) error { return writeNPYStrings(w, strs(r.Desc.Outputs, true)) }},
 	}
 	if !r.Training {
-		files = append(files, struct {
-			name string
-			data func(io.Writer) error
-		}{"objective.npy", func(w io.Writer) error { return journal.WriteNPY(w, []int{n}, obj) }})
+		files = append(files, file{"objective.npy", func(w io.Writer) error { return journal.WriteNPY(w, []int{n}, obj) }})
 	}
 	for _, f := range files {
 		var buf bytes.Buffer

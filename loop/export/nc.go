@@ -49,9 +49,9 @@ func NetCDF(runs []*Run) (*netcdf.File, error) {
 // sameProblem refuses runs that cannot share one dataset.
 func sameProblem(runs []*Run) error {
 	first := runs[0]
-	p0 := first.Problem()
+	p0 := first.Problem
 	for _, r := range runs[1:] {
-		if p := r.Problem(); p != p0 {
+		if p := r.Problem; p != p0 {
 			return fmt.Errorf("%s is %s but %s is %s: export runs of one problem together (insitu runs list shows them)", first.Dir, p0, r.Dir, p)
 		}
 		if err := sameVariables("input", first, r, first.Desc.Inputs, r.Desc.Inputs); err != nil {
@@ -235,7 +235,7 @@ func (b *ncBuilder) build() (*netcdf.File, error) {
 
 func (b *ncBuilder) globals() {
 	first := b.runs[0]
-	p := first.Problem()
+	p := first.Problem
 	g := []netcdf.Attr{
 		attr("Conventions", "CF-1.8"),
 		attr("source", text(first.Meta.Version)),
@@ -403,7 +403,7 @@ func (b *ncBuilder) queries(nq, d, m int) {
 	}
 	b.addVar("y", b.lead("query", "output"), y, ya...)
 	if !first.Training {
-		oa := []netcdf.Attr{attr("long_name", text("objective ("+first.Desc.ObjectiveKind+")")), attr("direction", string(first.Problem().Direction)), fillNaN}
+		oa := []netcdf.Attr{attr("long_name", text("objective ("+first.Desc.ObjectiveKind+")")), attr("direction", string(first.Problem.Direction)), fillNaN}
 		if first.Desc.ObjectiveUnit != "" {
 			oa = append(oa, attr("units", text(first.Desc.ObjectiveUnit)))
 		}

@@ -73,6 +73,7 @@ type Run struct {
 	Config     []byte // the resolved config, YAML
 	Name       string // the config's name (or the directory's)
 	Training   bool   // an `insitu train` run: its iterations are epochs, Best is the test accuracy
+	Problem    Problem
 	Desc       Description
 	Queries    []journal.Query
 	Iterations []journal.Iteration
@@ -128,9 +129,6 @@ func ProblemOf(dir string, m journal.Meta, config []byte) Problem {
 	return p
 }
 
-// Problem is the run's problem.
-func (r *Run) Problem() Problem { return ProblemOf(r.Dir, r.Meta, r.Config) }
-
 // Load reads the journal in dir whole, read-only.
 func Load(ctx context.Context, dir string) (*Run, error) {
 	j, err := journal.OpenReadOnly(dir)
@@ -154,8 +152,8 @@ func Load(ctx context.Context, dir string) (*Run, error) {
 	if r.Events, err = j.Events(ctx); err != nil {
 		return nil, err
 	}
-	p := r.Problem()
-	r.Name, r.Training = p.Name, p.Training
+	r.Problem = ProblemOf(dir, r.Meta, r.Config)
+	r.Name, r.Training = r.Problem.Name, r.Problem.Training
 	r.Desc, err = describeConfig(ctx, r, j.Path())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -177,7 +175,7 @@ func describeConfig(ctx context.Context, r *Run, where string) (Description, err
 		return d, fmt.Errorf("the journal's config: %w", err)
 	}
 	if !r.Training {
-		d.ObjectiveKind = r.Problem().Objective
+		d.ObjectiveKind = r.Problem.Objective
 	}
 	kind, _ := top.BlackBox["kind"].(string)
 	d.Kind = kind
