@@ -17,23 +17,23 @@ type keysBase struct {
 }
 
 type keysConfig struct {
-	keysBase  `mapstructure:",squash"`
-	Name      string               `mapstructure:"name" doc:"a name"`
-	Wait      time.Duration        `mapstructure:"wait" doc:"a wait"`
-	Rate      *float64             `mapstructure:"rate" unit:"Hz" doc:"a rate"`
-	Budget    *int                 `mapstructure:"budget" doc:"a budget"`
-	Hidden    []int                `mapstructure:"hidden" doc:"widths"`
-	Lower     map[string]float64   `mapstructure:"lower" doc:"by name"`
-	Box       map[string]any       `mapstructure:"box" doc:"a section by kind"`
-	Range     keysInner            `mapstructure:"range"`
-	Ranges    map[string]keysInner `mapstructure:"ranges" doc:"ranges by name"`
-	List      []keysInner          `mapstructure:"list" doc:"a list"`
-	Opt       *keysInner           `mapstructure:"opt" doc:"optional"`
-	Skip      int                  `mapstructure:"-"`
-	Rest      map[string]any       `mapstructure:",remain"`
-	unexp     int
-	NoDoc     bool `mapstructure:"no_doc"`
-	Untagged  int
+	keysBase `mapstructure:",squash"`
+	Name     string               `mapstructure:"name" doc:"a name"`
+	Wait     time.Duration        `mapstructure:"wait" doc:"a wait"`
+	Rate     *float64             `mapstructure:"rate" unit:"Hz" doc:"a rate"`
+	Budget   *int                 `mapstructure:"budget" doc:"a budget"`
+	Hidden   []int                `mapstructure:"hidden" doc:"widths"`
+	Lower    map[string]float64   `mapstructure:"lower" doc:"by name"`
+	Box      map[string]any       `mapstructure:"box" doc:"a section by kind"`
+	Range    keysInner            `mapstructure:"range"`
+	Ranges   map[string]keysInner `mapstructure:"ranges" doc:"ranges by name"`
+	List     []keysInner          `mapstructure:"list" doc:"a list"`
+	Opt      *keysInner           `mapstructure:"opt" doc:"optional"`
+	Skip     int                  `mapstructure:"-"`
+	Rest     map[string]any       `mapstructure:",remain"`
+	unexp    int
+	NoDoc    bool `mapstructure:"no_doc"`
+	Untagged int
 }
 
 // Keys walks a config struct as mapstructure decodes it: squashed fields
