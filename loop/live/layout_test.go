@@ -1,6 +1,7 @@
 package live
 
 import (
+	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -104,5 +105,20 @@ func TestLayoutUnits(t *testing.T) {
 	o = outputLayout([]string{"a", "b"}, nil)
 	if v := o.vector([]float64{1, 2}); v.Unit != "" {
 		t.Errorf("unknown units gave %q", v.Unit)
+	}
+}
+
+// A query's marks become seconds after its start mark, the last mark of an
+// event kept when several parts made it.
+func TestMarkTimes(t *testing.T) {
+	const s = int64(1_000_000_000)
+	text := fmt.Sprintf(`[{"event":"start","t":%d},{"part":"slm","event":"written","t":%d},{"part":"slm2","event":"written","t":%d},{"event":"measured","t":%d},{"event":"end","t":%d}]`,
+		10*s, 10*s+2_000_000, 10*s+3_000_000, 10*s+50_000_000, 10*s+51_000_000)
+	m := markTimes(sql.NullString{String: text, Valid: true})
+	if m["start"] != 0 || m["written"] != 0.003 || m["measured"] != 0.05 || m["end"] != 0.051 || len(m) != 4 {
+		t.Errorf("marks %v", m)
+	}
+	if markTimes(sql.NullString{}) != nil || markTimes(sql.NullString{String: "[]", Valid: true}) != nil || markTimes(sql.NullString{String: "{", Valid: true}) != nil {
+		t.Error("no marks (absent, empty, unreadable) must give nil")
 	}
 }

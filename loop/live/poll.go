@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
@@ -34,7 +35,8 @@ type poller struct {
 	in, out   layout
 	since     time.Time // the server's start: the query rate is measured from it
 
-	db *sql.DB
+	db    *sql.DB
+	marks bool // the queries table has a marks column
 
 	maxID      int64
 	pending    map[int64]bool // rows read while started
@@ -114,6 +116,7 @@ func (p *poller) open(ctx context.Context) error {
 		db.Close()
 		return fmt.Errorf("%s: not an insitu journal (no queries table)", p.path)
 	}
+	p.marks = cols["marks"] // journals of schema version 3 keep each query's timing marks
 	p.db = db
 	return nil
 }
@@ -193,10 +196,15 @@ type queryRow struct {
 	objective  sql.NullFloat64
 	finishedAt sql.NullInt64
 	hasY       bool
+	marks      sql.NullString // JSON [{"part", "event", "t"}], t in unix ns
 }
 
 func (p *poller) selectQueries(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]queryRow, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT id, iteration, role, status, objective, finished_at, y IS NOT NULL FROM queries "+where, args...)
+	marks := "NULL"
+	if p.marks {
+		marks = "marks"
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id, iteration, role, status, objective, finished_at, y IS NOT NULL, "+marks+" FROM queries "+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -204,12 +212,45 @@ func (p *poller) selectQueries(ctx context.Context, tx *sql.Tx, where string, ar
 	var out []queryRow
 	for rows.Next() {
 		var r queryRow
-		if err := rows.Scan(&r.id, &r.iteration, &r.role, &r.status, &r.objective, &r.finishedAt, &r.hasY); err != nil {
+		if err := rows.Scan(&r.id, &r.iteration, &r.role, &r.status, &r.objective, &r.finishedAt, &r.hasY, &r.marks); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// markTimes turns a query's journaled marks into the page's: each event's
+// time in seconds after the query's start mark (the earliest mark when it
+// has none), the last mark of an event when several parts made it (the
+// pattern is shown when the last SLM has shown it). Nil without marks.
+func markTimes(text sql.NullString) map[string]Float {
+	if !text.Valid || text.String == "" {
+		return nil
+	}
+	var ms []struct {
+		Event string `json:"event"`
+		T     int64  `json:"t"`
+	}
+	if json.Unmarshal([]byte(text.String), &ms) != nil || len(ms) == 0 {
+		return nil
+	}
+	at := map[string]int64{}
+	first := ms[0].T
+	for _, m := range ms {
+		first = min(first, m.T)
+		if t, ok := at[m.Event]; !ok || m.T > t {
+			at[m.Event] = m.T
+		}
+	}
+	if t, ok := at["start"]; ok {
+		first = t
+	}
+	out := make(map[string]Float, len(at))
+	for e, t := range at {
+		out[e] = Float(float64(t-first) / 1e9)
+	}
+	return out
 }
 
 func (p *poller) readQueries(ctx context.Context, tx *sql.Tx, d *delta) error {
@@ -254,7 +295,7 @@ func (p *poller) readQueries(ctx context.Context, tx *sql.Tx, d *delta) error {
 func (p *poller) measure(r queryRow, d *delta) {
 	p.measured++
 	p.nOf[r.id] = p.measured
-	pt := Point{N: p.measured, ID: r.id, Iteration: r.iteration, Role: r.role, F: nan()}
+	pt := Point{N: p.measured, ID: r.id, Iteration: r.iteration, Role: r.role, F: nan(), Marks: markTimes(r.marks)}
 	switch {
 	case r.status == string(journal.StatusFailed):
 		pt.Failed = true

@@ -112,6 +112,11 @@ type Point struct {
 	F         Float  `json:"f"`    // objective; null if the query failed
 	Best      Float  `json:"best"` // best objective so far
 	Failed    bool   `json:"failed,omitempty"`
+	// Marks are the instants the devices reported while answering
+	// (written, shown, settled, exposure_start, exposure_end, measured, and
+	// the loop's start and end), in seconds after the query's start; nil
+	// when the journal keeps none.
+	Marks map[string]Float `json:"marks,omitempty"`
 }
 
 // Prediction is how far the surrogate's prediction, made before a query,

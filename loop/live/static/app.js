@@ -76,7 +76,7 @@ function setup(canvas) {
   return { g, w, h };
 }
 
-const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
+const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf"];
 
 // plot draws series {xs, ys, kind: "line"|"dots"|"step", color} on shared
 // axes; log: a logarithmic y axis (non-positive values are left out).
@@ -368,6 +368,7 @@ function drawIterations() {
     { xs: tx, ys: later.map((p) => p.controller_s), kind: "line", color: colors[0] },
     { xs: tx, ys: later.map((p) => p.box_s), kind: "line", color: colors[1] },
   ], { xlabel: r.unit, ylabel: `seconds per ${r.unit}`, integerX: true, empty: `waiting for the first ${r.unit}` }));
+  drawMarks();
   const pe = run.predictions;
   $("pred-panel").hidden = pe.length === 0;
   if (pe.length) {
@@ -383,6 +384,44 @@ function drawIterations() {
       { xs, ys, kind: "dots", color: colors[3] },
       { xs, ys: mean, kind: "line", color: colors[1] },
     ], { xlabel: "queries", ylabel: "error (normalized)" }));
+  }
+}
+
+// The instants of a query in the order they happen: the loop's start and
+// end around what the devices mark.
+const stages = ["start", "written", "shown", "settled", "exposure_start", "exposure_end", "measured", "end"];
+
+// drawMarks plots, for every query whose devices marked its instants, the
+// time between consecutive marks (written→shown: the pattern reaching the
+// display, shown→settled, exposure, …); hidden when no query has marks.
+function drawMarks() {
+  const pts = run.queries.filter((p) => p.marks);
+  $("marks-panel").hidden = pts.length === 0;
+  if (!pts.length) return;
+  const series = new Map();
+  for (const p of pts) {
+    let prev = null;
+    for (const s of stages) {
+      const t = p.marks[s];
+      if (t === undefined || t === null) continue;
+      if (prev) {
+        const key = `${prev.s}→${s}`;
+        if (!series.has(key)) series.set(key, { xs: [], ys: [] });
+        const sr = series.get(key);
+        sr.xs.push(p.n); sr.ys.push(t - prev.t);
+      }
+      prev = { s, t };
+    }
+  }
+  const list = [...series.entries()].map(([key, s], i) => ({ key, xs: s.xs, ys: s.ys, kind: "dots", color: colors[i % colors.length], alpha: 0.7 }));
+  $("marks").dataset.points = String(plot($("marks"), list, { xlabel: "queries", ylabel: "seconds", empty: "no marks yet" }));
+  const legend = $("marks-legend");
+  legend.replaceChildren();
+  for (const s of list) {
+    const k = document.createElement("span");
+    k.className = "key dot";
+    k.style.background = s.color;
+    legend.append(k, document.createTextNode(s.key + " "));
   }
 }
 
