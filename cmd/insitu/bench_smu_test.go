@@ -203,7 +203,7 @@ func TestComplianceShowsInRunsShow(t *testing.T) {
 		}
 	}
 	stdout, _, err = run(t, "export", out)
-	if head, _, _ := strings.Cut(stdout, "\n"); err != nil || head != "id,iteration,slot,role,status,objective,smu/voltage,smu/voltage,smu/current,smu/compliance" {
+	if head, _, _ := strings.Cut(stdout, "\n"); err != nil || head != "query_id,iteration,slot,role,status,started_at,finished_at,objective,in:smu/voltage,out:smu/voltage,out:smu/current,out:smu/compliance,error" {
 		t.Errorf("export header: %v %q", err, head)
 	}
 }
