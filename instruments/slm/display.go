@@ -95,8 +95,8 @@ type DisplayConfig struct {
 	// agree with the device or monitor (or describe a plain file).
 	Width  int `mapstructure:"width" doc:"display width in pixels (memory: required; fbdev, x11: checked against the device or monitor)"`
 	Height int `mapstructure:"height" doc:"display height in pixels (memory: required; fbdev, x11: checked against the device or monitor)"`
-	Bits   int `mapstructure:"bits" doc:"fbdev bits per pixel: 8, 16, 24 or 32"`   // fbdev bits per pixel: 8, 16, 24, 32
-	Stride int `mapstructure:"stride" doc:"fbdev bytes per line; 0: packed"` // fbdev bytes per line; 0: packed
+	Bits   int `mapstructure:"bits" doc:"fbdev bits per pixel: 8, 16, 24 or 32"` // fbdev bits per pixel: 8, 16, 24, 32
+	Stride int `mapstructure:"stride" doc:"fbdev bytes per line; 0: packed"`     // fbdev bytes per line; 0: packed
 
 	// x11: a full-screen window on one monitor of an X display ("" for
 	// $DISPLAY), chosen by RandR monitor or output name, or by geometry
