@@ -4,9 +4,10 @@
 //
 // A backend (Source) only grabs full raw frames and sets the exposure;
 // Device adds the rest and implements Camera. Backends: Memory (frames from
-// a function, e.g. a twin's intensity, scaled by exposure) and V4L2 (Linux
+// a function, e.g. a twin's intensity, scaled by exposure), V4L2 (Linux
 // video capture devices, GREY or Y16, mmap streaming; see v4l2_linux.go for
-// what is and is not tested).
+// what is and is not tested) and GenICam (GigE Vision and USB3 Vision
+// cameras through Aravis, in builds with the aravis tag; see genicam.go).
 package camera
 
 import (
@@ -23,6 +24,14 @@ import (
 type Image struct {
 	Width, Height int
 	Pix           []float64
+	// Saturated is the largest number of ROI pixels at the source's full
+	// scale in any one of the frames averaged (0 when the source has no
+	// full scale).
+	Saturated int
+	// Start and End bound the exposure of the frames averaged on the
+	// host's wall clock: the first frame's start, the last frame's end.
+	// Zero when the source does not tell.
+	Start, End time.Time
 }
 
 // At returns the pixel at column x, row y.
@@ -66,6 +75,17 @@ type Source interface {
 	Close() error
 }
 
+// FullScaler is a Source that knows the value of a saturated pixel.
+type FullScaler interface {
+	FullScale() float64
+}
+
+// Timed is a Source that knows when the frame its last Grab returned was
+// exposed, on the host's wall clock.
+type Timed interface {
+	LastExposure() (start, end time.Time, ok bool)
+}
+
 // Config is the processing on top of a source; the keys of a rig config's
 // camera part.
 type Config struct {
@@ -86,6 +106,9 @@ type Device struct {
 	dark []float64 // full frame, nil if none
 	buf  []float64
 	sum  []float64
+	// Of the last grabMean: saturated ROI pixels, exposure interval.
+	sat        int
+	start, end time.Time
 }
 
 // Validate checks c as New does for a w×h sensor, without a source. A
@@ -240,15 +263,34 @@ func (d *Device) SetDark(dark []float64) error {
 	return nil
 }
 
-// grabMean leaves the mean of d.avg frames in d.sum; d.mu is held.
+// grabMean leaves the mean of d.avg frames in d.sum, and their saturated
+// pixel count and exposure interval in d.sat, d.start and d.end; d.mu is
+// held.
 func (d *Device) grabMean(ctx context.Context) error {
 	clear(d.sum)
+	d.sat, d.start, d.end = 0, time.Time{}, time.Time{}
+	full := 0.0
+	if fs, ok := d.src.(FullScaler); ok {
+		full = fs.FullScale()
+	}
+	timed, _ := d.src.(Timed)
 	for k := range d.avg {
 		if err := d.src.Grab(ctx, d.buf); err != nil {
 			return fmt.Errorf("frame %d of %d: %w", k+1, d.avg, err)
 		}
 		for i, v := range d.buf {
 			d.sum[i] += v
+		}
+		if full > 0 {
+			d.sat = max(d.sat, countAtLeast(d.buf, d.w, d.roi, full))
+		}
+		if timed != nil {
+			if s, e, ok := timed.LastExposure(); ok {
+				if k == 0 {
+					d.start = s
+				}
+				d.end = e
+			}
 		}
 	}
 	inv := 1 / float64(d.avg)
@@ -266,7 +308,8 @@ func (d *Device) Capture(ctx context.Context) (Image, error) {
 		return Image{}, fmt.Errorf("%s: capture: %w", d, err)
 	}
 	r := d.roi
-	img := Image{Width: r.Dx(), Height: r.Dy(), Pix: make([]float64, r.Dx()*r.Dy())}
+	img := Image{Width: r.Dx(), Height: r.Dy(), Pix: make([]float64, r.Dx()*r.Dy()),
+		Saturated: d.sat, Start: d.start, End: d.end}
 	for y := range img.Height {
 		src := (r.Min.Y+y)*d.w + r.Min.X
 		row := img.Pix[y*img.Width : (y+1)*img.Width]
@@ -278,6 +321,20 @@ func (d *Device) Capture(ctx context.Context) (Image, error) {
 		}
 	}
 	return img, nil
+}
+
+// countAtLeast counts the pixels of r in the frame (rows w apart) at or
+// above level.
+func countAtLeast(frame []float64, w int, r image.Rectangle, level float64) int {
+	n := 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for _, v := range frame[y*w+r.Min.X : y*w+r.Max.X] {
+			if v >= level {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Close closes the source.
@@ -367,6 +424,9 @@ func (m *Memory) Grab(ctx context.Context, dst []float64) error {
 	}
 	return nil
 }
+
+// FullScale implements FullScaler: the clipping level, 0 if none.
+func (m *Memory) FullScale() float64 { return m.saturation }
 
 // Close implements Source.
 func (m *Memory) Close() error { return nil }

@@ -256,6 +256,16 @@ func (v *V4L2) String() string { return "v4l2(" + v.path + ")" }
 // Size implements Source.
 func (v *V4L2) Size() (w, h int) { return v.w, v.h }
 
+// FullScale implements FullScaler: 255 for GREY, 65535 for Y16 (a 10- or
+// 12-bit sensor that fills Y16's low bits saturates below it: set the
+// guard's saturation levels from the sensor's depth).
+func (v *V4L2) FullScale() float64 {
+	if v.y16 {
+		return 65535
+	}
+	return 255
+}
+
 // Exposure implements Source: the last exposure set (0 if never set).
 func (v *V4L2) Exposure() time.Duration {
 	v.mu.Lock()
