@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/insitu-lab/insitu"
@@ -48,6 +49,11 @@ type PartType struct {
 	// defaults (see insitu.Key): what `insitu config keys TYPE` and the
 	// configuration reference list.
 	Keys insitu.KeysFunc
+	// Requires, if set, checks that this build can drive the device the
+	// config section names (a backend behind a build tag), opening
+	// nothing. A hardware rig's config check and build call it before
+	// anything else; a twin rig does not, since twins open no device.
+	Requires func(p insitu.Params) error
 }
 
 var parts = insitu.NewRegistry[PartType]("part type")
@@ -127,7 +133,7 @@ func init() {
 	insitu.RegisterKeys("rig", func() any { return &rigConfig{} })
 	RegisterPart("slm", PartType{Open: openSLM, Describe: describeSLM, Keys: func() any { return &slmConfig{} }})
 	RegisterPart("daq", PartType{Open: openDAQ, Describe: describeDAQ, Keys: func() any { return &daq.Config{} }})
-	RegisterPart("camera", PartType{Open: openCamera, Describe: describeCamera, Keys: func() any { return &cameraConfig{} }})
+	RegisterPart("camera", PartType{Open: openCamera, Describe: describeCamera, Requires: requireCamera, Keys: func() any { return &cameraConfig{} }})
 }
 
 // Decode decodes a part's config. It is insitu.Params.Decode, which reads
@@ -227,6 +233,19 @@ func parseRig(p insitu.Params) (rigConfig, []section, error) {
 	return rc, secs, nil
 }
 
+// requireBuild checks that this build can drive every part of a hardware
+// rig.
+func requireBuild(secs []section) error {
+	for _, s := range secs {
+		if s.pt.Requires != nil {
+			if err := s.pt.Requires(s.params); err != nil {
+				return s.wrap(err)
+			}
+		}
+	}
+	return nil
+}
+
 // describeParts describes every part. A part whose PartSpec needs its
 // device does not stop the others from being checked; the first such error
 // is returned at the end, with nil views.
@@ -259,6 +278,11 @@ func describe(p insitu.Params) (insitu.Spec, error) {
 	if err != nil {
 		return insitu.Spec{}, err
 	}
+	if !rc.Twin {
+		if err := requireBuild(secs); err != nil {
+			return insitu.Spec{}, err
+		}
+	}
 	views, err := describeParts(secs)
 	if err != nil {
 		return insitu.Spec{}, err
@@ -285,6 +309,9 @@ func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error
 			return nil, err
 		}
 		return r, nil
+	}
+	if err := requireBuild(secs); err != nil {
+		return nil, err
 	}
 	switch views, err := describeParts(secs); {
 	case err == nil:
@@ -420,30 +447,81 @@ func describeDAQ(p insitu.Params) (PartSpec, error) {
 }
 
 type cameraBackend struct {
-	Type string `mapstructure:"type" doc:"v4l2 (a video device) or memory (frames from a registered source, a twin)"`
+	Type string `mapstructure:"type" doc:"v4l2 (a video device), genicam (a GigE Vision / USB3 Vision camera through Aravis; builds with make build-aravis) or memory (frames from a registered source, a twin)"`
 	// v4l2
 	Path    string `mapstructure:"path" doc:"v4l2: the video device, e.g. /dev/video0"`
 	Format  string `mapstructure:"format" doc:"v4l2: pixel format grey (8-bit) or y16 (16-bit)"`
-	Buffers int    `mapstructure:"buffers" doc:"v4l2: mmap buffers; 0: the driver's default"`
+	Buffers int    `mapstructure:"buffers" doc:"v4l2: mmap buffers, 0: the driver's default; genicam: stream buffers, 0: 4"`
 	Skip    int    `mapstructure:"skip" doc:"v4l2: frames dropped after a setting changes (stale frames)"`
+	// genicam (see camera.GenICamOpts)
+	Device       string        `mapstructure:"device" doc:"genicam: Aravis device ID (Vendor-Model-Serial), IP address or serial; empty: the only camera"`
+	PixelFormat  string        `mapstructure:"pixel_format" doc:"genicam: Mono8 (default), Mono10, Mono12 or Mono16 (unpacked)"`
+	Gain         *float64      `mapstructure:"gain" unit:"dB" doc:"genicam: the Gain feature (or GainRaw on cameras without Gain); unset: the camera's"`
+	OffsetX      int           `mapstructure:"offset_x" unit:"px" doc:"genicam: camera-side region's left edge (binned pixels)"`
+	OffsetY      int           `mapstructure:"offset_y" unit:"px" doc:"genicam: camera-side region's top edge (binned pixels)"`
+	Binning      []int         `mapstructure:"binning" doc:"genicam: [horizontal, vertical] binning, or one value for both; empty: 1×1"`
+	Trigger      string        `mapstructure:"trigger" doc:"genicam: software (one triggered frame per query, the default) or free_run"`
+	FrameTimeout time.Duration `mapstructure:"frame_timeout" doc:"genicam: the wait for a frame after the trigger; 0: one second plus the exposure"`
+	PacketSize   int           `mapstructure:"packet_size" unit:"B" doc:"genicam: GigE Vision stream packet size (at most the network's MTU); 0: Aravis' negotiation"`
+	PacketResend *bool         `mapstructure:"packet_resend" doc:"genicam: ask a GigE Vision camera to resend lost packets; unset: yes"`
 	// memory: frames from a registered source at a reference exposure
 	Source     string        `mapstructure:"source" doc:"memory: the registered frame source (a twin's)"`
 	Reference  time.Duration `mapstructure:"reference_exposure" doc:"memory: the exposure the source's frames are at"`
 	Saturation float64       `mapstructure:"saturation" doc:"memory: full-scale level of a pixel; 0: none"`
-	// both: requested (v4l2) or actual (memory) size
-	Width  int `mapstructure:"width" doc:"v4l2: requested width; memory: the frame width, in pixels"`
-	Height int `mapstructure:"height" doc:"v4l2: requested height; memory: the frame height, in pixels"`
+	// all: requested (v4l2), camera-side region (genicam) or actual
+	// (memory) size
+	Width  int `mapstructure:"width" doc:"v4l2: requested width; genicam: camera-side region width (0: the largest from the offset); memory: the frame width, in pixels"`
+	Height int `mapstructure:"height" doc:"v4l2: requested height; genicam: camera-side region height (0: the largest from the offset); memory: the frame height, in pixels"`
 }
 
 func (b cameraBackend) v4l2Opts() camera.V4L2Opts {
 	return camera.V4L2Opts{Width: b.Width, Height: b.Height, Format: b.Format, Buffers: b.Buffers, Skip: b.Skip}
 }
 
+// genicamOpts are a genicam backend's options; exposure is the part's.
+func (b cameraBackend) genicamOpts(exposure time.Duration) camera.GenICamOpts {
+	return camera.GenICamOpts{Device: b.Device, PixelFormat: b.PixelFormat, Exposure: exposure, Gain: b.Gain,
+		OffsetX: b.OffsetX, OffsetY: b.OffsetY, Width: b.Width, Height: b.Height, Binning: b.Binning,
+		Trigger: b.Trigger, FrameTimeout: b.FrameTimeout, PacketSize: b.PacketSize, PacketResend: b.PacketResend,
+		Buffers: b.Buffers}
+}
+
+// foreignKeys names the backend keys set that belong to other types than
+// typ, so that `format: y16` on a GenICam camera is an error rather than
+// ignored.
+func (b cameraBackend) foreignKeys(typ string) []string {
+	keys := []struct {
+		name, typ string
+		set       bool
+	}{
+		{"path", "v4l2", b.Path != ""}, {"format", "v4l2", b.Format != ""}, {"skip", "v4l2", b.Skip != 0},
+		{"device", "genicam", b.Device != ""}, {"pixel_format", "genicam", b.PixelFormat != ""},
+		{"gain", "genicam", b.Gain != nil}, {"offset_x", "genicam", b.OffsetX != 0}, {"offset_y", "genicam", b.OffsetY != 0},
+		{"binning", "genicam", b.Binning != nil}, {"trigger", "genicam", b.Trigger != ""},
+		{"frame_timeout", "genicam", b.FrameTimeout != 0}, {"packet_size", "genicam", b.PacketSize != 0},
+		{"packet_resend", "genicam", b.PacketResend != nil},
+		{"source", "memory", b.Source != ""}, {"reference_exposure", "memory", b.Reference != 0},
+		{"saturation", "memory", b.Saturation != 0},
+		{"buffers", "v4l2 genicam", b.Buffers != 0},
+	}
+	var bad []string
+	for _, k := range keys {
+		if k.set && !strings.Contains(k.typ, typ) {
+			bad = append(bad, k.name)
+		}
+	}
+	return bad
+}
+
 type cameraConfig struct {
-	Backend       cameraBackend `mapstructure:"backend" doc:"where frames come from"`
-	Measure       string        `mapstructure:"measure" doc:"the outputs: sum (one, the ROI's sum), regions (one per region) or image (every ROI pixel, px_ROW_COL)"`
-	Regions       []Region      `mapstructure:"regions" doc:"named rectangles of the image, for measure regions"`
-	camera.Config `mapstructure:",squash"`
+	Backend cameraBackend `mapstructure:"backend" doc:"where frames come from"`
+	Measure string        `mapstructure:"measure" doc:"the outputs: sum (one, the ROI's sum), regions (one per region) or image (every ROI pixel, px_ROW_COL)"`
+	Regions []Region      `mapstructure:"regions" doc:"named rectangles of the image, for measure regions"`
+	// SaturatedOutput adds the output "saturated": the number of ROI
+	// pixels at the camera's full scale (the largest count in the frames
+	// averaged), for the guard's saturation flags and interlocks.
+	SaturatedOutput bool `mapstructure:"saturated_output" doc:"add the output saturated: ROI pixels at the camera's full scale, for the guard's saturation flags and interlocks"`
+	camera.Config   `mapstructure:",squash"`
 }
 
 // cameraSetup is a camera part's config with its backend checked as far
@@ -452,9 +530,13 @@ type cameraSetup struct {
 	cameraConfig
 	source FrameSource // a memory backend's
 	name   string      // the backend's name as the camera reports it
-	// The sensor size: a memory camera's; 0×0 for a V4L2 one, whose
-	// driver may change the size asked for.
+	// The sensor size: a memory camera's; a GenICam camera's when its
+	// width and height are set; else 0×0 (a V4L2 driver may change the
+	// size asked for, a GenICam camera's sensor decides).
 	w, h int
+	// full is the value of a saturated pixel, as the open camera would
+	// report it (0: none).
+	full float64
 }
 
 // decodeCamera decodes a camera part's config and checks it as far as can
@@ -464,7 +546,14 @@ func decodeCamera(p insitu.Params) (cameraSetup, error) {
 	if err := Decode(p, &s.cameraConfig); err != nil {
 		return s, err
 	}
-	switch b := s.Backend; b.Type {
+	b := s.Backend
+	switch b.Type {
+	case "v4l2", "genicam", "memory":
+		if bad := b.foreignKeys(b.Type); len(bad) > 0 {
+			return s, p.Errorf("backend", "%s: %s not a key of this backend type", b.Type, strings.Join(bad, ", "))
+		}
+	}
+	switch b.Type {
 	case "v4l2":
 		s.name = "v4l2(" + b.Path + ")"
 		if b.Path == "" {
@@ -473,6 +562,18 @@ func decodeCamera(p insitu.Params) (cameraSetup, error) {
 		if err := b.v4l2Opts().Validate(); err != nil {
 			return s, p.Errorf("backend", "%s: %w", s.name, err)
 		}
+		s.full = 255
+		if b.Format == "y16" {
+			s.full = 65535
+		}
+	case "genicam":
+		o := b.genicamOpts(s.Exposure)
+		s.name = "genicam(" + b.Device + ")"
+		if err := o.Validate(); err != nil {
+			return s, p.Errorf("backend", "%s: %w", s.name, err)
+		}
+		s.w, s.h = o.Size()
+		s.full = o.FullScale()
 	case "memory":
 		fs, err := frameSource(p, b.Source)
 		if err != nil {
@@ -481,14 +582,35 @@ func decodeCamera(p insitu.Params) (cameraSetup, error) {
 		if b.Width <= 0 || b.Height <= 0 || b.Reference < 0 {
 			return s, p.Errorf("backend", "memory: width %d and height %d must be positive, reference_exposure %v not negative", b.Width, b.Height, b.Reference)
 		}
-		s.source, s.name, s.w, s.h = fs, fmt.Sprintf("memory %dx%d", b.Width, b.Height), b.Width, b.Height
+		s.source, s.name, s.w, s.h, s.full = fs, fmt.Sprintf("memory %dx%d", b.Width, b.Height), b.Width, b.Height, b.Saturation
 	default:
-		return s, p.Errorf("backend.type", "%q: want v4l2 or memory", b.Type)
+		return s, p.Errorf("backend.type", "%q: want v4l2, genicam or memory", b.Type)
+	}
+	if s.SaturatedOutput && s.full <= 0 {
+		return s, p.Errorf("saturated_output", "%s has no full scale to count saturated pixels at (give the memory backend a saturation)", s.name)
 	}
 	if err := s.Config.Validate(s.w, s.h); err != nil {
 		return s, fmt.Errorf("camera(%s): %w", s.name, err)
 	}
 	return s, nil
+}
+
+// requireCamera refuses a genicam backend in a build without Aravis, at
+// config check time.
+func requireCamera(p insitu.Params) error {
+	var c struct {
+		Backend struct {
+			Type string `mapstructure:"type"`
+		} `mapstructure:"backend"`
+	}
+	// Decoding errors are left to describeCamera, which reports them.
+	if b, ok := p.Values["backend"].(map[string]any); ok {
+		c.Backend.Type, _ = b["type"].(string)
+	}
+	if c.Backend.Type == "genicam" && !camera.AravisBuiltIn() {
+		return p.Errorf("backend.type", "genicam: %w", camera.ErrNoAravis)
+	}
+	return nil
 }
 
 func openCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Part, error) {
@@ -504,6 +626,12 @@ func openCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 			return nil, p.Errorf("backend", "%w", err)
 		}
 		src = v
+	case "genicam":
+		g, err := camera.OpenGenICam(ctx, b.genicamOpts(c.Exposure))
+		if err != nil {
+			return nil, p.Errorf("backend", "%w", err)
+		}
+		src = g
 	case "memory":
 		m, err := c.memory(p, built)
 		if err != nil {
@@ -542,6 +670,10 @@ func newCameraPart(ctx context.Context, src camera.Source, c cameraSetup) (*Came
 	if err == nil {
 		var s *Camera
 		if s, err = NewCamera(cam, c.Measure, c.Regions); err == nil {
+			s.saturated = c.SaturatedOutput
+			if s.saturated {
+				s.names = append(s.names, SaturatedOutput)
+			}
 			return s, nil
 		}
 	}
@@ -563,14 +695,20 @@ func describeCamera(p insitu.Params) (PartSpec, error) {
 		w, h = c.ROI[2], c.ROI[3]
 	}
 	if w == 0 && c.Measure == MeasureImage {
+		why := fmt.Sprintf("the V4L2 driver of %s only tells when the device is opened (backend width and height are a request it may change)", c.Backend.Path)
+		if c.Backend.Type == "genicam" {
+			why = fmt.Sprintf("%s only tells when it is opened (or give backend width and height)", c.name)
+		}
 		return PartSpec{}, p.Errorf("roi",
-			"measure image without a roi: the outputs are the pixels of the full frame, whose size the V4L2 driver of %s only tells when the device is opened "+
-				"(backend width and height are a request it may change): give roi: [x, y, w, h], or use `insitu probe --config`, which opens the devices: %w",
-			c.Backend.Path, insitu.ErrNeedsDevice)
+			"measure image without a roi: the outputs are the pixels of the full frame, whose size %s: give roi: [x, y, w, h], or use `insitu probe --config`, which opens the devices: %w",
+			why, insitu.ErrNeedsDevice)
 	}
 	_, _, names, err := measurement(c.Measure, c.Regions, w, h)
 	if err != nil {
 		return PartSpec{}, fmt.Errorf("camera camera(%s): %w", c.name, err)
+	}
+	if c.SaturatedOutput {
+		names = append(names, SaturatedOutput)
 	}
 	return PartSpec{Out: names}, nil
 }

@@ -51,11 +51,13 @@
 //	    - name: cam
 //	      type: camera
 //	      backend: {type: v4l2, path: /dev/video0, width: 640, height: 480, format: y16, skip: 1}
+//	      # backend: {type: genicam, device: 192.168.10.2, pixel_format: Mono12, width: 640, height: 480}  # make build-aravis
 //	      # backend: {type: memory, source: NAME, width: 60, height: 60, reference_exposure: 1ms}
 //	      exposure: 5ms
 //	      roi: [290, 210, 60, 60]   # x, y, w, h
 //	      average: 4
 //	      measure: regions          # sum (default) | regions | image
+//	      saturated_output: true    # adds output "saturated": ROI pixels at full scale
 //	      regions:
 //	        - {name: left, roi: [0, 0, 30, 60]}
 //	        - {name: right, roi: [30, 0, 30, 60]}

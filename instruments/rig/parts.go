@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"time"
 
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/camera"
@@ -74,13 +75,24 @@ const (
 	MeasureImage   = "image"   // every ROI pixel, px_<row>_<col>
 )
 
-// Camera is a camera as a sensor.
+// SaturatedOutput is the output a camera part adds with saturated_output:
+// the number of ROI pixels at full scale.
+const SaturatedOutput = "saturated"
+
+// Camera is a camera as a sensor. Its Measure reports the exposure's
+// start and end and the measurement's arrival to the query's trace
+// (insitu.MarkQuery) under the part's name in the rig.
 type Camera struct {
-	cam     camera.Camera
-	mode    string
-	regions []image.Rectangle
-	names   []string
+	cam       camera.Camera
+	mode      string
+	regions   []image.Rectangle
+	names     []string
+	saturated bool   // the last output is the saturated-pixel count
+	part      string // the part's name in its rig, for the trace
 }
+
+// setPartName implements partNamer.
+func (c *Camera) setPartName(name string) { c.part = name }
 
 // NewCamera makes a sensor of cam measuring in mode (MeasureSum when
 // empty); regions are used by MeasureRegions and must lie in the ROI.
@@ -144,20 +156,37 @@ func (c *Camera) Measure(ctx context.Context) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !img.Start.IsZero() {
+		insitu.MarkQuery(ctx, c.part, insitu.MarkExposureStart, img.Start)
+		insitu.MarkQuery(ctx, c.part, insitu.MarkExposureEnd, img.End)
+	}
+	insitu.MarkQuery(ctx, c.part, insitu.MarkMeasured, time.Now())
+	var y []float64
 	switch c.mode {
 	case MeasureImage:
-		if len(img.Pix) != len(c.names) {
-			return nil, fmt.Errorf("camera %v: image of %d pixels, ROI has %d (changed after the rig was built?)", c.cam, len(img.Pix), len(c.names))
+		if n := len(c.names) - btoi(c.saturated); len(img.Pix) != n {
+			return nil, fmt.Errorf("camera %v: image of %d pixels, ROI has %d (changed after the rig was built?)", c.cam, len(img.Pix), n)
 		}
-		return img.Pix, nil
+		y = append(make([]float64, 0, len(c.names)), img.Pix...)
 	case MeasureRegions:
-		y := make([]float64, len(c.regions))
+		y = make([]float64, len(c.regions), len(c.names))
 		for i, r := range c.regions {
 			y[i] = img.Sum(r)
 		}
-		return y, nil
+	default:
+		y = []float64{img.Sum(image.Rect(0, 0, img.Width, img.Height))}
 	}
-	return []float64{img.Sum(image.Rect(0, 0, img.Width, img.Height))}, nil
+	if c.saturated {
+		y = append(y, float64(img.Saturated))
+	}
+	return y, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // SafeState implements Part: a camera emits nothing.

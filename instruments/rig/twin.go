@@ -452,7 +452,7 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 		}
 	}
 	if w <= 0 || h <= 0 || roi.Empty() || !roi.In(image.Rect(0, 0, w, h)) {
-		return nil, TwinInfo{}, p.Errorf("backend", "the twin of %s needs the frame size: give backend width and height, or a roi inside them", b.Path)
+		return nil, TwinInfo{}, p.Errorf("backend", "the twin of %s needs the frame size: give backend width and height, or a roi inside them", c.name)
 	}
 	fs, err := frameSource(p, TwinFrameSource)
 	if err != nil {
@@ -473,10 +473,7 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 		}
 		return nil
 	}
-	full := 255.0 // grey, the V4L2 default format
-	if b.Format == "y16" {
-		full = 65535
-	}
+	full := c.full // the format's: V4L2 grey or y16, a GenICam pixel format
 	m, err := camera.NewMemory(w, h, time.Millisecond, full, frame)
 	if err != nil {
 		return nil, TwinInfo{}, p.Errorf("backend", "%w", err)
@@ -486,7 +483,7 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 		return nil, TwinInfo{}, err
 	}
 	exp := c.Exposure
-	notes := []string{fmt.Sprintf("camera %s replaced by a %d×%d memory source showing the twin scene in the ROI %v (1 ms reference exposure, clipped at %g ADU)", b.Path, w, h, roi, full)}
+	notes := []string{fmt.Sprintf("camera %s replaced by a %d×%d memory source showing the twin scene in the ROI %v (1 ms reference exposure, clipped at %g ADU)", c.name, w, h, roi, full)}
 	if exp == 0 {
 		exp = time.Millisecond
 		notes = append(notes, "exposure not set: the device keeps its own; the twin's is 1 ms")
