@@ -25,6 +25,7 @@ type probeFlags struct {
 	ports      bool
 	monitors   bool
 	x11Display string
+	cameras    bool
 	tcp        string
 	serial     string
 	usbtmc     string
@@ -47,6 +48,7 @@ instrument for its identity:
   insitu probe --serial /dev/ttyUSB0 --baud 9600 --terminator CR
   insitu probe --usbtmc /dev/usbtmc0
   insitu probe --monitors                  # the X display's monitors, for an SLM window
+  insitu probe --cameras                   # GenICam cameras (builds with Aravis)
 
 or open every device of a run or training config, as a run would, and check
 it against the config:
@@ -70,6 +72,9 @@ With no flag it lists the ports.`,
 			if f.monitors {
 				return probeMonitors(cmd.Context(), cmd.OutOrStdout(), f.x11Display)
 			}
+			if f.cameras {
+				return probeCameras(cmd.Context(), cmd.OutOrStdout(), f.timeout)
+			}
 			return probe(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}
@@ -79,6 +84,7 @@ With no flag it lists the ports.`,
 	fl.BoolVar(&f.ports, "ports", false, "list serial ports")
 	fl.BoolVar(&f.monitors, "monitors", false, "list the X display's monitors (name, geometry, primary) for an SLM's display: {type: x11}")
 	fl.StringVar(&f.x11Display, "x11-display", "", "with --monitors: the X display (default $DISPLAY)")
+	fl.BoolVar(&f.cameras, "cameras", false, "list GenICam cameras (GigE Vision, USB3 Vision) through Aravis")
 	fl.StringVar(&f.tcp, "tcp", "", "ask the instrument at this LXI address (host[:port])")
 	fl.StringVar(&f.serial, "serial", "", "ask the instrument on this serial port")
 	fl.StringVar(&f.usbtmc, "usbtmc", "", "ask the instrument on this USBTMC device")
