@@ -5,7 +5,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all build install build-openblas test test-openblas fmt-check vet bench demo study compare reproduce fuzz image slurm-test docs clean
+.PHONY: all build install build-openblas build-aravis test test-openblas test-aravis fmt-check vet bench demo study compare reproduce fuzz image slurm-test docs clean
 
 all: build
 
@@ -25,13 +25,36 @@ install: build
 	fi
 
 # The same binary with large matrix products in OpenBLAS (cgo; Debian's
-# libopenblas-dev). See docs/performance.md.
+# libopenblas-dev). See docs/performance.md. TAGS adds build tags:
+# make build-openblas TAGS=aravis is both.
 build-openblas:
-	CGO_ENABLED=1 $(GO) build -tags openblas -o $(BIN) ./cmd/insitu
+	CGO_ENABLED=1 $(GO) build -tags "openblas $(TAGS)" -o $(BIN) ./cmd/insitu
 
 # The surrogate and the loop under the openblas build.
 test-openblas:
 	CGO_ENABLED=1 $(GO) test -tags openblas -count=1 ./surrogate/... ./loop/...
+
+# The binary with GenICam cameras (GigE Vision, USB3 Vision) through Aravis
+# 0.8 (cgo; Debian's libaravis-dev, whose aravis-0.8.pc also needs
+# libusb-1.0-0-dev). See docs/bench.md. make build-aravis TAGS=openblas
+# is both.
+ARAVIS_PC = @pkg-config --exists aravis-0.8 2>/dev/null || { \
+	echo "Aravis 0.8 not found by pkg-config: apt-get install libaravis-dev libusb-1.0-0-dev pkg-config"; \
+	pkg-config --print-errors --exists aravis-0.8; exit 1; }
+build-aravis:
+	$(ARAVIS_PC)
+	CGO_ENABLED=1 $(GO) build -tags "aravis $(TAGS)" -o $(BIN) ./cmd/insitu
+
+# The GenICam driver and the commands on it, against Aravis' fake GigE
+# Vision camera on loopback (aravis-tools). Without libaravis or the fake
+# camera they are skipped, or fail when CI is set.
+test-aravis:
+	@if ! pkg-config --exists aravis-0.8 2>/dev/null; then \
+		if [ -n "$$CI" ]; then echo "test-aravis: Aravis 0.8 not found by pkg-config (libaravis-dev, libusb-1.0-0-dev)"; exit 1; fi; \
+		echo "test-aravis: skipped: Aravis 0.8 not found by pkg-config (apt-get install libaravis-dev libusb-1.0-0-dev aravis-tools)"; exit 0; \
+	fi; \
+	CGO_ENABLED=1 $(GO) test -race -count=1 -tags aravis ./instruments/camera/... ./instruments/rig/... && \
+	CGO_ENABLED=1 $(GO) test -race -count=1 -tags aravis -run 'GenICam|Camera|Probe' ./cmd/insitu/...
 
 # gofmt check, go vet, then every test under the race detector.
 test: fmt-check vet
