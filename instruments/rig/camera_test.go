@@ -2,6 +2,7 @@ package rig
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -142,7 +143,15 @@ func TestGenICamConfigChecks(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming the file, the key and %q", c.extra, err, c.want)
 		}
 	}
-	src := strings.Replace(genicamRig("127.0.0.1", ", pixel_format: Mono12"), ", pixel_format: Mono8", "", 1)
+	// Image mode without a roi or a camera-side size: the outputs are
+	// pixels only the camera can count.
+	src := strings.Replace(genicamRig("127.0.0.1", ""), "width: 64, height: 48, ", "", 1)
+	src = strings.Replace(src, "    roi: [8, 8, 16, 16]\n", "", 1)
+	src = strings.Replace(src, "parts:", "twin: true\nparts:", 1)
+	if _, err := insitu.Describe(context.Background(), blackbox(t, src)); !errors.Is(err, insitu.ErrNeedsDevice) || !strings.Contains(err.Error(), "genicam(127.0.0.1) only tells when it is opened") {
+		t.Errorf("image mode of a camera of unknown size: %v", err)
+	}
+	src = strings.Replace(genicamRig("127.0.0.1", ", pixel_format: Mono12"), ", pixel_format: Mono8", "", 1)
 	tw, err := NewTwin(context.Background(), blackbox(t, src))
 	if err != nil {
 		t.Fatal(err)
