@@ -44,17 +44,18 @@ func TestGenICamRig(t *testing.T) {
 		}
 		at := map[string]time.Time{}
 		for _, m := range tr.Marks() {
-			if m.Part != "cam" {
-				t.Errorf("mark %+v from another part", m)
-			}
-			at[m.Event] = m.At
+			at[m.Part+" "+m.Event] = m.At
 		}
-		start, end, measured := at[insitu.MarkExposureStart], at[insitu.MarkExposureEnd], at[insitu.MarkMeasured]
-		if start.IsZero() || end.Sub(start) != 10*time.Millisecond || measured.Before(start) {
-			t.Errorf("query %d: marks %v", q, tr.Marks())
+		shown, settled := at["slm "+insitu.MarkShown], at["slm "+insitu.MarkSettled]
+		start, end, measured := at["cam "+insitu.MarkExposureStart], at["cam "+insitu.MarkExposureEnd], at["cam "+insitu.MarkMeasured]
+		if shown.IsZero() || settled.IsZero() || start.IsZero() || end.Sub(start) != 10*time.Millisecond || measured.Before(start) {
+			t.Fatalf("query %d: marks %v", q, tr.Marks())
 		}
-		if start.Before(applied.Add(20 * time.Millisecond)) {
-			t.Errorf("query %d: exposure began %v after the pattern was applied, before the 20 ms settle ended", q, start.Sub(applied))
+		// The camera's timestamp against the host's clock: the exposure
+		// began after the pattern was shown and the 20 ms settle passed.
+		if start.Before(settled) || settled.Sub(shown) < 20*time.Millisecond || shown.Before(applied) {
+			t.Errorf("query %d: shown %v, settled %v, exposure began %v after the query began",
+				q, shown.Sub(applied), settled.Sub(applied), start.Sub(applied))
 		}
 	}
 	if err := r.SafeState(context.Background()); err != nil {

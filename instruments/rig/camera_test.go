@@ -63,9 +63,14 @@ parts:
 	if y[0] != 60 || y[1] != 3 {
 		t.Errorf("outputs %v, want [60 3]", y)
 	}
-	marks := tr.Marks()
-	if len(marks) != 1 || marks[0].Part != "cam" || marks[0].Event != insitu.MarkMeasured || marks[0].At.Before(before) {
-		t.Errorf("marks %+v, want cam measured (a memory camera has no exposure times)", marks)
+	var marks []insitu.Mark
+	for _, m := range tr.Marks() {
+		if m.Part == "cam" {
+			marks = append(marks, m)
+		}
+	}
+	if len(marks) != 1 || marks[0].Event != insitu.MarkMeasured || marks[0].At.Before(before) {
+		t.Errorf("camera marks %+v, want measured only (a memory camera has no exposure times)", marks)
 	}
 
 	// Described as built, and as the twin builds it.

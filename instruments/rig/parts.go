@@ -81,18 +81,14 @@ const SaturatedOutput = "saturated"
 
 // Camera is a camera as a sensor. Its Measure reports the exposure's
 // start and end and the measurement's arrival to the query's trace
-// (insitu.MarkQuery) under the part's name in the rig.
+// (insitu.MarkQuery; the rig files them under the part's name).
 type Camera struct {
 	cam       camera.Camera
 	mode      string
 	regions   []image.Rectangle
 	names     []string
-	saturated bool   // the last output is the saturated-pixel count
-	part      string // the part's name in its rig, for the trace
+	saturated bool // the last output is the saturated-pixel count
 }
-
-// setPartName implements partNamer.
-func (c *Camera) setPartName(name string) { c.part = name }
 
 // NewCamera makes a sensor of cam measuring in mode (MeasureSum when
 // empty); regions are used by MeasureRegions and must lie in the ROI.
@@ -157,10 +153,10 @@ func (c *Camera) Measure(ctx context.Context) ([]float64, error) {
 		return nil, err
 	}
 	if !img.Start.IsZero() {
-		insitu.MarkQuery(ctx, c.part, insitu.MarkExposureStart, img.Start)
-		insitu.MarkQuery(ctx, c.part, insitu.MarkExposureEnd, img.End)
+		insitu.MarkQuery(ctx, "", insitu.MarkExposureStart, img.Start)
+		insitu.MarkQuery(ctx, "", insitu.MarkExposureEnd, img.End)
 	}
-	insitu.MarkQuery(ctx, c.part, insitu.MarkMeasured, time.Now())
+	insitu.MarkQuery(ctx, "", insitu.MarkMeasured, time.Now())
 	var y []float64
 	switch c.mode {
 	case MeasureImage:

@@ -39,10 +39,6 @@ type Sensor interface {
 	Measure(ctx context.Context) ([]float64, error)
 }
 
-// partNamer is a part that reports under its name in the rig (marks in
-// the query's trace); New tells it.
-type partNamer interface{ setPartName(string) }
-
 // Settler is an actuator that needs time after Apply before a measurement
 // means anything (an SLM's liquid crystal, a DAC's filter).
 type Settler interface {
@@ -110,9 +106,6 @@ func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
 	r := &Rig{settle: settle, parts: parts, spec: spec}
 	off := 0
 	for i, c := range parts {
-		if pn, ok := c.Part.(partNamer); ok {
-			pn.setPartName(c.Name)
-		}
 		if n := views[i].in.Dim(); n > 0 {
 			r.acts = append(r.acts, actSlot{c: c, a: c.Part.(Actuator), off: off, n: n, i: i})
 			off += n
