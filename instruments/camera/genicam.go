@@ -324,6 +324,8 @@ type rawFrame struct {
 	Data      []byte
 }
 
+const statusCleared = 1 // ArvBufferStatus CLEARED: never filled
+
 var bufferStatus = []string{"success", "cleared", "timeout (packets missing when the frame was given up)",
 	"missing packets", "wrong packet ID", "size mismatch (the frame is larger than the buffer)", "filling", "aborted"}
 
@@ -974,6 +976,13 @@ func (g *GenICam) grab(ctx context.Context, dst []float64, first bool) (err erro
 			return err
 		}
 		f := b.frame()
+		if f.Status == statusCleared {
+			// Aravis gives a buffer back unfilled when a packet arrives
+			// that belongs to no frame it can size (a trailer without its
+			// leader): no frame, nothing to count.
+			g.cam.push(b)
+			continue
+		}
 		g.note(f.ID)
 		arrived++
 		fresh := !seenBefore || newerID(f.ID, before)
