@@ -57,7 +57,7 @@ func (j *Journal) LatestCheckpoint(ctx context.Context) (iteration int, parts ma
 			return err
 		}
 		sum := "sum"
-		if !j.sums {
+		if !j.querySums() {
 			sum = "NULL"
 		}
 		rows, err := c.QueryContext(ctx, "SELECT name, data, "+sum+" FROM checkpoint_parts WHERE checkpoint_id = ?", id)
@@ -73,7 +73,7 @@ func (j *Journal) LatestCheckpoint(ctx context.Context) (iteration int, parts ma
 			if err := rows.Scan(&name, &data, &sum); err != nil {
 				return err
 			}
-			if j.sums {
+			if j.querySums() {
 				if err := checkPart(id, name, data, sum); err != nil {
 					return err
 				}

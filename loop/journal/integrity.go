@@ -124,6 +124,8 @@ type storedQuery struct {
 	startedAt  int64
 	finishedAt sql.NullInt64
 	remeasured bool
+	rejected   bool
+	marks      sql.NullString
 	intentSum  sql.NullInt64
 	resultSum  sql.NullInt64
 }
@@ -155,6 +157,15 @@ func (r *storedQuery) resultChecksum() int64 {
 	s.real(r.objective)
 	s.nullText(r.err)
 	s.nullInt(r.finishedAt)
+	// The columns of version 3 count only when set, so that the sums of
+	// the rows a version 2 journal wrote stay what they were.
+	if r.rejected {
+		s.tag('r', 1)
+	}
+	if r.marks.Valid {
+		s.tag('m', uint64(len(r.marks.String)))
+		s.crc = crc32.Update(s.crc, castagnoli, []byte(r.marks.String))
+	}
 	return s.sum()
 }
 
@@ -177,15 +188,25 @@ func (r *storedQuery) check(sums bool) error {
 	return nil
 }
 
-// queryColumns is what scanQuery reads, in its order. A version 1 journal
-// has no remeasured or checksum columns: it reads what they would hold.
+// queryColumns is what scanQuery reads, in its order. An older journal
+// lacks some columns: it reads what they would hold (version 1 has no
+// remeasured flag or checksums, version 2 no rejected flag or marks).
 func (j *Journal) queryColumns() string {
 	const common = "id, iteration, slot, role, status, key, x, y, y IS NOT NULL, objective, error, started_at, finished_at, "
-	if !j.sums {
-		return common + "status = 'remeasured', NULL, NULL"
+	switch {
+	case j.version < 2:
+		return common + "status = 'remeasured', NULL, NULL, 0, NULL"
+	case j.version < 3:
+		return common + "remeasured, intent_sum, result_sum, 0, NULL"
 	}
-	return common + "remeasured, intent_sum, result_sum"
+	return common + "remeasured, intent_sum, result_sum, rejected, marks"
 }
+
+// querySums reports whether the journal's queries and checkpoints carry
+// checksums (version 2 on); rowSums whether every other row does too
+// (version 3 on).
+func (j *Journal) querySums() bool { return j.version >= 2 }
+func (j *Journal) rowSums() bool   { return j.version >= 3 }
 
 // scanQuery reads a row selected with queryColumns. Its x and y are only
 // valid until the next row is read: the BLOBs are not copied again.
@@ -193,7 +214,7 @@ func scanQuery(rows *sql.Rows) (storedQuery, error) {
 	var r storedQuery
 	var x, y sql.RawBytes
 	err := rows.Scan(&r.id, &r.iteration, &r.slot, &r.role, &r.status, &r.key, &x, &y, &r.yValid,
-		&r.objective, &r.err, &r.startedAt, &r.finishedAt, &r.remeasured, &r.intentSum, &r.resultSum)
+		&r.objective, &r.err, &r.startedAt, &r.finishedAt, &r.remeasured, &r.intentSum, &r.resultSum, &r.rejected, &r.marks)
 	r.x, r.y = x, y
 	return r, err
 }
@@ -217,11 +238,12 @@ func checkPart(checkpoint int64, name string, data []byte, sum sql.NullInt64) er
 }
 
 // Verify checks the whole journal: SQLite's integrity check of the file's
-// structure, then every stored query and checkpoint part against its
-// checksum. It returns the first problem, naming the row; the error matches
-// ErrCorrupt when the file is damaged. Open calls it, so a resume refuses a
-// damaged journal before any device is opened. A version 1 journal opened
-// read-only has no checksums: only its structure is checked.
+// structure, then every stored row against its checksum: meta (the config
+// among them), queries, events, iteration records and checkpoint parts. It
+// returns the first problem, naming the row; the error matches ErrCorrupt
+// when the file is damaged. Open calls it, so a resume refuses a damaged
+// journal before any device is opened. An older journal opened read-only
+// is checked for what its version has checksums for.
 func (j *Journal) Verify(ctx context.Context) error {
 	return j.read(ctx, "verify", j.verifyLocked)
 }
@@ -230,8 +252,13 @@ func (j *Journal) verifyLocked(ctx context.Context, c *sql.Conn) error {
 	if err := integrityCheck(ctx, c); err != nil {
 		return err
 	}
-	if !j.sums {
+	if !j.querySums() {
 		return nil
+	}
+	if j.rowSums() {
+		if err := j.verifyMeta(ctx, c); err != nil {
+			return err
+		}
 	}
 	rows, err := c.QueryContext(ctx, "SELECT "+j.queryColumns()+" FROM queries ORDER BY id")
 	if err != nil {
@@ -249,6 +276,14 @@ func (j *Journal) verifyLocked(ctx context.Context, c *sql.Conn) error {
 	}
 	if err := rows.Err(); err != nil {
 		return markCorrupt(err)
+	}
+	if j.rowSums() {
+		if err := j.scanEvents(ctx, c, func(*storedEvent) error { return nil }); err != nil {
+			return markCorrupt(err)
+		}
+		if err := j.scanIterations(ctx, c, func(*storedIteration) error { return nil }); err != nil {
+			return markCorrupt(err)
+		}
 	}
 	parts, err := c.QueryContext(ctx, "SELECT checkpoint_id, name, data, sum FROM checkpoint_parts ORDER BY checkpoint_id, name")
 	if err != nil {
@@ -270,6 +305,37 @@ func (j *Journal) verifyLocked(ctx context.Context, c *sql.Conn) error {
 		}
 	}
 	return markCorrupt(parts.Err())
+}
+
+// verifyMeta checks every meta row, and that the rows a journal always has
+// are there.
+func (j *Journal) verifyMeta(ctx context.Context, c *sql.Conn) error {
+	rows, err := c.QueryContext(ctx, "SELECT key, value, sum FROM meta")
+	if err != nil {
+		return markCorrupt(err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var k, v string
+		var sum sql.NullInt64
+		if err := rows.Scan(&k, &v, &sum); err != nil {
+			return markCorrupt(err)
+		}
+		if err := j.checkMeta(k, v, sum); err != nil {
+			return err
+		}
+		seen[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return markCorrupt(err)
+	}
+	for _, k := range []string{keySchema, keyVersion, keyMethod, keyKind, keySeed, keyDirection, keyCreated, keyStatus, keyStop, keyConfig, keyConfigHash} {
+		if !seen[k] {
+			return corruptf("meta %s: the row is missing", k)
+		}
+	}
+	return nil
 }
 
 // IntegrityCheck runs SQLite's integrity check of the file's structure and

@@ -20,10 +20,10 @@ import (
 // FileName is the journal's file name inside a run directory.
 const FileName = "journal.db"
 
-// SchemaVersion is the layout this package writes. It also reads version
-// 1, which has no checksums: Open migrates such a journal, OpenReadOnly
-// reads it unverified.
-const SchemaVersion = 2
+// SchemaVersion is the layout this package writes. It also reads versions
+// 1 (no checksums) and 2 (checksums on queries and checkpoints only): Open
+// migrates such a journal, OpenReadOnly reads what it lacks unverified.
+const SchemaVersion = 3
 
 var (
 	// ErrExists: Create was given a directory that already holds a journal.
@@ -79,6 +79,15 @@ type Meta struct {
 	Direction Direction // Minimize when empty
 	Created   time.Time // now when zero
 	Status    RunStatus // RunRunning when empty
+	// Stop is why the run ended, as SetStatus recorded it: "" while it
+	// runs and in journals older than schema version 3.
+	Stop string
+	// ConfigHash is the SHA-256 of the resolved config, in hex; Create
+	// computes it (ConfigHash), and it is "" in older journals.
+	ConfigHash string
+	// Description is what the run measures (Describe reads it back). Create
+	// stores it when it is set; SetDescription can store it later.
+	Description *Description
 }
 
 // SyncPolicy chooses when Finish is committed.
@@ -143,7 +152,7 @@ type Journal struct {
 	path     string
 	opts     options
 	readOnly bool
-	sums     bool // rows carry checksums (schema version 2); set before the journal is shared
+	version  int  // schema version of the file; set before the journal is shared
 
 	// rolledBack is set by SQLite's rollback hook: the transaction SQLite
 	// had open is gone, whether or not inTx knows it yet.
@@ -245,7 +254,7 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 		removeTmp()
 		return fail(err)
 	}
-	j.sums = true
+	j.version = SchemaVersion
 	if err := j.initSchema(meta, configYAML); err != nil { // already names the journal and "create"
 		j.closeConn()
 		removeTmp()
@@ -274,7 +283,7 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 	if j, err = open(path, o, false); err != nil {
 		return fail(err)
 	}
-	j.sums = true
+	j.version = SchemaVersion
 	return j, nil
 }
 
@@ -322,13 +331,15 @@ func openDir(dir string, readOnly bool, opts []Option) (*Journal, error) {
 		j.closeConn()
 		return fail(err)
 	}
-	j.sums = version >= 2
+	j.version = version
 	if !readOnly {
 		// A resume must not touch the device on a damaged journal: check
 		// the whole file first, and give an old journal its checksums.
 		ctx := context.Background()
-		if version < 2 {
-			if err := integrityCheck(ctx, j.conn); err != nil {
+		if version < SchemaVersion {
+			// What the old version has checksums for is checked before the
+			// migration vouches for the rest.
+			if err := j.verifyLocked(ctx, j.conn); err != nil {
 				j.closeConn()
 				return fail(err)
 			}

@@ -143,6 +143,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 			wm := testMeta()
 			wm.Status = RunInterrupted
+			wm.ConfigHash = ConfigHash(config)
 			if !m.Created.Equal(wm.Created) {
 				t.Errorf("created %v, want %v", m.Created, wm.Created)
 			}

@@ -31,7 +31,7 @@ type Summary struct {
 func (j *Journal) Summary(ctx context.Context) (Summary, error) {
 	s := Summary{Dir: j.Dir(), Best: math.NaN()}
 	err := j.read(ctx, "summary", func(ctx context.Context, c *sql.Conn) error {
-		kv, err := readMeta(ctx, c)
+		kv, err := j.readMeta(ctx, c)
 		if err != nil {
 			return err
 		}

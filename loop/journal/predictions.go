@@ -15,9 +15,13 @@ const KindPrediction = "prediction"
 // query's result, in the same transaction under SyncPerIteration, as an
 // event of kind KindPrediction whose value is the error.
 func (j *Journal) Prediction(ctx context.Context, id int64, e float64) error {
+	r := storedEvent{
+		time:  time.Now().UnixNano(),
+		kind:  KindPrediction,
+		value: sql.NullFloat64{Float64: e, Valid: true},
+		query: sql.NullInt64{Int64: id, Valid: true},
+	}
 	return j.write(ctx, "prediction", batched, func(ctx context.Context, c *sql.Conn) error {
-		_, err := c.ExecContext(ctx, "INSERT INTO events (time, kind, detail, name, value, query_id) VALUES (?, ?, '', NULL, ?, ?)",
-			time.Now().UnixNano(), KindPrediction, e, id)
-		return err
+		return insertEvent(ctx, c, r)
 	})
 }

@@ -36,7 +36,7 @@ type QueryStatus string
 const (
 	StatusStarted    QueryStatus = "started"    // intent committed, no result (yet, or lost in a crash)
 	StatusDone       QueryStatus = "done"       // result recorded
-	StatusFailed     QueryStatus = "failed"     // the device or the guard returned an error
+	StatusFailed     QueryStatus = "failed"     // the device or the guard returned an error (Query.Rejected tells which)
 	StatusRemeasured QueryStatus = "remeasured" // started before a crash, measured again on resume
 )
 
@@ -77,8 +77,37 @@ type Query struct {
 	Y          []float64 // nil while started, and when a failure had no output
 	Objective  float64   // NaN while unknown
 	Err        string    // the failure, for StatusFailed
-	StartedAt  time.Time
-	FinishedAt time.Time // zero while started
+	// Rejected is set on a failed query that the guard refused before any
+	// device was touched (a non-finite or out-of-bounds input, a step over
+	// the slew limit, the budget spent): the refusal is its result, and a
+	// resume does not try it again.
+	Rejected   bool
+	StartedAt  time.Time // when Begin committed the intent
+	FinishedAt time.Time // when its outcome was recorded; zero while started
+	// Marks are the instants the black box reported while it answered
+	// (insitu.MarkQuery), with the loop's own MarkStart and MarkEnd, in the
+	// order they were made; nil in journals older than schema version 3.
+	Marks []Mark
+}
+
+// Mark is one named instant of a query: Event is one of insitu's Mark*
+// names (written, shown, settled, exposure_start, exposure_end, measured)
+// or the loop's start and end; Part the rig part that made it, "" for the
+// whole black box.
+type Mark struct {
+	Part  string
+	Event string
+	At    time.Time
+}
+
+// Outcome is what became of a query: its output and objective, or the
+// error that stopped it, and the marks of its timing.
+type Outcome struct {
+	Y         []float64 // nil when the query failed without an output
+	Objective float64   // NaN when unknown
+	Err       error     // the failure; nil for a result
+	Rejected  bool      // Err is the guard's refusal, made before any device was touched
+	Marks     []Mark
 }
 
 // Begin commits the intent to make query q (status started) and returns its
@@ -174,11 +203,17 @@ func (j *Journal) begin(ctx context.Context, op string, qs []Intent) ([]int64, e
 // committed now under SyncEvery, or by the next Sync under SyncPerIteration.
 // Only a started query can be finished.
 func (j *Journal) Finish(ctx context.Context, id int64, y []float64, objective float64, err error) error {
+	return j.FinishOutcome(ctx, id, Outcome{Y: y, Objective: objective, Err: err})
+}
+
+// FinishOutcome is Finish with the whole outcome: a refusal of the guard
+// (Rejected) and the query's marks.
+func (j *Journal) FinishOutcome(ctx context.Context, id int64, o Outcome) error {
 	status := StatusDone
-	if err != nil {
+	if o.Err != nil {
 		status = StatusFailed
 	}
-	return j.finish(ctx, "finish", id, status, false, y, objective, err)
+	return j.finish(ctx, "finish", id, status, false, o)
 }
 
 // Remeasure records the result of measuring again a query found started on
@@ -186,25 +221,35 @@ func (j *Journal) Finish(ctx context.Context, id int64, y []float64, objective f
 // started_at kept, and the query marked remeasured either way (see
 // QueryCounts). Durability is as for Finish.
 func (j *Journal) Remeasure(ctx context.Context, id int64, y []float64, objective float64, err error) error {
-	status := StatusRemeasured
-	if err != nil {
-		status = StatusFailed
-	}
-	return j.finish(ctx, "remeasure", id, status, true, y, objective, err)
+	return j.RemeasureOutcome(ctx, id, Outcome{Y: y, Objective: objective, Err: err})
 }
 
-func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryStatus, remeasure bool, y []float64, objective float64, qerr error) error {
-	if qerr == nil && y == nil {
+// RemeasureOutcome is Remeasure with the whole outcome.
+func (j *Journal) RemeasureOutcome(ctx context.Context, id int64, o Outcome) error {
+	status := StatusRemeasured
+	if o.Err != nil {
+		status = StatusFailed
+	}
+	return j.finish(ctx, "remeasure", id, status, true, o)
+}
+
+func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryStatus, remeasure bool, o Outcome) error {
+	if o.Err == nil && o.Y == nil {
 		return j.errorf(op+fmt.Sprintf(" query %d", id), errors.New("a result without y: pass an error or the output"))
+	}
+	if o.Rejected && o.Err == nil {
+		return j.errorf(op+fmt.Sprintf(" query %d", id), errors.New("a rejection without the guard's error"))
 	}
 	// r is the row's result as SQLite will return it, which its checksum
 	// covers: a NaN objective is stored as NULL, -0 as +0.
-	r := storedQuery{status: string(status), remeasured: remeasure, finishedAt: sql.NullInt64{Int64: time.Now().UnixNano(), Valid: true}}
-	var yb, obj, msg any
-	if y != nil {
-		r.y, r.yValid = EncodeFloats(y), true
+	r := storedQuery{status: string(status), remeasured: remeasure, rejected: o.Rejected,
+		finishedAt: sql.NullInt64{Int64: time.Now().UnixNano(), Valid: true}}
+	var yb, obj, msg, marks any
+	if o.Y != nil {
+		r.y, r.yValid = EncodeFloats(o.Y), true
 		yb = r.y
 	}
+	objective := o.Objective
 	if !math.IsNaN(objective) {
 		if objective == 0 {
 			objective = 0
@@ -212,9 +257,13 @@ func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryS
 		r.objective = sql.NullFloat64{Float64: objective, Valid: true}
 		obj = objective
 	}
-	if qerr != nil {
-		r.err = sql.NullString{String: qerr.Error(), Valid: true}
+	if o.Err != nil {
+		r.err = sql.NullString{String: o.Err.Error(), Valid: true}
 		msg = r.err.String
+	}
+	if len(o.Marks) > 0 {
+		r.marks = sql.NullString{String: encodeMarks(o.Marks), Valid: true}
+		marks = r.marks.String
 	}
 	mode := commitNow
 	if j.opts.sync == SyncPerIteration {
@@ -222,9 +271,9 @@ func (j *Journal) finish(ctx context.Context, op string, id int64, status QueryS
 	}
 	return j.write(ctx, fmt.Sprintf("%s query %d", op, id), mode, func(ctx context.Context, c *sql.Conn) error {
 		res, err := c.ExecContext(ctx,
-			`UPDATE queries SET status = ?, remeasured = ?, y = ?, objective = ?, error = ?, finished_at = ?, result_sum = ?
+			`UPDATE queries SET status = ?, remeasured = ?, y = ?, objective = ?, error = ?, finished_at = ?, rejected = ?, marks = ?, result_sum = ?
 			WHERE id = ? AND status = ?`,
-			r.status, r.remeasured, yb, obj, msg, r.finishedAt.Int64, r.resultChecksum(), id, string(StatusStarted))
+			r.status, r.remeasured, yb, obj, msg, r.finishedAt.Int64, r.rejected, marks, r.resultChecksum(), id, string(StatusStarted))
 		if err != nil {
 			return err
 		}
@@ -365,7 +414,7 @@ func (j *Journal) Dataset(ctx context.Context) (xs, ys [][]float64, err error) {
 func (j *Journal) QueryCounts(ctx context.Context) (begun, remeasured int, err error) {
 	err = j.read(ctx, "query counts", func(ctx context.Context, c *sql.Conn) error {
 		again := "SELECT COUNT(*) FROM queries WHERE remeasured = 1"
-		if !j.sums { // version 1: a failed remeasure is not marked
+		if !j.querySums() { // version 1: a failed remeasure is not marked
 			again = "SELECT COUNT(*) FROM queries WHERE status = 'remeasured'"
 		}
 		return c.QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM queries), ("+again+")").Scan(&begun, &remeasured)
@@ -386,7 +435,7 @@ func (j *Journal) scanQueries(ctx context.Context, c *sql.Conn, clause string, a
 		if err != nil {
 			return err
 		}
-		if err := r.check(j.sums); err != nil {
+		if err := r.check(j.querySums()); err != nil {
 			return err
 		}
 		if err := fn(&r); err != nil {
@@ -408,10 +457,16 @@ func (j *Journal) selectQueries(ctx context.Context, c *sql.Conn, clause string,
 			Remeasured: r.remeasured,
 			Key:        r.key.String,
 			Err:        r.err.String,
+			Rejected:   r.rejected,
 			Objective:  math.NaN(),
 			StartedAt:  time.Unix(0, r.startedAt),
 		}
 		var err error
+		if r.marks.Valid {
+			if q.Marks, err = decodeMarks(r.marks.String); err != nil {
+				return fmt.Errorf("query %d: marks: %w", q.ID, err)
+			}
+		}
 		if q.X, err = DecodeFloats(r.x); err != nil {
 			return fmt.Errorf("query %d: x: %w", q.ID, err)
 		}
