@@ -11,6 +11,9 @@ type Spec struct {
 	Name string   // kind or instrument name, used in errors and journals
 	In   Space    // every query must lie inside
 	Out  []string // names of the output components; len(Out) = m
+	// OutUnits are the outputs' units, one per output ("" where
+	// dimensionless or unknown), or empty when the box knows none.
+	OutUnits []string
 }
 
 // Validate checks the input space and that there is at least one output.
@@ -21,7 +24,18 @@ func (s Spec) Validate() error {
 	if len(s.Out) == 0 {
 		return fmt.Errorf("%s: no outputs", s.Name)
 	}
+	if len(s.OutUnits) != 0 && len(s.OutUnits) != len(s.Out) {
+		return fmt.Errorf("%s: %d output units for %d outputs", s.Name, len(s.OutUnits), len(s.Out))
+	}
 	return nil
+}
+
+// OutUnit returns the unit of output k, "" when the box knows none.
+func (s Spec) OutUnit(k int) string {
+	if k < len(s.OutUnits) {
+		return s.OutUnits[k]
+	}
+	return ""
 }
 
 // BlackBox is anything that maps an input vector to a measured output vector.

@@ -81,7 +81,7 @@ func describeByBuilding(ctx context.Context, p Params) (spec Spec, err error) {
 
 // clone returns a deep copy of s.
 func (s Spec) clone() Spec {
-	return Spec{Name: s.Name, In: s.In.Clone(), Out: clone(s.Out)}
+	return Spec{Name: s.Name, In: s.In.Clone(), Out: clone(s.Out), OutUnits: clone(s.OutUnits)}
 }
 
 // Describes reports whether kind has a Describer, that is whether it is

@@ -3,8 +3,11 @@ package loop
 import (
 	"bytes"
 	"context"
+	"encoding/gob"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/insitu-lab/insitu/loop/journal"
@@ -150,7 +153,7 @@ func (r *runner) restore(ctx context.Context, tr **surrogate.Trainer, data **sur
 func (e *evaluator) preload(ctx context.Context, n int) error {
 	for i := len(e.samples); i < n; i++ {
 		key := fmt.Sprintf("q%07d", i)
-		q, ok, err := e.j.Lookup(ctx, key)
+		q, _, ok, err := e.lookup(ctx, key)
 		if err != nil {
 			return err
 		}
@@ -161,6 +164,72 @@ func (e *evaluator) preload(ctx context.Context, n int) error {
 		if _, err := e.record(q.X, q.Y); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// CheckCheckpoint checks that the journal's latest checkpoint, if any, is
+// one a resume can continue from: every part decodes, and the surrogate's
+// weights, its trainer's state and the optimizer states are finite. It
+// needs no device and no config: a resume calls it before it opens one,
+// so that a bad checkpoint refuses the resume and leaves the run as it
+// was. Run and Train check the fit to their config when they restore it.
+func CheckCheckpoint(ctx context.Context, j *journal.Journal) error {
+	it, parts, ok, err := j.LatestCheckpoint(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	fail := func(err error) error { return fmt.Errorf("checkpoint of iteration %d: %w", it, err) }
+	var model *surrogate.Model
+	if b, ok := parts["model"]; ok {
+		if model, err = surrogate.Load(bytes.NewReader(b)); err != nil {
+			return fail(err)
+		}
+		if err := surrogate.CheckTrainerState(parts["trainer"], model); err != nil {
+			return fail(err)
+		}
+	}
+	finite := func(what string, vs ...[]float64) error {
+		for _, v := range vs {
+			for i, x := range v {
+				if math.IsNaN(x) || math.IsInf(x, 0) {
+					return fail(fmt.Errorf("%s[%d] is %v", what, i, x))
+				}
+			}
+		}
+		return nil
+	}
+	switch {
+	case parts["loop"] != nil:
+		var st loopState
+		if err := json.Unmarshal(parts["loop"], &st); err != nil {
+			return fail(err)
+		}
+		if model == nil {
+			return fail(errors.New("no surrogate model"))
+		}
+		for _, sl := range st.Slots {
+			if err := finite(fmt.Sprintf("the Adam state of the slot at query %d", sl.Sample), sl.M, sl.V); err != nil {
+				return err
+			}
+		}
+		var local rand.PCG
+		if err := local.UnmarshalBinary(parts["rng-local"]); err != nil {
+			return fail(fmt.Errorf("local random source: %w", err))
+		}
+	case parts["train"] != nil:
+		var st trainState
+		if err := gob.NewDecoder(bytes.NewReader(parts["train"])).Decode(&st); err != nil {
+			return fail(err)
+		}
+		if err := finite("θ", st.U); err != nil {
+			return err
+		}
+		if err := finite("θ's Adam state", st.AdamM, st.AdamV); err != nil {
+			return err
+		}
+	default:
+		return fail(errors.New("neither a run's nor a training's checkpoint"))
 	}
 	return nil
 }

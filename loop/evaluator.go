@@ -9,6 +9,7 @@ import (
 
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/safety"
 )
 
 // ErrBudget ends a run whose query budget is spent; Run treats it as a
@@ -18,6 +19,39 @@ var ErrBudget = errors.New("loop: query budget spent")
 // ErrDiverged means a resumed run asked for a different query than the
 // journal recorded under the same key: the config or the code changed.
 var ErrDiverged = errors.New("loop: the resumed run diverged from its journal")
+
+// RejectedError ends a run whose query the guard refused before any device
+// was touched (safety.IsRefusal): a non-finite or out-of-bounds input, a
+// step over the slew limit, the device budget spent. The refusal is
+// journaled as such (journal.Query.Rejected); Run and Train return their
+// result with Stop saying why, and no error: the run is over, and a resume
+// would be refused the same query again.
+type RejectedError struct {
+	Key string // the refused query's journal key
+	Err error  // the guard's refusal
+}
+
+func (e *RejectedError) Error() string { return fmt.Sprintf("the guard refused query %s: %v", e.Key, e.Err) }
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Marks the loop makes on every query, around its call of the black box
+// (the guard included: rate-limit waits fall between them); the black box
+// adds its own (insitu.MarkWritten and the rest) in between.
+const (
+	MarkStart = "start"
+	MarkEnd   = "end"
+)
+
+// attemptKey is the journal key of the attempt-th try of the query key: a
+// device fault (an instrument killed, a refused connection) fails one try,
+// and a resume tries again under the next key, so every try stays in the
+// journal and counts as a device query.
+func attemptKey(key string, attempt int) string {
+	if attempt <= 1 {
+		return key
+	}
+	return fmt.Sprintf("%s#%d", key, attempt)
+}
 
 // Sample is one measured query.
 type Sample struct {
@@ -45,6 +79,7 @@ type evaluator struct {
 	boxTime   time.Duration // total time inside box.Query
 
 	replayed, remeasured int
+	retried              int    // queries a device fault failed in an earlier session, tried again
 	unskipped            uint64 // queries served from the journal that the box has not been told of
 
 	// predict, when set, is the surrogate's prediction of a query's
@@ -172,6 +207,25 @@ func (e *evaluator) eval(ctx context.Context, role journal.Role, slot int, xs []
 	return indices, err
 }
 
+// lookup finds the latest try of the query key in the journal (see
+// attemptKey): ok is false when there is none, and attempt is its number.
+// Only a try that a device fault failed is followed by another.
+func (e *evaluator) lookup(ctx context.Context, key string) (q journal.Query, attempt int, ok bool, err error) {
+	for n := 1; ; n++ {
+		next, found, err := e.j.Lookup(ctx, attemptKey(key, n))
+		if err != nil {
+			return q, 0, false, err
+		}
+		if !found {
+			return q, n - 1, ok, nil
+		}
+		q, attempt, ok = next, n, true
+		if q.Status != journal.StatusFailed || q.Rejected {
+			return q, attempt, true, nil
+		}
+	}
+}
+
 func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []float64) (int, error) {
 	key := fmt.Sprintf("q%07d", len(e.samples))
 	var (
@@ -179,27 +233,37 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 		remeasure bool
 	)
 	if e.j != nil {
-		q, ok, err := e.j.Lookup(ctx, key)
+		q, attempt, ok, err := e.lookup(ctx, key)
 		if err != nil {
 			return 0, err
 		}
-		if ok {
-			if !sameBits(q.X, x) {
-				return 0, fmt.Errorf("%w: query %s (id %d) was made at a different x", ErrDiverged, key, q.ID)
-			}
-			switch q.Status {
-			case journal.StatusDone, journal.StatusRemeasured:
-				e.served()
-				return e.record(x, q.Y)
-			case journal.StatusFailed:
-				return 0, fmt.Errorf("query %s failed in the journaled run: %s", key, q.Err)
-			}
+		if ok && !sameBits(q.X, x) {
+			return 0, fmt.Errorf("%w: query %s (id %d) was made at a different x", ErrDiverged, q.Key, q.ID)
+		}
+		switch {
+		case !ok:
+			attempt = 0
+		case q.Status == journal.StatusDone || q.Status == journal.StatusRemeasured:
+			e.served()
+			return e.record(x, q.Y)
+		case q.Status == journal.StatusFailed && q.Rejected:
+			// The guard refused it before the device: it would again.
+			return 0, &RejectedError{Key: q.Key, Err: errors.New(q.Err)}
+		case q.Status == journal.StatusFailed:
+			// A device fault failed the last try; the fault may be
+			// cleared now. The failed try stays journaled, and counted.
+			e.retried++
+		default: // started: the result was lost in a crash
 			id, remeasure = q.ID, true
-		} else {
+		}
+		if !remeasure {
+			key = attemptKey(key, attempt+1)
 			id, err = e.j.Begin(ctx, journal.Intent{Iteration: e.iteration, Slot: slot, Role: role, Key: key, X: x})
 			if err != nil {
 				return 0, err
 			}
+		} else {
+			key = q.Key
 		}
 	}
 	if e.unskipped > 0 {
@@ -215,9 +279,15 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 	if e.predict != nil {
 		yhat = e.predict(x) // before the query: what the model expects
 	}
+	// A fresh trace for every query: a call the watchdog abandoned may
+	// still mark the trace it was given.
+	trace := new(insitu.QueryTrace)
+	qctx := insitu.WithQueryTrace(context.WithoutCancel(ctx), trace)
 	start := time.Now()
-	y, qerr := e.box.Query(context.WithoutCancel(ctx), x)
-	e.boxTime += time.Since(start)
+	y, qerr := e.box.Query(qctx, x)
+	end := time.Now()
+	e.boxTime += end.Sub(start)
+	rejected := qerr != nil && safety.IsRefusal(qerr)
 	f := math.NaN()
 	if qerr == nil {
 		f = e.obj.Value(y)
@@ -226,14 +296,18 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 		}
 	}
 	if e.j != nil {
-		finish := e.j.Finish
+		finish := e.j.FinishOutcome
 		if remeasure {
-			finish = e.j.Remeasure
+			finish = e.j.RemeasureOutcome
 			e.remeasured++
 		}
-		if err := finish(ctx, id, y, f, qerr); err != nil {
+		o := journal.Outcome{Y: y, Objective: f, Err: qerr, Rejected: rejected, Marks: queryMarks(start, end, trace)}
+		if err := finish(ctx, id, o); err != nil {
 			return 0, errors.Join(qerr, err)
 		}
+	}
+	if rejected {
+		return 0, &RejectedError{Key: key, Err: qerr}
 	}
 	if qerr != nil {
 		return 0, fmt.Errorf("query %s: %w", key, qerr)
@@ -254,6 +328,18 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 		}
 	}
 	return i, nil
+}
+
+// queryMarks is what the journal keeps of a query's timing: the loop's
+// start and end around the marks the black box made.
+func queryMarks(start, end time.Time, t *insitu.QueryTrace) []journal.Mark {
+	inner := t.Marks()
+	ms := make([]journal.Mark, 0, len(inner)+2)
+	ms = append(ms, journal.Mark{Event: MarkStart, At: start})
+	for _, m := range inner {
+		ms = append(ms, journal.Mark{Part: m.Part, Event: m.Event, At: m.At})
+	}
+	return append(ms, journal.Mark{Event: MarkEnd, At: end})
 }
 
 // served counts a query served from the journal: the device did answer it,

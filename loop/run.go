@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,9 +47,13 @@ type Result struct {
 	Best       Sample
 	Queries    int
 	Iterations []journal.Iteration
-	Stop       string // why the run ended: "iterations", "budget", "patience"
-	Replayed   int    // queries served from the journal (resume)
-	Remeasured int    // started-but-unrecorded queries measured again (resume)
+	// Stop is why the run ended: "iterations", "budget", "patience",
+	// "rejected: …" (the guard refused a query, see RejectedError), or the
+	// error that ended it.
+	Stop       string
+	Replayed   int // queries served from the journal (resume)
+	Remeasured int // started-but-unrecorded queries measured again (resume)
+	Retried    int // queries a device fault failed in an earlier session, tried again (resume)
 	Projected  int    // steps projected back into the box
 	Restored   int    // the checkpoint iteration a resumed run continued from; 0 if none
 	Model      *surrogate.Model
@@ -114,20 +119,29 @@ func Run(ctx context.Context, cfg Config, p Problem, j *journal.Journal, progres
 	}
 	res := &Result{
 		Queries: r.ev.n(), Iterations: r.iters, Stop: r.stop,
-		Replayed: r.ev.replayed, Remeasured: r.ev.remeasured, Projected: r.projected, Model: r.model,
+		Replayed: r.ev.replayed, Remeasured: r.ev.remeasured, Retried: r.ev.retried, Projected: r.projected, Model: r.model,
 		Restored: r.restored,
 	}
 	res.Best, _ = r.ev.Best()
-	if errors.Is(err, ErrBudget) || errors.Is(err, errStop) {
-		if res.Stop == "" {
-			res.Stop = "budget"
-		}
-		err = nil
-	}
-	if err == nil && res.Stop == "" {
-		res.Stop = "iterations"
-	}
+	res.Stop, err = stopReason(res.Stop, err)
 	return res, err
+}
+
+// stopReason is why a run or a training that ended with err stopped, and
+// the error left to return: a stop rule (the budget, patience) and the
+// guard's refusal of a query end it without an error; any other error is
+// the reason, as it is. stop is the stop rule that fired, if any.
+func stopReason(stop string, err error) (string, error) {
+	var rej *RejectedError
+	switch {
+	case errors.Is(err, ErrBudget) || errors.Is(err, errStop):
+		return cmp.Or(stop, "budget"), nil
+	case errors.As(err, &rej):
+		return "rejected: " + rej.Error(), nil
+	case err != nil:
+		return err.Error(), err
+	}
+	return cmp.Or(stop, "iterations"), nil
 }
 
 // errStop ends a run early (patience) without being an error.

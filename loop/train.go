@@ -65,7 +65,11 @@ type TrainResult struct {
 	Queries    int     // real-box queries
 	Replayed   int
 	Remeasured int
+	Retried    int // queries a device fault failed in an earlier session, tried again (resume)
 	Projected  int
+	// Stop is why the training ended: "epochs", "rejected: …" (the guard
+	// refused a query, see RejectedError), or the error that ended it.
+	Stop string
 	Restored   int              // the checkpoint epoch a resumed training continued from; 0 if none
 	Model      *surrogate.Model // the surrogate of the in-situ methods
 }
@@ -105,8 +109,9 @@ func Train(ctx context.Context, cfg TrainConfig, p TrainProblem, data TrainData,
 	err = t.run(ctx, progress)
 	res := &TrainResult{
 		Theta: t.theta(), Epochs: t.epochs, Confusion: t.confusion, Queries: t.ev.n(),
-		Replayed: t.ev.replayed, Remeasured: t.ev.remeasured, Projected: t.projected, Restored: t.restored,
+		Replayed: t.ev.replayed, Remeasured: t.ev.remeasured, Retried: t.ev.retried, Projected: t.projected, Restored: t.restored,
 	}
+	res.Stop, err = stopReason("epochs", err)
 	if t.tr != nil {
 		res.Model = t.tr.Model()
 	}

@@ -209,9 +209,10 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 	}
 
 	g.spec = insitu.Spec{
-		Name: spec.Name,
-		In:   spec.In.Narrowed(g.lo, g.hi),
-		Out:  slices.Clone(spec.Out),
+		Name:     spec.Name,
+		In:       spec.In.Narrowed(g.lo, g.hi),
+		Out:      slices.Clone(spec.Out),
+		OutUnits: slices.Clone(spec.OutUnits),
 	}
 	return g, nil
 }

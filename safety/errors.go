@@ -24,3 +24,18 @@ var (
 	// device call was still in flight past its grace.
 	ErrQueryInFlight = errors.New("safe state overlapped a device call")
 )
+
+// IsRefusal reports whether err is a refusal the guard made before any
+// device was touched: a non-finite or out-of-bounds input, a step over the
+// slew limit that it does not ramp, the budget spent. The same input gets
+// the same answer again, so a journal records it as such and a resume
+// does not retry it; a device error, a trip or an interruption is not a
+// refusal.
+func IsRefusal(err error) bool {
+	for _, stopped := range []error{ErrTripped, ErrInterlock, ErrWatchdog, ErrAborted, ErrClosed, ErrQueryInFlight} {
+		if errors.Is(err, stopped) { // whatever the cause it carries
+			return false
+		}
+	}
+	return errors.Is(err, ErrNonFinite) || errors.Is(err, ErrOutOfBounds) || errors.Is(err, ErrSlew) || errors.Is(err, ErrBudget)
+}

@@ -183,19 +183,38 @@ func (a *Adam) UnmarshalBinary(data []byte) error {
 	a.t = int(t)
 	a.m, a.v, a.m32, a.v32 = nil, nil, nil, nil
 	a.f32 = width == 4
+	diverged := func(i int, m, v float64) error {
+		if finite(m) && finite(v) && v >= 0 {
+			return nil
+		}
+		return fmt.Errorf("surrogate: Adam state of parameter %d is m = %v, v = %v: the training diverged before it was saved", i, m, v)
+	}
 	if a.f32 {
 		g := func(off int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(data[off:])) }
 		a.m32, a.v32 = make([]float32, n), make([]float32, n)
 		for i := range n {
 			a.m32[i] = g(adamHeader + 4*i)
 			a.v32[i] = g(adamHeader + 4*(n+i))
+			if err := diverged(i, float64(a.m32[i]), float64(a.v32[i])); err != nil {
+				return err
+			}
 		}
-		return nil
+	} else {
+		a.m, a.v = make([]float64, n), make([]float64, n)
+		for i := range n {
+			a.m[i] = f(adamHeader + 8*i)
+			a.v[i] = f(adamHeader + 8*(n+i))
+			if err := diverged(i, a.m[i], a.v[i]); err != nil {
+				return err
+			}
+		}
 	}
-	a.m, a.v = make([]float64, n), make([]float64, n)
-	for i := range n {
-		a.m[i] = f(adamHeader + 8*i)
-		a.v[i] = f(adamHeader + 8*(n+i))
+	for _, h := range []float64{a.LR, a.Beta1, a.Beta2, a.Eps} {
+		if !finite(h) {
+			return fmt.Errorf("surrogate: Adam state has hyperparameters %v, %v, %v, %v", a.LR, a.Beta1, a.Beta2, a.Eps)
+		}
 	}
 	return nil
 }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -44,6 +44,9 @@ var (
 	ErrTruncated    = errors.New("truncated surrogate file")
 	ErrChecksum     = errors.New("surrogate file checksum mismatch")
 	ErrParamCount   = errors.New("surrogate file parameter count mismatch")
+	// ErrNonFinite: the file is whole but holds a NaN or infinite weight
+	// (the model diverged before it was saved): it predicts nothing.
+	ErrNonFinite = errors.New("surrogate file holds a non-finite weight")
 )
 
 // fileError carries a specific message and one of the sentinel errors.
@@ -191,11 +194,33 @@ func Load(r io.Reader) (*Model, error) {
 	}
 	mlp := newMLPShape(nin, h.Out, arch)
 	mlp.net.decodeParams(data[filePrefix+int(hlen):])
+	if i, v, ok := nonFiniteWeight(mlp.net); ok {
+		return nil, &fileError{ErrNonFinite, fmt.Sprintf("non-finite weight: weight %d of %d is %v: the model diverged before it was saved", i, mlp.net.numParams(), v)}
+	}
 	m := newModel(s, mlp, h.InputScaling, h.OutputScaling)
 	copy(m.mean, h.OutMean)
 	copy(m.std, h.OutStd)
 	m.scaleSet = h.ScaleSet
 	return m, nil
+}
+
+// nonFiniteWeight finds the first NaN or infinite weight of n.
+func nonFiniteWeight(n network) (i int, v float64, ok bool) {
+	switch n := n.(type) {
+	case *net[float64]:
+		for i, v := range n.params {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return i, v, true
+			}
+		}
+	case *net[float32]:
+		for i, v := range n.params {
+			if w := float64(v); math.IsNaN(w) || math.IsInf(w, 0) {
+				return i, w, true
+			}
+		}
+	}
+	return 0, 0, false
 }
 
 func (h *fileHeader) validate(arch Arch, s insitu.Space) error {

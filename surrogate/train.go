@@ -632,36 +632,51 @@ func (t *Trainer) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary restores state written by MarshalBinary into a trainer
 // built for the same model shape.
 func (t *Trainer) UnmarshalBinary(data []byte) error {
+	src, adam, epochs, err := parseTrainerState(data, t.model.mlp.NumParams(), t.model.mlp.Precision())
+	if err != nil {
+		return err
+	}
+	*t.src = *src
+	t.adam = adam
+	t.epochs = epochs
+	return nil
+}
+
+// CheckTrainerState reports whether data is a trainer state that a trainer
+// of m could be restored from: whole, for m's parameters, and finite.
+func CheckTrainerState(data []byte, m *Model) error {
+	_, _, _, err := parseTrainerState(data, m.mlp.NumParams(), m.mlp.Precision())
+	return err
+}
+
+func parseTrainerState(data []byte, params int, prec Precision) (*rand.PCG, *Adam, int, error) {
 	if len(data) < 20 || string(data[:4]) != trainerMagic {
-		return errors.New("surrogate: not a trainer state")
+		return nil, nil, 0, errors.New("surrogate: not a trainer state")
 	}
 	if v := binary.LittleEndian.Uint32(data[4:]); v != trainerVersion {
-		return fmt.Errorf("surrogate: trainer state version %d, this build reads version %d", v, trainerVersion)
+		return nil, nil, 0, fmt.Errorf("surrogate: trainer state version %d, this build reads version %d", v, trainerVersion)
 	}
 	epochs := binary.LittleEndian.Uint64(data[8:])
 	ns := uint64(binary.LittleEndian.Uint32(data[16:]))
 	if ns > uint64(len(data)-20) {
-		return errors.New("surrogate: trainer state truncated")
+		return nil, nil, 0, errors.New("surrogate: trainer state truncated")
 	}
 	src := new(rand.PCG)
 	if err := src.UnmarshalBinary(data[20 : 20+ns]); err != nil {
-		return fmt.Errorf("surrogate: trainer random source: %w", err)
+		return nil, nil, 0, fmt.Errorf("surrogate: trainer random source: %w", err)
 	}
 	adam := new(Adam)
 	if err := adam.UnmarshalBinary(data[20+ns:]); err != nil {
-		return err
+		return nil, nil, 0, err
 	}
-	if adam.Len() != t.model.mlp.NumParams() {
-		return fmt.Errorf("surrogate: trainer state is for %d parameters, the model has %d", adam.Len(), t.model.mlp.NumParams())
+	if adam.Len() != params {
+		return nil, nil, 0, fmt.Errorf("surrogate: trainer state is for %d parameters, the model has %d", adam.Len(), params)
 	}
-	if p := t.model.mlp.Precision(); adam.Precision() != p {
-		return fmt.Errorf("surrogate: trainer state is for a %s model, the model is %s", adam.Precision(), p)
+	if adam.Precision() != prec {
+		return nil, nil, 0, fmt.Errorf("surrogate: trainer state is for a %s model, the model is %s", adam.Precision(), prec)
 	}
 	if epochs > math.MaxInt32 {
-		return fmt.Errorf("surrogate: trainer state has %d epochs", epochs)
+		return nil, nil, 0, fmt.Errorf("surrogate: trainer state has %d epochs", epochs)
 	}
-	*t.src = *src
-	t.adam = adam
-	t.epochs = int(epochs)
-	return nil
+	return src, adam, int(epochs), nil
 }

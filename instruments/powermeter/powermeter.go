@@ -171,6 +171,9 @@ func (pm *PM100) configure(ctx context.Context) error {
 // Identity returns the *IDN? reply read at open.
 func (pm *PM100) Identity() scpi.IDN { return pm.id }
 
+// Identify implements insitu.Identifier: the *IDN? reply read at open.
+func (pm *PM100) Identify(context.Context) (string, error) { return pm.id.String(), nil }
+
 // String names the meter and its port, as errors do.
 func (pm *PM100) String() string { return pm.cfg.Name + " " + pm.port }
 
@@ -230,6 +233,9 @@ func (pm *PM100) Power(ctx context.Context) (float64, error) {
 
 // Outputs names the sensor's one output (rig Sensor).
 func (pm *PM100) Outputs() []string { return []string{"power"} }
+
+// OutputUnits implements the rig's SensorUnits: the power is in watts.
+func (pm *PM100) OutputUnits() []string { return []string{"W"} }
 
 // Measure returns the power in watts (rig Sensor).
 func (pm *PM100) Measure(ctx context.Context) ([]float64, error) {

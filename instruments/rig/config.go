@@ -26,8 +26,9 @@ type PartFactory func(ctx context.Context, p insitu.Params, built map[string]Par
 // Out what a Sensor's Outputs return. A part that only senses has an empty
 // In; one that only acts, no Out.
 type PartSpec struct {
-	In  insitu.Space
-	Out []string
+	In       insitu.Space
+	Out      []string
+	OutUnits []string // the units of Out, as the open part's OutputUnits reports them (SensorUnits); none if it has none
 }
 
 // PartDescriber computes a part's PartSpec from its config section alone,
@@ -263,7 +264,7 @@ func describeParts(secs []section) ([]partView, error) {
 		case err != nil:
 			return nil, s.wrap(err)
 		}
-		views[i] = partView{name: s.name, lower: s.bounds.Lower, upper: s.bounds.Upper, in: ps.In, out: ps.Out}
+		views[i] = partView{name: s.name, lower: s.bounds.Lower, upper: s.bounds.Upper, in: ps.In, out: ps.Out, outUnits: ps.OutUnits}
 	}
 	if needs != nil {
 		return nil, needs
@@ -334,7 +335,7 @@ func factory(ctx context.Context, p insitu.Params) (_ insitu.BlackBox, err error
 			return nil, s.wrap(err)
 		}
 		built[s.name] = part
-		comps = append(comps, Component{Name: s.name, Part: part, Lower: s.bounds.Lower, Upper: s.bounds.Upper})
+		comps = append(comps, Component{Name: s.name, Part: part, Lower: s.bounds.Lower, Upper: s.bounds.Upper, Type: s.typ})
 	}
 	r, err := New(rc.Name, rc.Settle, comps...)
 	if err != nil {
@@ -443,7 +444,7 @@ func describeDAQ(p insitu.Params) (PartSpec, error) {
 		return PartSpec{}, err
 	}
 	lo, hi := c.Range()
-	return PartSpec{In: daqSpace(c.OutputNames(), lo, hi), Out: c.InputNames()}, nil
+	return PartSpec{In: daqSpace(c.OutputNames(), lo, hi), Out: c.InputNames(), OutUnits: volts(len(c.InputNames()))}, nil
 }
 
 type cameraBackend struct {

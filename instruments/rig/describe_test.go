@@ -623,3 +623,39 @@ func TestRegisterPartNeedsOpenAndDescribe(t *testing.T) {
 		}()
 	}
 }
+
+// TestRigDevicesAndUnits: a rig of SCPI instruments reports each part's
+// *IDN? reply, read from the instrument when it was opened, and the units
+// of its outputs; a part that has no identity says so.
+func TestRigDevicesAndUnits(t *testing.T) {
+	smuAddr, pmAddr := smuTwin(t), powerMeterTwin(t)
+	p := params(t, `
+kind: rig
+parts:
+  - {name: bias, type: smu, idn: "(?i)twin", transport: {type: lxi, lxi: {address: "`+smuAddr+`"}}, range: 2, compliance: 1e-4, step: 0.1}
+  - {name: pm, type: powermeter, idn: "(?i)twin", transport: {type: lxi, lxi: {address: "`+pmAddr+`"}}, wavelength: 700}
+  - {name: cam, type: camera, backend: {type: memory, source: `+zeros+`, width: 4, height: 4}, measure: sum}
+`)
+	b, err := insitu.New(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.(*rig.Rig)
+	defer r.Close()
+	if got, want := r.Spec().OutUnits, []string{"V", "A", "", "W", ""}; !reflect.DeepEqual(got, want) {
+		t.Errorf("output units %q, want %q (outputs %q)", got, want, r.Spec().Out)
+	}
+	ds := r.Devices(context.Background())
+	if len(ds) != 3 {
+		t.Fatalf("%d devices, want 3", len(ds))
+	}
+	for i, want := range []struct{ name, typ, idn string }{{"bias", "smu", "twin"}, {"pm", "powermeter", "twin"}} {
+		d := ds[i]
+		if d.Name != want.name || d.Type != want.typ || d.Err != nil || !strings.Contains(strings.ToLower(d.Identity), want.idn) || strings.Count(d.Identity, ",") < 3 {
+			t.Errorf("device %d: %+v, want %s (%s) with its *IDN? reply", i, d, want.name, want.typ)
+		}
+	}
+	if ds[2].Name != "cam" || ds[2].Type != "camera" || ds[2].Err == nil && ds[2].Identity == "" {
+		t.Errorf("device 2: %+v", ds[2])
+	}
+}

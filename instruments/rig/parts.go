@@ -59,6 +59,17 @@ func (d DAQ) Apply(ctx context.Context, x []float64) error { return d.Set(ctx, x
 // Outputs implements Sensor.
 func (d DAQ) Outputs() []string { return d.InputNames() }
 
+// OutputUnits implements SensorUnits: the ADC inputs read volts.
+func (d DAQ) OutputUnits() []string { return volts(len(d.InputNames())) }
+
+func volts(n int) []string {
+	u := make([]string, n)
+	for i := range u {
+		u[i] = "V"
+	}
+	return u
+}
+
 // Measure implements Sensor.
 func (d DAQ) Measure(ctx context.Context) ([]float64, error) { return d.Read(ctx) }
 

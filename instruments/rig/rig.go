@@ -39,6 +39,13 @@ type Sensor interface {
 	Measure(ctx context.Context) ([]float64, error)
 }
 
+// SensorUnits is a sensor that knows the units of its outputs, one per
+// output ("" where dimensionless): the rig's Spec carries them
+// (insitu.Spec.OutUnits) into the run's journal.
+type SensorUnits interface {
+	OutputUnits() []string
+}
+
 // Settler is an actuator that needs time after Apply before a measurement
 // means anything (an SLM's liquid crystal, a DAC's filter).
 type Settler interface {
@@ -52,6 +59,7 @@ type Component struct {
 	Name         string
 	Part         Part
 	Lower, Upper []float64
+	Type         string // the part type a config named ("smu", "slm"); "" for a part built in code
 }
 
 type actSlot struct {
@@ -97,6 +105,9 @@ func New(name string, settle time.Duration, parts ...Component) (*Rig, error) {
 		}
 		if s, ok := c.Part.(Sensor); ok {
 			views[i].out = s.Outputs()
+			if u, ok := c.Part.(SensorUnits); ok {
+				views[i].outUnits = u.OutputUnits()
+			}
 		}
 	}
 	spec, err := buildSpec(name, settle, views)
@@ -125,6 +136,7 @@ type partView struct {
 	lower, upper []float64
 	in           insitu.Space
 	out          []string
+	outUnits     []string // one per out, or none
 }
 
 // buildSpec is the Spec of a rig of parts, in order: inputs
@@ -165,8 +177,13 @@ func buildSpec(name string, settle time.Duration, parts []partView) (insitu.Spec
 		} else if c.lower != nil || c.upper != nil {
 			return insitu.Spec{}, fmt.Errorf("rig %s: part %s: bounds given but the part has no inputs", name, c.name)
 		}
-		for _, o := range c.out {
+		for k, o := range c.out {
 			spec.Out = append(spec.Out, c.name+Sep+o)
+			unit := ""
+			if k < len(c.outUnits) {
+				unit = c.outUnits[k]
+			}
+			spec.OutUnits = append(spec.OutUnits, unit)
 			used = true
 		}
 		if !used {
@@ -367,3 +384,30 @@ var (
 	_ insitu.BlackBox   = (*Rig)(nil)
 	_ insitu.SafeStater = (*Rig)(nil)
 )
+
+// Device is one part of a rig as a run's journal describes it: its name,
+// its type, and the identity it reports (insitu.Identifier), or why it
+// reports none.
+type Device struct {
+	Name, Type string
+	Identity   string
+	Err        error
+}
+
+// Devices lists the rig's parts in order with their identities. A part
+// that is not an insitu.Identifier is listed with Err saying so; asking
+// one does not go through the rig's lock, since identities are read when
+// a part is opened.
+func (r *Rig) Devices(ctx context.Context) []Device {
+	ds := make([]Device, len(r.parts))
+	for i, c := range r.parts {
+		ds[i] = Device{Name: c.Name, Type: c.Type}
+		id, ok := c.Part.(insitu.Identifier)
+		if !ok {
+			ds[i].Err = fmt.Errorf("%s: the part does not report an identity", c.Name)
+			continue
+		}
+		ds[i].Identity, ds[i].Err = id.Identify(ctx)
+	}
+	return ds
+}

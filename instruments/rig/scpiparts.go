@@ -58,7 +58,7 @@ func describeSMU(p insitu.Params) (PartSpec, error) {
 		return PartSpec{}, err
 	}
 	in := insitu.Space{Names: []string{"voltage"}, Units: []string{"V"}, Lower: []float64{*c.Min}, Upper: []float64{*c.Max}}
-	return PartSpec{In: in, Out: smu.OutputNames()}, nil
+	return PartSpec{In: in, Out: smu.OutputNames(), OutUnits: smu.OutputUnits()}, nil
 }
 
 func decodePowerMeter(p insitu.Params) (powermeter.Config, error) {
@@ -89,7 +89,7 @@ func describePowerMeter(p insitu.Params) (PartSpec, error) {
 	if err := checkSCPI(c.Name, c.IDN, c.Transport); err != nil {
 		return PartSpec{}, err
 	}
-	return PartSpec{Out: []string{"power"}}, nil
+	return PartSpec{Out: []string{"power"}, OutUnits: []string{"W"}}, nil
 }
 
 // checkSCPI checks an instrument's transport section as transport.Dial

@@ -137,7 +137,7 @@ func buildTwin(ctx context.Context, p insitu.Params, rc rigConfig, secs []sectio
 			return nil, s.wrap(errors.New("twin: the factory returned no part"))
 		}
 		built[s.name] = part
-		comps = append(comps, Component{Name: s.name, Part: part, Lower: s.bounds.Lower, Upper: s.bounds.Upper})
+		comps = append(comps, Component{Name: s.name, Part: part, Lower: s.bounds.Lower, Upper: s.bounds.Upper, Type: s.typ})
 		infos = append(infos, partTwin{typ: s.typ, info: info})
 	}
 	r, err := New(rc.Name, 0, comps...)

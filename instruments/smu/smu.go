@@ -273,6 +273,9 @@ func (s *SMU) configure(ctx context.Context) error {
 // Identity returns the *IDN? reply read at open.
 func (s *SMU) Identity() scpi.IDN { return s.id }
 
+// Identify implements insitu.Identifier: the *IDN? reply read at open.
+func (s *SMU) Identify(context.Context) (string, error) { return s.id.String(), nil }
+
 // String names the SMU and its port, as errors do.
 func (s *SMU) String() string { return s.cfg.Name + " " + s.port }
 
@@ -425,8 +428,15 @@ func (s *SMU) Settle() time.Duration { return s.cfg.Settle }
 // source in compliance, a measurement out of range), else 0.
 func OutputNames() []string { return []string{"voltage", "current", "compliance"} }
 
+// OutputUnits are the units of OutputNames: volts, amperes, and none for
+// the compliance flag (1 when the reading hit the compliance limit).
+func OutputUnits() []string { return []string{"V", "A", ""} }
+
 // Outputs names the read-back values (rig Sensor): OutputNames.
 func (s *SMU) Outputs() []string { return OutputNames() }
+
+// OutputUnits implements the rig's SensorUnits: OutputUnits.
+func (s *SMU) OutputUnits() []string { return OutputUnits() }
 
 // Measure reads back voltage, current and the compliance flag (rig Sensor),
 // in the order of OutputNames.
