@@ -31,7 +31,9 @@ type RejectedError struct {
 	Err error  // the guard's refusal
 }
 
-func (e *RejectedError) Error() string { return fmt.Sprintf("the guard refused query %s: %v", e.Key, e.Err) }
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("the guard refused query %s: %v", e.Key, e.Err)
+}
 func (e *RejectedError) Unwrap() error { return e.Err }
 
 // Marks the loop makes on every query, around its call of the black box

@@ -54,8 +54,8 @@ type Result struct {
 	Replayed   int // queries served from the journal (resume)
 	Remeasured int // started-but-unrecorded queries measured again (resume)
 	Retried    int // queries a device fault failed in an earlier session, tried again (resume)
-	Projected  int    // steps projected back into the box
-	Restored   int    // the checkpoint iteration a resumed run continued from; 0 if none
+	Projected  int // steps projected back into the box
+	Restored   int // the checkpoint iteration a resumed run continued from; 0 if none
 	Model      *surrogate.Model
 }
 

@@ -69,9 +69,9 @@ type TrainResult struct {
 	Projected  int
 	// Stop is why the training ended: "epochs", "rejected: …" (the guard
 	// refused a query, see RejectedError), or the error that ended it.
-	Stop string
-	Restored   int              // the checkpoint epoch a resumed training continued from; 0 if none
-	Model      *surrogate.Model // the surrogate of the in-situ methods
+	Stop     string
+	Restored int              // the checkpoint epoch a resumed training continued from; 0 if none
+	Model    *surrogate.Model // the surrogate of the in-situ methods
 }
 
 // Random streams of Train.

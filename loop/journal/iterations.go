@@ -25,11 +25,11 @@ type Iteration struct {
 // SQLite returns them: NaN and ±Inf of the optional columns as NULL); its
 // checksum covers every column.
 type storedIteration struct {
-	iteration, queries      int64
-	best, step, loss        sql.NullFloat64
-	controller, box         sql.NullFloat64
-	projected, time         int64
-	sum                     sql.NullInt64
+	iteration, queries int64
+	best, step, loss   sql.NullFloat64
+	controller, box    sql.NullFloat64
+	projected, time    int64
+	sum                sql.NullInt64
 }
 
 func (it *storedIteration) checksum() int64 {

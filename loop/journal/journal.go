@@ -152,7 +152,7 @@ type Journal struct {
 	path     string
 	opts     options
 	readOnly bool
-	version  int  // schema version of the file; set before the journal is shared
+	version  int // schema version of the file; set before the journal is shared
 
 	// rolledBack is set by SQLite's rollback hook: the transaction SQLite
 	// had open is gone, whether or not inTx knows it yet.
