@@ -36,14 +36,6 @@ func (e *RejectedError) Error() string {
 }
 func (e *RejectedError) Unwrap() error { return e.Err }
 
-// Marks the loop makes on every query, around its call of the black box
-// (the guard included: rate-limit waits fall between them); the black box
-// adds its own (insitu.MarkWritten and the rest) in between.
-const (
-	MarkStart = "start"
-	MarkEnd   = "end"
-)
-
 // attemptKey is the journal key of the attempt-th try of the query key: a
 // device fault (an instrument killed, a refused connection) fails one try,
 // and a resume tries again under the next key, so every try stays in the
@@ -337,11 +329,11 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 func queryMarks(start, end time.Time, t *insitu.QueryTrace) []journal.Mark {
 	inner := t.Marks()
 	ms := make([]journal.Mark, 0, len(inner)+2)
-	ms = append(ms, journal.Mark{Event: MarkStart, At: start})
+	ms = append(ms, journal.Mark{Event: journal.MarkStart, At: start})
 	for _, m := range inner {
 		ms = append(ms, journal.Mark{Part: m.Part, Event: m.Event, At: m.At})
 	}
-	return append(ms, journal.Mark{Event: MarkEnd, At: end})
+	return append(ms, journal.Mark{Event: journal.MarkEnd, At: end})
 }
 
 // served counts a query served from the journal: the device did answer it,

@@ -83,6 +83,8 @@ func TestSecondProcessRefusedBeforeTheDevice(t *testing.T) {
 	if _, stderr, err := run(t, "run", cfg, "--out", out, "-q", "--set", "iterations=2"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
+	// An interrupted run (a finished one has nothing to resume).
+	interrupt(t, out)
 	// Another process holds the run: here a lock held by this process,
 	// which flock treats as another holder.
 	lock, err := journal.LockDir(out)
@@ -103,8 +105,22 @@ func TestSecondProcessRefusedBeforeTheDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	if s, _ := j.Summary(context.Background()); s.Status != journal.RunFinished {
+	if s, _ := j.Summary(context.Background()); s.Status != journal.RunInterrupted {
 		t.Errorf("the refused resume changed the status to %s", s.Status)
+	}
+}
+
+// interrupt marks the run in dir interrupted, as a Ctrl-C at its very end
+// would have left it: a resume replays it.
+func interrupt(t *testing.T, dir string) {
+	t.Helper()
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if err := j.SetOutcome(context.Background(), journal.RunInterrupted, "interrupted: context canceled"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -160,16 +176,31 @@ safety: {budget: 20}
 	}
 	second := &countBox{}
 	counting.Store(second)
-	_, _, err := run(t, "resume", out, "-q")
+	stdout, _, err := run(t, "resume", out, "-q")
 	total := first.n.Load() + second.n.Load()
 	if total > 20 {
 		t.Errorf("%d + %d = %d device queries over the run, budget 20", first.n.Load(), second.n.Load(), total)
 	}
-	if err == nil || !strings.Contains(err.Error(), "budget") {
-		t.Errorf("resume past the budget: %v", err)
+	// The guard's refusal ends the run, which says why.
+	if err != nil || !strings.Contains(stdout, "stop: rejected: the guard refused query") || !strings.Contains(stdout, "budget") {
+		t.Errorf("resume past the budget: %v\n%s", err, stdout)
 	}
 	if first.n.Load() < 12 || second.n.Load() == 0 {
 		t.Errorf("the test did not exercise a resume: %d then %d queries", first.n.Load(), second.n.Load())
+	}
+	// A run whose earlier sessions spent the budget is refused before the
+	// device is opened, and left as it was.
+	interrupt(t, out)
+	third := &countBox{}
+	counting.Store(third)
+	if _, _, err := run(t, "resume", out, "-q"); err == nil || !strings.Contains(err.Error(), "safety.budget of 20") {
+		t.Errorf("resume of a run with no budget left: %v", err)
+	}
+	if third.n.Load() != 0 {
+		t.Errorf("the refused resume made %d queries", third.n.Load())
+	}
+	if st, _, _, _ := journalState(t, out); st != journal.RunInterrupted {
+		t.Errorf("the refused resume left the run %s", st)
 	}
 }
 

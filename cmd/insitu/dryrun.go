@@ -20,6 +20,7 @@ import (
 	"github.com/insitu-lab/insitu/instruments/rig"
 	"github.com/insitu-lab/insitu/loop"
 	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/loop/report"
 	"github.com/insitu-lab/insitu/safety"
 	_ "github.com/insitu-lab/insitu/simulators/bench" // registers the rig's part twins
 )
@@ -42,8 +43,16 @@ import (
 const dryRunSuffix = "-dryrun"
 
 // runDry is `insitu run FILE --dry-run` for a resolved, validated config.
-func runDry(cmd *cobra.Command, file string, cfg runConfig, out string, quiet bool) error {
+func runDry(cmd *cobra.Command, file string, cfg runConfig, out, timing string, quiet bool) error {
 	ctx := cmd.Context()
+	// The measured timing is read first: a bad --timing wastes no dry run.
+	var measured *BillMeasured
+	if timing != "" {
+		var err error
+		if measured, err = measuredTiming(ctx, timing); err != nil {
+			return err
+		}
+	}
 	kind, _ := cfg.BlackBox["kind"].(string)
 	if kind != "rig" {
 		return fmt.Errorf("%s: --dry-run runs a rig's parts as their twins; blackbox.kind %q is not a rig (a software twin needs no dry run: run it as it is)", file, kind)
@@ -85,9 +94,13 @@ func runDry(cmd *cobra.Command, file string, cfg runConfig, out string, quiet bo
 		return err
 	}
 	defer j.Close()
+	if err := writeConfigCopy(out, resolved); err != nil {
+		closeBox(box)
+		return err
+	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "dry run %s: %s on the twins of rig %s (no device is opened), journal %s\n",
 		filepath.Base(out), cfg.Method, r.Spec().Name, j.Path())
-	return executeDry(ctx, cmd, cfg, file, out, j, r, runParts{box: box, obj: obj, dir: dir}, quiet)
+	return executeDry(ctx, cmd, cfg, file, out, j, r, runParts{box: box, obj: obj, dir: dir}, measured, quiet)
 }
 
 // dryClock is the simulated clock of a dry run: the wall clock moved
@@ -115,7 +128,7 @@ func (c *dryClock) Sleep(ctx context.Context, d time.Duration) error {
 // executeDry is execute on the twin rig r (with the live view of --serve),
 // the guard on the dry run's clock; it writes the bill whatever the run's
 // outcome.
-func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, out string, j *journal.Journal, r *rig.Rig, parts runParts, quiet bool) error {
+func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, out string, j *journal.Journal, r *rig.Rig, parts runParts, measured *BillMeasured, quiet bool) error {
 	defer closeBox(parts.box)
 	ctx, con, err := startConsole(ctx, cmd, out, runInfo(cfg, out), parts.box.Spec())
 	if err != nil {
@@ -133,7 +146,8 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 		events = append(events, e)
 		evMu.Unlock()
 	}
-	setup := guardSetup{opts: []safety.Option{safety.WithClock(clock)}, record: record, safe: "every twin"}
+	setup := runSetup(cfg, parts, &res)
+	setup.opts, setup.record, setup.safe = []safety.Option{safety.WithClock(clock)}, record, "every twin"
 	guard, err := guardedWith(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, setup, loopBody(cmd, cfg, j, parts, con, quiet, &res))
 	elapsed, wallElapsed := clock.Now().Sub(start), time.Since(wall)
 	if guard == nil {
@@ -141,6 +155,7 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 	}
 	bctx := context.WithoutCancel(ctx)
 	if res != nil {
+		res.Stop = stopLine(res.Stop, err)
 		if werr := writeRunOutputs(bctx, cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
 			err = errors.Join(err, werr)
 		}
@@ -149,7 +164,7 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 	evs := slices.Clone(events)
 	evMu.Unlock()
 	b, berr := makeBill(bctx, billInput{file: file, out: out, cfg: cfg, j: j, r: r, res: res, c: guard.Counters(),
-		events: evs, elapsed: elapsed, wall: wallElapsed, runErr: err})
+		events: evs, elapsed: elapsed, wall: wallElapsed, runErr: err, measured: measured})
 	if berr == nil {
 		berr = b.write(out)
 	}
@@ -180,6 +195,86 @@ type Bill struct {
 	Trips     BillTrips      `json:"interlocks"`
 	SafeState []BillSafeStep `json:"safe_state"`
 	Parts     []BillPart     `json:"parts"`
+	// Measured is the device time a run on the bench measured (run
+	// --dry-run --timing DIR), and the bench time estimated from it; null
+	// without --timing.
+	Measured *BillMeasured `json:"measured"`
+}
+
+// BillMeasured is the timing of the queries of a run on the bench, from
+// the marks its journal holds (see `insitu runs show`), and what it makes
+// of this bill's device time. Times are in seconds.
+type BillMeasured struct {
+	Run     string `json:"run"`
+	Queries int    `json:"queries"` // its queries with marks
+	// DeviceMedian and DeviceP95 are a query's device time: from the
+	// first to the last mark a device made (written to measured), or the
+	// whole query when the devices made none.
+	DeviceMedian float64 `json:"device_median_s"`
+	DeviceP95    float64 `json:"device_p95_s"`
+	// Device is this bill's device queries times DeviceMedian, and
+	// EstimatedBench the bench time with it instead of the twins' Device:
+	// Process + RateWaited + Device.
+	Device         float64        `json:"device_s"`
+	EstimatedBench float64        `json:"estimated_bench_s"`
+	Intervals      []BillInterval `json:"intervals"`
+}
+
+// BillInterval is one interval between consecutive marks of a query.
+type BillInterval struct {
+	From    string  `json:"from"`
+	To      string  `json:"to"`
+	Queries int     `json:"queries"`
+	Median  float64 `json:"median_s"`
+	P95     float64 `json:"p95_s"`
+}
+
+// measuredTiming reads the query timing of the bench run in dir.
+func measuredTiming(ctx context.Context, dir string) (*BillMeasured, error) {
+	j, err := journal.Peek(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--timing: %w", err)
+	}
+	defer j.Close()
+	qs, err := j.Queries(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--timing: %w", err)
+	}
+	var spans []float64
+	for _, q := range qs {
+		var first, last, start, end time.Time
+		for _, m := range q.Marks {
+			switch m.Event {
+			case journal.MarkStart:
+				start = m.At
+			case journal.MarkEnd:
+				end = m.At
+			default:
+				if first.IsZero() || m.At.Before(first) {
+					first = m.At
+				}
+				if m.At.After(last) {
+					last = m.At
+				}
+			}
+		}
+		switch {
+		case !first.IsZero() && last.After(first):
+			spans = append(spans, last.Sub(first).Seconds())
+		case !start.IsZero() && !end.IsZero():
+			spans = append(spans, end.Sub(start).Seconds())
+		}
+	}
+	if len(spans) == 0 {
+		return nil, fmt.Errorf("--timing %s: its journal holds no query timing (a run older than timing marks, or one without measured queries)", dir)
+	}
+	tm := report.QueryTiming(qs)
+	m := &BillMeasured{Run: dir, Queries: len(spans)}
+	m.DeviceMedian, m.DeviceP95 = report.Quantile(spans, 0.5), report.Quantile(spans, 0.95)
+	for _, iv := range tm.Intervals {
+		m.Intervals = append(m.Intervals, BillInterval{From: iv.From, To: iv.To, Queries: iv.Queries, Median: iv.Median.Seconds(), P95: iv.P95.Seconds()})
+	}
+	return m, nil
 }
 
 // BillQueries counts the device queries, ramp steps included.
@@ -283,6 +378,7 @@ type billInput struct {
 	events        []safety.Event
 	elapsed, wall time.Duration
 	runErr        error
+	measured      *BillMeasured
 }
 
 // tripKinds are the events that stop a run or follow a stop.
@@ -324,6 +420,12 @@ func makeBill(ctx context.Context, in billInput) (*Bill, error) {
 		Rate: rate, MinInterval: sec(in.cfg.Safety.MinInterval), RateWaits: in.c.RateWaits, RateWaited: sec(in.c.RateWaited),
 		Device: sec(rep.Device), Settle: sec(rep.Settled), Acquire: sec(rep.Acquired), RampWaits: sec(rep.Busy),
 		MaxQuery: sec(rep.MaxQuery), Watchdog: sec(in.cfg.Safety.Timeout),
+	}
+	if m := in.measured; m != nil {
+		mm := *m
+		mm.Device = float64(b.Queries.Device) * mm.DeviceMedian
+		mm.EstimatedBench = b.Time.Process + b.Time.RateWaited + mm.Device
+		b.Measured = &mm
 	}
 	b.Guard = BillGuard{Attempted: in.c.Attempted, Passed: in.c.Passed, Rejected: in.c.Rejected, Clamped: in.c.Clamped,
 		Ramped: in.c.Ramped, RampSteps: in.c.RampSteps, OutputViolations: in.c.OutputViolations, Saturated: in.c.Saturated,
@@ -385,6 +487,10 @@ func (b *Bill) print(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "bench time\t~%s = rate-limit waits %s (%s) + device %s (settle %s, acquisition %s, ramp waits %s) + this process %s (controller %s, measured)\n",
 		d(t.EstimatedBench), d(t.RateWaited), pace, d(t.Device), d(t.Settle), d(t.Acquire), d(t.RampWaits), d(t.Process), d(t.Controller))
+	if m := b.Measured; m != nil {
+		fmt.Fprintf(tw, "measured\tdevice time per query %s (95 %%: %s) over %d queries of %s: bench time ~%s = rate-limit waits %s + device %s + this process %s\n",
+			d(m.DeviceMedian), d(m.DeviceP95), m.Queries, m.Run, d(m.EstimatedBench), d(t.RateWaited), d(m.Device), d(t.Process))
+	}
 	if t.Watchdog > 0 && t.MaxQuery >= t.Watchdog {
 		fmt.Fprintf(tw, "WATCHDOG\tthe longest query takes %s on the bench, safety.timeout is %s: the watchdog would trip\n", d(t.MaxQuery), d(t.Watchdog))
 	}

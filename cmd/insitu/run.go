@@ -32,6 +32,7 @@ func newRunCmd() *cobra.Command {
 		sets   []string
 		quiet  bool
 		dryRun bool
+		timing string
 	)
 	cmd := &cobra.Command{
 		Use:   "run CONFIG.yaml",
@@ -59,7 +60,10 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 				return prefixFile(file, err)
 			}
 			if dryRun {
-				return runDry(cmd, file, cfg, out, quiet)
+				return runDry(cmd, file, cfg, out, timing, quiet)
+			}
+			if timing != "" {
+				return errors.New("--timing goes with --dry-run: it gives the hardware bill the device time a bench run measured")
 			}
 			ctx := cmd.Context()
 			// Everything that can be checked without a device is checked
@@ -88,6 +92,9 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 				return err
 			}
 			defer j.Close()
+			if err := writeConfigCopy(out, resolved); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "run %s: %s on %s, journal %s\n", filepath.Base(out), cfg.Method, kind, j.Path())
 			return execute(ctx, cmd, cfg, out, j, runParts{box: box, obj: obj, dir: dir}, quiet)
 		},
@@ -96,6 +103,7 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config key: --set key=value (repeatable)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run on the rig's twins, opening no device, into DIR-dryrun, and write the hardware bill DIR-dryrun/bill.json")
+	cmd.Flags().StringVar(&timing, "timing", "", "with --dry-run: the run directory of a run on the bench whose journaled query timing the bill uses for the device time")
 	cmd.Flags().Uint64("seed", 0, "the run's seed (overrides seed)")
 	cmd.Flags().String("method", "", "gradpie, mae, mse, exact, random, spsa, fd or cmaes (overrides method)")
 	cmd.Flags().Int("iterations", 0, "iterations T (overrides iterations)")
@@ -115,6 +123,9 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := args[0]
+			if nothingToDo(cmd, out) {
+				return nil
+			}
 			if isTraining(cmd, out) {
 				return resumeTrain(cmd, out, quiet)
 			}
@@ -130,6 +141,9 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 				return err
 			}
 			defer j.Close()
+			if err := budgetLeft(ctx, out, j, cfg.Safety); err != nil {
+				return err
+			}
 			if _, err := checkOffline(ctx, where, cfg.BlackBox, cfg.Safety, &cfg.Objective); err != nil {
 				return err
 			}
@@ -150,11 +164,31 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 	return cmd
 }
 
+// nothingToDo reports whether the run in dir has finished, and says so: a
+// resume of a finished run opens no device and touches nothing, its
+// journal and plots included. Anything else (no journal, a damaged one) is
+// for the resume to report.
+func nothingToDo(cmd *cobra.Command, dir string) bool {
+	j, err := journal.Peek(dir)
+	if err != nil {
+		return false
+	}
+	defer j.Close()
+	m, err := j.Meta(cmd.Context())
+	if err != nil || m.Status != journal.RunFinished {
+		return false
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: the run finished (stop: %s): nothing to do\n", dir, cmp.Or(m.Stop, "not recorded"))
+	return true
+}
+
 // reopen opens the journal in dir to continue its run: cfg (holding the
 // defaults) gets the journal's config, validated, with every executable it
-// names checked against the current environment. The status is left as it
-// was: the caller marks the run running once its devices are open. where
-// names the config in errors.
+// names checked against the current environment. It refuses, before any
+// device is opened, a run whose DIR/config.yaml says something else than
+// the journal, and one whose checkpoint it could not continue from. The
+// status is left as it was: the caller marks the run running once its
+// devices are open. where names the config in errors.
 func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) (*journal.Journal, string, error) {
 	j, err := journal.Open(dir)
 	if err != nil {
@@ -165,6 +199,12 @@ func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) 
 		data, err := j.Config(ctx)
 		if err != nil {
 			return err
+		}
+		if err := sameConfig(dir, data); err != nil {
+			return err
+		}
+		if err := loop.CheckCheckpoint(ctx, j); err != nil {
+			return fmt.Errorf("%s: %w: the run cannot continue from it and is left as it was", j.Path(), err)
 		}
 		if err := resolveConfig(where, data, nil, nil, nil, cfg); err != nil {
 			return err
@@ -192,19 +232,6 @@ func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) 
 	return j, where, nil
 }
 
-// writeResolved creates the run directory out and writes the resolved
-// config there as config.yaml; the bytes also go into the journal.
-func writeResolved(out string, cfg any) ([]byte, error) {
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return nil, err
-	}
-	resolved, err := yaml.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return resolved, os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o600)
-}
-
 // runDir is the directory of a new run: out, or by default
 // runs/NAME-METHOD-sSEED-TIME with NAME the config's name or file's base.
 // It refuses a directory that already holds a run, naming the command
@@ -218,6 +245,9 @@ func runDir(out, file, name, method string, seed uint64, resume string) (string,
 	}
 	if _, err := os.Stat(filepath.Join(out, journal.FileName)); err == nil {
 		return "", fmt.Errorf("%s already holds a run: continue it with '%s %s' or choose another --out", out, resume, out)
+	}
+	if err := checkEmpty(out); err != nil {
+		return "", err
 	}
 	return out, nil
 }
@@ -255,8 +285,9 @@ func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string,
 		return err
 	}
 	defer con.close()
-	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, loopBody(cmd, cfg, j, parts, con, quiet, &res))
+	guard, err := guardedWith(ctx, cmd, parts.box, cfg.Safety, j, "insitu resume "+out, runSetup(cfg, parts, &res), loopBody(cmd, cfg, j, parts, con, quiet, &res))
 	if res != nil && guard != nil {
+		res.Stop = stopLine(res.Stop, err)
 		if werr := writeRunOutputs(context.WithoutCancel(ctx), cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
 			err = errors.Join(err, werr)
 		}
@@ -264,21 +295,50 @@ func execute(ctx context.Context, cmd *cobra.Command, cfg runConfig, out string,
 	return err
 }
 
-// guarded runs body behind a guard on box whose events go to the journal,
-// records in the journal how body ended, and on an interruption says that
-// the device is safe and how to continue. Ctrl-C twice aborts the guard.
-func guarded(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc safety.Config, j *journal.Journal, resume string,
-	body func(context.Context, *safety.Guard) error) (*safety.Guard, error) {
-	return guardedWith(ctx, cmd, box, sc, j, resume, guardSetup{}, body)
+// runSetup is what guardedWith needs of a run: its description's facts,
+// and why it stopped once *res holds its result.
+func runSetup(cfg runConfig, parts runParts, res **loop.Result) guardSetup {
+	kind, _ := cfg.BlackBox["kind"].(string)
+	return guardSetup{
+		facts: &runFacts{kind: kind, safety: cfg.Safety, objective: journal.Objective{Kind: cfg.Objective.Kind, Direction: journal.Direction(parts.dir)}},
+		stop: func() string {
+			if *res == nil {
+				return ""
+			}
+			return (*res).Stop
+		},
+	}
 }
 
-// guardSetup is what a dry run changes in guarded.
+// stopLine is why a run stopped, for its summary and its journal: the
+// loop's reason when it ended normally, else how it ended (interrupted or
+// failed) and the error, on one line.
+func stopLine(stop string, err error) string {
+	if err == nil {
+		return stop
+	}
+	return string(runStatus(err)) + ": " + oneLine(err.Error())
+}
+
+// oneLine joins the lines of a joined error.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// guardSetup is what a run, a training or a dry run adds to guarded.
 type guardSetup struct {
 	opts   []safety.Option    // more guard options (the dry run's clock)
 	record func(safety.Event) // also given every event, when set
 	safe   string             // what is in its safe state: "the device" by default
+	facts  *runFacts          // the run's description is stored from these, when set
+	stop   func() string      // why the body stopped when it returned no error, when set
 }
 
+// guardedWith runs body behind a guard on box whose events go to the
+// journal, stores the run's description at its start (setup.facts),
+// records in the journal how body ended and why, and on an interruption
+// says that the device is safe and how to continue. Ctrl-C twice aborts
+// the guard.
 func guardedWith(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, sc safety.Config, j *journal.Journal, resume string,
 	setup guardSetup, body func(context.Context, *safety.Guard) error) (*safety.Guard, error) {
 	log := &eventLog{j: j}
@@ -295,14 +355,24 @@ func guardedWith(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, s
 	opts := append([]safety.Option{safety.WithEvents(events), safety.WithDeviceQueriesUsed(used)}, setup.opts...)
 	guard, err := safety.New(box, sc, opts...)
 	if err != nil {
-		_ = j.SetStatus(context.WithoutCancel(ctx), journal.RunFailed)
+		_ = j.SetOutcome(context.WithoutCancel(ctx), journal.RunFailed, stopLine("", err))
 		return nil, err
+	}
+	if setup.facts != nil {
+		f := *setup.facts
+		if f.config, err = j.Config(ctx); err != nil {
+			return nil, err
+		}
+		warn := func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }
+		if err := storeDescription(ctx, j, describe(ctx, guard.Spec(), box, f), warn); err != nil {
+			return nil, err
+		}
 	}
 	// The second Ctrl-C exits the process: safe state first, then the
 	// journal says the run was interrupted, never running.
 	setHardStop(func() {
 		_ = guard.Abort()
-		_ = j.SetStatus(context.Background(), journal.RunInterrupted)
+		_ = j.SetOutcome(context.Background(), journal.RunInterrupted, "interrupted: a second interrupt put the device in its safe state at once")
 	})
 	defer setHardStop(nil)
 	err = guard.Do(ctx, func(ctx context.Context) error { return body(ctx, guard) })
@@ -310,7 +380,11 @@ func guardedWith(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, s
 		err = errors.Join(err, lerr)
 	}
 	status := runStatus(err)
-	if serr := j.SetStatus(context.WithoutCancel(ctx), status); serr != nil {
+	stop := ""
+	if setup.stop != nil {
+		stop = setup.stop()
+	}
+	if serr := j.SetOutcome(context.WithoutCancel(ctx), status, stopLine(stop, err)); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	if status == journal.RunInterrupted {
@@ -374,8 +448,8 @@ func writeRunOutputs(ctx context.Context, w io.Writer, out string, cfg runConfig
 		}
 	}
 	n := max(len(res.Iterations)-1, 1)
-	fmt.Fprintf(w, "method %s, %d iterations, %d queries (%d replayed from the journal, %d remeasured), stop: %s\n",
-		cfg.Method, max(len(res.Iterations)-1, 0), res.Queries, res.Replayed, res.Remeasured, res.Stop)
+	fmt.Fprintf(w, "method %s, %d iterations, %d queries (%d replayed from the journal, %d remeasured, %d retried after a fault), stop: %s\n",
+		cfg.Method, max(len(res.Iterations)-1, 0), res.Queries, res.Replayed, res.Remeasured, res.Retried, res.Stop)
 	fmt.Fprintf(w, "best objective %.6g\n", res.Best.F)
 	fmt.Fprintf(w, "time per iteration: controller %s, black box %s\n", (ctrl / time.Duration(n)).Round(time.Microsecond), (box / time.Duration(n)).Round(time.Microsecond))
 	fmt.Fprintf(w, "guard: %d passed, %d rejected, %d clamped, %d ramp steps, %d trips, %d safe-state calls; %d steps projected into the box\n",
@@ -432,7 +506,7 @@ func (p *runProgress) finish() {
 // isTraining reports whether dir holds an `insitu train` run (trainingDoc
 // of its journal's config), which resume hands to the training loop.
 func isTraining(cmd *cobra.Command, dir string) bool {
-	j, err := journal.OpenReadOnly(dir)
+	j, err := journal.Peek(dir)
 	if err != nil {
 		return false
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -54,7 +57,7 @@ func newRunsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			j, err := journal.OpenReadOnly(args[0])
+			j, err := journal.Peek(args[0])
 			if err != nil {
 				return err
 			}
@@ -72,8 +75,17 @@ func newRunsCmd() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			status := string(s.Status)
+			if s.Stop != "" {
+				status += " (stop: " + s.Stop + ")"
+			}
 			fmt.Fprintf(w, "run      %s\nmethod   %s on %s (%s)\nstatus   %s\nqueries  %d measured of %d journaled\nbest     %.6g\n",
-				s.Dir, s.Method, s.Kind, s.Direction, s.Status, s.Done, s.Queries, s.Best)
+				s.Dir, s.Method, s.Kind, s.Direction, status, s.Done, s.Queries, s.Best)
+			desc, stored, err := runDescription(ctx, j)
+			if err != nil && !errors.Is(err, journal.ErrNoDescription) {
+				return err
+			}
+			printDescription(w, desc, stored, err == nil, s)
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "iteration\tqueries\tbest\tstep objective\ttrain loss\tcontroller ms\tbox ms\t")
 			for i, it := range its {
@@ -85,13 +97,18 @@ func newRunsCmd() *cobra.Command {
 					1e3*it.Controller.Seconds(), 1e3*it.Box.Seconds())
 			}
 			tw.Flush()
-			if spec, ok := describeRun(ctx, j); ok {
-				qs, err := j.Queries(ctx)
-				if err != nil {
-					return err
-				}
-				printFlags(w, spec.Out, qs)
+			qs, err := j.Queries(ctx)
+			if err != nil {
+				return err
 			}
+			if desc.Outputs != nil {
+				outs := make([]string, len(desc.Outputs))
+				for k, v := range desc.Outputs {
+					outs[k] = v.Name
+				}
+				printFlags(w, outs, qs)
+			}
+			printTiming(w, report.QueryTiming(qs))
 			evs = printPredictions(w, evs)
 			printEvents(w, evs, eventRows)
 			return nil
@@ -435,4 +452,75 @@ func printPredictions(w io.Writer, evs []journal.EventRecord) []journal.EventRec
 	fmt.Fprintf(w, "model    prediction error (normalized) over %d new queries: mean %.3g, max %.3g, last %d: %.3g\n",
 		len(errs), mean(errs), slices.Max(errs), len(last), mean(last))
 	return rest
+}
+
+// printDescription prints what a run measured: its variables (their
+// count, and their units), devices, config hash and build; or, for a
+// journal older than descriptions, that the names come from this build.
+func printDescription(w io.Writer, d journal.Description, stored, ok bool, s journal.Summary) {
+	if !ok {
+		fmt.Fprintln(w, "variables (the journal holds no description and this build cannot describe its config)")
+		return
+	}
+	units := func(vs []journal.Variable) string {
+		var us []string
+		for _, v := range vs {
+			if v.Unit != "" && !slices.Contains(us, v.Unit) {
+				us = append(us, v.Unit)
+			}
+		}
+		if len(us) == 0 {
+			return ""
+		}
+		return " (" + strings.Join(us, ", ") + ")"
+	}
+	from := ""
+	if !stored {
+		from = " — described by this build: the journal is older than stored descriptions"
+	}
+	fmt.Fprintf(w, "inputs   %d%s, outputs %d%s%s\n", len(d.Inputs), units(d.Inputs), len(d.Outputs), units(d.Outputs), from)
+	for _, dev := range d.Devices {
+		id := dev.Identity
+		if id == "" {
+			id = "no identity: " + dev.Error
+		}
+		fmt.Fprintf(w, "device   %s (%s): %s\n", dev.Name, cmp.Or(dev.Type, "-"), id)
+	}
+	if h := cmp.Or(d.ConfigHash, s.ConfigHash); h != "" {
+		fmt.Fprintf(w, "config   sha256 %s\n", h)
+	}
+	if stored {
+		b := d.Build
+		rev := ""
+		if b.Revision != "" {
+			rev = ", revision " + b.Revision[:min(len(b.Revision), 12)]
+			if b.Modified {
+				rev += " (modified)"
+			}
+		}
+		fmt.Fprintf(w, "build    %s%s, %s\n", b.Version, rev, b.GoVersion)
+	}
+}
+
+// printTiming prints the median and 95th percentile of the intervals
+// between the instants the queries' devices marked.
+func printTiming(w io.Writer, t report.Timing) {
+	if t.Queries == 0 {
+		return
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.3g ms", float64(d)/float64(time.Millisecond)) }
+	fmt.Fprintf(w, "timing   %d queries with marks: median / 95th percentile\n", t.Queries)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(label string, iv report.Interval) {
+		fmt.Fprintf(tw, "  %s\t%s\t/ %s\t(%d queries)\n", label, ms(iv.Median), ms(iv.P95), iv.Queries)
+	}
+	for _, iv := range t.Intervals {
+		if iv.From != journal.MarkStart || iv.To != journal.MarkEnd { // the whole query, below
+			row(iv.From+" → "+iv.To, iv)
+		}
+	}
+	if t.Total.Queries > 0 {
+		row("whole query (start → end, guard included)", t.Total)
+	}
+	tw.Flush()
 }

@@ -1,17 +1,24 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/loop/reproduce"
 	"github.com/insitu-lab/insitu/safety"
 )
 
@@ -99,11 +106,12 @@ func closeBox(b any) {
 }
 
 // claimRunDir makes the directory of a new run (0700: measurements can be
-// private), takes its lock before any device is opened, and writes the
-// resolved config cfg there (config.yaml; the bytes also go into the
-// journal). release unlocks it; if the run never got a journal, release
-// also removes what was made, so a run that could not open its devices
-// leaves nothing behind.
+// private), takes its lock before any device is opened, checks that it is
+// still empty (runDir checked it before), and returns the resolved config
+// cfg as YAML, which goes into the journal and, once the journal exists,
+// to config.yaml (writeConfigCopy). release unlocks it; if the run never
+// got a journal, release also removes what was made, so a run that could
+// not open its devices leaves nothing behind.
 func claimRunDir(out string, cfg any) (release func(), resolved []byte, err error) {
 	_, statErr := os.Stat(out)
 	made := os.IsNotExist(statErr)
@@ -123,11 +131,60 @@ func claimRunDir(out string, cfg any) (release func(), resolved []byte, err erro
 		}
 		lock.Unlock()
 	}
-	if resolved, err = writeResolved(out, cfg); err != nil {
+	if err := checkEmpty(out); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if resolved, err = yaml.Marshal(cfg); err != nil {
 		release()
 		return nil, nil, err
 	}
 	return release, resolved, nil
+}
+
+// writeConfigCopy writes the resolved config beside the journal, as
+// DIR/config.yaml: a resume refuses to go on when the two differ.
+func writeConfigCopy(out string, resolved []byte) error {
+	return os.WriteFile(filepath.Join(out, "config.yaml"), resolved, 0o600)
+}
+
+// runStartFiles are the files a new run's directory may hold before its
+// journal exists: the lock, what a Create that crashed left, and the log
+// that reproduce and sweep open for the cell before they start its run.
+var runStartFiles = map[string]bool{
+	reproduce.CellLog:             true,
+	journal.LockFileName:          true,
+	journal.FileName + ".new":     true,
+	journal.FileName + ".new-wal": true,
+	journal.FileName + ".new-shm": true,
+}
+
+// checkEmpty refuses a directory for a new run unless it is missing,
+// empty or holds only what a run that died before its journal left
+// (runStartFiles): a directory of someone's files is never written into.
+func checkEmpty(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !runStartFiles[e.Name()] {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	shown := names[:min(len(names), 3)]
+	more := ""
+	if len(names) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(names)-len(shown))
+	}
+	return fmt.Errorf("--out %s is not empty and holds no run (%s%s): choose a new or empty directory", dir, strings.Join(shown, ", "), more)
 }
 
 // lockRun takes the lock of an existing run directory before its journal
@@ -185,4 +242,103 @@ func (f fidelity) ObservePrediction(ctx context.Context, e float64) error {
 		return nil
 	}
 	return err
+}
+
+// sameConfig refuses to continue a run whose DIR/config.yaml differs from
+// the config its journal holds, naming the keys that differ: someone
+// changed one of them, and a resume goes on with the config the run began
+// with. A missing config.yaml is not refused (the journal's config is
+// checksummed): the run goes on with what the journal holds.
+func sameConfig(dir string, journaled []byte) error {
+	path := filepath.Join(dir, "config.yaml")
+	file, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var a, b any
+	if err := yaml.Unmarshal(journaled, &a); err != nil {
+		return fmt.Errorf("%s: the journal's config: %w", filepath.Join(dir, journal.FileName), err)
+	}
+	if err := yaml.Unmarshal(file, &b); err != nil {
+		return fmt.Errorf("%s: %w (it should hold the config the run began with)", path, err)
+	}
+	var keys []string
+	configDiff("", a, b, &keys)
+	if len(keys) == 0 {
+		return nil
+	}
+	shown := keys[:min(len(keys), 8)]
+	more := ""
+	if len(keys) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(keys)-len(shown))
+	}
+	return fmt.Errorf("%s differs from the config the run began with (in %s) at %s%s: a resume goes on with the config the run began with; "+
+		"put %s back as it was, or start a new run with the new config", path, journal.FileName, strings.Join(shown, ", "), more, filepath.Base(path))
+}
+
+// configDiff appends to keys the dotted paths at which a and b, decoded
+// YAML, differ.
+func configDiff(prefix string, a, b any, keys *[]string) {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch av := a.(type) {
+	case map[string]any:
+		bv, ok := b.(map[string]any)
+		if !ok {
+			break
+		}
+		names := map[string]bool{}
+		for k := range av {
+			names[k] = true
+		}
+		for k := range bv {
+			names[k] = true
+		}
+		for _, k := range slices.Sorted(maps.Keys(names)) {
+			x, inA := av[k]
+			y, inB := bv[k]
+			if inA != inB {
+				*keys = append(*keys, join(k))
+				continue
+			}
+			configDiff(join(k), x, y, keys)
+		}
+		return
+	case []any:
+		bv, ok := b.([]any)
+		if !ok || len(av) != len(bv) {
+			break
+		}
+		for i := range av {
+			configDiff(fmt.Sprintf("%s[%d]", prefix, i), av[i], bv[i], keys)
+		}
+		return
+	}
+	if !reflect.DeepEqual(a, b) {
+		*keys = append(*keys, cmp.Or(prefix, "(the whole file)"))
+	}
+}
+
+// budgetLeft refuses, before any device is opened, to resume a run whose
+// safety.budget of device queries its earlier sessions have spent: the
+// guard would refuse its first query.
+func budgetLeft(ctx context.Context, dir string, j *journal.Journal, sc safety.Config) error {
+	if sc.Budget == nil {
+		return nil
+	}
+	used, err := deviceQueriesUsed(ctx, j)
+	if err != nil {
+		return err
+	}
+	if used >= *sc.Budget {
+		return fmt.Errorf("%s: the run has used %d device queries of its safety.budget of %d: nothing is left to resume with (the run is left as it was)", dir, used, *sc.Budget)
+	}
+	return nil
 }

@@ -209,6 +209,9 @@ interrupted training without repeating a recorded query.`,
 				return err
 			}
 			defer j.Close()
+			if err := writeConfigCopy(out, resolved); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "train %s: %s on %s, %d train / %d test samples, journal %s\n",
 				filepath.Base(out), cfg.Method, kind, parts.data.Train.Len(), parts.data.Test.Len(), j.Path())
 			return executeTrain(ctx, cmd, cfg, out, j, parts, quiet)
@@ -238,7 +241,17 @@ func executeTrain(ctx context.Context, cmd *cobra.Command, cfg trainConfig, out 
 		return err
 	}
 	defer con.close()
-	guard, err := guarded(ctx, cmd, parts.box, cfg.Safety, j, "insitu train --resume "+out, func(ctx context.Context, guard *safety.Guard) error {
+	kind, _ := cfg.BlackBox["kind"].(string)
+	setup := guardSetup{
+		facts: &runFacts{kind: kind, safety: cfg.Safety, objective: journal.Objective{Direction: journal.Maximize}, du: parts.du},
+		stop: func() string {
+			if res == nil {
+				return ""
+			}
+			return res.Stop
+		},
+	}
+	guard, err := guardedWith(ctx, cmd, parts.box, cfg.Safety, j, "insitu train --resume "+out, setup, func(ctx context.Context, guard *safety.Guard) error {
 		con.watch(guard)
 		p := loop.TrainProblem{Box: con.wrap(guard), Du: parts.du, Ideal: parts.ideal}
 		if d, ok := guard.Differentiable(); ok {
@@ -254,6 +267,7 @@ func executeTrain(ctx context.Context, cmd *cobra.Command, cfg trainConfig, out 
 		return err
 	})
 	if res != nil && len(res.Epochs) > 0 && guard != nil {
+		res.Stop = stopLine(res.Stop, err)
 		if werr := writeTrainOutputs(cmd.OutOrStdout(), out, cfg, res, guard.Counters()); werr != nil {
 			err = errors.Join(err, werr)
 		}
@@ -276,8 +290,8 @@ func writeTrainOutputs(w io.Writer, out string, cfg trainConfig, res *loop.Train
 		return fmt.Errorf("writing %s: %w", png, err)
 	}
 	last := res.Epochs[len(res.Epochs)-1]
-	fmt.Fprintf(w, "method %s, %d epochs, %d queries to the black box (%d replayed from the journal, %d remeasured)\n",
-		cfg.Method, last.Epoch, res.Queries, res.Replayed, res.Remeasured)
+	fmt.Fprintf(w, "method %s, %d epochs, %d queries to the black box (%d replayed from the journal, %d remeasured, %d retried after a fault), stop: %s\n",
+		cfg.Method, last.Epoch, res.Queries, res.Replayed, res.Remeasured, res.Retried, res.Stop)
 	if res.Restored > 0 {
 		fmt.Fprintf(w, "resumed from the checkpoint of epoch %d\n", res.Restored)
 	}
@@ -442,6 +456,9 @@ func (p *trainProgress) finish() {
 // resumeTrain continues the interrupted training in dir with the config its
 // journal holds.
 func resumeTrain(cmd *cobra.Command, dir string, quiet bool) error {
+	if nothingToDo(cmd, dir) {
+		return nil
+	}
 	ctx := cmd.Context()
 	release, err := lockRun(dir)
 	if err != nil {
@@ -454,6 +471,9 @@ func resumeTrain(cmd *cobra.Command, dir string, quiet bool) error {
 		return err
 	}
 	defer j.Close()
+	if err := budgetLeft(ctx, dir, j, cfg.Safety); err != nil {
+		return err
+	}
 	if err := cfg.checkOffline(ctx, where); err != nil {
 		return err
 	}

@@ -115,7 +115,12 @@ func TestTrainCommand(t *testing.T) {
 	if _, _, err := run(t, "train", cfg, "--out", dir, "-q"); err == nil || !strings.Contains(err.Error(), "--resume") {
 		t.Errorf("a second training into the same directory: %v", err)
 	}
-	// Resuming a finished training replays it and measures nothing new.
+	// Resuming a finished training has nothing to do; an interrupted one
+	// is replayed and measures nothing new.
+	if again, stderr, err := run(t, "train", "--resume", dir, "-q"); err != nil || !strings.Contains(again, "nothing to do") {
+		t.Errorf("resume of a finished training: %v\n%s\n%s", err, stderr, again)
+	}
+	interrupt(t, dir)
 	again, stderr, err := run(t, "train", "--resume", dir, "-q")
 	if err != nil || !strings.Contains(again, "1200 replayed") || lastLines(again) != lastLines(stdout) {
 		t.Errorf("resume: %v\n%s\n%s\nfirst:\n%s", err, stderr, again, stdout)
@@ -233,6 +238,7 @@ func TestResumeHandsTrainingsToTrain(t *testing.T) {
 	if _, stderr, err := run(t, "train", cfg, "--out", dir, "-q"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
+	interrupt(t, dir)
 	stdout, stderr, err := run(t, "resume", dir, "-q")
 	if err != nil || !strings.Contains(stdout, "1200 queries") || !strings.Contains(stdout, "confusion matrix") {
 		t.Errorf("resume of a training: %v\n%s\n%s", err, stdout, stderr)
@@ -242,6 +248,7 @@ func TestResumeHandsTrainingsToTrain(t *testing.T) {
 	if _, stderr, err := run(t, "run", rcfg, "--out", rdir, "-q"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
+	interrupt(t, rdir)
 	if stdout, _, err := run(t, "resume", rdir, "-q"); err != nil || !strings.Contains(stdout, "best objective") {
 		t.Errorf("resume of an exact run: %v\n%s", err, stdout)
 	}

@@ -134,3 +134,20 @@ func (j *Journal) SetDescription(ctx context.Context, d Description) error {
 		return putMeta(ctx, c, keyDescription, string(b))
 	})
 }
+
+// InputNames are the names of the inputs, one per coordinate of x.
+func (d Description) InputNames() []string { return names(d.Inputs) }
+
+// OutputNames are the names of the outputs, one per component of y.
+func (d Description) OutputNames() []string { return names(d.Outputs) }
+
+func names(vs []Variable) []string {
+	if vs == nil {
+		return nil
+	}
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = v.Name
+	}
+	return s
+}

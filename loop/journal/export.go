@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -15,11 +16,19 @@ import (
 // ExportCSV writes one row per query in id order: id, iteration, slot, role,
 // status, objective, then the inputs and the outputs. Their columns are
 // named by in and out (the black box's coordinate and output names, e.g.
-// smu/voltage) when they have one name per column, and x0..x{d-1},
+// smu/voltage) when they have one name per column; when both are nil, by
+// the names the run stored at its start (Describe); and x0..x{d-1},
 // y0..y{m-1} otherwise. Floats are written in the shortest form that
 // parses back to the same float64; an unknown objective or a missing
 // output is an empty cell.
 func (j *Journal) ExportCSV(ctx context.Context, w io.Writer, in, out []string) error {
+	if in == nil && out == nil {
+		d, err := j.Describe(ctx)
+		if err != nil && !errors.Is(err, ErrNoDescription) {
+			return err
+		}
+		in, out = d.InputNames(), d.OutputNames()
+	}
 	qs, err := j.Queries(ctx)
 	if err != nil {
 		return err

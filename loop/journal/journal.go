@@ -117,6 +117,7 @@ type options struct {
 	sync        SyncPolicy
 	keep        int
 	busyTimeout time.Duration
+	immutable   bool // Peek: read the file as a snapshot, making no -wal or -shm
 }
 
 func defaultOptions() options {
@@ -303,6 +304,19 @@ func OpenReadOnly(dir string, opts ...Option) (*Journal, error) {
 	return openDir(dir, true, opts)
 }
 
+// Peek opens an existing journal read-only for a short look (is the run
+// finished? is it a training?) without leaving a trace in its directory:
+// when no process has it open for writing (there is no -wal file), the
+// file is read as an immutable snapshot, which makes no -wal or -shm file;
+// otherwise it is opened as OpenReadOnly opens it. Close it soon: a
+// snapshot does not see a writer that starts after it.
+func Peek(dir string, opts ...Option) (*Journal, error) {
+	if _, err := os.Lstat(filepath.Join(dir, FileName) + "-wal"); err == nil {
+		return OpenReadOnly(dir, opts...)
+	}
+	return openDir(dir, true, append(opts, func(o *options) { o.immutable = true }))
+}
+
 func openDir(dir string, readOnly bool, opts []Option) (*Journal, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -361,6 +375,9 @@ func open(path string, o options, readOnly bool) (*Journal, error) {
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(o.busyTimeout.Milliseconds(), 10)+")")
 	if readOnly {
 		q.Set("mode", "ro")
+		if o.immutable {
+			q.Set("immutable", "1")
+		}
 	} else {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)") // a WAL commit is fsynced before it returns

@@ -14,17 +14,19 @@ import (
 
 // Summary is one line of `insitu list`.
 type Summary struct {
-	Dir       string
-	Created   time.Time
-	Version   string
-	Method    string
-	Kind      string
-	Status    RunStatus
-	Direction Direction
-	Queries   int     // every journaled query
-	Done      int     // done or remeasured
-	Best      float64 // best objective of a done or remeasured query; NaN if none
-	Err       error   // the journal could not be read; the other fields may be zero
+	Dir        string
+	Created    time.Time
+	Version    string
+	Method     string
+	Kind       string
+	Status     RunStatus
+	Stop       string // why the run ended (Meta.Stop)
+	ConfigHash string // Meta.ConfigHash
+	Direction  Direction
+	Queries    int     // every journaled query
+	Done       int     // done or remeasured
+	Best       float64 // best objective of a done or remeasured query; NaN if none
+	Err        error   // the journal could not be read; the other fields may be zero
 }
 
 // Summary summarizes the journal.
@@ -40,6 +42,7 @@ func (j *Journal) Summary(ctx context.Context) (Summary, error) {
 			return err
 		}
 		s.Created, s.Version, s.Method, s.Kind, s.Status, s.Direction = m.Created, m.Version, m.Method, m.Kind, m.Status, m.Direction
+		s.Stop, s.ConfigHash = m.Stop, m.ConfigHash
 		agg := "MIN"
 		if m.Direction == Maximize {
 			agg = "MAX"
@@ -81,7 +84,7 @@ func List(root string) ([]Summary, error) {
 }
 
 func summarize(dir string) Summary {
-	j, err := OpenReadOnly(dir)
+	j, err := Peek(dir)
 	if err != nil {
 		return Summary{Dir: dir, Best: math.NaN(), Err: err}
 	}

@@ -5,6 +5,14 @@ import (
 	"time"
 )
 
+// Marks the loop makes on every query, around its call of the black box
+// (the guard included: rate-limit waits fall between them); the black box
+// adds its own (insitu.MarkWritten and the rest) in between.
+const (
+	MarkStart = "start"
+	MarkEnd   = "end"
+)
+
 // storedMark is a Mark as the marks column holds it: a JSON array of
 // {"part", "event", "t"} with t in unix nanoseconds, which SQLite's JSON
 // functions and any JSON reader take as it is.

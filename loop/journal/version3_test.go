@@ -332,3 +332,60 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe: %v, want ErrCorrupt", err)
 	}
 }
+
+// TestPeekLeavesNoTrace: a look at a closed journal makes no file in its
+// directory and changes none; with a writer at work it sees what the
+// writer committed.
+func TestPeekLeavesNoTrace(t *testing.T) {
+	ctx := context.Background()
+	j, dir := newJournal(t)
+	if err := j.SetOutcome(ctx, RunFinished, "iterations"); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	list := func() map[string]time.Time {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]time.Time{}
+		for _, e := range es {
+			fi, err := e.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[e.Name()] = fi.ModTime()
+		}
+		return m
+	}
+	before := list()
+	p, err := Peek(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := p.Meta(ctx)
+	if err != nil || m.Status != RunFinished || m.Stop != "iterations" {
+		t.Fatalf("Peek: %+v, %v", m, err)
+	}
+	p.Close()
+	if after := list(); !reflect.DeepEqual(after, before) {
+		t.Errorf("Peek changed the directory: %v, was %v", after, before)
+	}
+
+	w, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.SetStatus(ctx, RunRunning); err != nil {
+		t.Fatal(err)
+	}
+	p, err = Peek(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if m, err := p.Meta(ctx); err != nil || m.Status != RunRunning {
+		t.Errorf("Peek while a writer works: %+v, %v; want running", m, err)
+	}
+}

@@ -139,6 +139,15 @@ func summarize(curves []Curve, length func(Curve) int, x func([]Curve, int) floa
 	return bands
 }
 
+// Quantile is the p-quantile of values (in any order) by linear
+// interpolation between order statistics, as numpy computes it by default
+// (see quantile).
+func Quantile(values []float64, p float64) float64 {
+	s := slices.Clone(values)
+	slices.Sort(s)
+	return quantile(s, p)
+}
+
 // quantile of sorted values by linear interpolation between order
 // statistics at h = (n−1)p (Hyndman–Fan type 7, numpy's default), so that
 // the median of an odd count is its middle value, as users expect.

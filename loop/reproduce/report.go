@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -117,14 +116,7 @@ func QueryReduction(base, loc []float64, dir journal.Direction) Reduction {
 }
 
 // quantile by linear interpolation (type 7), as report's bands use.
-func quantile(v []float64, p float64) float64 {
-	s := slices.Clone(v)
-	sort.Float64s(s)
-	h := float64(len(s)-1) * p
-	lo := int(math.Floor(h))
-	hi := min(lo+1, len(s)-1)
-	return s[lo] + (h-float64(lo))*(s[hi]-s[lo])
-}
+func quantile(v []float64, p float64) float64 { return report.Quantile(v, p) }
 
 // num formats a value with 4 significant digits.
 func num(v float64) string {

@@ -186,12 +186,16 @@ feed:
 	return sum, nil
 }
 
+// CellLog is the file in a cell's directory that its output is appended
+// to; it is there before the cell's run starts.
+const CellLog = "cell.log"
+
 // runCell starts or resumes one cell, its output appended to DIR/cell.log.
 func runCell(ctx context.Context, exec Exec, c Cell, dir string, st State) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	log, err := os.OpenFile(filepath.Join(dir, "cell.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	log, err := os.OpenFile(filepath.Join(dir, CellLog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
@@ -232,7 +236,7 @@ func Status(ctx context.Context, c Cell, dir string) string {
 		}
 		return string(m.Status)
 	}
-	if logFailed(filepath.Join(dir, "cell.log")) {
+	if logFailed(filepath.Join(dir, CellLog)) {
 		return string(journal.RunFailed)
 	}
 	if c.Kind == KindStudy {
