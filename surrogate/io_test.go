@@ -202,3 +202,53 @@ func TestAdamStep(t *testing.T) {
 		t.Error("Reset kept the step count")
 	}
 }
+
+// TestLoadRefusesNonFiniteWeights: a whole, checksummed file whose model
+// diverged before it was saved (a NaN or infinite weight) is refused, and
+// so is a trainer state with a non-finite moment.
+func TestLoadRefusesNonFiniteWeights(t *testing.T) {
+	m, _ := savedModel(t)
+	for _, prec := range []Precision{"", Float32} {
+		mp, err := NewModel(m.Space(), 2, Arch{Hidden: []int{7, 5}, LayerNorm: true, Precision: prec}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+			if prec == Float32 {
+				p := mp.MLP().Params32()
+				p[len(p)/2] = float32(bad)
+			} else {
+				p := mp.MLP().Params()
+				p[len(p)/2] = bad
+			}
+			var b bytes.Buffer
+			if err := mp.Save(&b); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(&b)
+			if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "non-finite weight") {
+				t.Errorf("%q model, weight %v: err = %v, want ErrNonFinite", prec, bad, err)
+			}
+		}
+	}
+
+	tr, err := NewTrainer(m, TrainConfig{Loss: LossGradPIE, K: 3, Batch: 32}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := tr.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckTrainerState(state, m); err != nil {
+		t.Fatalf("a fresh trainer's state: %v", err)
+	}
+	// The Adam moments are the state's last 16·n bytes: m, then v.
+	binary.LittleEndian.PutUint64(state[len(state)-8:], math.Float64bits(math.NaN()))
+	if err := CheckTrainerState(state, m); err == nil || !strings.Contains(err.Error(), "diverged") {
+		t.Errorf("a NaN moment: %v", err)
+	}
+	if err := tr.UnmarshalBinary(state); err == nil {
+		t.Error("UnmarshalBinary accepted a NaN moment")
+	}
+}

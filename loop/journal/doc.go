@@ -39,7 +39,13 @@
 //     Started: the device may or may not have been touched and the result is
 //     lost, so the loop measures again and records it with Remeasure, which
 //     marks the row remeasured and keeps its original started_at. Failed: the
-//     failure is the result; a retry needs a new key.
+//     row keeps the failure; a retry needs a new key (the loop tries a
+//     device fault again under the next attempt's key). Rejected (a failed
+//     row whose Outcome said the guard refused it before any device was
+//     touched): the refusal is the result, and is not retried.
+//   - FinishOutcome also records the query's marks (Mark: the instants its
+//     devices reported, and the loop's start and end), which Query.Marks
+//     returns.
 //   - Dataset returns the (x, y) of every done or remeasured query in id
 //     order, the training set of the surrogate.
 //   - SaveCheckpoint stores named opaque blobs in one transaction, so a
@@ -57,27 +63,42 @@
 //
 // A Journal is safe for concurrent use; its methods are serialized on one
 // connection. Another process may read a running journal with OpenReadOnly
-// (WAL readers do not block the writer) and sees committed data only.
+// (WAL readers do not block the writer) and sees committed data only; Peek
+// takes a short look at a journal no process writes without leaving a -wal
+// or -shm file behind.
 //
 // # Integrity
 //
-// Every row of queries carries two CRC-32C checksums: intent_sum over what
+// Every row carries a CRC-32C checksum: queries two, intent_sum over what
 // Begin writes (iteration, slot, role, key, x, started_at) and result_sum
 // over what Finish writes (status, remeasured, y, objective, error,
-// finished_at); every checkpoint part one over its name and data. Each read
-// of a query or checkpoint checks them. Verify checks the whole file:
-// SQLite's integrity check of its structure, then every checksum. Open runs
-// Verify before it returns, so a resume refuses a damaged journal (an error
-// matching ErrCorrupt, naming the row) before any device is opened; on a
-// journal of 10 000 queries of 3600 inputs (290 MB) it takes about a second
-// (BenchmarkVerify).
+// finished_at, and the rejected flag and marks when set); every meta row
+// one over its key and value (the config among them), every event, every
+// iteration record and every checkpoint part one over its columns. Each
+// read checks the rows it returns. Verify checks the whole file: SQLite's
+// integrity check of its structure, then every checksum, and that the meta
+// rows a journal always has are there. Open runs Verify before it returns,
+// so a resume refuses a damaged journal (an error matching ErrCorrupt,
+// naming the row) before any device is opened; on a journal of 10 000
+// queries of 3600 inputs (290 MB) it takes about a second (BenchmarkVerify).
 //
-// A journal of schema version 1 has no checksums. Open migrates it to
-// version 2 in one transaction, after SQLite's integrity check: the columns
-// are added and every row's checksums computed, which vouch for the data
-// from then on only. OpenReadOnly leaves it as it is and reads its rows
-// unverified. In version 1 a failed Remeasure cannot be told from a failed
-// query, so QueryCounts counts only its remeasured rows.
+// Open migrates an older journal to version 3 in one transaction, after
+// SQLite's integrity check and a check of the checksums its version has:
+// version 1 has none, version 2 has them on queries and checkpoints only.
+// The checksums the migration computes vouch for the data from then on
+// only. OpenReadOnly and Peek leave an old journal as it is and read what
+// it has no checksums for unverified. In version 1 a failed Remeasure
+// cannot be told from a failed query, so QueryCounts counts only its
+// remeasured rows.
+//
+// # Self-description
+//
+// A run stores its Description (Meta.Description at Create, or
+// SetDescription): every input's and output's name, role, unit, bounds and
+// shape, the devices' identities, the config's hash (ConfigHash) and the
+// build of insitu that ran it. Describe reads it back; exports use it
+// rather than describing the config again with whichever binary reads the
+// journal. A journal older than version 3 has none (ErrNoDescription).
 //
 // # Run directories
 //
@@ -87,16 +108,20 @@
 // or train locks it before it opens any device, and a second one fails at
 // once with a *LockedError naming the holder's pid.
 //
-// # Schema (version 2)
+// # Schema (version 3)
 //
-//	meta(key TEXT PRIMARY KEY, value)   schema_version, insitu_version, method,
-//	                                    kind, seed, direction, created (unix ns),
-//	                                    status, config (the resolved YAML)
+//	meta(key TEXT PRIMARY KEY, value, sum)  schema_version, insitu_version,
+//	                                    method, kind, seed, direction,
+//	                                    created (unix ns), status, stop,
+//	                                    config (the resolved YAML),
+//	                                    config_sha256, description (JSON)
 //	queries(id INTEGER PRIMARY KEY AUTOINCREMENT, iteration, slot, role,
 //	        status, key UNIQUE, x BLOB, y BLOB, objective REAL, error,
 //	        started_at, finished_at,      times in unix nanoseconds
-//	        remeasured, intent_sum, result_sum)
-//	events(id, time, kind, detail, name, value, query_id)
+//	        remeasured, intent_sum, result_sum, rejected, marks)
+//	events(id, time, kind, detail, name, value, query_id, sum)
+//	iterations(iteration, queries, best, step_objective, train_loss,
+//	           controller_s, box_s, projected, time, sum)
 //	checkpoints(id, iteration, created_at)
 //	checkpoint_parts(checkpoint_id, name, data BLOB, sum)
 //
