@@ -467,7 +467,6 @@ func sortDurations(d []time.Duration) {
 	}
 }
 
-
 // TestBenchFaultIsRetriedOnResume: the power meter hangs up every
 // connection after 50 lines, failing a query each session; each resume
 // tries the failed query again (the fault cleared: a new connection) and
