@@ -203,9 +203,10 @@ func lockRun(dir string) (release func(), err error) {
 // deviceQueriesUsed counts the device queries earlier processes of a run
 // made, from its journal, so that safety.budget holds per run across
 // resumes: every journaled query (its intent is written before the device
-// is touched, so one that never reached the device is counted too), every
-// remeasurement, and every ramp's extra steps (a ramp event's value is its
-// number of device queries, the last of which is the journaled query).
+// is touched, so one that never reached the device is counted too, and so
+// is every try of a query a device fault failed), every remeasurement, and
+// every ramp's extra steps (a ramp event's value is its number of device
+// queries, the last of which is the journaled query).
 func deviceQueriesUsed(ctx context.Context, j *journal.Journal) (int, error) {
 	begun, remeasured, err := j.QueryCounts(ctx)
 	if err != nil {
