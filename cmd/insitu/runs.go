@@ -508,7 +508,13 @@ func printTiming(w io.Writer, t report.Timing) {
 	if t.Queries == 0 {
 		return
 	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.3g ms", float64(d)/float64(time.Millisecond)) }
+	ms := func(d time.Duration) string { // three significant digits, in the unit that fits
+		if d <= 0 {
+			return d.String()
+		}
+		unit := time.Duration(math.Pow10(max(int(math.Floor(math.Log10(float64(d))))-2, 0)))
+		return d.Round(unit).String()
+	}
 	fmt.Fprintf(w, "timing   %d queries with marks: median / 95th percentile\n", t.Queries)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(label string, iv report.Interval) {

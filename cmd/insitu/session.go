@@ -152,11 +152,12 @@ func writeConfigCopy(out string, resolved []byte) error {
 // journal exists: the lock, what a Create that crashed left, and the log
 // that reproduce and sweep open for the cell before they start its run.
 var runStartFiles = map[string]bool{
-	reproduce.CellLog:             true,
-	journal.LockFileName:          true,
-	journal.FileName + ".new":     true,
-	journal.FileName + ".new-wal": true,
-	journal.FileName + ".new-shm": true,
+	reproduce.CellLog:                 true,
+	journal.LockFileName:              true,
+	journal.FileName + ".new":         true,
+	journal.FileName + ".new-wal":     true,
+	journal.FileName + ".new-shm":     true,
+	journal.FileName + ".new-journal": true,
 }
 
 // checkEmpty refuses a directory for a new run unless it is missing,

@@ -233,7 +233,7 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 	// no journal or a whole one, never an empty file that blocks both a new
 	// run and a resume. A leftover temporary file is from such a crash.
 	tmp := path + ".new"
-	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
+	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
 		os.Remove(p)
 	}
 	// Measurements can be private: the journal is the owner's only. SQLite
@@ -246,7 +246,7 @@ func Create(dir string, meta Meta, configYAML []byte, opts ...Option) (*Journal,
 		return fail(err)
 	}
 	removeTmp := func() {
-		for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
+		for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
 			os.Remove(p)
 		}
 	}
