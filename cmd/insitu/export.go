@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/insitu-lab/insitu/loop/export"
+	"github.com/insitu-lab/insitu/loop/journal"
 )
 
 func newExportCmd() *cobra.Command {
@@ -53,14 +55,17 @@ A file is written whole or not at all.`,
 			}
 			var runs []*export.Run
 			for _, dir := range args {
-				r, err := export.Load(ctx, dir)
+				r, err := export.Load(ctx, dir, func(ctx context.Context, j *journal.Journal) (journal.Description, error) {
+					d, _, err := runDescription(ctx, j)
+					return d, err
+				})
 				if err != nil {
 					return err
 				}
 				runs = append(runs, r)
 			}
 			r := runs[0]
-			if r.Desc.DescribedLater {
+			if !r.Stored {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: the journal does not describe its variables; names and units come from describing its config with this build\n", r.Dir)
 			}
 			stdout := cmd.OutOrStdout()

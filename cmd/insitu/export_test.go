@@ -177,19 +177,24 @@ func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN
 // expected names and units of the three problems, written out here rather
 // than asked of the describers the export uses.
 var exportWant = map[string]struct {
-	inputs, inUnits, outputs []string
-	objective                bool
+	inputs, inUnits, inRoles, outputs, outUnits []string
+	objective                                   bool
 }{
 	"cnon": {
-		inputs:  []string{"q0[0]", "q0[1]", "q0[2]", "q0[3]", "q0[4]", "q0[5]", "q0[6]", "q0[7]", "q0[8]", "q0[9]"},
-		inUnits: []string{"rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad"},
-		outputs: []string{"qT[0]", "qT[1]", "qT[2]", "qT[3]", "qT[4]", "qT[5]", "qT[6]", "qT[7]", "qT[8]", "qT[9]"}, objective: true,
+		inputs:   []string{"q0[0]", "q0[1]", "q0[2]", "q0[3]", "q0[4]", "q0[5]", "q0[6]", "q0[7]", "q0[8]", "q0[9]"},
+		inUnits:  []string{"rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad"},
+		inRoles:  []string{"setpoint", "setpoint", "setpoint", "setpoint", "setpoint", "setpoint", "setpoint", "setpoint", "setpoint", "setpoint"},
+		outputs:  []string{"qT[0]", "qT[1]", "qT[2]", "qT[3]", "qT[4]", "qT[5]", "qT[6]", "qT[7]", "qT[8]", "qT[9]"},
+		outUnits: []string{"rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad", "rad"}, objective: true,
 	},
-	"smu": {inputs: []string{"smu/voltage"}, inUnits: []string{"V"}, outputs: []string{"smu/voltage", "smu/current", "smu/compliance"}, objective: true},
+	"smu": {inputs: []string{"smu/voltage"}, inUnits: []string{"V"}, inRoles: []string{"setpoint"},
+		outputs: []string{"smu/voltage", "smu/current", "smu/compliance"}, outUnits: []string{"V", "A", ""}, objective: true},
 	"pnn": {
-		inputs:  []string{"u0", "u1", "theta0", "theta1", "theta2", "theta3", "theta4", "theta5", "theta6", "theta7"},
-		inUnits: []string{"", "", "", "", "", "", "", "", "", ""},
-		outputs: []string{"c0", "c1"},
+		inputs:   []string{"u0", "u1", "theta0", "theta1", "theta2", "theta3", "theta4", "theta5", "theta6", "theta7"},
+		inUnits:  []string{"", "", "", "", "", "", "", "", "", ""},
+		inRoles:  []string{"data", "data", "parameter", "parameter", "parameter", "parameter", "parameter", "parameter", "parameter", "parameter"},
+		outputs:  []string{"c0", "c1"},
+		outUnits: []string{"", ""},
 	},
 }
 
@@ -216,6 +221,12 @@ func checkRun(t *testing.T, ds xrDataset, dir, problem string, k int, multi bool
 	}
 	if got := strs("output"); !slices.Equal(got, want.outputs) {
 		t.Errorf("%s: output %q, want %q", problem, got, want.outputs)
+	}
+	if got := strs("output_unit"); !slices.Equal(got, want.outUnits) {
+		t.Errorf("%s: output_unit %q, want %q", problem, got, want.outUnits)
+	}
+	if got := strs("input_role"); !slices.Equal(got, want.inRoles) {
+		t.Errorf("%s: input_role %q, want %q", problem, got, want.inRoles)
 	}
 	if ds.Sizes["input"] != d || ds.Sizes["output"] != m {
 		t.Errorf("%s: sizes %v", problem, ds.Sizes)

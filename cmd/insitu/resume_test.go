@@ -358,7 +358,7 @@ func TestExportReadsTheStoredNames(t *testing.T) {
 	}
 	j.Close()
 	csv, _, err := run(t, "export", dir)
-	if err != nil || !strings.HasPrefix(csv, "id,iteration,slot,role,status,objective,amp_a,amp_b,q_a,q_b\n") {
+	if err != nil || !strings.HasPrefix(csv, "query_id,iteration,slot,role,status,started_at,finished_at,objective,in:amp_a,in:amp_b,out:q_a,out:q_b,error\n") {
 		t.Errorf("export: %v\n%s", err, csv)
 	}
 	show, _, err := run(t, "runs", "show", dir)

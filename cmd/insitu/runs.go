@@ -156,7 +156,7 @@ test and train accuracy and the queries it took.`,
 // training the test accuracy of its last evaluated epoch (its queries
 // carry no objective).
 func bestText(ctx context.Context, s journal.Summary) string {
-	j, err := journal.OpenReadOnly(s.Dir)
+	j, err := journal.Peek(s.Dir)
 	if err != nil {
 		return orDash(s.Best)
 	}

@@ -122,9 +122,9 @@ func (d bluesky) start() map[string]any {
 	}
 	var devs []map[string]any
 	for _, dv := range r.Desc.Devices {
-		devs = append(devs, map[string]any{"name": dv.Name, "type": dv.Type, "identity": dv.Identity})
+		devs = append(devs, map[string]any{"name": dv.Name, "type": dv.Type, "identity": dv.Identity, "error": dv.Error})
 	}
-	objective := map[string]any{"kind": r.Desc.ObjectiveKind, "direction": string(p.Direction), "unit": r.Desc.ObjectiveUnit}
+	objective := map[string]any{"kind": r.Desc.Objective.Kind, "direction": string(p.Direction), "unit": r.Desc.Objective.Unit}
 	if r.Training {
 		objective = map[string]any{"kind": "test accuracy", "direction": "max", "unit": "1"}
 	}
@@ -143,6 +143,7 @@ func (d bluesky) start() map[string]any {
 		"config":     string(r.Config),
 		"provenance": map[string]any{
 			"insitu_version": r.Meta.Version,
+			"build":          r.Desc.Build,
 			"journal":        filepath.Join(r.Dir, journal.FileName),
 			"config_sha256":  r.Desc.ConfigHash,
 			"devices":        devs,
@@ -152,29 +153,32 @@ func (d bluesky) start() map[string]any {
 	}
 }
 
-// exit is the stop document's exit status and reason from the journal's
-// run status and the last event that ends a run.
+// exit is the stop document's exit status and reason: the journal's run
+// status, and why the run ended as the run recorded it (an older journal:
+// the last event that ends a run).
 func (d bluesky) exit() (string, string) {
-	var last string
-	for _, e := range d.r.Events {
-		switch e.Kind {
-		case "interlock", "watchdog", "abort", "panic", "trip", "budget", "fidelity":
-			last = e.Kind + ": " + e.Detail
+	reason := d.r.Meta.Stop
+	if reason == "" {
+		for _, e := range d.r.Events {
+			switch e.Kind {
+			case "interlock", "watchdog", "abort", "panic", "trip", "budget", "fidelity":
+				reason = e.Kind + ": " + e.Detail
+			}
 		}
 	}
 	switch d.r.Meta.Status {
 	case journal.RunFinished:
-		return "success", ""
+		return "success", reason
 	case journal.RunInterrupted:
-		if last == "" {
-			last = "interrupted (Ctrl-C, SIGTERM or STOP); resumable with insitu resume"
+		if reason == "" {
+			reason = "interrupted (Ctrl-C, SIGTERM or STOP); resumable with insitu resume"
 		}
-		return "abort", last
+		return "abort", reason
 	case journal.RunFailed:
-		if last == "" {
-			last = "the run failed (see its log)"
+		if reason == "" {
+			reason = "the run failed (see its log)"
 		}
-		return "fail", last
+		return "fail", reason
 	}
 	return "fail", fmt.Sprintf("the journal says %q: the run is in progress or ended without recording how (a crash); resumable with insitu resume", d.r.Meta.Status)
 }
@@ -452,9 +456,9 @@ func (d bluesky) streams() []stream {
 		return map[string]any{"dtype": dtype, "shape": []int{}, "source": "insitu:journal", "object_name": "insitu", "units": nil, "description": desc}
 	}
 	if !r.Training {
-		ok := meta("number", "objective ("+r.Desc.ObjectiveKind+", "+string(r.Problem.Direction)+")")
-		if r.Desc.ObjectiveUnit != "" {
-			ok["units"] = r.Desc.ObjectiveUnit
+		ok := meta("number", "objective ("+r.Desc.Objective.Kind+", "+string(r.Problem.Direction)+")")
+		if r.Desc.Objective.Unit != "" {
+			ok["units"] = r.Desc.Objective.Unit
 		}
 		addKey("objective", ok)
 	}
@@ -508,8 +512,8 @@ func (d bluesky) streams() []stream {
 			itKey{"loss", "number", "", "mean cross-entropy of the epoch (null at epoch 0)", func(i journal.Iteration) any { return num(i.TrainLoss) }})
 	} else {
 		itKeys = append(itKeys,
-			itKey{"best", "number", r.Desc.ObjectiveUnit, "best objective so far", func(i journal.Iteration) any { return num(i.Best) }},
-			itKey{"step_objective", "number", r.Desc.ObjectiveUnit, "best objective among the iteration's steps", func(i journal.Iteration) any { return num(i.StepObjective) }},
+			itKey{"best", "number", r.Desc.Objective.Unit, "best objective so far", func(i journal.Iteration) any { return num(i.Best) }},
+			itKey{"step_objective", "number", r.Desc.Objective.Unit, "best objective among the iteration's steps", func(i journal.Iteration) any { return num(i.StepObjective) }},
 			itKey{"train_loss", "number", "", "surrogate training loss (null: no surrogate)", func(i journal.Iteration) any { return num(i.TrainLoss) }})
 	}
 	for _, k := range itKeys {

@@ -37,7 +37,7 @@ func Columns(r *Run) []Column {
 		{"finished_at", "", "", "result journaled (RFC 3339, UTC; empty: none)"},
 	}
 	if !r.Training {
-		cols = append(cols, Column{"objective", r.Desc.ObjectiveUnit, "objective", fmt.Sprintf("%s, %s", r.Desc.ObjectiveKind, r.Problem.Direction)})
+		cols = append(cols, Column{"objective", r.Desc.Objective.Unit, "objective", fmt.Sprintf("%s, %s", r.Desc.Objective.Kind, r.Problem.Direction)})
 	}
 	for _, v := range r.Desc.Inputs {
 		cols = append(cols, Column{"in:" + v.Name, v.Unit, v.Role, "input " + v.Name + bounds(v)})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/insitu-lab/insitu/loop/export/netcdf"
+	"github.com/insitu-lab/insitu/loop/journal"
 )
 
 // NetCDF builds the dataset of one run, or of several runs of one problem
@@ -238,7 +239,7 @@ func (b *ncBuilder) globals() {
 	p := first.Problem
 	g := []netcdf.Attr{
 		attr("Conventions", "CF-1.8"),
-		attr("source", text(first.Meta.Version)),
+		attr("source", text(first.Desc.Build.Version)),
 		attr("history", text(time.Now().UTC().Format(time.RFC3339)+" insitu export --format netcdf")),
 		attr("name", text(p.Name)),
 		attr("kind", text(first.Desc.Kind)),
@@ -249,7 +250,7 @@ func (b *ncBuilder) globals() {
 	if first.Training {
 		g = append(g, attr("title", text("insitu training "+p.Name)))
 	} else {
-		g = append(g, attr("title", text("insitu run "+p.Name)), attr("objective", text(first.Desc.ObjectiveKind)))
+		g = append(g, attr("title", text("insitu run "+p.Name)), attr("objective", text(first.Desc.Objective.Kind)))
 	}
 	if !b.multi {
 		r := first
@@ -277,16 +278,20 @@ func boolText(v bool) string {
 }
 
 // devices lists the devices, one per line: name (type): identity.
-func devices(ds []Device) string {
+func devices(ds []journal.Device) string {
 	var lines []string
 	for _, d := range ds {
-		lines = append(lines, fmt.Sprintf("%s (%s): %s", d.Name, d.Type, d.Identity))
+		id := d.Identity
+		if id == "" {
+			id = "no identity: " + d.Error
+		}
+		lines = append(lines, fmt.Sprintf("%s (%s): %s", d.Name, d.Type, id))
 	}
 	return strings.Join(lines, "\n")
 }
 
 func descriptionSource(r *Run) string {
-	if r.Desc.DescribedLater {
+	if !r.Stored {
 		return "names, units and bounds described from the config by the exporting insitu (the journal holds none)"
 	}
 	return "names, units and bounds as the journal recorded them at the start of the run"
@@ -403,9 +408,9 @@ func (b *ncBuilder) queries(nq, d, m int) {
 	}
 	b.addVar("y", b.lead("query", "output"), y, ya...)
 	if !first.Training {
-		oa := []netcdf.Attr{attr("long_name", text("objective ("+first.Desc.ObjectiveKind+")")), attr("direction", string(first.Problem.Direction)), fillNaN}
-		if first.Desc.ObjectiveUnit != "" {
-			oa = append(oa, attr("units", text(first.Desc.ObjectiveUnit)))
+		oa := []netcdf.Attr{attr("long_name", text("objective ("+first.Desc.Objective.Kind+")")), attr("direction", string(first.Problem.Direction)), fillNaN}
+		if first.Desc.Objective.Unit != "" {
+			oa = append(oa, attr("units", text(first.Desc.Objective.Unit)))
 		}
 		b.addVar("objective", qdims, obj, oa...)
 	}
@@ -459,7 +464,7 @@ func (b *ncBuilder) iterations(ni int) {
 	} else {
 		oa := []netcdf.Attr{attr("long_name", "best objective so far"), fillNaN}
 		sa := []netcdf.Attr{attr("long_name", "best objective among this iteration's step queries"), fillNaN}
-		if u := first.Desc.ObjectiveUnit; u != "" {
+		if u := first.Desc.Objective.Unit; u != "" {
 			oa = append(oa, attr("units", text(u)))
 			sa = append(sa, attr("units", text(u)))
 		}

@@ -133,9 +133,14 @@ func (t *Twin) Coupling() []float64 { return append([]float64(nil), t.c...) }
 // Drive returns a copy of e.
 func (t *Twin) Drive() []float64 { return append([]float64(nil), t.e...) }
 
-// Spec describes the twin: inputs q0[i] ∈ [−1, 1] rad, outputs qT[i].
+// Spec describes the twin: inputs q0[i] ∈ [−1, 1] rad, outputs qT[i] in
+// rad (angles, as the inputs are).
 func (t *Twin) Spec() insitu.Spec {
-	return insitu.Spec{Name: "cnon", In: t.space.Clone(), Out: append([]string(nil), t.out...)}
+	units := make([]string, len(t.out))
+	for i := range units {
+		units[i] = "rad"
+	}
+	return insitu.Spec{Name: "cnon", In: t.space.Clone(), Out: append([]string(nil), t.out...), OutUnits: units}
 }
 
 // Skip moves the query counter, which indexes the noise streams, on by n
