@@ -167,6 +167,22 @@ func (e *evaluator) preload(ctx context.Context, n int) error {
 	}
 	return nil
 }
+// CheckpointPrecision is the floating-point type of the surrogate in j's
+// latest checkpoint; ok is false when no checkpoint holds a surrogate. A
+// resume whose config does not name surrogate.precision continues in it:
+// the default can change between releases, a run's precision cannot.
+func CheckpointPrecision(ctx context.Context, j *journal.Journal) (p surrogate.Precision, ok bool, err error) {
+	_, parts, found, err := j.LatestCheckpoint(ctx)
+	if err != nil || !found || parts["model"] == nil {
+		return "", false, err
+	}
+	model, err := surrogate.Load(bytes.NewReader(parts["model"]))
+	if err != nil {
+		return "", false, err
+	}
+	return model.MLP().Precision(), true, nil
+}
+
 
 // CheckCheckpoint checks that the journal's latest checkpoint, if any, is
 // one a resume can continue from: every part decodes, and the surrogate's

@@ -310,17 +310,28 @@ func TestVersion2JournalResumes(t *testing.T) {
 	if !strings.Contains(stdout, "53 replayed") {
 		t.Errorf("the resume did not replay the 53 journaled queries:\n%s", stdout)
 	}
+	// The previous release's surrogate was float64, and the resume goes on
+	// in its checkpoint's precision.
 	ref := filepath.Join(t.TempDir(), "ref")
-	if _, stderr, err := run(t, "run", filepath.Join(dir, "config.yaml"), "--out", ref, "-q"); err != nil {
+	if _, stderr, err := run(t, "run", filepath.Join(dir, "config.yaml"), "--out", ref, "-q", "--set", "surrogate.precision=float64"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
 	want, got := journalRows(t, ref), journalRows(t, dir)
 	if len(got) != len(want) {
 		t.Fatalf("%d queries after the resume, %d in an uninterrupted run", len(got), len(want))
 	}
+	// The surrogate's float64 arithmetic changed since that release (the
+	// blocked GEMM sums in another order), so the queries its gradients
+	// chose part from this build's in their last bits and then diverge. The
+	// run's shape is the same, and so is its initial design (the fixture's
+	// first 20 queries, drawn from the seed alone).
+	const initial = 20
 	for i := range want {
-		if got[i].key != want[i].key || !sameFloats(got[i].x, want[i].x) || !sameFloats(got[i].y, want[i].y) {
-			t.Fatalf("query %d differs from the uninterrupted run", i)
+		if got[i].key != want[i].key {
+			t.Fatalf("query %d is %s, the uninterrupted run's is %s", i, got[i].key, want[i].key)
+		}
+		if i < initial && (!sameFloats(got[i].x, want[i].x) || !sameFloats(got[i].y, want[i].y)) {
+			t.Fatalf("initial query %d differs from the uninterrupted run", i)
 		}
 	}
 	for i := range before {
@@ -329,7 +340,7 @@ func TestVersion2JournalResumes(t *testing.T) {
 		}
 	}
 	csv, _, err := run(t, "export", dir)
-	if err != nil || !strings.HasPrefix(csv, "id,iteration,slot,role,status,objective,q0[0],q0[1],q0[2],q0[3],qT[0],") {
+	if err != nil || !strings.HasPrefix(csv, "query_id,iteration,slot,role,status,started_at,finished_at,objective,in:q0[0],in:q0[1],in:q0[2],in:q0[3],out:qT[0],") {
 		t.Errorf("export of the resumed version 2 journal: %v\n%.200s", err, csv)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/insitu-lab/insitu/surrogate"
 	"io"
 	"math"
 	"os"
@@ -205,6 +206,17 @@ func reopen(ctx context.Context, dir string, cfg interface{ validate() error }) 
 		}
 		if err := loop.CheckCheckpoint(ctx, j); err != nil {
 			return fmt.Errorf("%s: %w: the run cannot continue from it and is left as it was", j.Path(), err)
+		}
+		if c, ok := cfg.(interface{ precision() *surrogate.Precision }); ok {
+			// A config that does not name the precision resumes in the
+			// checkpoint's, whatever this release's default is.
+			p, found, err := loop.CheckpointPrecision(ctx, j)
+			if err != nil {
+				return fmt.Errorf("%s: %w", j.Path(), err)
+			}
+			if found {
+				*c.precision() = p
+			}
 		}
 		if err := resolveConfig(where, data, nil, nil, nil, cfg); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/insitu-lab/insitu/surrogate"
 
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/loop"
@@ -27,6 +28,10 @@ type journalConfig struct {
 	// (every result committed before the next query).
 	Sync string `mapstructure:"sync" yaml:"sync" doc:"iteration: one commit per iteration (a crash loses at most the iteration in flight); query: every result committed before the next query"`
 }
+
+// precision is where a resume puts its checkpoint's surrogate precision
+// before the stored config is decoded over it.
+func (c *runConfig) precision() *surrogate.Precision { return &c.Surrogate.Precision }
 
 func defaultRunConfig() runConfig {
 	return runConfig{

@@ -222,9 +222,13 @@ func hasEvent(es []journal.EventRecord, kind string) bool {
 
 // cnonArgs runs configs/cnon.yaml (100 initial queries, then 5 per
 // iteration, a 256×256 surrogate) for a few iterations: long enough to be
-// stopped in the middle, short enough to resume to the end.
+// stopped in the middle, short enough to resume to the end. The guard's
+// rate (20 queries/s, no burst) paces it as a bench would: the float32
+// surrogate makes an iteration take milliseconds, and an unpaced run can end
+// before the test's STOP or PAUSE reaches it.
 func cnonArgs(dir string, iterations int) []string {
-	return []string{"run", filepath.Join("..", "..", "configs", "cnon.yaml"), "--out", dir, "-q", "--iterations", fmt.Sprint(iterations)}
+	return []string{"run", filepath.Join("..", "..", "configs", "cnon.yaml"), "--out", dir, "-q", "--iterations", fmt.Sprint(iterations),
+		"--set", "safety.rate=20", "--set", "safety.burst=1"}
 }
 
 // TestServeStopEndsTheRunResumably: STOP through the API is one Ctrl-C:
