@@ -167,6 +167,7 @@ func (e *evaluator) preload(ctx context.Context, n int) error {
 	}
 	return nil
 }
+
 // CheckpointPrecision is the floating-point type of the surrogate in j's
 // latest checkpoint; ok is false when no checkpoint holds a surrogate. A
 // resume whose config does not name surrogate.precision continues in it:
@@ -182,7 +183,6 @@ func CheckpointPrecision(ctx context.Context, j *journal.Journal) (p surrogate.P
 	}
 	return model.MLP().Precision(), true, nil
 }
-
 
 // CheckCheckpoint checks that the journal's latest checkpoint, if any, is
 // one a resume can continue from: every part decodes, and the surrogate's
