@@ -161,12 +161,6 @@ func TestGenICamBenchCameraKilled(t *testing.T) {
 
 	fake.Restart(t)
 	if _, stderr, err := run(t, "resume", dir, "-q"); err != nil {
-		if strings.Contains(err.Error(), "failed in the journaled run") {
-			// loop/evaluator.go refuses to resume past a failed query; the
-			// fix is on its way from another branch. Everything before the
-			// resume was checked above.
-			t.Skipf("known bug, resume refuses a run whose last query failed: %v", err)
-		}
 		t.Fatalf("resume with the camera back: %v\n%s", err, stderr)
 	}
 	after := journalRows(t, dir)
