@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"image"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insitu-lab/insitu/drivers/x11/x11test"
 	"github.com/insitu-lab/insitu/instruments/camera/genicamtest"
 	"github.com/insitu-lab/insitu/loop/journal"
 )
@@ -22,6 +24,12 @@ func genicamBench(t *testing.T, fb string, iterations int) string {
 	if err := os.WriteFile(fb, make([]byte, 60*60*4), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return genicamBenchOn(t, "{type: fbdev, path: "+fb+", width: 60, height: 60, bits: 32}", iterations)
+}
+
+// genicamBenchOn is the bench with the SLM on the given display.
+func genicamBenchOn(t *testing.T, display string, iterations int) string {
+	t.Helper()
 	return writeFile(t, "genicam-bench.yaml", `
 name: genicam-bench
 method: gradpie
@@ -34,7 +42,7 @@ blackbox:
   parts:
     - name: slm
       type: slm
-      display: {type: fbdev, path: `+fb+`, width: 60, height: 60, bits: 32}
+      display: `+display+`
       n: 4
       macro_pixel: 6
       two_pi_gray: 256
@@ -174,5 +182,71 @@ func TestGenICamBenchCameraKilled(t *testing.T) {
 	}
 	if !blank(t, fb) {
 		t.Error("the SLM was not blanked at the end of the resumed run")
+	}
+}
+
+// The bench as a lab PC has it: the SLM a full-screen window on an X
+// monitor (Xvfb's only one, so allow_primary), the camera Aravis' fake
+// GigE Vision camera. The run finishes with every query measured by the
+// camera, the window showed the patterns on the monitor while it ran, and
+// the SLM was blanked before the window closed.
+func TestX11GenICamBenchRun(t *testing.T) {
+	genicamtest.Start(t, "X11RUN")
+	x := x11test.Start(t, 640, 480)
+	cfg := genicamBenchOn(t, `{type: x11, x11_display: "`+x.Display+`", allow_primary: true}`, 3)
+	if out, _, err := run(t, "config", "check", cfg); err != nil {
+		t.Fatalf("config check: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	screen := image.Rect(0, 0, 640, 480)
+	done := make(chan struct{})
+	sawPattern := make(chan bool, 1)
+	go func() {
+		saw := false
+		for {
+			select {
+			case <-done:
+				sawPattern <- saw
+				return
+			default:
+			}
+			if g, err := x.Gray(screen); err == nil && bytes.Count(g, []byte{0}) != len(g) {
+				saw = true
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	stdout, stderr, err := run(t, "run", cfg, "--out", dir, "-q")
+	close(done)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !<-sawPattern {
+		t.Error("the SLM's monitor never showed a pattern during the run")
+	}
+	st := statuses(t, dir)
+	if st[journal.StatusDone] < 13 || len(st) != 1 {
+		t.Errorf("journal statuses %v\n%s", st, stdout)
+	}
+	j, err := journal.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	events, err := j.Events(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	safe := 0
+	for _, e := range events {
+		if e.Kind == "safestate" {
+			safe++
+		}
+	}
+	if safe == 0 {
+		t.Error("the journal records no safe state at the end of the run")
+	}
+	if g, err := x.Gray(screen); err != nil || bytes.Count(g, []byte{0}) != len(g) {
+		t.Errorf("the monitor is not dark after the run (%v)", err)
 	}
 }
