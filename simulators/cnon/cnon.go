@@ -29,10 +29,10 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/internal/splitmix"
 	"github.com/insitu-lab/insitu/simulators/batch"
 )
 
@@ -76,12 +76,12 @@ func New(cfg Config) (*Twin, error) {
 		e:         make([]float64, n),
 		m:         make([]float64, n*n),
 		noisy:     cfg.InputNoise > 0 || cfg.OutputNoise > 0,
-		noiseSeed: mix(cfg.Seed ^ mix(saltNoise)),
+		noiseSeed: splitmix.Seed(cfg.Seed, saltNoise),
 	}
 
 	// C and e come from one stream in a fixed order, so they depend only on
 	// the seed and N, not on c0…e1.
-	rng := stream(cfg.Seed, saltConstants)
+	rng := splitmix.Stream(cfg.Seed, saltConstants)
 	for i := range t.c {
 		t.c[i] = cfg.C0 + cfg.C1*(2*rng.Float64()-1)
 	}
@@ -89,7 +89,7 @@ func New(cfg Config) (*Twin, error) {
 		t.e[i] = cfg.E0 + cfg.E1*(2*rng.Float64()-1)
 	}
 	if cfg.CouplingNoise > 0 {
-		rng := stream(cfg.Seed, saltCoupling)
+		rng := splitmix.Stream(cfg.Seed, saltCoupling)
 		for i := range t.c {
 			t.c[i] += cfg.CouplingNoise * rng.NormFloat64()
 		}
@@ -191,7 +191,7 @@ func (t *Twin) query(w *Work, x []float64, k uint64, y []float64) {
 	if t.noisy {
 		// One stream per query index: reproducible whatever the order in
 		// which concurrent workers run. Input noise first, then output.
-		w.pcg.Seed(t.noiseSeed, mix(k^t.noiseSeed))
+		splitmix.QueryPCG(w.pcg, t.noiseSeed, k)
 		if s := t.cfg.InputNoise; s > 0 {
 			for i := range w.Q {
 				w.Q[i] += s * w.rng.NormFloat64()
@@ -314,7 +314,7 @@ func (t *Twin) Energy(q, p []float64) []float64 {
 // Target returns a reference input drawn uniformly from the box with seed,
 // and qTarget = Noiseless(xRef): a target the twin can reach exactly.
 func (t *Twin) Target(seed uint64) (xRef, qTarget []float64) {
-	rng := stream(seed, saltTarget)
+	rng := splitmix.Stream(seed, saltTarget)
 	xRef = make([]float64, t.n)
 	for i := range xRef {
 		xRef[i] = 2*rng.Float64() - 1
@@ -361,18 +361,4 @@ func (d Distance) mustLen(y []float64) {
 	if len(y) != len(d.Target) {
 		panic(fmt.Sprintf("cnon: Distance: output of length %d, target of length %d", len(y), len(d.Target)))
 	}
-}
-
-// mix is the splitmix64 finalizer: it spreads nearby seeds (1, 2, …, or
-// consecutive query indices) over the whole PCG state space.
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
-func stream(seed, salt uint64) *rand.Rand {
-	s := mix(seed ^ mix(salt))
-	return rand.New(rand.NewPCG(s, mix(s)))
 }

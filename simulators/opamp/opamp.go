@@ -59,6 +59,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/internal/splitmix"
 	"github.com/insitu-lab/insitu/simulators/batch"
 )
 
@@ -108,10 +109,10 @@ func New(cfg Config) (*Twin, error) {
 		cfg:       cfg,
 		proc:      DefaultProcess(),
 		space:     Space(),
-		noiseSeed: mix(cfg.Seed ^ mix(saltNoise)),
+		noiseSeed: splitmix.Seed(cfg.Seed, saltNoise),
 	}
 	if s := cfg.Mismatch; s > 0 {
-		rng := stream(cfg.Seed, saltMismatch)
+		rng := splitmix.Stream(cfg.Seed, saltMismatch)
 		p := &t.proc
 		p.KPn *= 1 + s*rng.NormFloat64()
 		p.KPp *= 1 + s*rng.NormFloat64()
@@ -194,24 +195,10 @@ func (t *Twin) query(ctx context.Context, x []float64, k uint64) ([]float64, err
 	}
 	if sd := t.cfg.OutputNoise; sd > 0 {
 		// One stream per query index: reproducible in any worker order.
-		rng := rand.New(rand.NewPCG(t.noiseSeed, mix(k^t.noiseSeed)))
+		rng := rand.New(rand.NewPCG(t.noiseSeed, splitmix.Mix(k^t.noiseSeed)))
 		for i := range y {
 			y[i] *= 1 + sd*rng.NormFloat64()
 		}
 	}
 	return y[:], nil
-}
-
-// mix is the splitmix64 finalizer: it spreads nearby seeds and query
-// indices over the whole PCG state space.
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
-func stream(seed, salt uint64) *rand.Rand {
-	s := mix(seed ^ mix(salt))
-	return rand.New(rand.NewPCG(s, mix(s)))
 }

@@ -48,6 +48,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/internal/splitmix"
 	"github.com/insitu-lab/insitu/simulators/batch"
 )
 
@@ -118,7 +119,7 @@ func New(cfg Config) (*Twin, error) {
 		target:    make([]complex128, n*n),
 		slm:       newSLM(cfg),
 		prop:      prop,
-		noiseSeed: mix(cfg.Seed ^ mix(saltNoise)),
+		noiseSeed: splitmix.Seed(cfg.Seed, saltNoise),
 	}
 	if cfg.Output == OutputCamera {
 		t.cam = newCamera(cfg)
@@ -291,7 +292,7 @@ func (t *Twin) query(w *work, x []float64, k uint64) []float64 {
 	if t.cam.noisy {
 		// One stream per query index: reproducible whatever the order in
 		// which concurrent workers run.
-		w.pcg.Seed(t.noiseSeed, mix(k^t.noiseSeed))
+		splitmix.QueryPCG(&w.pcg, t.noiseSeed, k)
 	}
 	if s := t.cam.capture(w.pw, y, w.rng); s > 0 {
 		t.satQ.Add(1)
@@ -476,7 +477,7 @@ func (t *Twin) Image(x []float64, k uint64) (img []float64, saturated int) {
 	t.power(w.u2, w.pw)
 	img = make([]float64, len(t.out))
 	if t.cam.noisy {
-		w.pcg.Seed(t.noiseSeed, mix(k^t.noiseSeed))
+		splitmix.QueryPCG(&w.pcg, t.noiseSeed, k)
 	}
 	return img, t.cam.capture(w.pw, img, w.rng)
 }
@@ -490,13 +491,4 @@ func (t *Twin) mustLen(method string, x []float64) {
 	if len(x) != t.nc*t.nc {
 		panic(fmt.Sprintf("owms: %s: %d phases, twin has %d", method, len(x), t.nc*t.nc))
 	}
-}
-
-// mix is the splitmix64 finalizer: it spreads nearby seeds and consecutive
-// query indices over the whole PCG state space.
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/internal/splitmix"
 	"github.com/insitu-lab/insitu/simulators/batch"
 	"github.com/insitu-lab/insitu/simulators/cnon"
 )
@@ -137,7 +138,7 @@ func NewCNON(cfg CNONConfig) (*CNONTwin, error) {
 	n, du := cfg.N, cfg.Inputs
 	t := &CNONTwin{cfg: cfg, n: n, du: du, ig: ct.Integrator(), enc: make([]float64, n*du), group: make([]int, n),
 		nSeed: cfg.Seed, hasGap: cfg.Eta != 0 || cfg.CouplingNoise != 0 || cfg.InputNoise != 0}
-	rng := stream(cfg.Seed, saltCNONEncoding)
+	rng := splitmix.Stream(cfg.Seed, saltCNONEncoding)
 	for i := range n {
 		var s float64
 		row := t.enc[i*du : (i+1)*du]
@@ -233,7 +234,7 @@ func (t *CNONTwin) load(w *cnon.Work, x []float64, k uint64, noisy bool) {
 	u := x[:t.du]
 	if noisy && t.cfg.InputNoise > 0 {
 		u = slices.Clone(u)
-		rng := queryNoise(t.nSeed, saltCNONNoise, k)
+		rng := splitmix.Query(t.nSeed, saltCNONNoise, k)
 		for j := range u {
 			u[j] += t.cfg.InputNoise * rng.NormFloat64()
 		}

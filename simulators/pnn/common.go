@@ -31,7 +31,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 
 	"github.com/insitu-lab/insitu"
 )
@@ -49,25 +48,6 @@ var (
 	_ PNN = (*CNONTwin)(nil)
 	_ PNN = (*OpticalTwin)(nil)
 )
-
-// mix is the splitmix64 finalizer.
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
-func stream(seed, salt uint64) *rand.Rand {
-	s := mix(seed ^ mix(salt))
-	return rand.New(rand.NewPCG(s, mix(s)))
-}
-
-// queryNoise returns the generator of query k's noise.
-func queryNoise(seed, salt, k uint64) *rand.Rand {
-	s := mix(seed ^ mix(salt))
-	return rand.New(rand.NewPCG(s, mix(k^s)))
-}
 
 // space builds the input box [u; θ] with names u0… and theta0…; θ is
 // periodic when it is a phase.

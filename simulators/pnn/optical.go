@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/internal/splitmix"
 	"github.com/insitu-lab/insitu/simulators/batch"
 	"github.com/insitu-lab/insitu/simulators/optics"
 )
@@ -206,7 +207,7 @@ func NewOptical(cfg OpticalConfig) (*OpticalTwin, error) {
 	}
 	sort.SliceStable(all, func(i, j int) bool { return rad(all[i]) < rad(all[j]) })
 	cand := all[:min(len(all), max(cfg.Inputs, (len(all)+1)/2))]
-	rng := stream(cfg.Seed, saltOptBlocks)
+	rng := splitmix.Stream(cfg.Seed, saltOptBlocks)
 	rng.Shuffle(len(cand), func(i, j int) { cand[i], cand[j] = cand[j], cand[i] })
 	for i := range t.block {
 		t.block[i] = -1
@@ -228,7 +229,7 @@ func NewOptical(cfg OpticalConfig) (*OpticalTwin, error) {
 		}
 	}
 	if cfg.Aberration > 0 {
-		rng := stream(cfg.Seed, saltOptAberration)
+		rng := splitmix.Stream(cfg.Seed, saltOptAberration)
 		for i := range t.aber {
 			t.aber[i] = cfg.Aberration * rng.NormFloat64()
 		}
@@ -380,7 +381,7 @@ func (t *OpticalTwin) laplace(in, out []float64) {
 func (t *OpticalTwin) forward(w *owork, x []float64, k uint64, noisy bool) {
 	copy(w.u, x[:t.du])
 	if noisy && t.cfg.InputNoise > 0 {
-		rng := queryNoise(t.cfg.Seed, saltOptNoise, k)
+		rng := splitmix.Query(t.cfg.Seed, saltOptNoise, k)
 		for j := range w.u {
 			w.u[j] += t.cfg.InputNoise * rng.NormFloat64()
 		}

@@ -8,8 +8,9 @@ package data
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
+
+	"github.com/insitu-lab/insitu/internal/splitmix"
 )
 
 // Dataset is a labelled classification set: sample i has features X[i]
@@ -41,18 +42,6 @@ func (d Dataset) Counts() []int {
 	return c
 }
 
-func rng(seed, salt uint64) *rand.Rand {
-	s := mix(seed ^ mix(salt))
-	return rand.New(rand.NewPCG(s, mix(s)))
-}
-
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
-
 const (
 	saltMoons   = 0x64617461_00000001
 	saltBlobs   = 0x64617461_00000002
@@ -81,7 +70,7 @@ func Moons(seed uint64, n int, noise float64) (Dataset, error) {
 	if err := check(n, 2, noise); err != nil {
 		return Dataset{}, err
 	}
-	r := rng(seed, saltMoons)
+	r := splitmix.Stream(seed, saltMoons)
 	d := Dataset{X: make([][]float64, n), Y: make([]int, n), Classes: 2}
 	for i := range n {
 		y := balanced(i, 2)
@@ -108,7 +97,7 @@ func Blobs(seed uint64, n, classes int, noise float64) (Dataset, error) {
 	if err := check(n, classes, noise); err != nil {
 		return Dataset{}, err
 	}
-	r := rng(seed, saltBlobs)
+	r := splitmix.Stream(seed, saltBlobs)
 	d := Dataset{X: make([][]float64, n), Y: make([]int, n), Classes: classes}
 	for i := range n {
 		y := balanced(i, classes)
@@ -126,7 +115,7 @@ func Circles(seed uint64, n int, noise float64) (Dataset, error) {
 	if err := check(n, 2, noise); err != nil {
 		return Dataset{}, err
 	}
-	r := rng(seed, saltCircles)
+	r := splitmix.Stream(seed, saltCircles)
 	d := Dataset{X: make([][]float64, n), Y: make([]int, n), Classes: 2}
 	for i := range n {
 		y := balanced(i, 2)
@@ -188,7 +177,7 @@ func (d Dataset) Split(seed uint64, testFraction float64) (train, test Dataset, 
 	if !(testFraction >= 0 && testFraction <= 1) {
 		return train, test, fmt.Errorf("data: test fraction %v, want [0, 1]", testFraction)
 	}
-	r := rng(seed, saltSplit)
+	r := splitmix.Stream(seed, saltSplit)
 	byClass := make([][]int, d.Classes)
 	for i, y := range d.Y {
 		byClass[y] = append(byClass[y], i)
