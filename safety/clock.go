@@ -3,6 +3,8 @@ package safety
 import (
 	"context"
 	"time"
+
+	"github.com/insitu-lab/insitu/internal/sleep"
 )
 
 // Clock is the time source of the rate limit and of event times. Tests
@@ -25,15 +27,5 @@ func (RealClock) Now() time.Time { return time.Now() }
 
 // Sleep waits for d or ctx.
 func (RealClock) Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+	return sleep.For(ctx, d)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/internal/sleep"
 )
 
 // Sep joins a part's name and its coordinate or output name: "slm/p0001",
@@ -277,7 +278,7 @@ func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
 	}
 	// Apply returns once the device has confirmed (an SLM's frame is on
 	// screen), so the settle time starts from there.
-	if err := sleep(ctx, settle+r.settle); err != nil {
+	if err := sleep.For(ctx, settle+r.settle); err != nil {
 		return nil, fmt.Errorf("rig %s: settle %v: %w", name, settle+r.settle, err)
 	}
 	now := time.Now()
@@ -364,20 +365,6 @@ func (r *Rig) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 var (

@@ -36,6 +36,7 @@ import (
 	"gonum.org/v1/gonum/interp"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/internal/sleep"
 )
 
 // Display is where frames go: a row-major Width×Height gray image per Show.
@@ -431,7 +432,7 @@ func (s *SLM) SetPhase(ctx context.Context, phase []float64) error {
 	if err := s.Show(ctx, phase); err != nil {
 		return err
 	}
-	if err := Sleep(ctx, s.cfg.Settle); err != nil {
+	if err := sleep.For(ctx, s.cfg.Settle); err != nil {
 		return fmt.Errorf("%s: settle: %w", s.name, err)
 	}
 	insitu.MarkQuery(ctx, "", insitu.MarkSettled, time.Now())
@@ -460,21 +461,6 @@ func (s *SLM) Close() error {
 		}
 	}
 	return nil
-}
-
-// Sleep waits d or until ctx is done, whichever is first.
-func Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Display returns the display the SLM draws on (for twins that watch it).

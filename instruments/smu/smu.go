@@ -45,6 +45,7 @@ import (
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/transport"
+	"github.com/insitu-lab/insitu/internal/sleep"
 )
 
 // DefaultIDN matches a real 2400-series unit. A twin does not match it:
@@ -330,12 +331,8 @@ func (s *SMU) ramp(ctx context.Context, v float64) error {
 			next = s.level + math.Copysign(s.cfg.Step, d)
 		}
 		if wait := s.cfg.StepDelay - time.Since(s.lastSet); !s.lastSet.IsZero() && wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return fmt.Errorf("%s %s: ramp to %v V at %v V: %w", s.cfg.Name, s.port, v, s.level, context.Cause(ctx))
+			if err := sleep.For(ctx, wait); err != nil {
+				return fmt.Errorf("%s %s: ramp to %v V at %v V: %w", s.cfg.Name, s.port, v, s.level, err)
 			}
 		}
 		if err := s.client.Write(ctx, ":SOUR:VOLT:LEV "+fmtFloat(next)); err != nil {

@@ -413,6 +413,11 @@ func TestSMURampsFromReadBack(t *testing.T) {
 	if err := s.Apply(ctx, []float64{1.3}); err != nil {
 		t.Fatal(err)
 	}
+	// A query makes sure the twin has taken the last level (a Write
+	// returns once sent), before another connection reads it back.
+	if _, err := s.Errors(ctx); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	s2, _ := open(t, tw, scpitest.ServeTCP, twinConfig())
 	if s2.Level() != 1.3 || !s2.OutputOn() {

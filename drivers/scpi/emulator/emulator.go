@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/insitu-lab/insitu/drivers/scpi"
+	"github.com/insitu-lab/insitu/internal/sleep"
 )
 
 // Handler executes one command. args is the text after the header, trimmed.
@@ -338,7 +339,7 @@ func (in *Instrument) ServeTCP(ctx context.Context, ln net.Listener) error {
 			in.acceptErrors.Add(1)
 			delay = nextDelay(delay)
 			in.logf("emulator: accept: %v; retrying in %v", err, delay)
-			if !sleep(ctx, delay) {
+			if sleep.For(ctx, delay) != nil {
 				return ctx.Err()
 			}
 			continue
@@ -401,14 +402,7 @@ func (in *Instrument) handleLine(ctx context.Context, line string, n int) ([]byt
 	if len(replies) == 0 {
 		return nil, false
 	}
-	if d := in.faults.Latency; d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}
+	_ = sleep.For(ctx, in.faults.Latency) // cut short only when Serve is ending
 	if in.dropNext > 0 || (in.faults.DropRate > 0 && in.rng.Float64() < in.faults.DropRate) {
 		if in.dropNext > 0 {
 			in.dropNext--

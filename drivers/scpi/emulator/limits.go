@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"slices"
@@ -203,16 +202,4 @@ func temporary(err error) bool {
 // nextDelay doubles an accept retry delay within [minAcceptDelay, maxAcceptDelay].
 func nextDelay(d time.Duration) time.Duration {
 	return min(max(2*d, minAcceptDelay), maxAcceptDelay)
-}
-
-// sleep waits d or until ctx ends, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
