@@ -121,3 +121,17 @@ func TestPaletteHasTenDistinctColours(t *testing.T) {
 		}
 	}
 }
+
+// Quantile is numpy's default (type 7): numpy.percentile([1, 2, 3, 4],
+// [0, 25, 50, 75, 100]) = [1, 1.75, 2.5, 3.25, 4].
+func TestQuantileIsType7(t *testing.T) {
+	x := []float64{1, 2, 3, 4}
+	for _, c := range []struct{ p, want float64 }{{0, 1}, {0.25, 1.75}, {0.5, 2.5}, {0.75, 3.25}, {1, 4}} {
+		if got := Quantile(x, c.p); got != c.want {
+			t.Errorf("Quantile(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := Quantile([]float64{7}, 0.25); got != 7 {
+		t.Errorf("one value: %v", got)
+	}
+}
