@@ -2,7 +2,9 @@ package loop
 
 import (
 	"context"
+	"maps"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/insitu-lab/insitu/loop/journal"
@@ -41,8 +43,19 @@ func TestRestartRule(t *testing.T) {
 					restarts[q.Iteration] = append(restarts[q.Iteration], q.X)
 				}
 			}
-			if len(restarts) == 0 {
-				t.Fatal("no restart in 12 stale iterations with after = 2")
+			// Every iteration is stale, so a restart comes before every
+			// after-th iteration from iteration after+1 on: the rule counts
+			// after stale iterations (1 and 2), restarts before iteration
+			// 3 and counts afresh from there (3 and 4), and so on, until
+			// the budget ends the run.
+			last := res.Iterations[len(res.Iterations)-1].Iteration
+			var want []int
+			for it := cfg.Restart.After + 1; it <= last; it += cfg.Restart.After {
+				want = append(want, it)
+			}
+			got := slices.Sorted(maps.Keys(restarts))
+			if !slices.Equal(got, want) {
+				t.Errorf("restarts before iterations %v, want %v", got, want)
 			}
 			for it, xs := range restarts {
 				if len(xs) != cfg.Restart.Points {

@@ -77,8 +77,19 @@ func openTCP(t testing.TB, inst *emulator.Instrument) scpi.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(); cancel(); <-done })
+	t.Cleanup(func() { c.Close(); cancel(); waitFor(t, done, "the emulator's ServeTCP to return") })
 	return c
+}
+
+// waitFor waits for done, failing the test instead of hanging when it
+// does not come within 10 s.
+func waitFor(t testing.TB, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("gave up waiting 10 s for %s", what)
+	}
 }
 
 func openPTY(t testing.TB, inst *emulator.Instrument) scpi.Conn {
@@ -95,7 +106,7 @@ func openPTY(t testing.TB, inst *emulator.Instrument) scpi.Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { inst.Serve(ctx, pt.Master); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; p.Close(); pt.Close() })
+	t.Cleanup(func() { cancel(); waitFor(t, done, "the emulator's Serve to return"); p.Close(); pt.Close() })
 	return p
 }
 
@@ -309,7 +320,12 @@ func TestWaitHonoursContext(t *testing.T) {
 			}
 		}
 	}()
-	<-held // the instrument is busy with HOLD? and the client is held
+	// The instrument is busy with HOLD? and the client is held.
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("HOLD? never reached the instrument")
+	}
 
 	const wait = 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), wait)

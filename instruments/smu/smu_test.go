@@ -182,14 +182,38 @@ func TestSMUStepDelay(t *testing.T) {
 	if el := time.Since(start); el < 40*time.Millisecond {
 		t.Errorf("3-step ramp took %v, want ≥ 2 step delays", el)
 	}
-	// A cancelled context stops the ramp between steps.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+
+	// A cancelled context stops the ramp between steps. The delay is an
+	// hour, and the context is cancelled once the first step has reached
+	// the twin: however loaded the machine, the ramp is then waiting.
+	tw2 := newTwin(t, bench.SMUConfig{NoNoise: true})
+	cfg.StepDelay = time.Hour
+	s2, _ := open(t, tw2, scpitest.ServeTCP, cfg)
+	n := len(tw2.Instrument().Commands())
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := s.Apply(ctx, []float64{-1.5}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("cancelled ramp: %v", err)
+	go func() {
+		defer cancel()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			for _, c := range tw2.Instrument().Commands()[n:] {
+				if strings.HasPrefix(c, ":SOUR:VOLT:LEV ") {
+					return
+				}
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- s2.Apply(ctx, []float64{-1.5}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled ramp: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the ramp did not stop when its context was cancelled")
 	}
-	if l := s.Level(); l == -1.5 {
-		t.Errorf("ramp finished despite the deadline")
+	if l := s2.Level(); l != -0.5 {
+		t.Errorf("level %v after a cancelled ramp, want -0.5 (one step)", l)
 	}
 }
 
