@@ -546,3 +546,68 @@ func TestTimeoutPrecedence(t *testing.T) {
 		t.Errorf("slow reply under the 300 ms timeout: %v", err)
 	}
 }
+
+// notifyWrites passes the emulator's replies to the pseudo-terminal and
+// tells the test each one once it is written.
+type notifyWrites struct {
+	io.ReadWriteCloser
+	wrote chan string
+}
+
+func (n notifyWrites) Write(p []byte) (int, error) {
+	k, err := n.ReadWriteCloser.Write(p)
+	n.wrote <- string(p)
+	return k, err
+}
+
+// TestLateReplyNeverAnswersTheNextQuery over a serial line (a
+// pseudo-terminal): a query times out, its reply arrives afterwards and
+// waits in the port's input buffer; the next query must get its own reply,
+// because a timed-out exchange leaves the client to discard its input
+// before the next command. The error-queue drain, which would also clear
+// the line, is off.
+func TestLateReplyNeverAnswersTheNextQuery(t *testing.T) {
+	release := make(chan struct{})
+	inst, err := emulator.New(twinIDN, emulator.Table{
+		"SLOW?": func(string) (string, error) {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+			return "late", nil
+		},
+		"ECHO?": func(args string) (string, error) { return args, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := emulator.OpenPTY()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	p, err := serial.Open(context.Background(), serial.Config{Port: pt.Path, Baud: 115200, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	wrote := make(chan string, 16)
+	go func() { inst.Serve(ctx, notifyWrites{pt.Master, wrote}); close(done) }()
+	t.Cleanup(func() { cancel(); waitFor(t, done, "the emulator's Serve to return"); p.Close(); pt.Close() })
+
+	c := scpi.NewClient(p, scpi.WithTimeout(100*time.Millisecond), scpi.WithErrorDrain(0, 0))
+	if _, err := c.Query(context.Background(), "SLOW?"); !errors.Is(err, scpi.ErrTimeout) {
+		t.Fatalf("SLOW?: %v, want a timeout", err)
+	}
+	close(release)
+	for reply := ""; !strings.HasPrefix(reply, "late"); {
+		select {
+		case reply = <-wrote:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the late reply was never sent")
+		}
+	}
+	if got, err := c.Query(context.Background(), "ECHO? next"); err != nil || got != "next" {
+		t.Errorf("the query after a timeout got %q, %v; want its own reply, next", got, err)
+	}
+}
