@@ -599,3 +599,95 @@ func TestSMUTimeoutPrecedence(t *testing.T) {
 		s.Close()
 	}
 }
+
+// levelAtOn returns the source level programmed when the log's first
+// :OUTP ON came: the last :SOUR:VOLT:LEV before it, or from if none. ok
+// is false when the log has no :OUTP ON.
+func levelAtOn(t *testing.T, log []string, from float64) (level float64, ok bool) {
+	t.Helper()
+	level = from
+	for i, c := range log {
+		if c == ":OUTP ON" {
+			return level, true
+		}
+		if ls := levels(t, log[i:i+1]); len(ls) == 1 {
+			level = ls[0]
+		}
+	}
+	return level, false
+}
+
+// TestSMUSwitchesOnAtZero: the output goes on only at 0 V, whatever level
+// the instrument was left programmed at with its output off (here 2 V, set
+// from the front panel before the session): the driver ramps the level to
+// 0 V first, switches on, then ramps up, so the load never sees a step
+// larger than step.
+func TestSMUSwitchesOnAtZero(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
+	addr := serveTCPAt(t, tw)
+	ctx := context.Background()
+	panel, err := lxi.Dial(ctx, lxi.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := scpi.NewClient(panel)
+	defer front.Close()
+	if err := front.Write(ctx, ":SOUR:VOLT:LEV 2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := front.OPC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := twinConfig()
+	cfg.Transport = transport.Config{Type: "lxi", LXI: lxi.Config{Address: addr}}
+	s, err := smu.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.OutputOn() || s.Level() != 2 {
+		t.Fatalf("opened at %v V, output on %v; want 2 V, off", s.Level(), s.OutputOn())
+	}
+	n := len(tw.Instrument().Commands())
+	if err := s.Apply(ctx, []float64{0.7}); err != nil {
+		t.Fatal(err)
+	}
+	log := since(t, s, tw, n)
+	at, ok := levelAtOn(t, log, 2)
+	if !ok || at != 0 {
+		t.Errorf("output switched on at %v V (on: %v), want 0 V: %v", at, ok, log)
+	}
+	checkSteps(t, 2, levels(t, log), 0.5)
+	if st := tw.State(); !st.Output || st.Level != 0.7 {
+		t.Errorf("twin after Apply(0.7): %+v", st)
+	}
+}
+
+// TestSMUSafeStateSwitchesOffWhenTheRampFails: a ramp to 0 V that cannot
+// finish (the safe state's time runs out while the ramp waits its step
+// delay) still ends with the output switched off, as SafeState promises,
+// and the error says why the ramp stopped.
+func TestSMUSafeStateSwitchesOffWhenTheRampFails(t *testing.T) {
+	tw := newTwin(t, bench.SMUConfig{NoNoise: true, NoDiode: true})
+	cfg := twinConfig()
+	cfg.StepDelay = time.Hour // the ramp down waits an hour before its first step
+	s, _ := open(t, tw, scpitest.ServeTCP, cfg)
+	ctx := context.Background()
+	if err := s.Apply(ctx, []float64{0.5}); err != nil { // one step: no wait
+		t.Fatal(err)
+	}
+	n := len(tw.Instrument().Commands())
+	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	err := s.SafeState(sctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("safe state with a ramp cut short: %v, want the deadline", err)
+	}
+	log := since(t, s, tw, n)
+	if st := tw.State(); st.Output || s.OutputOn() {
+		t.Errorf("output left on after a failed ramp to 0 V (twin %+v, sent %v)", st, log)
+	}
+	if !slices.Contains(log, ":OUTP OFF") {
+		t.Errorf("safe state sent %v, want :OUTP OFF", log)
+	}
+}
