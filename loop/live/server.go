@@ -159,9 +159,11 @@ func Start(ln net.Listener, o Options) (*Server, error) {
 		changed:  make(chan struct{}, 1),
 		start:    time.Now(),
 	}
-	// Cookies are per host, not per port: each server names its own, so
-	// two runs on one machine do not log each other out.
-	s.cookie = "insitu_" + hex.EncodeToString(s.token[:6])
+	// Browsers keep cookies per host, not per port: each server names its
+	// own by its port (and token), so two runs on one machine, even given
+	// the same token, neither log each other out nor accept each other's.
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	s.cookie = "insitu_" + port + "_" + hex.EncodeToString(s.token[:6])
 	s.url = fmt.Sprintf("http://%s/?token=%s", urlHost(ln.Addr()), url.QueryEscape(raw))
 	s.st = State{
 		Run: o.Info, Status: "running", EventCounts: map[string]int{},

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -184,6 +185,27 @@ func TestServeAuth(t *testing.T) {
 	}
 }
 
+// TestServeCookiePerPort: two live views on one host, even with the same
+// token, name their cookies apart (a browser sends every cookie of the
+// host to every port), and neither takes the other's.
+func TestServeCookiePerPort(t *testing.T) {
+	r := newFakeRun(t)
+	a := startServer(t, r, &fakeControls{}, NewHold(nil))
+	b := startServer(t, r, &fakeControls{}, NewHold(nil))
+	_, _, h := request(t, "GET", a.URL(), nil)
+	ck := strings.Split(h.Get("Set-Cookie"), ";")[0]
+	name, _, _ := strings.Cut(ck, "=")
+	if name == b.cookie || !strings.Contains(name, strconv.Itoa(a.Addr().(*net.TCPAddr).Port)) {
+		t.Errorf("cookie %q of the server on %v, %q of the one on %v: want each named by its port", name, a.Addr(), b.cookie, b.Addr())
+	}
+	if code, _, _ := request(t, "GET", base(a)+"/api/state", map[string]string{"Cookie": ck}); code != 200 {
+		t.Errorf("own cookie: %d, want 200", code)
+	}
+	if code, _, _ := request(t, "GET", base(b)+"/api/state", map[string]string{"Cookie": ck}); code != http.StatusUnauthorized {
+		t.Errorf("the other server's cookie: %d, want 401", code)
+	}
+}
+
 func TestServeControls(t *testing.T) {
 	r := newFakeRun(t)
 	c := &fakeControls{}
@@ -214,6 +236,11 @@ func TestServeControls(t *testing.T) {
 		{"cookie, Origin of another port", map[string]string{"Cookie": cookie, "Origin": "http://127.0.0.1:1"}, 403},
 		{"bearer, foreign Origin", map[string]string{"Authorization": bearer, "Origin": "http://evil.example"}, 403},
 		{"cookie, no Origin", map[string]string{"Cookie": cookie}, 403},
+		// An Origin that only ends or starts with this server's host.
+		{"cookie, Origin ending in this host", map[string]string{"Cookie": cookie, "Origin": "http://evil" + s.Addr().String()}, 403},
+		{"cookie, Origin of this host over https", map[string]string{"Cookie": cookie, "Origin": "https://" + s.Addr().String()}, 403},
+		{"cookie, Origin starting with this host", map[string]string{"Cookie": cookie, "Origin": own + ".evil.example"}, 403},
+		{"cookie, Origin of a subdomain of this host", map[string]string{"Cookie": cookie, "Origin": fmt.Sprintf("http://evil.localhost:%d", s.Addr().(*net.TCPAddr).Port), "Host": fmt.Sprintf("localhost:%d", s.Addr().(*net.TCPAddr).Port)}, 403},
 		{"Origin null", map[string]string{"Cookie": cookie, "Origin": "null"}, 403},
 	}
 	for _, path := range []string{"/api/stop", "/api/pause", "/api/resume"} {
