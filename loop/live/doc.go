@@ -15,15 +15,23 @@
 //
 // # Backpressure
 //
-// Each event stream (GET /api/events, server-sent events) has a wake-up
-// channel with room for one update. Waking is a non-blocking send: if the
-// client has not taken the previous update yet, this one is dropped, and
-// the client gets the newest state, with everything it has not had yet,
-// when it is ready. A stalled client therefore costs the poller nothing and
-// the run nothing; its own write times out after writeTimeout and it is
-// disconnected. The first event carries the whole state; later ones the
-// points and iterations the client lacks, and the input and output images
-// only when they changed.
+// Each poll is encoded once, as an update: what changed since the previous
+// one (the new points, iterations and predictions, and the input and
+// output images only when they changed). Every event stream (GET
+// /api/events, server-sent events) is sent those same bytes: the first
+// event carries the whole state (encoded once per state, however many
+// clients connect), later ones the updates the client lacks. A client
+// more than 64 updates behind gets the whole state again. At most
+// Options.MaxStreams streams are served at once (DefaultMaxStreams, 16);
+// one more is refused with 429 Too Many Requests, so that no number of
+// clients costs the run more than that many writes per poll.
+//
+// Each stream has a wake-up channel with room for one update. Waking is a
+// non-blocking send: if the client has not taken the previous update yet,
+// this one is dropped, and the client gets everything it has not had when
+// it is ready. A stalled client therefore costs the poller nothing and the
+// run nothing; its own write times out after writeTimeout and it is
+// disconnected.
 //
 // # Security
 //

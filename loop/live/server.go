@@ -37,7 +37,14 @@ const (
 	closeTimeout = 2 * time.Second
 	// lastEvents is how many events a state carries.
 	lastEvents = 50
+	// keepUpdates is how many encoded updates the server keeps for
+	// clients that are behind; one further behind gets the whole state.
+	keepUpdates = 64
 )
+
+// DefaultMaxStreams is Options.MaxStreams when it is 0: a few browser tabs
+// and scripts; more streams than this are refused.
+const DefaultMaxStreams = 16
 
 // ErrNotLoopback is returned by Listen for an address that is not a
 // loopback address when public serving was not asked for.
@@ -64,6 +71,10 @@ type Options struct {
 	Token string
 	// Poll is how often the journal is read (DefaultPoll when 0).
 	Poll time.Duration
+	// MaxStreams bounds the event streams served at once
+	// (DefaultMaxStreams when 0); one more is refused with 429 Too Many
+	// Requests.
+	MaxStreams int
 }
 
 // Server is the live view of one run: an HTTP server on its own listener.
@@ -81,11 +92,15 @@ type Server struct {
 
 	mu       sync.Mutex // guards the fields below
 	st       State      // the whole state: every point, every iteration
-	inVer    uint64     // versions of st.Input and st.Output
-	outVer   uint64
+	updates  []update   // the newest keepUpdates updates, oldest first
 	clients  map[*client]struct{}
 	stopping bool
 	ended    bool
+
+	fullMu sync.Mutex // one encoding of the whole state at a time
+	full   update     // the whole state, encoded at full.seq
+
+	encodes atomic.Uint64 // states encoded, whole or update: shared by every client
 
 	dropped   atomic.Uint64 // updates not sent to a busy client (coalesced into a later one)
 	done      chan struct{} // closed by Close: event streams send the final state and end
@@ -101,9 +116,17 @@ type Server struct {
 // full the update is dropped, and the client gets the newest state when it
 // is ready; a slow client never holds up the server or the run.
 type client struct {
-	wake                 chan struct{}
-	queries, iter, preds int // what the client has had
-	inVer, outVer        uint64
+	wake chan struct{}
+	seq  uint64 // the state the client has: every update up to this one
+}
+
+// update is one encoded state: a whole State, or what changed in one
+// refresh (the State at seq with only the points, iterations and
+// predictions added by it, and the input and output images only if they
+// changed). Every client is sent the same bytes.
+type update struct {
+	seq  uint64
+	json []byte
 }
 
 // Listen binds addr for a Server. Unless public, addr must be a loopback
@@ -140,6 +163,9 @@ func isLoopback(host string) bool {
 func Start(ln net.Listener, o Options) (*Server, error) {
 	if o.Poll <= 0 {
 		o.Poll = DefaultPoll
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
 	}
 	raw := o.Token
 	if raw == "" {
@@ -288,6 +314,7 @@ func (s *Server) refresh(d delta, perr error) {
 	s.mu.Lock()
 	st := &s.st
 	st.Seq++
+	nq, ni, np := len(st.Queries), len(st.Iterations), len(st.Predictions)
 	st.Time = now
 	if d.status != "" {
 		st.Status = d.status
@@ -310,11 +337,9 @@ func (s *Server) refresh(d delta, perr error) {
 	}
 	if d.input != nil {
 		st.Input = d.input
-		s.inVer++
 	}
 	if d.output != nil {
 		st.Output = d.output
-		s.outVer++
 	}
 	if d.polled {
 		d.progress.Budget = st.Run.Budget
@@ -330,6 +355,24 @@ func (s *Server) refresh(d delta, perr error) {
 	if perr != nil {
 		st.Error = perr.Error()
 	}
+	// The update: this refresh's points, iterations and predictions, and
+	// the images if they changed. The slices are only appended to, so the
+	// copy can be encoded without the lock.
+	u := *st
+	u.QueriesFrom, u.Queries = nq, st.Queries[nq:]
+	u.IterationsFrom, u.Iterations = ni, st.Iterations[ni:]
+	u.PredictionsFrom, u.Predictions = np, st.Predictions[np:]
+	u.Input, u.Output = d.input, d.output
+	s.mu.Unlock()
+
+	// Refreshes come one at a time (from the poll loop, and from Start
+	// and Close outside it), so updates are published in order.
+	b := s.encode(&u)
+	s.mu.Lock()
+	if len(s.updates) == keepUpdates {
+		s.updates = append(s.updates[:0], s.updates[1:]...)
+	}
+	s.updates = append(s.updates, update{seq: u.Seq, json: b})
 	for c := range s.clients {
 		select {
 		case c.wake <- struct{}{}:
@@ -338,6 +381,16 @@ func (s *Server) refresh(d delta, perr error) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// encode marshals a state.
+func (s *Server) encode(st *State) []byte {
+	s.encodes.Add(1)
+	b, err := json.Marshal(st)
+	if err != nil { // Float and the plain types always marshal
+		b = []byte(`{"error":` + fmt.Sprintf("%q", err.Error()) + `}`)
+	}
+	return b
 }
 
 func cloneCounts(m map[string]int) map[string]int {
@@ -369,30 +422,40 @@ func (s *Server) eta(st *State) Float {
 	return nan()
 }
 
-// snapshot is the state for c (or, with c nil, the whole state), marshaled;
-// it moves c's cursors on.
-func (s *Server) snapshot(c *client) []byte {
+// snapshot is the whole state, encoded, and its seq. It is encoded once
+// per state, however many clients ask for it.
+func (s *Server) snapshot() ([]byte, uint64) {
+	s.fullMu.Lock()
+	defer s.fullMu.Unlock()
 	s.mu.Lock()
 	st := s.st // the slices are only appended to: the copy's elements do not change
-	if c != nil {
-		st.QueriesFrom, st.Queries = c.queries, st.Queries[c.queries:]
-		st.IterationsFrom, st.Iterations = c.iter, st.Iterations[c.iter:]
-		st.PredictionsFrom, st.Predictions = c.preds, st.Predictions[c.preds:]
-		c.queries, c.iter, c.preds = len(s.st.Queries), len(s.st.Iterations), len(s.st.Predictions)
-		if c.inVer == s.inVer {
-			st.Input = nil
+	s.mu.Unlock()
+	if s.full.json == nil || s.full.seq != st.Seq {
+		s.full = update{seq: st.Seq, json: s.encode(&st)}
+	}
+	return s.full.json, s.full.seq
+}
+
+// next returns what client c lacks, encoded, oldest first: the updates
+// since its state, or the whole state when it has none yet or is further
+// behind than the updates kept; it moves c on.
+func (s *Server) next(c *client) [][]byte {
+	s.mu.Lock()
+	if n := len(s.updates); c.seq > 0 && n > 0 && s.updates[0].seq <= c.seq+1 {
+		var out [][]byte
+		for _, u := range s.updates {
+			if u.seq > c.seq {
+				out = append(out, u.json)
+			}
 		}
-		if c.outVer == s.outVer {
-			st.Output = nil
-		}
-		c.inVer, c.outVer = s.inVer, s.outVer
+		c.seq = max(c.seq, s.updates[n-1].seq)
+		s.mu.Unlock()
+		return out
 	}
 	s.mu.Unlock()
-	b, err := json.Marshal(st)
-	if err != nil { // Float and the plain types always marshal
-		b = []byte(`{"error":` + fmt.Sprintf("%q", err.Error()) + `}`)
-	}
-	return b
+	b, seq := s.snapshot()
+	c.seq = seq
+	return [][]byte{b}
 }
 
 // ---- HTTP ----
@@ -547,28 +610,37 @@ func (s *Server) post(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Server) state(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(s.snapshot(nil))
+	b, _ := s.snapshot()
+	_, _ = w.Write(b)
 }
 
 // events streams the state as server-sent events: the whole state first,
-// then what changed, as often as the client takes it; an "end" event
-// follows the final state when the run is over.
+// then each update, as often as the client takes them (several at once
+// when it was busy); an "end" event follows the final state when the run
+// is over. Beyond MaxStreams streams at once, a new one is refused with
+// 429.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("X-Accel-Buffering", "no")
 	if r.Method == http.MethodHead {
+		h.Set("Content-Type", "text/event-stream")
 		return
 	}
 	c := &client{wake: make(chan struct{}, 1)}
 	c.wake <- struct{}{}
 	s.mu.Lock()
-	ended := s.ended
-	if !ended {
+	ended, full := s.ended, len(s.clients) >= s.o.MaxStreams
+	if !ended && !full {
 		s.clients[c] = struct{}{}
 	}
 	s.mu.Unlock()
+	if !ended && full {
+		h.Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("too many clients: this live view serves at most %d event streams at once", s.o.MaxStreams), http.StatusTooManyRequests)
+		return
+	}
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
 	defer func() {
 		s.mu.Lock()
 		delete(s.clients, c)
@@ -586,7 +658,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if !write([]byte("retry: 2000\n\n")) {
 		return
 	}
-	send := func() bool { return write([]byte("data: "), s.snapshot(c), []byte("\n\n")) }
+	send := func() bool {
+		var parts [][]byte
+		for _, b := range s.next(c) {
+			parts = append(parts, []byte("data: "), b, []byte("\n\n"))
+		}
+		return len(parts) == 0 || write(parts...)
+	}
 	if ended {
 		if send() {
 			write([]byte("event: end\ndata: {}\n\n"))

@@ -398,7 +398,8 @@ func TestServeState(t *testing.T) {
 // snapshotState is the whole state as /api/state serves it.
 func (s *Server) snapshotState() State {
 	var st State
-	_ = json.Unmarshal(s.snapshot(nil), &st)
+	b, _ := s.snapshot()
+	_ = json.Unmarshal(b, &st)
 	return st
 }
 
@@ -406,7 +407,13 @@ func (s *Server) snapshotState() State {
 // payload (and "end" for the end event) on the returned channel.
 func sse(t *testing.T, s *Server) <-chan string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base(s)+"/api/events", nil)
+	return sseCtx(t, context.Background(), s)
+}
+
+// sseCtx is sse on a request that ends with ctx.
+func sseCtx(t *testing.T, ctx context.Context, s *Server) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base(s)+"/api/events", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -524,4 +531,88 @@ func TestListenRefusesPublicAddresses(t *testing.T) {
 		t.Fatalf("public: %v", err)
 	}
 	ln.Close()
+}
+
+// TestEventsStreamsCappedAndShared: the server serves at most MaxStreams
+// event streams (one more is refused with 429 and Retry-After, and taken
+// again once a stream ends), and encodes each update once for all of them:
+// the states encoded while every stream follows a few updates are one per
+// update, not one per update and stream.
+func TestEventsStreamsCappedAndShared(t *testing.T) {
+	r := newFakeRun(t)
+	s := startServer(t, r, &fakeControls{}, NewHold(nil))
+	r.query(1)
+	waitState(t, s, func(st State) bool { return len(st.Queries) == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type stream struct {
+		ch   <-chan string
+		stop context.CancelFunc
+	}
+	var streams []stream
+	for range DefaultMaxStreams {
+		sctx, stop := context.WithCancel(ctx)
+		streams = append(streams, stream{sseCtx(t, sctx, s), stop})
+	}
+	// Each has its first event: the whole state.
+	for i, st := range streams {
+		select {
+		case <-st.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stream %d: no first event", i)
+		}
+	}
+	code, body, h := request(t, "GET", base(s)+"/api/events", map[string]string{"Authorization": "Bearer " + testToken})
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" || !strings.Contains(body, "at most") {
+		t.Errorf("stream %d: %d %q (Retry-After %q), want 429", DefaultMaxStreams+1, code, body, h.Get("Retry-After"))
+	}
+
+	// Three updates with a query each; every stream follows them.
+	enc0, seq0 := s.encodes.Load(), s.snapshotState().Seq
+	for k := range 3 {
+		r.query(float64(2 + k))
+	}
+	for i, st := range streams {
+		n := 1
+		for n < 4 {
+			select {
+			case m := <-st.ch:
+				var u State
+				if err := json.Unmarshal([]byte(m), &u); err != nil {
+					t.Fatal(err)
+				}
+				n = max(n, u.QueriesFrom+len(u.Queries))
+			case <-time.After(10 * time.Second):
+				t.Fatalf("stream %d: has %d of 4 queries after 10 s", i, n)
+			}
+		}
+	}
+	updates := s.snapshotState().Seq - seq0
+	encodes := s.encodes.Load() - enc0
+	t.Logf("%d streams followed %d updates: %d states encoded", len(streams), updates, encodes)
+	if encodes > updates+2 {
+		t.Errorf("%d states encoded for %d updates to %d streams: want one per update", encodes, updates, len(streams))
+	}
+
+	// A stream that ends frees its place.
+	streams[0].stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sctx, stop := context.WithTimeout(ctx, 10*time.Second)
+		req, _ := http.NewRequestWithContext(sctx, "GET", base(s)+"/api/events", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		stop()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a stream ended, and a new one is still refused: %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
