@@ -17,8 +17,9 @@
 // A served twin holds bounded memory and connections whatever its peers
 // send: lines are at most MaxLine bytes (longer is −363 "Input buffer
 // overrun"), the command log at most MaxLogBytes, and ServeTCP serves at
-// most MaxConns connections at once and rides out temporary accept errors
-// such as EMFILE. Stats reports the counters.
+// most MaxConns connections at once, closes a connection idle for
+// IdleTimeout, and rides out temporary accept errors such as EMFILE. Stats
+// reports the counters.
 package emulator
 
 import (
@@ -29,6 +30,7 @@ import (
 	"log"
 	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -77,11 +79,13 @@ type Instrument struct {
 	// Limits, set from the exported constants; package tests lower them.
 	maxLine, maxConns          int
 	maxLogBytes, maxLogEntries int
+	idle                       time.Duration
 
 	// Connection counters, atomic so that accepting never waits for mu,
 	// which a reply's injected latency holds.
 	conns                           atomic.Int64
 	refused, acceptErrors, overruns atomic.Uint64
+	idleClosed                      atomic.Uint64
 	bufBytes                        atomic.Int64
 
 	mu          sync.Mutex
@@ -140,6 +144,7 @@ func New(idn string, table Table, opts ...Option) (*Instrument, error) {
 	in := &Instrument{
 		idn: idn, term: "\n", maxQueueLen: 32, logf: log.Printf,
 		maxLine: MaxLine, maxConns: MaxConns, maxLogBytes: MaxLogBytes, maxLogEntries: MaxLogEntries,
+		idle: IdleTimeout,
 	}
 	keys := make([]string, 0, len(table))
 	for k := range table {
@@ -207,6 +212,9 @@ func Err(code int, msg string) error { return scpi.DeviceError{Code: code, Messa
 // returns ErrOverrun; on any other stream (a pseudo-terminal standing in
 // for a serial port, which cannot hang up) it discards the line through its
 // terminator and goes on, as a serial instrument does.
+//
+// A net.Conn that sends no complete line for IdleTimeout is closed (and
+// logged), and Serve returns nil: an idle peer does not hold its place.
 func (in *Instrument) Serve(ctx context.Context, rw io.ReadWriter) error {
 	closer, _ := rw.(io.Closer)
 	if closer != nil {
@@ -216,6 +224,7 @@ func (in *Instrument) Serve(ctx context.Context, rw io.ReadWriter) error {
 	}
 	lr := newLineReader(rw, in.maxLine, &in.bufBytes)
 	defer lr.release()
+	conn, _ := rw.(net.Conn)
 	readErr := func(err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -226,11 +235,18 @@ func (in *Instrument) Serve(ctx context.Context, rw io.ReadWriter) error {
 		return err
 	}
 	for lines := 1; ; lines++ {
+		if conn != nil && in.idle > 0 {
+			_ = conn.SetReadDeadline(time.Now().Add(in.idle))
+		}
 		line, err := lr.next()
+		if conn != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			in.idleClosed.Add(1)
+			in.logf("emulator: %s sent no line for %v: closing the idle connection", conn.RemoteAddr(), in.idle)
+			return nil
+		}
 		if errors.Is(err, errLineTooLong) {
-			conn, isConn := rw.(net.Conn)
 			in.overrun(conn)
-			if isConn {
+			if conn != nil {
 				in.hangUpOverrun(conn)
 				return ErrOverrun
 			}

@@ -17,6 +17,9 @@ import (
 	"testing/iotest"
 	"time"
 	"unsafe"
+
+	"github.com/insitu-lab/insitu/drivers/lxi"
+	"github.com/insitu-lab/insitu/drivers/scpi"
 )
 
 func TestNewRefusesNonTwin(t *testing.T) {
@@ -560,4 +563,69 @@ func FuzzLineReader(f *testing.F) {
 			t.Fatalf("held %d after release", held.Load())
 		}
 	})
+}
+
+// TestIdleConnectionsClosed: MaxConns peers that connect and then send
+// nothing hold every place only until IdleTimeout: then they are closed
+// (and logged), and the next client is served. A peer that keeps talking
+// is never closed, however long it stays.
+func TestIdleConnectionsClosed(t *testing.T) {
+	logs := &logLines{}
+	in := newTestTwin(t, logs)
+	in.idle = 300 * time.Millisecond
+	addr := serveTCP(t, in, listen(t))
+	busy := dial(t, addr)
+	var idle []*client
+	for range MaxConns - 1 {
+		idle = append(idle, dial(t, addr))
+	}
+	eventually(t, "every connection served", func() bool { return in.Stats().Conns == MaxConns })
+	if got, err := dial(t, addr).ask("*OPC?"); err == nil {
+		t.Fatalf("connection %d answered %q with every place taken", MaxConns+1, got)
+	}
+	// busy talks every 50 ms for three idle timeouts.
+	for end := time.Now().Add(3 * in.idle); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if got := busy.mustAsk("ECHO? still here"); got != "still here" {
+			t.Fatalf("busy connection: %q", got)
+		}
+	}
+	if st := in.Stats(); st.Conns != 1 || st.Idle != MaxConns-1 {
+		t.Errorf("after the idle timeout: %+v; want the busy connection only, %d closed idle", st, MaxConns-1)
+	}
+	for i, c := range idle {
+		c.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.r.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Errorf("idle connection %d: %v, want it closed (EOF)", i, err)
+		}
+	}
+	if got := dial(t, addr).mustAsk("*OPC?"); got != "1" {
+		t.Errorf("a new client after the idle ones were closed: %q", got)
+	}
+	if !logs.has("closing the idle connection") {
+		t.Errorf("idle close not logged: %q", logs.lines)
+	}
+}
+
+// TestIdleCloseCostsNoQuery: the LXI driver finds the connection the twin
+// closed while it was idle and redials before its next command.
+func TestIdleCloseCostsNoQuery(t *testing.T) {
+	in := newTestTwin(t, &logLines{})
+	in.idle = 100 * time.Millisecond
+	addr := serveTCP(t, in, listen(t))
+	ctx := context.Background()
+	conn, err := lxi.Dial(ctx, lxi.Config{Address: addr, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := scpi.NewClient(conn)
+	defer c.Close()
+	for i := range 3 {
+		if got, err := c.Query(ctx, "ECHO? x"); err != nil || got != "x" {
+			t.Fatalf("query %d: %q, %v", i, got, err)
+		}
+		eventually(t, "the idle connection closed", func() bool { return in.Stats().Idle == uint64(i+1) })
+	}
+	if n := conn.Reconnects(); n < 2 {
+		t.Errorf("%d redials, want one after each idle close", n)
+	}
 }

@@ -26,6 +26,12 @@ const (
 	// MaxConns is how many connections ServeTCP serves at once; one more
 	// is closed as soon as it is accepted.
 	MaxConns = 16
+	// IdleTimeout is how long a connection may send nothing before Serve
+	// closes it, so that idle peers cannot hold every one of the MaxConns
+	// places. Instruments drop idle connections too; the LXI driver
+	// redials one dropped while idle before its next command, at no cost
+	// to the query.
+	IdleTimeout = 10 * time.Second
 )
 
 const (
@@ -52,6 +58,7 @@ type Stats struct {
 	Refused      uint64 // connections closed at once because MaxConns were open
 	AcceptErrors uint64 // temporary accept errors that were retried
 	Overruns     uint64 // lines longer than MaxLine
+	Idle         uint64 // connections closed after IdleTimeout without a line
 	BufferBytes  int64  // bytes held by the read buffers of the streams being served
 	LogBytes     int    // bytes of command text held by the command log
 	LogDropped   uint64 // commands dropped from the log, oldest first
@@ -67,6 +74,7 @@ func (in *Instrument) Stats() Stats {
 		Refused:      in.refused.Load(),
 		AcceptErrors: in.acceptErrors.Load(),
 		Overruns:     in.overruns.Load(),
+		Idle:         in.idleClosed.Load(),
 		BufferBytes:  in.bufBytes.Load(),
 		LogBytes:     logBytes,
 		LogDropped:   dropped,
