@@ -89,7 +89,11 @@ func cellContent(ctx context.Context, c Cell, root string) (content, error) {
 // journals for one cell are refused, and then nothing is changed. A
 // directory of in may be out itself (shards that shared it). A cell
 // directory with no journal (a cell that failed before its first query)
-// is copied only when no directory has a journal for it.
+// is copied only when no directory has a journal for it. A symbolic link
+// in a cell's path or tree (a linked cell directory or journal) is refused,
+// and then nothing is changed: merging copies or links the files
+// themselves, and a link would leave out a copy pointing at files it does
+// not own.
 func Merge(ctx context.Context, cells []Cell, out string, in []string) (MergeSummary, error) {
 	sum := MergeSummary{Cells: len(cells)}
 	outAbs, err := filepath.Abs(out)
@@ -114,7 +118,7 @@ func Merge(ctx context.Context, cells []Cell, out string, in []string) (MergeSum
 		from content
 	}
 	var todo []plan
-	var conflicts []string
+	var conflicts, links []string
 	for _, c := range cells {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -122,6 +126,10 @@ func Merge(ctx context.Context, cells []Cell, out string, in []string) (MergeSum
 		var have, bare []content // copies with something to compare; without
 		present := false
 		for i, d := range append([]string{out}, srcs...) {
+			if l := symlinks(d, c.Dir()); len(l) > 0 {
+				links = append(links, l...)
+				continue
+			}
 			if empty(filepath.Join(d, c.Dir())) {
 				continue
 			}
@@ -157,6 +165,10 @@ func Merge(ctx context.Context, cells []Cell, out string, in []string) (MergeSum
 			sum.Missing++
 		}
 	}
+	if len(links) > 0 {
+		return sum, fmt.Errorf("%d symbolic links in cell directories (nothing merged; merge copies or hard-links real files: replace each link by what it points to, or merge the directory it points into):\n  %s",
+			len(links), strings.Join(links, "\n  "))
+	}
 	if len(conflicts) > 0 {
 		return sum, fmt.Errorf("%d cells have different journals in different directories (nothing merged; keep one of each and merge again):\n  %s",
 			len(conflicts), strings.Join(conflicts, "\n  "))
@@ -173,6 +185,30 @@ func Merge(ctx context.Context, cells []Cell, out string, in []string) (MergeSum
 		}
 	}
 	return sum, nil
+}
+
+// symlinks lists the symbolic links on the way from root to root/cell
+// (root itself may be one) and in the tree under it.
+func symlinks(root, cell string) []string {
+	var out []string
+	p := root
+	for _, part := range strings.Split(filepath.ToSlash(cell), "/") {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return out // missing: nothing under it
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return append(out, p)
+		}
+	}
+	_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSymlink != 0 {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out
 }
 
 // empty says whether dir is missing or holds nothing.

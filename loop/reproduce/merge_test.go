@@ -230,3 +230,49 @@ func TestStatus(t *testing.T) {
 		t.Errorf("failed before the journal: %s", st)
 	}
 }
+
+// TestMergeRefusesSymlinks: a cell directory that is a symbolic link, or a
+// journal that is one, is refused with its path, and nothing is merged: a
+// walk of the link would copy nothing and count the cell as linked.
+func TestMergeRefusesSymlinks(t *testing.T) {
+	ctx := context.Background()
+	g := tinyGrid(3)
+	cells := g.Cells()
+	for _, what := range []string{"cell directory", "journal"} {
+		t.Run(what, func(t *testing.T) {
+			dirs := runShards(t, g, 1)
+			c := cells[0]
+			cell := filepath.Join(dirs[0], c.Dir())
+			elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+			if err := os.Rename(cell, elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			link := cell
+			if what == "journal" {
+				if err := os.Mkdir(cell, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				link = filepath.Join(cell, journal.FileName)
+				if _, err := copyTree(elsewhere, cell, false); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(link); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(elsewhere, journal.FileName), link); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Symlink(elsewhere, link); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "merged")
+			sum, err := Merge(ctx, cells, out, dirs)
+			if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "symbolic link") {
+				t.Fatalf("merge with a symlinked %s: %+v, %v; want it refused, naming %s", what, sum, err, link)
+			}
+			if !empty(out) {
+				t.Error("a refused merge wrote cells")
+			}
+		})
+	}
+}
