@@ -3,7 +3,6 @@ package insitu
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 )
 
@@ -44,7 +43,7 @@ func RegisterDescriber(kind string, d Describer) { describers.Register(kind, d) 
 // ctx is only used to build a kind without a Describer.
 func Describe(ctx context.Context, p Params) (Spec, error) {
 	if _, err := kinds.Lookup(p.Kind); err != nil {
-		return Spec{}, fmt.Errorf("%s.kind: %w", p.where(), err)
+		return Spec{}, p.Errorf("kind", "%w", err)
 	}
 	if p.Values == nil {
 		p.Values = map[string]any{}
@@ -58,7 +57,7 @@ func Describe(ctx context.Context, p Params) (Spec, error) {
 		return Spec{}, err
 	}
 	if err := spec.Validate(); err != nil {
-		return Spec{}, fmt.Errorf("%s: %w", p.where(), err)
+		return Spec{}, p.Errorf("", "%w", err)
 	}
 	return spec.clone(), nil
 }
@@ -72,7 +71,7 @@ func describeByBuilding(ctx context.Context, p Params) (spec Spec, err error) {
 	if c, ok := b.(io.Closer); ok {
 		defer func() {
 			if cerr := c.Close(); cerr != nil && err == nil {
-				spec, err = Spec{}, fmt.Errorf("%s: close: %w", p.where(), cerr)
+				spec, err = Spec{}, p.Errorf("", "close: %w", cerr)
 			}
 		}()
 	}

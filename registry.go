@@ -7,6 +7,8 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -14,21 +16,25 @@ import (
 
 // Params is the configuration of one black box as it came from a config
 // file: the raw key/value tree under the `blackbox` key, and where it came
-// from so errors can name the file and the key.
+// from so errors can name the file, the line and the key.
 type Params struct {
 	Kind   string         // registered kind, e.g. "cnon"
 	Values map[string]any // every key except kind
 	File   string         // config file, for errors; may be empty
 	Prefix string         // key path of Values in the file, e.g. "blackbox"
+	// Line, when not nil, returns the line in File of a full key path
+	// ("blackbox.parts[0].step"), or 0 when it is not there; errors then
+	// name it: "bench.yaml:21: blackbox.parts[0].step: ...".
+	Line func(key string) int
 }
 
 // Decode fills the struct pointed to by into from Values using its
-// `mapstructure` tags. Every problem is an error naming the file and the
-// key path, with the value and what is wanted: a key the struct does not
-// know (with the closest known key), a value of the wrong type, a number
-// that does not fit its field exactly (2.5 for an int, -1 for a uint), a
-// duration without a unit (durations are written "2s", "150ms"; see
-// DurationHook).
+// `mapstructure` tags. Every problem is a *KeyError naming the file, the
+// line and the key path, with the value and what is wanted: a key the
+// struct does not know (with the closest known key), a value of the wrong
+// type, a number that does not fit its field exactly (2.5 for an int, -1
+// for a uint), a duration without a unit (durations are written "2s",
+// "150ms"; see DurationHook). Several problems are joined (errors.Join).
 func (p Params) Decode(into any) error {
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		Result:           into,
@@ -45,41 +51,128 @@ func (p Params) Decode(into any) error {
 	}
 	var errs []error
 	for _, pr := range DecodeProblems(err, into) {
-		if pr.Key == "" {
-			errs = append(errs, fmt.Errorf("%s: %s", p.where(), pr.Msg))
-			continue
-		}
 		errs = append(errs, p.Errorf(pr.Key, "%s", pr.Msg))
 	}
 	return errors.Join(errs...)
 }
 
-// Errorf returns an error that names the file and the key path of key,
-// followed by the message fmt.Errorf makes of format and args: a %w verb
-// wraps its argument, so errors.Is and errors.As see the cause.
+// Errorf returns a *KeyError at key, a path relative to Prefix ("" for the
+// section itself), with the message fmt.Errorf makes of format and args:
+// a %w verb wraps its argument, so errors.Is and errors.As see the cause.
 func (p Params) Errorf(key, format string, args ...any) error {
-	return &keyError{key: p.where() + "." + key, err: fmt.Errorf(format, args...)}
+	return p.keyError(key, fmt.Errorf(format, args...))
 }
 
-// keyError is an error at a key path of a config.
-type keyError struct {
-	key string // file: and key path
-	err error
-}
-
-func (e *keyError) Error() string { return e.key + ": " + e.err.Error() }
-func (e *keyError) Unwrap() error { return e.err }
-
-func (p Params) where() string {
-	prefix := p.Prefix
-	if prefix == "" {
-		prefix = "blackbox"
+func (p Params) keyError(key string, err error) *KeyError {
+	full := p.prefix()
+	if key != "" {
+		full += "." + key
 	}
-	if p.File == "" {
-		return prefix
+	e := &KeyError{File: p.File, Key: full, Err: err}
+	if p.Line != nil {
+		e.Line = p.Line(full)
+		for k := full; e.Line == 0 && k != p.prefix(); {
+			// A key the file does not hold (a default found wanting) is
+			// placed at the nearest key above it that it does.
+			k = parentKey(k)
+			e.Line = p.Line(k)
+		}
 	}
-	return p.File + ": " + prefix
+	return e
 }
+
+// Wrap places the problems of err, the error of a check of this section's
+// values, in the file: a *FieldError (or several, joined) at its key, a
+// *KeyError as it is, and any other error at the section itself, each a
+// *KeyError. It returns nil for nil.
+func (p Params) Wrap(err error) error {
+	var errs []error
+	var walk func(error)
+	walk = func(e error) {
+		switch x := e.(type) {
+		case nil:
+		case interface{ Unwrap() []error }:
+			for _, e := range x.Unwrap() {
+				walk(e)
+			}
+		case *KeyError:
+			errs = append(errs, x)
+		case *FieldError:
+			errs = append(errs, p.keyError(x.Key, x.Err))
+		default:
+			errs = append(errs, p.keyError("", e))
+		}
+	}
+	walk(err)
+	return errors.Join(errs...)
+}
+
+func (p Params) prefix() string {
+	if p.Prefix == "" {
+		return "blackbox"
+	}
+	return p.Prefix
+}
+
+// parentKey drops the last element of a key path: a.b[2] → a.b, a.b → a.
+func parentKey(k string) string {
+	if strings.HasSuffix(k, "]") {
+		if i := strings.LastIndexByte(k, '['); i > 0 {
+			return k[:i]
+		}
+	}
+	if i := strings.LastIndexByte(k, '.'); i > 0 {
+		return k[:i]
+	}
+	return ""
+}
+
+// KeyError is a problem with the value of one key of a configuration
+// file, placed: its file (or where else the value came from), its line
+// when known, and its full key path.
+type KeyError struct {
+	File string // the config file, or the value's other source ("--set k=v"); may be empty
+	Line int    // 0: not known
+	Key  string // the full key path, "blackbox.parts[0].step"; "" for the file as a whole
+	Err  error
+}
+
+// Error is "file:line: key: message", leaving out what is not known.
+func (e *KeyError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// FieldError is a problem with one key of a configuration section, named
+// relative to the section ("step", "bounds.upper"), as a section's own
+// check reports it (a device config's Validate); Params.Wrap places it in
+// the file. Checks that find several problems join them (errors.Join).
+type FieldError struct {
+	Key string
+	Err error
+}
+
+// FieldErrorf returns a *FieldError at key with the message fmt.Errorf
+// makes of format and args.
+func FieldErrorf(key, format string, args ...any) error {
+	return &FieldError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // Factory builds a black box from its parameters. It may open devices, so
 // it takes a context.
@@ -100,7 +193,7 @@ func Kinds() []string { return kinds.Names() }
 func New(ctx context.Context, p Params) (BlackBox, error) {
 	f, err := kinds.Lookup(p.Kind)
 	if err != nil {
-		return nil, fmt.Errorf("%s.kind: %w", p.where(), err)
+		return nil, p.Errorf("kind", "%w", err)
 	}
 	if p.Values == nil {
 		p.Values = map[string]any{}
@@ -110,7 +203,7 @@ func New(ctx context.Context, p Params) (BlackBox, error) {
 		return nil, err
 	}
 	if err := b.Spec().Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.where(), err)
+		return nil, p.Errorf("", "%w", err)
 	}
 	return b, nil
 }

@@ -19,6 +19,7 @@ package powermeter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/drivers/scpi"
 	"github.com/insitu-lab/insitu/drivers/transport"
 )
@@ -77,21 +79,30 @@ func (c *Config) Defaults() {
 	}
 }
 
-// Validate checks a defaulted config; errors name the key.
+// Validate checks a defaulted config. It reports every problem, each an
+// *insitu.FieldError at its key (joined), so a rig config names the file
+// and line of each.
 func (c Config) Validate() error {
-	switch {
-	case !(c.Wavelength > 0) || math.IsInf(c.Wavelength, 0):
-		return fmt.Errorf("%s: wavelength %v nm: must be positive (always set the calibration wavelength)", c.Name, c.Wavelength)
-	case c.Average < 1:
-		return fmt.Errorf("%s: average %d: must be at least 1", c.Name, c.Average)
-	case c.Range < 0 || math.IsNaN(c.Range) || math.IsInf(c.Range, 0):
-		return fmt.Errorf("%s: range %v W: must be positive, or 0 for auto-range", c.Name, c.Range)
-	case c.Read != "measure" && c.Read != "read":
-		return fmt.Errorf("%s: read %q: want measure or read", c.Name, c.Read)
-	case c.Timeout < 0:
-		return fmt.Errorf("%s: timeout %v: must not be negative", c.Name, c.Timeout)
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, insitu.FieldErrorf(key, format, args...))
 	}
-	return nil
+	if !(c.Wavelength > 0) || math.IsInf(c.Wavelength, 0) {
+		bad("wavelength", "%v nm: must be positive (always set the calibration wavelength)", c.Wavelength)
+	}
+	if c.Average < 1 {
+		bad("average", "%d: must be at least 1", c.Average)
+	}
+	if c.Range < 0 || math.IsNaN(c.Range) || math.IsInf(c.Range, 0) {
+		bad("range", "%v W: must be positive, or 0 for auto-range", c.Range)
+	}
+	if c.Read != "measure" && c.Read != "read" {
+		bad("read", "%q: want measure or read", c.Read)
+	}
+	if c.Timeout < 0 {
+		bad("timeout", "%v: must not be negative", c.Timeout)
+	}
+	return errors.Join(errs...)
 }
 
 // PM100 is an open, configured power meter. Its methods are safe for
@@ -110,7 +121,7 @@ type PM100 struct {
 func Open(ctx context.Context, cfg Config) (*PM100, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: config: %w", cfg.Name, err)
 	}
 	c, err := transport.Dial(ctx, cfg.Transport)
 	if err != nil {
@@ -127,7 +138,7 @@ func New(ctx context.Context, conn scpi.Conn, cfg Config) (*PM100, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: config: %w", cfg.Name, err)
 	}
 	client, id, port, err := scpi.Start(ctx, conn, cfg.Name, cfg.IDN, cfg.Reset, scpi.WithTimeout(cfg.Timeout))
 	if err != nil {

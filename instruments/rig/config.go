@@ -143,17 +143,56 @@ func Decode(p insitu.Params, into any) error { return p.Decode(into) }
 
 // DecodeChecked decodes p into a C, fills in its defaults and validates it:
 // the checks an instrument's Open makes before it touches the device.
+// Every problem is reported: those of decoding, and those Validate finds
+// at the other keys.
 func DecodeChecked[C any, PC interface {
 	*C
 	Defaults()
 	Validate() error
 }](p insitu.Params) (C, error) {
 	var c C
-	if err := Decode(p, &c); err != nil {
-		return c, err
-	}
+	derr := Decode(p, &c)
 	PC(&c).Defaults()
-	return c, PC(&c).Validate()
+	return c, errors.Join(derr, besides(p, derr, PC(&c).Validate()))
+}
+
+// besides is err, a check's problems (*insitu.FieldError at keys of p),
+// without those at keys that did not decode (derr, Decode's error): a
+// value that did not decode is left zero, and checking it would only
+// repeat the problem.
+func besides(p insitu.Params, derr, err error) error {
+	if derr == nil || err == nil {
+		return err
+	}
+	bad := map[string]bool{}
+	var keys func(error)
+	keys = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				keys(e)
+			}
+		} else if ke, ok := e.(*insitu.KeyError); ok {
+			bad[ke.Key] = true
+		}
+	}
+	keys(derr)
+	prefix := prefixOf(p) + "."
+	var kept []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		if fe, ok := e.(*insitu.FieldError); ok && bad[prefix+fe.Key] {
+			return
+		}
+		kept = append(kept, e)
+	}
+	walk(err)
+	return errors.Join(kept...)
 }
 
 type bounds struct {
@@ -180,12 +219,13 @@ type section struct {
 	pt        PartType
 }
 
-// wrap names the section in an error of its part type.
-func (s section) wrap(err error) error {
-	return fmt.Errorf("%s (%s %s): %w", s.params.Prefix, s.typ, s.name, err)
-}
+// wrap places the problems of a part's check at their keys in the file
+// (see insitu.Params.Wrap).
+func (s section) wrap(err error) error { return s.params.Wrap(err) }
 
-// parseRig decodes a rig's blackbox section and splits its parts.
+// parseRig decodes a rig's blackbox section and splits its parts. Every
+// part is checked: the error joins the problems of all of them, and the
+// sections returned are those of the parts without a problem.
 func parseRig(p insitu.Params) (rigConfig, []section, error) {
 	var rc rigConfig
 	if err := Decode(p, &rc); err != nil {
@@ -199,39 +239,44 @@ func parseRig(p insitu.Params) (rigConfig, []section, error) {
 	}
 	secs := make([]section, 0, len(rc.Parts))
 	seen := map[string]bool{}
+	var errs []error
 	for i, raw := range rc.Parts {
-		pp := insitu.Params{File: p.File, Prefix: fmt.Sprintf("%s.parts[%d]", prefixOf(p), i), Values: map[string]any{}}
+		pp := insitu.Params{File: p.File, Prefix: fmt.Sprintf("%s.parts[%d]", prefixOf(p), i), Values: map[string]any{}, Line: p.Line}
 		maps.Copy(pp.Values, raw)
 		name, _ := pp.Values["name"].(string)
 		typ, _ := pp.Values["type"].(string)
 		delete(pp.Values, "name")
 		delete(pp.Values, "type")
-		if name == "" {
-			return rc, nil, pp.Errorf("name", "every part needs a name (a string)")
-		}
-		if seen[name] {
-			return rc, nil, pp.Errorf("name", "part name %q used twice", name)
+		var perrs []error
+		switch {
+		case name == "":
+			perrs = append(perrs, pp.Errorf("name", "every part needs a name (a string)"))
+		case seen[name]:
+			perrs = append(perrs, pp.Errorf("name", "part name %q used twice", name))
 		}
 		seen[name] = true
 		pt, err := parts.Lookup(typ)
 		if err != nil {
-			return rc, nil, pp.Errorf("type", "%w", err)
+			perrs = append(perrs, pp.Errorf("type", "%w", err))
 		}
 		var b bounds
 		if raw, ok := pp.Values["bounds"]; ok {
 			delete(pp.Values, "bounds")
-			bp := insitu.Params{File: p.File, Prefix: pp.Prefix + ".bounds"}
+			bp := insitu.Params{File: p.File, Prefix: pp.Prefix + ".bounds", Line: p.Line}
 			if bp.Values, ok = raw.(map[string]any); !ok {
-				return rc, nil, bp.Errorf("", "want {lower: ..., upper: ...}")
+				perrs = append(perrs, bp.Errorf("", "want {lower: ..., upper: ...}"))
+			} else if err := Decode(bp, &b); err != nil {
+				perrs = append(perrs, err)
 			}
-			if err := Decode(bp, &b); err != nil {
-				return rc, nil, err
-			}
+		}
+		if len(perrs) > 0 {
+			errs = append(errs, perrs...)
+			continue
 		}
 		pp.Kind = typ
 		secs = append(secs, section{name: name, typ: typ, params: pp, bounds: b, pt: pt})
 	}
-	return rc, secs, nil
+	return rc, secs, errors.Join(errs...)
 }
 
 // requireBuild checks that this build can drive every part of a hardware
@@ -247,12 +292,15 @@ func requireBuild(secs []section) error {
 	return nil
 }
 
-// describeParts describes every part. A part whose PartSpec needs its
-// device does not stop the others from being checked; the first such error
-// is returned at the end, with nil views.
+// describeParts describes every part and checks its bounds against its
+// device's range. The error joins the problems of every part; a part
+// whose PartSpec needs its device does not stop the others from being
+// checked, and when no part has a problem the first such error is
+// returned, with nil views.
 func describeParts(secs []section) ([]partView, error) {
 	views := make([]partView, len(secs))
 	var needs error
+	var errs []error
 	for i, s := range secs {
 		ps, err := s.pt.Describe(s.params)
 		switch {
@@ -262,9 +310,19 @@ func describeParts(secs []section) ([]partView, error) {
 			}
 			continue
 		case err != nil:
-			return nil, s.wrap(err)
+			errs = append(errs, s.wrap(err))
+			continue
+		}
+		if ps.In.Dim() > 0 {
+			if _, err := intersect(ps.In, s.bounds.Lower, s.bounds.Upper); err != nil {
+				errs = append(errs, s.wrap(err))
+				continue
+			}
 		}
 		views[i] = partView{name: s.name, lower: s.bounds.Lower, upper: s.bounds.Upper, in: ps.In, out: ps.Out, outUnits: ps.OutUnits}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if needs != nil {
 		return nil, needs
@@ -275,16 +333,19 @@ func describeParts(secs []section) ([]partView, error) {
 // describe is the rig's insitu.Describer: the Spec factory's rig would
 // have, from the config alone.
 func describe(p insitu.Params) (insitu.Spec, error) {
-	rc, secs, err := parseRig(p)
-	if err != nil {
-		return insitu.Spec{}, err
-	}
+	rc, secs, perr := parseRig(p)
 	if !rc.Twin {
 		if err := requireBuild(secs); err != nil {
-			return insitu.Spec{}, err
+			perr = errors.Join(perr, err)
 		}
 	}
 	views, err := describeParts(secs)
+	if perr != nil {
+		if errors.Is(err, insitu.ErrNeedsDevice) {
+			err = nil // the parts' own problems come first
+		}
+		return insitu.Spec{}, errors.Join(perr, err)
+	}
 	if err != nil {
 		return insitu.Spec{}, err
 	}

@@ -150,7 +150,7 @@ parts:
     type: slm
     display: {type: fbdev, path: ` + framebufferFile(t, 6, 5) + `, width: 6, height: 5, bits: 32}
     n: 2
-    bounds: {upper: [6.2832, 1, 6.2832, 2]}
+    bounds: {upper: [6.28, 1, 6.28, 2]}
   - {name: cam, type: camera, backend: {type: memory, source: ` + zeros + `, width: 4, height: 4}, measure: image}
 `,
 		"daq": daqSection(emulatedBus(t)),
@@ -236,7 +236,7 @@ parts:
     inputs:
       - {name: y0, input: ain0, full_scale: 4.096}
       - {name: y1, input: diff23, full_scale: 6.144, rate: 128}
-    bounds: {upper: [3.3, 5]}
+    bounds: {upper: [3.3, 1.5]}
 `
 }
 
@@ -521,7 +521,7 @@ func TestDescribeErrors(t *testing.T) {
 		{"kind: rig\nsettle: -1s\nparts: [" + slmPart + "]", "settle"},
 		{"kind: rig\nparts: [" + slmPart + ", " + slmPart + "]", `part name "slm" used twice`},
 		{"kind: rig\nparts: [{name: a, type: laser}]", "unknown part type"},
-		{"kind: rig\nparts: [{name: slm, type: slm, display: {type: memory, width: 8, height: 8}, n: 2, bounds: {lower: [1, 2, 3]}}]", "bounds.lower has 3 values"},
+		{"kind: rig\nparts: [{name: slm, type: slm, display: {type: memory, width: 8, height: 8}, n: 2, bounds: {lower: [1, 2, 3]}}]", "bounds.lower: 3 values, want 1 or 4"},
 		{"kind: rig\nparts: [{name: slm, type: slm, display: {type: memory, width: 8, height: 8}, n: 2, bounds: [0, 1]}]", "want {lower: ..., upper: ...}"},
 		{"kind: rig\nparts: [{name: slm, type: slm, display: {type: memory, width: 8, height: 8}, n: 9}]", "n=9"},
 		{"kind: rig\nparts: [{name: slm, type: slm, display: {type: memory, width: 8, height: 8}, n: 2, background: 300}]", "background"},
@@ -531,7 +531,10 @@ func TestDescribeErrors(t *testing.T) {
 		{smu(", reste: true"), "reste"},
 		{smu(", max: 5"), "outside the ±2 V range"},
 		{smu(", bounds: {lower: 3}"), "leave nothing"},
-		{smuAt("{type: gpib}", ""), `transport.type "gpib"`},
+		// A bound outside the device's range is an error naming both.
+		{smu(", max: 0.7, bounds: {upper: 1.5}"), "blackbox.parts[0].bounds.upper: 1.5 V is above the device's range [-2, 0.7] V of voltage"},
+		{smu(", bounds: {lower: -3}"), "blackbox.parts[0].bounds.lower: -3 V is below the device's range [-2, 2] V of voltage"},
+		{smuAt("{type: gpib}", ""), `transport.type: "gpib"`},
 		{smuAt("{type: lxi}", ""), "address: missing"},
 		{smuAt("{type: serial, serial: {port: /dev/ttyUSB9, parity: sometimes}}", ""), "parity"},
 		{smuAt("{type: usbtmc}", ""), "path: missing"},

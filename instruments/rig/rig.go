@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sync"
 	"time"
 
@@ -201,40 +200,63 @@ func buildSpec(name string, settle time.Duration, parts []partView) (insitu.Spec
 }
 
 // intersect narrows the device space by the bounds lower and upper (one
-// value for all coordinates, or one each; nil leaves the device's).
+// value for all coordinates, or one each; nil leaves the device's). A
+// bound outside the device's range is an error naming both: bounds narrow
+// the range, they never widen it. Errors are *insitu.FieldError at
+// bounds.lower or bounds.upper (bounds.upper[i] for one of a list).
 func intersect(dev insitu.Space, lower, upper []float64) (insitu.Space, error) {
 	n := dev.Dim()
 	sp := dev.Clone()
-	pick := func(b []float64, key string) (func(i int) float64, error) {
+	pick := func(b []float64, key string) (func(i int) (float64, string), error) {
 		switch len(b) {
 		case 0:
 			return nil, nil
 		case 1:
-			return func(int) float64 { return b[0] }, nil
+			return func(int) (float64, string) { return b[0], key }, nil
 		case n:
-			return func(i int) float64 { return b[i] }, nil
+			return func(i int) (float64, string) { return b[i], fmt.Sprintf("%s[%d]", key, i) }, nil
 		}
-		return nil, fmt.Errorf("bounds.%s has %d values, want 1 or %d", key, len(b), n)
+		return nil, insitu.FieldErrorf(key, "%d values, want 1 or %d", len(b), n)
 	}
-	lo, err := pick(lower, "lower")
+	lo, err := pick(lower, "bounds.lower")
 	if err != nil {
 		return sp, err
 	}
-	hi, err := pick(upper, "upper")
+	hi, err := pick(upper, "bounds.upper")
 	if err != nil {
 		return sp, err
+	}
+	var errs []error
+	seen := map[string]bool{} // one error per key: a single bound applies to every coordinate
+	outside := func(key string, v float64, i int, side string) {
+		if !seen[key] {
+			seen[key] = true
+			errs = append(errs, insitu.FieldErrorf(key, "%v%s is %s the device's range [%v, %v]%s of %s",
+				v, unit(dev, i), side, dev.Lower[i], dev.Upper[i], unit(dev, i), dev.Name(i)))
+		}
 	}
 	for i := range n {
 		if lo != nil {
-			sp.Lower[i] = math.Max(sp.Lower[i], lo(i))
+			v, key := lo(i)
+			if v < dev.Lower[i] {
+				outside(key, v, i, "below")
+			}
+			sp.Lower[i] = v
 		}
 		if hi != nil {
-			sp.Upper[i] = math.Min(sp.Upper[i], hi(i))
+			v, key := hi(i)
+			if v > dev.Upper[i] {
+				outside(key, v, i, "above")
+			}
+			sp.Upper[i] = v
 		}
-		if !(sp.Lower[i] <= sp.Upper[i]) {
-			return sp, fmt.Errorf("coordinate %s: device range [%g, %g] and bounds leave nothing ([%g, %g])",
-				sp.Name(i), dev.Lower[i], dev.Upper[i], sp.Lower[i], sp.Upper[i])
+		if len(errs) == 0 && !(sp.Lower[i] <= sp.Upper[i]) {
+			errs = append(errs, fmt.Errorf("coordinate %s: bounds [%g, %g] leave nothing of the device range [%g, %g]",
+				sp.Name(i), sp.Lower[i], sp.Upper[i], dev.Lower[i], dev.Upper[i]))
 		}
+	}
+	if len(errs) > 0 {
+		return sp, errors.Join(errs...)
 	}
 	return dev.Narrowed(sp.Lower, sp.Upper), nil
 }
@@ -245,6 +267,14 @@ func (r *Rig) Components() []Component { return append([]Component(nil), r.parts
 
 // Settle returns the rig's own settle time, after the parts' own.
 func (r *Rig) Settle() time.Duration { return r.settle }
+
+// unit is " V" for a coordinate in volts, "" for one without a unit.
+func unit(sp insitu.Space, i int) string {
+	if i < len(sp.Units) && sp.Units[i] != "" {
+		return " " + sp.Units[i]
+	}
+	return ""
+}
 
 // Spec implements insitu.BlackBox: inputs named <part>/<coordinate>, the
 // device ranges narrowed by the config bounds; outputs <part>/<output>.

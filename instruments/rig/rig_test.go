@@ -307,7 +307,7 @@ func TestSafeStateEveryPartOnce(t *testing.T) {
 
 func TestSpecIntersection(t *testing.T) {
 	dev := &fake{dim: 2, lo: 0, hi: 10}
-	r, err := New("t", 0, Component{Name: "d", Part: dev, Lower: []float64{2}, Upper: []float64{20, 5}}, Component{Name: "s", Part: &fakeSensor{}})
+	r, err := New("t", 0, Component{Name: "d", Part: dev, Lower: []float64{2}, Upper: []float64{10, 5}}, Component{Name: "s", Part: &fakeSensor{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,12 +315,19 @@ func TestSpecIntersection(t *testing.T) {
 	if fmt.Sprint(in.Lower, in.Upper, in.Names) != "[2 2] [10 5] [d/x[0] d/x[1]]" {
 		t.Errorf("space %v %v %v", in.Lower, in.Upper, in.Names)
 	}
-	for _, c := range []Component{
-		{Name: "d", Part: dev, Lower: []float64{11}},
-		{Name: "d", Part: dev, Upper: []float64{1, 2, 3}},
+	for _, c := range []struct {
+		c    Component
+		want string // in the error
+	}{
+		{Component{Name: "d", Part: dev, Lower: []float64{11}}, "leave nothing"},
+		{Component{Name: "d", Part: dev, Upper: []float64{1, 2, 3}}, "3 values"},
+		// Bounds narrow the device's range, never widen it: a bound
+		// outside it is an error naming both numbers.
+		{Component{Name: "d", Part: dev, Upper: []float64{20, 5}}, "bounds.upper[0]: 20 is above the device's range [0, 10]"},
+		{Component{Name: "d", Part: dev, Lower: []float64{-1}}, "bounds.lower: -1 is below the device's range [0, 10]"},
 	} {
-		if _, err := New("t", 0, c); err == nil {
-			t.Errorf("bounds %v %v accepted", c.Lower, c.Upper)
+		if _, err := New("t", 0, c.c, Component{Name: "s", Part: &fakeSensor{}}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("bounds %v %v: %v, want an error saying %q", c.c.Lower, c.c.Upper, err, c.want)
 		}
 	}
 	if _, err := New("t", 0, Component{Name: "s", Part: &fakeSensor{}}); err == nil {

@@ -2,7 +2,7 @@ package rig
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"regexp"
 
 	"github.com/insitu-lab/insitu"
@@ -51,10 +51,7 @@ func openSMU(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, err
 // volts within [min, max] (default ±range), and smu.OutputNames.
 func describeSMU(p insitu.Params) (PartSpec, error) {
 	c, err := DecodeChecked[smu.Config](p)
-	if err != nil {
-		return PartSpec{}, err
-	}
-	if err := checkSCPI(c.Name, c.IDN, c.Transport); err != nil {
+	if err = errors.Join(err, besides(p, err, checkSCPI(c.IDN, c.Transport))); err != nil {
 		return PartSpec{}, err
 	}
 	in := insitu.Space{Names: []string{"voltage"}, Units: []string{"V"}, Lower: []float64{*c.Min}, Upper: []float64{*c.Max}}
@@ -83,47 +80,40 @@ func openPowerMeter(ctx context.Context, p insitu.Params, _ map[string]Part) (Pa
 // while dialing; a PM100 has one output, the power in watts.
 func describePowerMeter(p insitu.Params) (PartSpec, error) {
 	c, err := DecodeChecked[powermeter.Config](p)
-	if err != nil {
-		return PartSpec{}, err
-	}
-	if err := checkSCPI(c.Name, c.IDN, c.Transport); err != nil {
+	if err = errors.Join(err, besides(p, err, checkSCPI(c.IDN, c.Transport))); err != nil {
 		return PartSpec{}, err
 	}
 	return PartSpec{Out: []string{"power"}, OutUnits: []string{"W"}}, nil
 }
 
 // checkSCPI checks an instrument's transport section as transport.Dial
-// does before it opens anything (with the error Open would return), and its
-// identity pattern, which the SCPI client compiles only once connected.
-func checkSCPI(name, idn string, t transport.Config) error {
+// does before it opens anything, and its identity pattern, which the SCPI
+// client compiles only once connected. Problems are *insitu.FieldError at
+// transport.type, transport.<type> or idn.
+func checkSCPI(idn string, t transport.Config) error {
+	var errs []error
 	var err error
 	switch t.Type {
 	case "serial":
 		c := t.Serial
 		c.Defaults()
-		if err = c.Validate(); err != nil {
-			err = fmt.Errorf("serial: %w", err)
-		}
+		err = c.Validate()
 	case "lxi":
 		c := t.LXI
 		c.Defaults()
-		if err = c.Validate(); err != nil {
-			err = fmt.Errorf("lxi: %w", err)
-		}
+		err = c.Validate()
 	case "usbtmc":
 		c := t.USBTMC
 		c.Defaults()
-		if err = c.Validate(); err != nil {
-			err = fmt.Errorf("usbtmc: %w", err)
-		}
+		err = c.Validate()
 	default:
-		err = fmt.Errorf("transport.type %q: want serial, lxi or usbtmc", t.Type)
+		errs = append(errs, insitu.FieldErrorf("transport.type", "%q: want serial, lxi or usbtmc", t.Type))
 	}
 	if err != nil {
-		return fmt.Errorf("%s: open %s transport: %w", name, t.Type, err)
+		errs = append(errs, &insitu.FieldError{Key: "transport." + t.Type, Err: err})
 	}
 	if _, err := regexp.Compile(idn); err != nil {
-		return fmt.Errorf("%s: idn %q: expected identity pattern: %w", name, idn, err)
+		errs = append(errs, insitu.FieldErrorf("idn", "%q: expected identity pattern: %w", idn, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -132,30 +132,49 @@ func (c *Config) Defaults() {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// Validate checks a defaulted config; errors name the key.
+// Validate checks a defaulted config. It reports every problem, each an
+// *insitu.FieldError at its key (joined), so a rig config names the file
+// and line of each.
 func (c Config) Validate() error {
-	switch {
-	case !(c.Range > 0) || !finite(c.Range) || c.Range > 210:
-		return fmt.Errorf("%s: range %v V: want (0, 210]", c.Name, c.Range)
-	case !(c.Compliance > 0) || !finite(c.Compliance) || c.Compliance > 1.05:
-		return fmt.Errorf("%s: compliance %v A: want (0, 1.05]", c.Name, c.Compliance)
-	case !(c.Step > 0) || !finite(c.Step):
-		return fmt.Errorf("%s: step %v V: must be positive (ramped changes are mandatory)", c.Name, c.Step)
-	case c.StepDelay < 0 || c.Settle < 0 || c.Timeout < 0:
-		return fmt.Errorf("%s: step_delay, settle and timeout must not be negative", c.Name)
-	case !finite(*c.Min) || !finite(*c.Max) || *c.Min > *c.Max:
-		return fmt.Errorf("%s: min %v, max %v: want finite min ≤ max", c.Name, *c.Min, *c.Max)
-	case *c.Min < -c.Range || *c.Max > c.Range:
-		return fmt.Errorf("%s: min %v, max %v: outside the ±%v V range", c.Name, *c.Min, *c.Max, c.Range)
-	case *c.Min > 0 || *c.Max < 0:
-		return fmt.Errorf("%s: min %v, max %v: must include 0 V, the safe level", c.Name, *c.Min, *c.Max)
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, insitu.FieldErrorf(key, format, args...))
+	}
+	if !(c.Range > 0) || !finite(c.Range) || c.Range > 210 {
+		bad("range", "%v V: want (0, 210]", c.Range)
+	}
+	if !(c.Compliance > 0) || !finite(c.Compliance) || c.Compliance > 1.05 {
+		bad("compliance", "%v A: want (0, 1.05]", c.Compliance)
+	}
+	if !(c.Step > 0) || !finite(c.Step) {
+		bad("step", "%v V: must be positive (ramped changes are mandatory)", c.Step)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"step_delay", c.StepDelay}, {"settle", c.Settle}, {"timeout", c.Timeout}} {
+		if d.v < 0 {
+			bad(d.key, "%v: must not be negative", d.v)
+		}
+	}
+	switch lo, hi := *c.Min, *c.Max; {
+	case !finite(lo) || !finite(hi) || lo > hi:
+		bad("min", "%v, max %v: want finite min ≤ max", lo, hi)
+	case c.Range > 0 && (lo < -c.Range || hi > c.Range):
+		key := "max"
+		if lo < -c.Range {
+			key = "min"
+		}
+		bad(key, "min %v, max %v: outside the ±%v V range", lo, hi, c.Range)
+	case lo > 0 || hi < 0:
+		bad("min", "%v, max %v: must include 0 V, the safe level", lo, hi)
 	}
 	switch c.OffMode {
 	case "HIMP", "NORM", "ZERO", "GUAR":
 	default:
-		return fmt.Errorf("%s: off_mode %q: want HIMP, NORM, ZERO or GUAR", c.Name, c.OffMode)
+		bad("off_mode", "%q: want HIMP, NORM, ZERO or GUAR", c.OffMode)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Reading is one parsed READ? reply.
@@ -192,7 +211,7 @@ type SMU struct {
 func Open(ctx context.Context, cfg Config) (*SMU, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: config: %w", cfg.Name, err)
 	}
 	c, err := transport.Dial(ctx, cfg.Transport)
 	if err != nil {
@@ -211,7 +230,7 @@ func New(ctx context.Context, conn scpi.Conn, cfg Config) (*SMU, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: config: %w", cfg.Name, err)
 	}
 	client, id, port, err := scpi.Start(ctx, conn, cfg.Name, cfg.IDN, cfg.Reset, scpi.WithTimeout(cfg.Timeout))
 	if err != nil {
