@@ -68,17 +68,32 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 		return i, ok
 	}
 
-	// Bounds: the strictest of device and config wins.
+	// Bounds narrow the device's range; one outside it is an error naming
+	// both, never silently clipped.
 	g.lo, g.hi = slices.Clone(spec.In.Lower), slices.Clone(spec.In.Upper)
 	loKey := make([]string, n) // the key that narrowed each bound, for errors
+	unit := func(i int) string {
+		if i < len(spec.In.Units) && spec.In.Units[i] != "" {
+			return " " + spec.In.Units[i]
+		}
+		return ""
+	}
 	for _, k := range sortedKeys(cfg.Lower) {
 		if i, ok := resolve(coords, "lower", k, "coordinate"); ok {
-			g.lo[i], loKey[i] = max(g.lo[i], cfg.Lower[k]), "lower."+k
+			if v := cfg.Lower[k]; v < spec.In.Lower[i] {
+				bad("lower."+k, "%v%s is below the device's range [%v, %v]%s of %s", v, unit(i), spec.In.Lower[i], spec.In.Upper[i], unit(i), in[i])
+				continue
+			}
+			g.lo[i], loKey[i] = cfg.Lower[k], "lower."+k
 		}
 	}
 	for _, k := range sortedKeys(cfg.Upper) {
 		if i, ok := resolve(coords, "upper", k, "coordinate"); ok {
-			g.hi[i] = min(g.hi[i], cfg.Upper[k])
+			if v := cfg.Upper[k]; v > spec.In.Upper[i] {
+				bad("upper."+k, "%v%s is above the device's range [%v, %v]%s of %s", v, unit(i), spec.In.Lower[i], spec.In.Upper[i], unit(i), in[i])
+				continue
+			}
+			g.hi[i] = cfg.Upper[k]
 			if loKey[i] == "" {
 				loKey[i] = "upper." + k
 			}

@@ -112,10 +112,23 @@ func TestNewNames(t *testing.T) {
 
 func TestSpecIsIntersection(t *testing.T) {
 	rec := newRecorder()
-	g := mustNew(t, rec, Config{Lower: map[string]float64{"x3": -1}, Upper: map[string]float64{"x3": 5}})
+	g := mustNew(t, rec, Config{Lower: map[string]float64{"x3": -1}, Upper: map[string]float64{"x3": 1.5}})
 	sp := g.Spec()
-	if sp.Name != "cnon" || sp.In.Lower[3] != -1 || sp.In.Upper[3] != 2 || len(sp.Out) != 2 {
+	if sp.Name != "cnon" || sp.In.Lower[3] != -1 || sp.In.Upper[3] != 1.5 || sp.In.Upper[2] != 2 || len(sp.Out) != 2 {
 		t.Errorf("spec %+v", sp)
+	}
+	// Bounds narrow the device's range, never widen it: one outside it is
+	// an error naming both numbers, not clipped.
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Upper: map[string]float64{"x3": 5}}, "safety: upper.x3: 5 is above the device's range [-2, 2] of x3"},
+		{Config{Lower: map[string]float64{"x0": -2.5}}, "safety: lower.x0: -2.5 is below the device's range [-2, 2] of x0"},
+	} {
+		if _, err := New(rec, c.cfg); err == nil || err.Error() != c.want {
+			t.Errorf("New: %v\nwant %s", err, c.want)
+		}
 	}
 	if rec.spec.In.Lower[3] != -2 {
 		t.Error("New modified the device's spec")
@@ -290,8 +303,10 @@ func TestCheck(t *testing.T) {
 			`safety: interlocks[1].output: unknown output "smu/curent" (known: smu/current)`},
 		{Config{OutputRanges: map[string]Range{"current": {Lo: -1, Hi: 1}}},
 			`safety: output_ranges.current: unknown output "current" (known: smu/current)`},
-		{Config{Lower: map[string]float64{"smu/voltage": 20}, Upper: map[string]float64{"smu/voltage": 30}},
+		{Config{Lower: map[string]float64{"smu/voltage": 20}},
 			`safety: lower.smu/voltage: bounds on coordinate smu/voltage do not intersect the device range [-10, 10]`},
+		{Config{Upper: map[string]float64{"smu/voltage": 30}},
+			`safety: upper.smu/voltage: 30 is above the device's range [-10, 10] of smu/voltage`},
 		{Config{Upper: map[string]float64{"smu/voltage": -11}},
 			`safety: upper.smu/voltage: bounds on coordinate smu/voltage do not intersect the device range [-10, 10]`},
 		{Config{Saturation: PerName{"I": 1}},

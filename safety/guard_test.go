@@ -35,7 +35,7 @@ func TestAdversarial(t *testing.T) {
 				BoundsMode: mode.bounds,
 				SlewMode:   mode.slew,
 				Lower:      map[string]float64{"x0": -1, "x2": 0},
-				Upper:      map[string]float64{"x0": 1, "x3": 0.5, "x1": 3}, // x1: wider than the device; device wins
+				Upper:      map[string]float64{"x0": 1, "x3": 0.5, "x1": 2}, // x1: the device's own bound
 				MaxStep:    PerName{"x0": step[0], "x1": step[1], "x2": step[2], "x3": step[3]},
 				Rate:       new(1000.0),
 				Burst:      3,
