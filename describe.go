@@ -11,7 +11,9 @@ import (
 // inputs and the names of the outputs that New would give the box. It must
 // open nothing, send nothing and block on nothing (it takes no context),
 // and it rejects every parameter New would reject before touching a device,
-// with the same errors where it can.
+// with the same errors where it can. With an error it may still return the
+// Spec, when the parameters give it despite their other problems, so that
+// a config check can go on to check names and bounds against it.
 type Describer func(p Params) (Spec, error)
 
 // ErrNeedsDevice is what a Describer returns, wrapped in an error that
@@ -31,7 +33,8 @@ func RegisterDescriber(kind string, d Describer) { describers.Register(kind, d) 
 // Describe returns the Spec a black box of kind p.Kind built from p would
 // have, checked as New checks it, without opening any device: it is what
 // validating a config needs (bound and output names in a safety section)
-// when the config must not reach the bench.
+// when the config must not reach the bench. With an error, the Spec is
+// the zero Spec, or the one the describer still gave (see Describer).
 //
 // A kind with a Describer is described by it and never built. A kind
 // without one is taken to be a software twin, which opens no hardware: it
@@ -54,6 +57,9 @@ func Describe(ctx context.Context, p Params) (Spec, error) {
 	}
 	spec, err := d(p)
 	if err != nil {
+		if spec.In.Dim() > 0 && spec.Validate() == nil {
+			return spec.clone(), err // the Spec is known; other keys have problems
+		}
 		return Spec{}, err
 	}
 	if err := spec.Validate(); err != nil {

@@ -28,6 +28,9 @@ func TrainMethods() []string {
 	return []string{TrainInsituGradPIE, TrainInsituMAE, TrainExact, TrainInsilico, TrainPAT}
 }
 
+// TrainingKeys are the top-level keys only a training config has.
+var TrainingKeys = []string{"data", "epochs", "ideal_blackbox"}
+
 // IsTrainingDoc reports whether a YAML config document is an `insitu train`
 // one: it has a top-level key only a training knows (a run config refuses
 // them all).
@@ -36,7 +39,7 @@ func IsTrainingDoc(doc []byte) (bool, error) {
 	if err := yaml.Unmarshal(doc, &top); err != nil {
 		return false, err
 	}
-	for _, k := range []string{"data", "epochs", "ideal_blackbox"} {
+	for _, k := range TrainingKeys {
 		if _, ok := top[k]; ok {
 			return true, nil
 		}

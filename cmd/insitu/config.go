@@ -1,9 +1,10 @@
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
@@ -18,8 +20,150 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/loop"
 	"github.com/insitu-lab/insitu/safety"
 )
+
+// Limits of a config file: a config names settings and a few points, not
+// data sets. A file over maxConfigBytes, or a list (or map) of more than
+// maxConfigItems entries, is refused before it is decoded, with an error
+// naming the file and the key.
+const (
+	maxConfigBytes = 8 << 20
+	maxConfigItems = 100_000
+)
+
+// configFile is a config file read and parsed once: the file's name, its
+// YAML tree (for line numbers), and the tree decoded as viper reads it.
+type configFile struct {
+	name     string
+	doc      *yaml.Node     // nil for an empty file
+	settings map[string]any // nil for an empty file
+}
+
+// readConfigFile reads and parses a config file within the limits.
+func readConfigFile(file string) (*configFile, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("config file %s does not exist", file)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > maxConfigBytes {
+		return nil, tooBig(file, fi.Size())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", file, err)
+	}
+	if len(data) > maxConfigBytes {
+		return nil, tooBig(file, int64(len(data)))
+	}
+	return parseConfig(file, data)
+}
+
+func tooBig(file string, n int64) error {
+	return fmt.Errorf("config file %s is %.1f MiB, more than the %d MiB a config may hold (a config holds settings and a few points, not a data set)",
+		file, float64(n)/(1<<20), maxConfigBytes>>20)
+}
+
+// parseConfig parses a config's YAML once, refusing a document over the
+// limits; where names it in errors.
+func parseConfig(where string, data []byte) (*configFile, error) {
+	if len(data) > maxConfigBytes {
+		return nil, tooBig(where, int64(len(data)))
+	}
+	cf := &configFile{name: where}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if len(doc.Content) == 0 {
+		return cf, nil
+	}
+	cf.doc = &doc
+	if probs := overLimits(&doc); len(probs) > 0 {
+		return nil, (&origin{file: where, doc: &doc}).explain(probs)
+	}
+	top := unalias(doc.Content[0])
+	if top == nil || top.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: a config is a map of keys, not %s", where, nodeKind(top))
+	}
+	if err := doc.Decode(&cf.settings); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return cf, nil
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch {
+	case n == nil:
+		return "nothing"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case n.Kind == yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "this"
+}
+
+// overLimits finds the lists and maps of a YAML tree longer than
+// maxConfigItems, by key path. Aliases are not followed: an alias is one
+// node, and the decoder bounds their expansion.
+func overLimits(doc *yaml.Node) []insitu.DecodeProblem {
+	var out []insitu.DecodeProblem
+	var walk func(n *yaml.Node, path string, depth int)
+	walk = func(n *yaml.Node, path string, depth int) {
+		if n == nil || depth > 64 || len(out) > 20 {
+			return
+		}
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path, depth+1)
+			}
+		case yaml.SequenceNode:
+			if len(n.Content) > maxConfigItems {
+				out = append(out, insitu.DecodeProblem{Key: path, Msg: fmt.Sprintf("a list of %d entries: at most %d", len(n.Content), maxConfigItems)})
+				return
+			}
+			for i, c := range n.Content {
+				walk(c, path+"["+strconv.Itoa(i)+"]", depth+1)
+			}
+		case yaml.MappingNode:
+			if len(n.Content)/2 > maxConfigItems {
+				out = append(out, insitu.DecodeProblem{Key: path, Msg: fmt.Sprintf("a map of %d keys: at most %d", len(n.Content)/2, maxConfigItems)})
+				return
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				if path != "" {
+					key = path + "." + key
+				}
+				walk(n.Content[i+1], key, depth+1)
+			}
+		}
+	}
+	walk(doc, "", 0)
+	return out
+}
+
+// trainingNode reports whether a parsed config is an 'insitu train' one:
+// it has a top-level key only training knows (a run config refuses them
+// all). See trainingDoc.
+func (cf *configFile) training() bool {
+	if cf.settings == nil {
+		return false
+	}
+	for _, k := range loop.TrainingKeys {
+		if _, ok := cf.settings[k]; ok {
+			return true
+		}
+	}
+	return false
+}
 
 // loadConfig resolves a command's settings into out, in increasing order of
 // precedence: the defaults in out, the YAML file (if any), INSITU_* environment
@@ -28,17 +172,15 @@ import (
 // environment or the defaults), the key's dotted path, the value and what
 // is wanted; see resolveConfig.
 func loadConfig(file string, flags *pflag.FlagSet, bind map[string]string, sets []string, out any) error {
-	var data []byte
+	cf := &configFile{name: "defaults"}
 	if file != "" {
 		var err error
-		if data, err = os.ReadFile(file); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("config file %s does not exist", file)
-			}
+		if cf, err = readConfigFile(file); err != nil {
 			return err
 		}
 	}
-	return resolveConfig(file, data, flags, bind, sets, out)
+	_, err := cf.resolve(flags, bind, sets, out)
+	return err
 }
 
 // resolveConfig is loadConfig for YAML already in memory (a journal's
@@ -54,29 +196,42 @@ func loadConfig(file string, flags *pflag.FlagSet, bind map[string]string, sets 
 //	run.yaml:3: topk: unknown key (did you mean top_k?)
 //
 // When out has a validate method it is called too, and its problems are
-// reported the same way.
+// reported the same way, in the same pass: every problem of the config at
+// once, ordered by line (a value that did not decode is not validated
+// again).
 func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[string]string, sets []string, out any) error {
 	if where == "" {
 		where = "defaults"
 	}
-	src := &origin{file: where, flags: flags, bind: bind}
+	cf := &configFile{name: where}
+	if data != nil {
+		var err error
+		if cf, err = parseConfig(where, data); err != nil {
+			return err
+		}
+	}
+	_, err := cf.resolve(flags, bind, sets, out)
+	return err
+}
+
+// resolve decodes the file's settings, over out's defaults and under the
+// environment, flags and sets, into out; see resolveConfig. The origin it
+// returns names where each value came from, for problems found later; it
+// is nil when the config could not be read at all.
+func (cf *configFile) resolve(flags *pflag.FlagSet, bind map[string]string, sets []string, out any) (*origin, error) {
+	src := &origin{file: cf.name, doc: cf.doc, flags: flags, bind: bind}
 	v := viper.New()
 	defaults := map[string]any{}
 	if err := mapstructure.Decode(out, &defaults); err != nil {
-		return fmt.Errorf("encoding defaults: %w", err)
+		return nil, fmt.Errorf("encoding defaults: %w", err)
 	}
 	dropNil(defaults)
 	if err := v.MergeConfigMap(defaults); err != nil {
-		return err
+		return nil, err
 	}
-	if data != nil {
-		v.SetConfigType("yaml")
-		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		var doc yaml.Node
-		if yaml.Unmarshal(data, &doc) == nil {
-			src.doc = &doc
+	if cf.settings != nil {
+		if err := v.MergeConfigMap(cf.settings); err != nil {
+			return nil, fmt.Errorf("%s: %w", cf.name, err)
 		}
 	}
 	v.SetEnvPrefix("INSITU")
@@ -88,18 +243,18 @@ func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[str
 		}
 		if f := flags.Lookup(flag); f != nil && f.Changed {
 			if err := v.BindPFlag(key, f); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	for _, s := range sets {
 		key, val, ok := strings.Cut(s, "=")
 		if !ok || key == "" {
-			return fmt.Errorf("--set %q: want key=value", s)
+			return nil, fmt.Errorf("--set %q: want key=value", s)
 		}
 		var parsed any
 		if err := yaml.Unmarshal([]byte(val), &parsed); err != nil {
-			return fmt.Errorf("--set %s: %w", key, err)
+			return nil, fmt.Errorf("--set %s: %w", key, err)
 		}
 		v.Set(key, parsed)
 		src.sets = append(src.sets, override{path: splitKey(key), raw: s, value: parsed})
@@ -121,15 +276,38 @@ func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[str
 	if err != nil {
 		probs = append(probs, insitu.DecodeProblems(err, out)...)
 	}
-	if len(probs) > 0 {
-		return src.explain(probs)
-	}
 	if val, ok := out.(interface{ validate() error }); ok {
-		if err := val.validate(); err != nil {
-			return src.explain(validationProblems(err))
-		}
+		probs = append(probs, besides(probs, validationProblems(val.validate()))...)
 	}
-	return nil
+	if len(probs) > 0 {
+		return src, src.explain(probs)
+	}
+	return src, nil
+}
+
+// besides returns the problems of more whose keys none of probs shares:
+// a value that did not decode is left zero, and checking it again would
+// only repeat the problem. A key shares another when one is the other or
+// lies under it.
+func besides(probs, more []insitu.DecodeProblem) []insitu.DecodeProblem {
+	var out []insitu.DecodeProblem
+next:
+	for _, m := range more {
+		for _, p := range probs {
+			if m.Key != "" && p.Key != "" && (underKey(m.Key, p.Key) || underKey(p.Key, m.Key)) {
+				continue next
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// underKey reports whether key path k is p or lies under it: a.b[1] and
+// a.b.c are under a.b.
+func underKey(k, p string) bool {
+	k, p = strings.ToLower(k), strings.ToLower(p)
+	return k == p || strings.HasPrefix(k, p) && (k[len(p)] == '.' || k[len(p)] == '[')
 }
 
 // origin knows where each value of a resolved config came from, to name
@@ -137,6 +315,8 @@ func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[str
 type origin struct {
 	file  string     // the config file, or "defaults" without one
 	doc   *yaml.Node // the file's YAML tree, for line numbers; nil without a file
+	parse sync.Once  // reads file for doc on first need (fileOrigin)
+	lazy  bool
 	sets  []override // --set key=value, in the order given (the last wins)
 	flags *pflag.FlagSet
 	bind  map[string]string // config key → flag name
@@ -149,30 +329,104 @@ type override struct {
 	value any      // value parsed as YAML
 }
 
-// explain writes each problem as "source: key: message", one per line.
+// explain places each problem (an *insitu.KeyError: "source: key:
+// message"), one per line, those in the file in the order of its lines.
 func (o *origin) explain(probs []insitu.DecodeProblem) error {
-	errs := make([]error, 0, len(probs))
+	errs := make([]*insitu.KeyError, 0, len(probs))
 	for _, p := range probs {
-		errs = append(errs, fmt.Errorf("%s: %s", o.of(p), p.Error()))
+		e := &insitu.KeyError{File: o.file, Key: p.Key, Err: errors.New(p.Msg)}
+		if where, line := o.at(p); line > 0 {
+			e.Line = line
+		} else {
+			e.File = where
+		}
+		errs = append(errs, e)
 	}
-	return errors.Join(errs...)
+	return joinProblems(errs)
+}
+
+// joinProblems orders problems, those without a line first (--set, the
+// environment, the defaults), then by file and line, and joins them.
+func joinProblems(errs []*insitu.KeyError) error {
+	slices.SortStableFunc(errs, func(a, b *insitu.KeyError) int {
+		if c := cmp.Compare(min(a.Line, 1), min(b.Line, 1)); c != 0 {
+			return c
+		}
+		if a.Line == 0 {
+			return 0
+		}
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
+	})
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return errors.Join(out...)
+}
+
+// fileOrigin is the origin of the config in file alone (no --set, flags or
+// environment), for the problems found once it is loaded; the file is read
+// for line numbers only if a problem needs one. A name that is not a
+// readable config file (a journal's config) gives no lines.
+func fileOrigin(file string) *origin {
+	return &origin{file: file, lazy: true}
+}
+
+// params is a config's black-box section at prefix as registry
+// parameters, whose errors name the lines of src's file.
+func (o *origin) params(sec map[string]any, prefix string) insitu.Params {
+	p := params(sec, o.file, prefix)
+	p.Line = o.line
+	return p
+}
+
+// tree is the file's YAML tree, read now for a lazy origin; nil without one.
+func (o *origin) tree() *yaml.Node {
+	if o.lazy {
+		o.parse.Do(func() {
+			if cf, err := readConfigFile(o.file); err == nil {
+				o.doc = cf.doc
+			}
+		})
+	}
+	return o.doc
 }
 
 // of names where the value of p's key came from, in viper's order of
-// precedence: --set, a bound flag, the environment, the file, the defaults.
+// precedence: --set, a bound flag, the environment, the file (file:line),
+// the defaults.
 func (o *origin) of(p insitu.DecodeProblem) string {
+	where, line := o.at(p)
+	if line > 0 {
+		return fmt.Sprintf("%s:%d", where, line)
+	}
+	return where
+}
+
+// line is the line of a key path in the file, 0 when the file does not
+// hold it or another source (--set, a flag, the environment) sets it.
+func (o *origin) line(key string) int {
+	if where, line := o.at(insitu.DecodeProblem{Key: key}); where == o.file {
+		return line
+	}
+	return 0
+}
+
+// at is of, with the file's line apart: the file and its line, or another
+// source and 0.
+func (o *origin) at(p insitu.DecodeProblem) (string, int) {
 	path := splitKey(p.Key)
 	if len(path) == 0 {
-		return o.file
+		return o.file, 0
 	}
 	for i := len(o.sets) - 1; i >= 0; i-- {
 		s := o.sets[i]
 		switch {
 		case len(s.path) <= len(path) && equalFold(path[:len(s.path)], s.path) && holds(s.value, path[len(s.path):]):
-			return "--set " + s.raw
+			return "--set " + s.raw, 0
 		case p.Unknown && len(s.path) > len(path) && equalFold(s.path[:len(path)], path):
 			// --set a.b=1 makes the unknown key a.
-			return "--set " + s.raw
+			return "--set " + s.raw, 0
 		}
 	}
 	// viper looks a key up in flags and the environment by its leaf key:
@@ -184,22 +438,20 @@ func (o *origin) of(p insitu.DecodeProblem) string {
 				break
 			}
 			if f := o.flags.Lookup(name); f != nil && f.Changed && strings.EqualFold(key, leaf) {
-				return fmt.Sprintf("--%s %s", name, f.Value)
+				return fmt.Sprintf("--%s %s", name, f.Value), 0
 			}
 		}
 		env := "INSITU_" + strings.ToUpper(strings.ReplaceAll(leaf, ".", "_"))
 		if val, ok := os.LookupEnv(env); ok && val != "" {
-			return "environment " + env + "=" + val
+			return "environment " + env + "=" + val, 0
 		}
 	}
 	// A key the file does not set has its default, but the file is where
 	// it is to be set.
-	if o.doc != nil {
-		if line := lookupLine(o.doc, path); line > 0 {
-			return fmt.Sprintf("%s:%d", o.file, line)
-		}
+	if doc := o.tree(); doc != nil {
+		return o.file, lookupLine(doc, path)
 	}
-	return o.file
+	return o.file, 0
 }
 
 // dropped finds the values of the file that viper dropped: a scalar or a

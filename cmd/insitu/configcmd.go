@@ -1,9 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"os"
 
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/loop"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -29,24 +30,28 @@ included.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
-			train, err := isTrainConfig(file)
+			cf, err := readConfigFile(file)
 			if err != nil {
 				return err
 			}
-			if train {
-				return checkTrainConfig(cmd, file, sets)
+			if cf.training() {
+				return checkTrainConfig(cmd, cf, sets)
 			}
 			cfg := defaultRunConfig()
-			if err := loadConfig(file, cmd.Flags(), nil, sets, &cfg); err != nil {
+			src, err := cf.resolve(cmd.Flags(), nil, sets, &cfg)
+			if src == nil {
 				return err
-			}
-			if err := cfg.validate(); err != nil {
-				return prefixFile(file, err)
 			}
 			// The black box's keys, and the safety and objective names
 			// against its coordinates and outputs, without opening any
-			// device: the instrument may be in use by a run.
-			if _, err := checkOffline(cmd.Context(), file, cfg.BlackBox, cfg.Safety, &cfg.Objective); err != nil {
+			// device (the instrument may be in use by a run); checked even
+			// when other keys have problems, so that one pass finds them
+			// all.
+			if kind, _ := cfg.BlackBox["kind"].(string); insitu.IsRegistered(kind) {
+				_, cerr := checkOfflineAt(cmd.Context(), src, cfg.BlackBox, cfg.Safety, &cfg.Objective)
+				err = mergeProblems(err, cerr)
+			}
+			if err != nil {
 				return err
 			}
 			b, err := yaml.Marshal(cfg)
@@ -62,19 +67,6 @@ included.`,
 	return cmd
 }
 
-// isTrainConfig reports whether file is an 'insitu train' config.
-func isTrainConfig(file string) (bool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return false, err
-	}
-	train, err := trainingDoc(b)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", file, err)
-	}
-	return train, nil
-}
-
 // trainingDoc reports whether a YAML config document is an 'insitu train'
 // one (loop.IsTrainingDoc).
 func trainingDoc(doc []byte) (bool, error) { return loop.IsTrainingDoc(doc) }
@@ -82,9 +74,10 @@ func trainingDoc(doc []byte) (bool, error) { return loop.IsTrainingDoc(doc) }
 // checkTrainConfig checks a training config as 'insitu train' does before
 // it opens a device, builds its dataset (generated, nothing is fetched)
 // and prints the resolved config.
-func checkTrainConfig(cmd *cobra.Command, file string, sets []string) error {
+func checkTrainConfig(cmd *cobra.Command, cf *configFile, sets []string) error {
+	file := cf.name
 	cfg := defaultTrainConfig()
-	if err := loadConfig(file, cmd.Flags(), nil, sets, &cfg); err != nil {
+	if _, err := cf.resolve(cmd.Flags(), nil, sets, &cfg); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
@@ -102,4 +95,47 @@ func checkTrainConfig(cmd *cobra.Command, file string, sets []string) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "# %s: valid training config; resolved with defaults, INSITU_* and --set\n%s", file, b)
 	return nil
+}
+
+// mergeProblems joins the problems of two checks of one config, leaving
+// out those of more at a key a problem of first already names (a value
+// that did not decode, checked again), in the order of their lines.
+func mergeProblems(first, more error) error {
+	a, b := leaves(first), leaves(more)
+	var keyed []*insitu.KeyError
+	var other []error
+	seen := func(k string) bool {
+		for _, e := range keyed {
+			if e.Key != "" && k != "" && (underKey(k, e.Key) || underKey(e.Key, k)) {
+				return true
+			}
+		}
+		return false
+	}
+	for i, e := range append(a, b...) {
+		ke, ok := e.(*insitu.KeyError)
+		switch {
+		case !ok:
+			other = append(other, e)
+		case i >= len(a) && seen(ke.Key):
+		default:
+			keyed = append(keyed, ke)
+		}
+	}
+	return errors.Join(joinProblems(keyed), errors.Join(other...))
+}
+
+// leaves flattens joined errors.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }

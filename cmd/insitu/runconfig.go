@@ -85,7 +85,7 @@ func (c runConfig) build(ctx context.Context, file string) (insitu.BlackBox, loo
 			values[k] = v
 		}
 	}
-	box, err := insitu.New(ctx, insitu.Params{Kind: kind, Values: values, File: file, Prefix: "blackbox"})
+	box, err := insitu.New(ctx, insitu.Params{Kind: kind, Values: values, File: file, Prefix: "blackbox", Line: fileOrigin(file).line})
 	if err != nil {
 		return nil, nil, "", err
 	}

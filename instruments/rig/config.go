@@ -37,7 +37,10 @@ type PartSpec struct {
 // reject before touching a device, with the same errors where it can (the
 // same decoding, the same checks). When the PartSpec depends on what only
 // the device tells, it returns an error wrapping insitu.ErrNeedsDevice
-// that names the key and says how to avoid it.
+// that names the key and says how to avoid it. With another error it may
+// still return the PartSpec, when the config gives it despite its other
+// problems (an SMU's range, whatever its step), so that the part's bounds
+// and the rig's names can be checked in the same pass.
 type PartDescriber func(p insitu.Params) (PartSpec, error)
 
 // PartType is a kind of part rig configs can name: how to open one, how
@@ -293,14 +296,16 @@ func requireBuild(secs []section) error {
 }
 
 // describeParts describes every part and checks its bounds against its
-// device's range. The error joins the problems of every part; a part
-// whose PartSpec needs its device does not stop the others from being
-// checked, and when no part has a problem the first such error is
-// returned, with nil views.
-func describeParts(secs []section) ([]partView, error) {
-	views := make([]partView, len(secs))
+// device's range. The error joins the problems of every part. views is
+// nil unless every part's PartSpec is known, which it can be despite
+// problems with other keys (see PartDescriber). A part whose PartSpec
+// needs its device does not stop the others from being checked; when no
+// part has a problem the first such error is returned.
+func describeParts(secs []section) (views []partView, err error) {
+	views = make([]partView, len(secs))
 	var needs error
 	var errs []error
+	complete := true
 	for i, s := range secs {
 		ps, err := s.pt.Describe(s.params)
 		switch {
@@ -308,21 +313,29 @@ func describeParts(secs []section) ([]partView, error) {
 			if needs == nil {
 				needs = s.wrap(err)
 			}
+			complete = false
 			continue
 		case err != nil:
 			errs = append(errs, s.wrap(err))
+		}
+		if ps.In.Dim() == 0 && len(ps.Out) == 0 {
+			complete = false
 			continue
 		}
+		v := partView{name: s.name, lower: s.bounds.Lower, upper: s.bounds.Upper, in: ps.In, out: ps.Out, outUnits: ps.OutUnits}
 		if ps.In.Dim() > 0 {
 			if _, err := intersect(ps.In, s.bounds.Lower, s.bounds.Upper); err != nil {
 				errs = append(errs, s.wrap(err))
-				continue
+				v.lower, v.upper = nil, nil // the rest is checked against the device's range
 			}
 		}
-		views[i] = partView{name: s.name, lower: s.bounds.Lower, upper: s.bounds.Upper, in: ps.In, out: ps.Out, outUnits: ps.OutUnits}
+		views[i] = v
+	}
+	if !complete {
+		views = nil
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return views, errors.Join(errs...)
 	}
 	if needs != nil {
 		return nil, needs
@@ -331,7 +344,8 @@ func describeParts(secs []section) ([]partView, error) {
 }
 
 // describe is the rig's insitu.Describer: the Spec factory's rig would
-// have, from the config alone.
+// have, from the config alone; with the config's problems, the Spec too
+// when every part's coordinates and outputs are known despite them.
 func describe(p insitu.Params) (insitu.Spec, error) {
 	rc, secs, perr := parseRig(p)
 	if !rc.Twin {
@@ -346,14 +360,14 @@ func describe(p insitu.Params) (insitu.Spec, error) {
 		}
 		return insitu.Spec{}, errors.Join(perr, err)
 	}
-	if err != nil {
+	if views == nil {
 		return insitu.Spec{}, err
 	}
-	spec, err := buildSpec(rc.Name, rc.Settle, views)
-	if err != nil {
-		return insitu.Spec{}, p.Errorf("parts", "%w", err)
+	spec, serr := buildSpec(rc.Name, rc.Settle, views)
+	if serr != nil {
+		return insitu.Spec{}, errors.Join(err, p.Errorf("parts", "%w", serr))
 	}
-	return spec, nil
+	return spec, err
 }
 
 // factory builds a rig from a config's blackbox section. Every part's

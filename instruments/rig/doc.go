@@ -8,7 +8,8 @@
 // every actuator in config order, wait for the slowest part's settle time
 // plus the rig's own, measure every sensor in config order. The Spec's
 // inputs are <part>/<coordinate> with the device's range narrowed by the
-// part's configured bounds; its outputs are <part>/<output>. SafeState puts
+// part's configured bounds (a bound outside the device's range is an
+// error naming both); its outputs are <part>/<output>. SafeState puts
 // every part in its safe state exactly once, carrying on past failures, and
 // does not wait for a running query (the guard calls it when one hangs).
 //
@@ -47,7 +48,7 @@
 //	      lut_wavelength: 633e-9    # the LUT's; phases scale by wavelength/lut_wavelength
 //	      correction_file: /etc/insitu/slm-flatness-700nm.bmp
 //	      settle: 300ms
-//	      bounds: {lower: 0, upper: 6.2832}   # one value, or one per coordinate
+//	      bounds: {lower: 0, upper: 3.1416}   # one value, or one per coordinate, within the device's range
 //	    - name: cam
 //	      type: camera
 //	      backend: {type: v4l2, path: /dev/video0, width: 640, height: 480, format: y16, skip: 1}

@@ -3,6 +3,7 @@ package rig
 import (
 	"context"
 	"errors"
+	"math"
 	"regexp"
 
 	"github.com/insitu-lab/insitu"
@@ -51,11 +52,13 @@ func openSMU(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, err
 // volts within [min, max] (default ±range), and smu.OutputNames.
 func describeSMU(p insitu.Params) (PartSpec, error) {
 	c, err := DecodeChecked[smu.Config](p)
-	if err = errors.Join(err, besides(p, err, checkSCPI(c.IDN, c.Transport))); err != nil {
-		return PartSpec{}, err
+	err = errors.Join(err, besides(p, err, checkSCPI(c.IDN, c.Transport)))
+	lo, hi := *c.Min, *c.Max
+	if !(c.Range > 0 && -c.Range <= lo && lo <= hi && hi <= c.Range) || math.IsInf(c.Range, 0) {
+		return PartSpec{}, err // the level's range is not known
 	}
-	in := insitu.Space{Names: []string{"voltage"}, Units: []string{"V"}, Lower: []float64{*c.Min}, Upper: []float64{*c.Max}}
-	return PartSpec{In: in, Out: smu.OutputNames(), OutUnits: smu.OutputUnits()}, nil
+	in := insitu.Space{Names: []string{"voltage"}, Units: []string{"V"}, Lower: []float64{lo}, Upper: []float64{hi}}
+	return PartSpec{In: in, Out: smu.OutputNames(), OutUnits: smu.OutputUnits()}, err
 }
 
 func decodePowerMeter(p insitu.Params) (powermeter.Config, error) {
@@ -80,10 +83,8 @@ func openPowerMeter(ctx context.Context, p insitu.Params, _ map[string]Part) (Pa
 // while dialing; a PM100 has one output, the power in watts.
 func describePowerMeter(p insitu.Params) (PartSpec, error) {
 	c, err := DecodeChecked[powermeter.Config](p)
-	if err = errors.Join(err, besides(p, err, checkSCPI(c.IDN, c.Transport))); err != nil {
-		return PartSpec{}, err
-	}
-	return PartSpec{Out: []string{"power"}, OutUnits: []string{"W"}}, nil
+	err = errors.Join(err, besides(p, err, checkSCPI(c.IDN, c.Transport)))
+	return PartSpec{Out: []string{"power"}, OutUnits: []string{"W"}}, err
 }
 
 // checkSCPI checks an instrument's transport section as transport.Dial
