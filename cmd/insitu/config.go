@@ -29,7 +29,7 @@ import (
 // maxConfigItems entries, is refused before it is decoded, with an error
 // naming the file and the key.
 const (
-	maxConfigBytes = 8 << 20
+	maxConfigBytes = 4 << 20
 	maxConfigItems = 100_000
 )
 

@@ -162,12 +162,16 @@ func TestConfigSizeLimits(t *testing.T) {
 	}
 	big := writeFile(t, "big.yaml", "blackbox: {kind: cnon, n: 10}\n"+b.String())
 	_, _, err := run(t, "config", "check", big)
-	if err == nil || !strings.Contains(err.Error(), "big.yaml is 8.0 MiB, more than the 8 MiB a config may hold") {
-		t.Errorf("an 8 MiB config: %v", err)
+	want := fmt.Sprintf("big.yaml is %d.0 MiB, more than the %d MiB a config may hold", maxConfigBytes>>20, maxConfigBytes>>20)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a config over the limit: %v\nwant %s", err, want)
 	}
 	dir := filepath.Join(t.TempDir(), "r")
-	if _, _, err := run(t, "run", big, "--out", dir, "-q"); err == nil || !strings.Contains(err.Error(), "more than the 8 MiB") {
-		t.Errorf("run of an 8 MiB config: %v", err)
+	if _, _, err := run(t, "run", big, "--out", dir, "-q"); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("run of a config over the limit: %v", err)
+	}
+	if _, serr := os.Stat(dir); serr == nil {
+		t.Error("the run directory was made")
 	}
 
 	var long strings.Builder
