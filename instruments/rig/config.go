@@ -364,8 +364,11 @@ func describe(p insitu.Params) (insitu.Spec, error) {
 		return insitu.Spec{}, err
 	}
 	spec, serr := buildSpec(rc.Name, rc.Settle, views)
-	if serr != nil {
-		return insitu.Spec{}, errors.Join(err, p.Errorf("parts", "%w", serr))
+	switch {
+	case serr != nil && err != nil:
+		return insitu.Spec{}, err // the parts' own problems, as building reports them
+	case serr != nil:
+		return insitu.Spec{}, p.Errorf("parts", "%w", serr)
 	}
 	return spec, err
 }
