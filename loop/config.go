@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/surrogate"
 )
 
@@ -234,6 +235,30 @@ func (c Config) InitPoints() int {
 		return len(c.Init.X)
 	}
 	return c.Init.Points
+}
+
+// InitProblems reports the init.x points a black box of dim inputs
+// (named name) cannot take: a point of another length, or with a value
+// that is not finite. At most max problems are reported.
+func (c Config) InitProblems(name string, dim, max int) []insitu.DecodeProblem {
+	var out []insitu.DecodeProblem
+	for i, x := range c.Init.X {
+		if len(out) == max {
+			break
+		}
+		key := "init.x[" + strconv.Itoa(i) + "]"
+		if len(x) != dim {
+			out = append(out, insitu.DecodeProblem{Key: key, Msg: fmt.Sprintf("%d values, %s has %d inputs", len(x), name, dim)})
+			continue
+		}
+		for k, v := range x {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				out = append(out, insitu.DecodeProblem{Key: key + "[" + strconv.Itoa(k) + "]", Msg: fmt.Sprintf("%v: want a finite value", v)})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // EffectiveBudget is the query budget: Budget, or N0 + T·K·(1+M),

@@ -79,10 +79,8 @@ func Run(ctx context.Context, cfg Config, p Problem, j *journal.Journal, progres
 	if cfg.Method == MethodExact && p.Exact == nil {
 		return nil, fmt.Errorf("method exact: %s is not Differentiable: it has no exact gradient", spec.Name)
 	}
-	for i, x := range cfg.Init.X {
-		if len(x) != spec.In.Dim() {
-			return nil, fmt.Errorf("init.x[%d]: %d values, %s has %d inputs", i, len(x), spec.Name, spec.In.Dim())
-		}
+	if probs := cfg.InitProblems(spec.Name, spec.In.Dim(), 1); len(probs) > 0 {
+		return nil, fmt.Errorf("%s: %s", probs[0].Key, probs[0].Msg)
 	}
 	r := &runner{
 		cfg: cfg, p: p, space: spec.In, progress: progress,

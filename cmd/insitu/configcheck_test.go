@@ -189,3 +189,25 @@ func TestConfigSizeLimits(t *testing.T) {
 		t.Errorf("a list of %d points: %v\nwant %s", maxConfigItems+1, err, want)
 	}
 }
+
+// TestConfigCheckInitPoints: an init.x point of the wrong length or with a
+// value that is not finite is reported at its line by config check, with
+// the config's other problems, as the run would refuse it.
+func TestConfigCheckInitPoints(t *testing.T) {
+	file := writeFile(t, "init.yaml", `blackbox: {kind: cnon, n: 3}
+top_k: 1
+init:
+  x:
+    - [0, 0]
+    - [0, 0, .nan]
+    - [0.1, 0.2, 0.3]
+iterations: -1
+`)
+	_, _, err := run(t, "config", "check", file)
+	want := "init.yaml:5: init.x[0]: 2 values, cnon has 3 inputs\n" +
+		"init.yaml:6: init.x[1][2]: NaN: want a finite value\n" +
+		"init.yaml:8: iterations: -1: want 1 to 1000000"
+	if got := inDir(file, err); got != want {
+		t.Errorf("config check:\n%s\nwant\n%s", got, want)
+	}
+}

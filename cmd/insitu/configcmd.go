@@ -48,8 +48,13 @@ included.`,
 			// when other keys have problems, so that one pass finds them
 			// all.
 			if kind, _ := cfg.BlackBox["kind"].(string); insitu.IsRegistered(kind) {
-				_, cerr := checkOfflineAt(cmd.Context(), src, cfg.BlackBox, cfg.Safety, &cfg.Objective)
+				spec, cerr := checkOfflineAt(cmd.Context(), src, cfg.BlackBox, cfg.Safety, &cfg.Objective)
 				err = mergeProblems(err, cerr)
+				if d := spec.In.Dim(); d > 0 {
+					if probs := cfg.InitProblems(spec.Name, d, 20); len(probs) > 0 {
+						err = mergeProblems(err, src.explain(probs))
+					}
+				}
 			}
 			if err != nil {
 				return err
