@@ -25,12 +25,16 @@ import (
 )
 
 // Limits of a config file: a config names settings and a few points, not
-// data sets. A file over maxConfigBytes, or a list (or map) of more than
-// maxConfigItems entries, is refused before it is decoded, with an error
-// naming the file and the key.
+// data sets. A file over maxConfigBytes, a list (or map) of more than
+// maxConfigItems entries, or more than maxConfigValues values in all is
+// refused before it is decoded, with an error naming the file (and the
+// key). Decoding and writing back a config costs about 1.5 CPU-s and
+// 250 MB per million values (the YAML library keeps an event per value),
+// so these bound a config check to seconds and about a gigabyte.
 const (
-	maxConfigBytes = 4 << 20
-	maxConfigItems = 100_000
+	maxConfigBytes  = 4 << 20
+	maxConfigItems  = 100_000
+	maxConfigValues = 1_000_000
 )
 
 // configFile is a config file read and parsed once: the file's name, its
@@ -61,7 +65,7 @@ func readConfigFile(file string) (*configFile, error) {
 	if len(data) > maxConfigBytes {
 		return nil, tooBig(file, int64(len(data)))
 	}
-	return parseConfig(file, data)
+	return parseConfig(file, data, true)
 }
 
 func tooBig(file string, n int64) error {
@@ -69,10 +73,13 @@ func tooBig(file string, n int64) error {
 		file, float64(n)/(1<<20), maxConfigBytes>>20)
 }
 
-// parseConfig parses a config's YAML once, refusing a document over the
-// limits; where names it in errors.
-func parseConfig(where string, data []byte) (*configFile, error) {
-	if len(data) > maxConfigBytes {
+// parseConfig parses a config's YAML once; where names it in errors. A
+// config a user hands in is limited: a document over the limits is
+// refused. A run's resolved config (from its journal) is not: it was
+// resolved from a config within them, and is larger (defaults, one value
+// per line), and refusing it would strand the run.
+func parseConfig(where string, data []byte, limited bool) (*configFile, error) {
+	if limited && len(data) > maxConfigBytes {
 		return nil, tooBig(where, int64(len(data)))
 	}
 	cf := &configFile{name: where}
@@ -84,8 +91,10 @@ func parseConfig(where string, data []byte) (*configFile, error) {
 		return cf, nil
 	}
 	cf.doc = &doc
-	if probs := overLimits(&doc); len(probs) > 0 {
-		return nil, (&origin{file: where, doc: &doc}).explain(probs)
+	if limited {
+		if probs := overLimits(&doc); len(probs) > 0 {
+			return nil, (&origin{file: where, doc: &doc}).explain(probs)
+		}
 	}
 	top := unalias(doc.Content[0])
 	if top == nil || top.Kind != yaml.MappingNode {
@@ -110,16 +119,20 @@ func nodeKind(n *yaml.Node) string {
 }
 
 // overLimits finds the lists and maps of a YAML tree longer than
-// maxConfigItems, by key path. Aliases are not followed: an alias is one
-// node, and the decoder bounds their expansion.
+// maxConfigItems, by key path, and a tree of more than maxConfigValues
+// values. Aliases are not followed: an alias is one node, and the decoder
+// bounds their expansion.
 func overLimits(doc *yaml.Node) []insitu.DecodeProblem {
 	var out []insitu.DecodeProblem
+	values := 0
 	var walk func(n *yaml.Node, path string, depth int)
 	walk = func(n *yaml.Node, path string, depth int) {
 		if n == nil || depth > 64 || len(out) > 20 {
 			return
 		}
 		switch n.Kind {
+		case yaml.ScalarNode:
+			values++
 		case yaml.DocumentNode:
 			for _, c := range n.Content {
 				walk(c, path, depth+1)
@@ -147,6 +160,9 @@ func overLimits(doc *yaml.Node) []insitu.DecodeProblem {
 		}
 	}
 	walk(doc, "", 0)
+	if len(out) == 0 && values > maxConfigValues {
+		out = append(out, insitu.DecodeProblem{Msg: fmt.Sprintf("%d values in all: at most %d (a config holds settings and a few points, not a data set)", values, maxConfigValues)})
+	}
 	return out
 }
 
@@ -206,7 +222,7 @@ func resolveConfig(where string, data []byte, flags *pflag.FlagSet, bind map[str
 	cf := &configFile{name: where}
 	if data != nil {
 		var err error
-		if cf, err = parseConfig(where, data); err != nil {
+		if cf, err = parseConfig(where, data, false); err != nil {
 			return err
 		}
 	}

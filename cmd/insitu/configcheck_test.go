@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // smuCheck is an SMU rig config as a new user writes one, with its lines
@@ -150,9 +152,10 @@ func inDir(file string, err error) string {
 	return strings.ReplaceAll(err.Error(), filepath.Dir(file)+string(filepath.Separator), "")
 }
 
-// TestConfigSizeLimits: a config file over the size limit, or with a list
-// longer than the limit, is refused with an error naming the file (and
-// the key and line of the list), before anything is decoded.
+// TestConfigSizeLimits: a config file over the size limit, with a list
+// longer than the limit, or with more values in all than the limit, is
+// refused with an error naming the file (and the key and line of the
+// list), before anything is decoded.
 func TestConfigSizeLimits(t *testing.T) {
 	var b bytes.Buffer
 	b.WriteString("init:\n  x:\n")
@@ -188,6 +191,23 @@ func TestConfigSizeLimits(t *testing.T) {
 	if want := fmt.Sprintf("long.yaml:3: init.x: a list of %d entries: at most %d", maxConfigItems+1, maxConfigItems); inDir(file, err) != want {
 		t.Errorf("a list of %d points: %v\nwant %s", maxConfigItems+1, err, want)
 	}
+
+	// Lists within the limit, values over it, bytes under it.
+	var many strings.Builder
+	many.WriteString("blackbox: {kind: cnon, n: 1}\ninit:\n  x:\n")
+	zeros := "    - [0" + strings.Repeat(",0", maxConfigItems-1) + "]\n"
+	rows := maxConfigValues/maxConfigItems + 1
+	for range rows {
+		many.WriteString(zeros)
+	}
+	if many.Len() > maxConfigBytes {
+		t.Fatalf("%d bytes: over the size limit", many.Len())
+	}
+	file = writeFile(t, "many.yaml", many.String())
+	_, _, err = run(t, "config", "check", file)
+	if want := fmt.Sprintf("many.yaml: %d values in all: at most %d", rows*maxConfigItems+2, maxConfigValues); !strings.HasPrefix(inDir(file, err), want) {
+		t.Errorf("a config of %d values: %v\nwant %s", rows*maxConfigItems+2, err, want)
+	}
 }
 
 // TestConfigCheckInitPoints: an init.x point of the wrong length or with a
@@ -209,5 +229,35 @@ iterations: -1
 		"init.yaml:8: iterations: -1: want 1 to 1000000"
 	if got := inDir(file, err); got != want {
 		t.Errorf("config check:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestResolvedConfigOverTheFileLimit: a config within the limits resolves
+// to a larger document (defaults, one value per line); stored in a run's
+// journal, it is read back whole, so that the run can be resumed.
+func TestResolvedConfigOverTheFileLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("blackbox: {kind: cnon, n: 10}\niterations: 1\ninit:\n  x:\n")
+	row := "    - [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]\n"
+	for b.Len() < maxConfigBytes*2/5 {
+		b.WriteString(row)
+	}
+	cfg := defaultRunConfig()
+	if err := loadConfig(writeFile(t, "points.yaml", b.String()), nil, nil, nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resolved) <= maxConfigBytes {
+		t.Fatalf("resolved config of %d bytes: want one over the file limit", len(resolved))
+	}
+	back := defaultRunConfig()
+	if err := resolveConfig("journal.db (config)", resolved, nil, nil, nil, &back); err != nil {
+		t.Fatalf("a run's resolved config of %.1f MiB: %v", float64(len(resolved))/(1<<20), err)
+	}
+	if len(back.Init.X) != len(cfg.Init.X) || len(back.Init.X[0]) != 10 {
+		t.Errorf("read back %d points, want %d", len(back.Init.X), len(cfg.Init.X))
 	}
 }
