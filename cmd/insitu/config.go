@@ -28,9 +28,9 @@ import (
 // data sets. A file over maxConfigBytes, a list (or map) of more than
 // maxConfigItems entries, or more than maxConfigValues values in all is
 // refused before it is decoded, with an error naming the file (and the
-// key). Decoding and writing back a config costs about 1.5 CPU-s and
-// 250 MB per million values (the YAML library keeps an event per value),
-// so these bound a config check to seconds and about a gigabyte.
+// key). Decoding and writing back a config costs in proportion to its
+// values, about 10 CPU-s and 1.5 GB per million (the YAML library keeps a
+// parsed node and an emitter event per value), which these bound.
 const (
 	maxConfigBytes  = 4 << 20
 	maxConfigItems  = 100_000
