@@ -65,6 +65,14 @@ type SafeStater interface {
 	SafeState(ctx context.Context) error
 }
 
+// Reader is a black box that can read its outputs without applying an
+// input: a rig measures its sensors and leaves its actuators as they are.
+// The guard polls it while a suspender holds the run, when no query may
+// reach the device.
+type Reader interface {
+	Read(ctx context.Context) ([]float64, error)
+}
+
 // Sequenced is a black box whose answers depend on how many queries it has
 // answered, as a seeded twin's noise streams do. Skip(n) moves it on as if
 // it had answered n more queries: a resumed run calls it for the queries it

@@ -157,6 +157,9 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 			bad("initial", "missing coordinates %s: give every coordinate or none", strings.Join(missing, ", "))
 		}
 	}
+	if len(g.last) == n {
+		g.initial = slices.Clone(g.last)
+	}
 	if g.last != nil && len(g.last) == n {
 		for i, v := range g.last {
 			// Inside the bounds so every ramp stays inside (the box is convex).
@@ -202,6 +205,12 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 			continue
 		}
 		c := interlock{label: il.label(), out: j, above: math.Inf(1), below: math.Inf(-1)}
+		if il.suspends() {
+			c.suspend = &suspender{
+				safe: il.Hold == HoldSafe, poll: cmp.Or(il.Poll, DefaultPoll),
+				resumeAfter: il.ResumeAfter, giveUpAfter: il.GiveUpAfter,
+			}
+		}
 		if il.Above != nil {
 			c.above = *il.Above
 		}

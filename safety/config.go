@@ -94,15 +94,48 @@ type Range struct {
 	Hi float64 `mapstructure:"hi" yaml:"hi" doc:"highest plausible value, in the output's unit"`
 }
 
-// Interlock trips the guard when output Output is above Above or below
-// Below. At least one of them must be set; pointers because 0 is a real
-// limit (a current above 0).
+// Interlock acts when output Output is above Above or below Below. At
+// least one of them must be set; pointers because 0 is a real limit (a
+// current above 0).
+//
+// Its Action is "trip" (the default, also ""): safe state, and the run
+// ends, resumable. Or "suspend", Bluesky's suspender: the query that saw
+// the output out of range is held — no query reaches the device — while
+// the guard reads the outputs every Poll without applying an input (the
+// black box must be an insitu.Reader, as a rig is); once the output has
+// been back in range for ResumeAfter the held query is made again and the
+// run goes on, so the loop sees one valid result. Hold says what the
+// devices do meanwhile: "current" (default) leaves them as the last query
+// left them, "safe" puts them in their safe state until the query is made
+// again. A suspension longer than GiveUpAfter (0: no limit) trips the
+// guard, ending the run resumable. Every suspension and resumption is an
+// event.
 type Interlock struct {
 	Name   string   `mapstructure:"name" yaml:"name,omitempty" doc:"names the interlock in events and errors; default: the condition"`
 	Output string   `mapstructure:"output" yaml:"output" doc:"the output watched, by name"`
 	Above  *float64 `mapstructure:"above" yaml:"above,omitempty" doc:"trip when the output exceeds this, in its unit"`
 	Below  *float64 `mapstructure:"below" yaml:"below,omitempty" doc:"trip when the output falls under this, in its unit"`
+
+	Action      string        `mapstructure:"action" yaml:"action,omitempty" doc:"trip (default: safe state, the run ends resumable) or suspend (hold the run while out of range)"`
+	Hold        string        `mapstructure:"hold" yaml:"hold,omitempty" doc:"suspend: the devices while held, current (default: as the last query left them) or safe"`
+	Poll        time.Duration `mapstructure:"poll" yaml:"poll,omitempty" doc:"suspend: how often the outputs are read while held (default 1s)"`
+	ResumeAfter time.Duration `mapstructure:"resume_after" yaml:"resume_after,omitempty" doc:"suspend: how long the output must be back in range before the held query is made again"`
+	GiveUpAfter time.Duration `mapstructure:"give_up_after" yaml:"give_up_after,omitempty" doc:"suspend: the longest suspension before the guard trips, ending the run resumable; 0: no limit"`
 }
+
+// Interlock actions and suspension holds.
+const (
+	ActionTrip    = "trip"
+	ActionSuspend = "suspend"
+	HoldCurrent   = "current"
+	HoldSafe      = "safe"
+)
+
+// DefaultPoll is how often a suspended run reads its outputs when the
+// interlock sets no poll.
+const DefaultPoll = time.Second
+
+func (il Interlock) suspends() bool { return il.Action == ActionSuspend }
 
 // label names the interlock in events and errors.
 func (il Interlock) label() string {
@@ -292,6 +325,31 @@ func (c Config) Validate() error {
 		}
 		if il.Below != nil && !finite(*il.Below) {
 			bad(key+".below", "must be finite, got %v", *il.Below)
+		}
+		oneOf(key+".action", il.Action, ActionTrip, ActionSuspend)
+		if !il.suspends() {
+			for _, k := range []struct {
+				key string
+				set bool
+			}{{"hold", il.Hold != ""}, {"poll", il.Poll != 0}, {"resume_after", il.ResumeAfter != 0}, {"give_up_after", il.GiveUpAfter != 0}} {
+				if k.set {
+					bad(key+"."+k.key, "only an interlock with action: suspend holds a run; this one trips")
+				}
+			}
+			continue
+		}
+		oneOf(key+".hold", il.Hold, HoldCurrent, HoldSafe)
+		if il.Poll < 0 {
+			bad(key+".poll", "must be > 0 (omit it for %v), got %v", DefaultPoll, il.Poll)
+		}
+		if il.ResumeAfter < 0 {
+			bad(key+".resume_after", "must be ≥ 0, got %v", il.ResumeAfter)
+		}
+		switch {
+		case il.GiveUpAfter < 0:
+			bad(key+".give_up_after", "must be ≥ 0 (0: never), got %v", il.GiveUpAfter)
+		case il.GiveUpAfter > 0 && il.GiveUpAfter <= il.ResumeAfter:
+			bad(key+".give_up_after", "%v would give up before the output could be back in range for resume_after %v", il.GiveUpAfter, il.ResumeAfter)
 		}
 	}
 	return errors.Join(errs...)

@@ -18,7 +18,10 @@
 // The device query then runs under a watchdog: if it overruns the timeout
 // the device state is unknown, so the guard puts the device in its safe
 // state and trips. Outputs are checked afterwards: finite, interlocks
-// (which trip), saturation (flagged), plausible ranges.
+// (which trip), suspenders (interlocks with action suspend, which hold the
+// query until their output has been back in range for a while, reading
+// the outputs without applying an input meanwhile, then make it again),
+// saturation (flagged), plausible ranges.
 //
 // The device's SafeState runs exactly once over the guard's life, whichever
 // comes first: SafeState or Close, the end of Do (success, error, panic,

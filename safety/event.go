@@ -24,6 +24,8 @@ const (
 	KindSafeState  Kind = "safestate"  // the device was put in its safe state (Detail has the outcome)
 	KindAbort      Kind = "abort"      // Abort was called
 	KindPanic      Kind = "panic"      // the device panicked; the guard tripped
+	KindSuspend    Kind = "suspend"    // a suspender held the run (or gave up, tripping the guard)
+	KindResume     Kind = "resume"     // a suspended run went on; Value is how long it was held, in seconds
 )
 
 // Event is one thing the guard did or refused, for the run journal. Name is
@@ -66,6 +68,9 @@ type Counters struct {
 	SafeStates       uint64 // calls of the device's SafeState (at most one)
 	OutputViolations uint64 // non-finite or out-of-range outputs
 	Saturated        uint64 // device queries with at least one saturated output
+
+	Suspends  uint64        // times a suspender held the run
+	Suspended time.Duration // total time held, on the guard's clock
 }
 
 // RejectedTotal is the sum of Rejected.

@@ -68,7 +68,10 @@ type Guard struct {
 	sink  func(Event)
 	evMu  sync.Mutex
 
+	run atomic.Pointer[context.Context] // Do's context: ends a suspension when the run is interrupted
+
 	mu        sync.Mutex // serializes queries; guards the fields below
+	initial   []float64  // the device's state before the first query, if known: last after a suspension in safe state
 	last      []float64  // last input sent to the device; nil before the first
 	lastStart time.Time  // start of the last device query, on clock
 	used      int        // device queries made, earlier sessions' included
@@ -112,6 +115,19 @@ func New(inner insitu.BlackBox, cfg Config, opts ...Option) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i, il := range g.interlocks {
+		if il.suspend == nil {
+			continue
+		}
+		if _, ok := inner.(insitu.Reader); !ok {
+			return nil, &ConfigError{Kind: configKind, Key: fmt.Sprintf("interlocks[%d].action", i),
+				Msg: fmt.Sprintf("suspend reads the outputs while the run is held, without applying an input; %s cannot (a rig can)", g.name)}
+		}
+		if _, ok := inner.(insitu.SafeStater); il.suspend.safe && !ok {
+			return nil, &ConfigError{Kind: configKind, Key: fmt.Sprintf("interlocks[%d].hold", i),
+				Msg: fmt.Sprintf("safe: %s has no safe state", g.name)}
+		}
+	}
 	g.inner = inner
 	g.life, g.kill = context.WithCancel(context.Background())
 	return g, nil
@@ -151,13 +167,26 @@ func (g *Guard) Err() error {
 // checks the output. When an output check fails the measured output is
 // returned with the ErrOutput or ErrInterlock error, so it can be
 // journaled.
+//
+// A query whose outputs a suspender finds out of range is held (see
+// Interlock) and made again once the output is back in range: the caller
+// gets the outputs of the valid measurement.
 func (g *Guard) Query(ctx context.Context, x []float64) (y []float64, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	reason := ReasonPanic // kept if the device panics through us
 	defer func() { g.finish(reason) }()
-	y, reason, err = g.query(ctx, x)
-	return y, err
+	for {
+		y, reason, err = g.query(ctx, x)
+		s, ok := err.(*suspension)
+		if !ok {
+			return y, err
+		}
+		if err = g.suspend(ctx, s); err != nil {
+			reason = string(KindSuspend)
+			return nil, err
+		}
+	}
 }
 
 // QueryBatch answers xs one at a time through all the checks, stopping at

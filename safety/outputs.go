@@ -9,7 +9,25 @@ import (
 type interlock struct {
 	label        string
 	out          int
-	above, below float64 // ±Inf when unset
+	above, below float64    // ±Inf when unset
+	suspend      *suspender // nil: the interlock trips
+}
+
+// violation describes output value v against the interlock's limits, or
+// returns "" when v is inside them. A NaN is inside a trip interlock's
+// limits (the output checks catch it unless check_outputs is off) and
+// outside a suspender's: a reading that says nothing does not resume a
+// run.
+func (il interlock) violation(v float64) string {
+	switch {
+	case v > il.above:
+		return fmt.Sprintf("above %v", il.above)
+	case v < il.below:
+		return fmt.Sprintf("below %v", il.below)
+	case math.IsNaN(v) && il.suspend != nil:
+		return "not a number"
+	}
+	return ""
 }
 
 // checkOutputs runs the output checks in order of severity.
@@ -37,24 +55,20 @@ func (g *Guard) checkOutputs(ctx context.Context, y []float64) ([]float64, strin
 			return y, string(KindOutput), err
 		}
 	}
-	for _, il := range g.interlocks {
-		v := y[il.out]
-		var err error
-		switch {
-		case v > il.above:
-			err = fmt.Errorf("safety: %s: interlock %s: output %s = %v above %v: %w", g.name, il.label, g.outs[il.out], v, il.above, ErrInterlock)
-		case v < il.below:
-			err = fmt.Errorf("safety: %s: interlock %s: output %s = %v below %v: %w", g.name, il.label, g.outs[il.out], v, il.below, ErrInterlock)
-		default:
-			continue
-		}
-		return y, string(KindInterlock), g.trip(ctx, KindInterlock, g.outs[il.out], v, err)
+	if err := g.checkTrips(ctx, y); err != nil {
+		return y, string(KindInterlock), err
 	}
 	for _, f := range g.funcs {
 		if ferr := f.fn(g.last, y); ferr != nil {
 			err := fmt.Errorf("safety: %s: interlock %s: %w: %w", g.name, f.name, ferr, ErrInterlock)
 			return y, string(KindInterlock), g.trip(ctx, KindInterlock, f.name, 0, err)
 		}
+	}
+	// A suspender says the measurement was made in conditions it must not
+	// be made in: the query is held and made again (Query), so neither
+	// the saturation flags nor the ranges look at it.
+	if s := g.suspended(y); s != nil {
+		return y, string(KindSuspend), s
 	}
 	if g.saturation {
 		saturated := false
@@ -80,4 +94,34 @@ func (g *Guard) checkOutputs(ctx context.Context, y []float64) ([]float64, strin
 		}
 	}
 	return y, "", nil
+}
+
+// checkTrips trips the guard when an interlock with action trip sees its
+// output out of range.
+func (g *Guard) checkTrips(ctx context.Context, y []float64) error {
+	for _, il := range g.interlocks {
+		if il.suspend != nil {
+			continue
+		}
+		v := y[il.out]
+		if what := il.violation(v); what != "" {
+			err := fmt.Errorf("safety: %s: interlock %s: output %s = %v %s: %w", g.name, il.label, g.outs[il.out], v, what, ErrInterlock)
+			return g.trip(ctx, KindInterlock, g.outs[il.out], v, err)
+		}
+	}
+	return nil
+}
+
+// suspended returns the first suspender whose output y holds out of
+// range, or nil.
+func (g *Guard) suspended(y []float64) *suspension {
+	for i, il := range g.interlocks {
+		if il.suspend == nil {
+			continue
+		}
+		if what := il.violation(y[il.out]); what != "" {
+			return &suspension{il: i, value: y[il.out], what: what}
+		}
+	}
+	return nil
 }

@@ -49,6 +49,7 @@ func (g *Guard) Abort() error {
 // panic continues after SafeState, as with a deferred Close. Do waits for
 // fn to return; for a fn that does not honour ctx, call Abort.
 func (g *Guard) Do(ctx context.Context, fn func(context.Context) error) (err error) {
+	g.run.Store(&ctx)
 	defer func() {
 		if p := recover(); p != nil {
 			_ = g.SafeState(ctx) // reported by the safestate event; the panic is the news

@@ -332,6 +332,18 @@ func traced(ctx context.Context, part string, fn func(context.Context) error) er
 	return err
 }
 
+// Read implements insitu.Reader: every sensor is measured, in order, and
+// no actuator is touched, so the outputs are what the bench shows in its
+// present state (a suspended run's polls).
+func (r *Rig) Read(ctx context.Context) ([]float64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.twin != nil {
+		return r.twinRead(ctx)
+	}
+	return r.measure(ctx, nil)
+}
+
 // measure reads every sensor in order into one output vector, calling
 // started (if not nil) with each sensor's component index before it reads.
 func (r *Rig) measure(ctx context.Context, started func(i int)) ([]float64, error) {
@@ -400,6 +412,7 @@ func (r *Rig) Close() error {
 var (
 	_ insitu.BlackBox   = (*Rig)(nil)
 	_ insitu.SafeStater = (*Rig)(nil)
+	_ insitu.Reader     = (*Rig)(nil)
 )
 
 // Device is one part of a rig as a run's journal describes it: its name,

@@ -171,7 +171,8 @@ type twinState struct {
 	parts   []partTwin
 	sleep   func(ctx context.Context, d time.Duration) error
 	queries int
-	device  time.Duration // bench time of all queries
+	reads   int           // readings without an apply (a suspended run's polls)
+	device  time.Duration // bench time of all queries and readings
 	maxOne  time.Duration // of the longest query
 	settled time.Duration // of which settling
 	acq     time.Duration // of which acquisition
@@ -201,7 +202,11 @@ func (r *Rig) IsTwin() bool { return r.twin != nil }
 func (t *twinState) queryTime(applied, measured map[int]bool) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.queries++
+	if len(applied) > 0 {
+		t.queries++
+	} else {
+		t.reads++
+	}
 	var settle, acq, busy time.Duration
 	for i := range t.parts {
 		pt := &t.parts[i]
@@ -264,6 +269,19 @@ func (r *Rig) twinQuery(ctx context.Context, x []float64) ([]float64, error) {
 			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
 		}
 	}
+	return r.measure(ctx, func(i int) { measured[i] = true })
+}
+
+// twinRead is Read on a twin rig (r.mu held): measure all, accounted like
+// a query that applied nothing.
+func (r *Rig) twinRead(ctx context.Context) ([]float64, error) {
+	measured := map[int]bool{}
+	start := time.Now()
+	defer func() {
+		if len(measured) > 0 {
+			_ = r.twin.wait(ctx, r.twin.queryTime(nil, measured)-time.Since(start))
+		}
+	}()
 	return r.measure(ctx, func(i int) { measured[i] = true })
 }
 
