@@ -54,6 +54,13 @@ type Config struct {
 	// 0 or 1: every pixel is its own control.
 	MacroPixel int `mapstructure:"macro_pixel" doc:"SLM driven in blocks of macro_pixel² pixels sharing one phase: (N/macro_pixel)² inputs"`
 
+	// Aberration is a phase error of the SLM plane, added to the phase the
+	// SLM applies: Zernike terms over a disc of radius AberrationRadius
+	// (metres; 0: half the grid's width) centred on the optical axis.
+	// None by default.
+	Aberration       []Zernike `mapstructure:"aberration" doc:"phase error of the SLM plane, Zernike terms added to the phase the SLM applies; none by default"`
+	AberrationRadius float64   `mapstructure:"aberration_radius" unit:"m" doc:"radius of the aberration's disc, centred on the optical axis; 0: half the grid's width"`
+
 	Output string       `mapstructure:"output" doc:"what the twin returns: field (complex, re_ and im_), intensity or camera (an image with noise)"`
 	Camera CameraConfig `mapstructure:"camera" doc:"the camera, when output is camera"`
 
@@ -184,6 +191,12 @@ func (c Config) problems() *insitu.Problems {
 	}
 	if c.MacroPixel < 0 || (nOK && c.MacroPixel > 0 && c.N%c.MacroPixel != 0) {
 		bad("macro_pixel", "must divide n = %d (0 or 1: one control per pixel), got %d", c.N, c.MacroPixel)
+	}
+	if err := CheckZernike(c.Aberration); err != nil {
+		bad("aberration", "%v", err)
+	}
+	if !finite(c.AberrationRadius) || c.AberrationRadius < 0 {
+		bad("aberration_radius", "must be ≥ 0 (metres; 0: half the grid), got %v", c.AberrationRadius)
 	}
 	if c.Output != OutputField && c.Output != OutputIntensity && c.Output != OutputCamera {
 		bad("output", "%q: want %s, %s or %s", c.Output, OutputField, OutputIntensity, OutputCamera)

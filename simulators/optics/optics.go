@@ -63,6 +63,7 @@ type Twin struct {
 	uin    []complex128 // input field, N×N
 	target []complex128 // target field, unit power on the grid
 	slm    *slm
+	ab     []float64 // aberration phase, N×N; nil: none
 	prop   *propagator
 	cam    *camera
 	space  insitu.Space
@@ -123,6 +124,15 @@ func New(cfg Config) (*Twin, error) {
 	}
 	if cfg.Output == OutputCamera {
 		t.cam = newCamera(cfg)
+	}
+	if len(cfg.Aberration) > 0 {
+		radius := cfg.AberrationRadius
+		if radius == 0 {
+			radius = float64(n) * cfg.Pitch / 2
+		}
+		t.ab = Aberration(cfg.Aberration, n, radius/cfg.Pitch)
+		cfg.Aberration = append([]Zernike(nil), cfg.Aberration...)
+		t.cfg.Aberration = cfg.Aberration
 	}
 
 	w0, wt := cfg.Waist, cfg.TargetWaist
@@ -212,6 +222,7 @@ func (t *Twin) coord(i int) float64 { return (float64(i) - float64(t.n-1)/2) * t
 func (t *Twin) Config() Config {
 	c := t.cfg
 	c.LUT = append([]float64(nil), c.LUT...)
+	c.Aberration = append([]Zernike(nil), c.Aberration...)
 	return c
 }
 
@@ -274,6 +285,9 @@ func (t *Twin) forward(w *work, x []float64) {
 		x = w.phi
 	}
 	t.slm.apply(x, w.psi, w.d, w.tmp)
+	for i, a := range t.ab { // a constant phase: the VJP's ∂ψ/∂φ is unchanged
+		w.psi[i] += a
+	}
 	for i, p := range w.psi {
 		s, c := math.Sincos(p)
 		w.u1[i] = t.uin[i] * complex(c, s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/cmplx"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -77,6 +78,11 @@ func TestVJPMatchesFiniteDifferences(t *testing.T) {
 			small(c)
 			c.LUT = []float64{0, 0.5, 2, 4, 5.5, 6}
 			c.Crosstalk = 0.7
+		}},
+		{"aberration+intensity", func(c *Config) {
+			small(c)
+			c.Output = OutputIntensity
+			c.Aberration = []Zernike{{Noll: 5, Coefficient: 1.3}, {Noll: 8, Coefficient: -0.7}}
 		}},
 		{"macro-pixel+camera", func(c *Config) {
 			small(c)
@@ -617,5 +623,44 @@ func TestSpotsHoldTheTargetsPower(t *testing.T) {
 	}
 	if s := newTwin(t, nil).Spots(); s != nil {
 		t.Errorf("field output names spots %v", s)
+	}
+}
+
+// An aberration is a phase added to the SLM's: the aberrated twin's field
+// under x is the plain twin's under x + W, with W the Zernike sum over the
+// disc of radius aberration_radius.
+func TestAberrationAddsToThePhase(t *testing.T) {
+	terms := []Zernike{{Noll: 4, Coefficient: 0.8}, {Noll: 6, Coefficient: -1.1}, {Noll: 7, Coefficient: 0.4}}
+	plain := newTwin(t, func(c *Config) { c.N, c.Pitch = 16, 20e-6 })
+	ab := newTwin(t, func(c *Config) { c.N, c.Pitch = 16, 20e-6; c.Aberration = terms; c.AberrationRadius = 100e-6 })
+	x := make([]float64, 16*16)
+	for i := range x {
+		x[i] = math.Mod(0.37*float64(i), 2*math.Pi)
+	}
+	w := Aberration(terms, 16, 5) // 100 µm / 20 µm
+	xw := make([]float64, len(x))
+	for i := range x {
+		// The independent sum, term by term, at cell (r, c).
+		r, c := float64(i/16)-7.5, float64(i%16)-7.5
+		rho, th := math.Hypot(c, r)/5, math.Atan2(r, c)
+		want := 0.8*math.Sqrt(3)*(2*rho*rho-1) - 1.1*math.Sqrt(6)*rho*rho*math.Cos(2*th) + 0.4*math.Sqrt(8)*(3*rho*rho*rho-2*rho)*math.Sin(th)
+		if math.Abs(w[i]-want) > 1e-12 {
+			t.Fatalf("aberration at cell %d = %v, want %v", i, w[i], want)
+		}
+		xw[i] = x[i] + w[i]
+	}
+	got, want := ab.Field(x), plain.Field(xw)
+	for i := range got {
+		if cmplx.Abs(got[i]-want[i]) > 1e-9*cmplx.Abs(want[i])+1e-15 {
+			t.Fatalf("field at %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	if c := ab.Config(); len(c.Aberration) != 3 {
+		t.Errorf("Config lost the aberration: %+v", c.Aberration)
+	}
+	bad := DefaultConfig()
+	bad.Aberration = []Zernike{{Noll: 0, Coefficient: 1}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "aberration") {
+		t.Errorf("Noll index 0 accepted: %v", err)
 	}
 }
