@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -24,17 +25,106 @@ func (d X11) ShowConfirmed(ctx context.Context, gray []uint8) (written, shown ti
 }
 
 // Memory is an in-memory display that keeps the last frame, for twins and
-// tests.
+// tests. As the panel of a twin it may respond like a liquid crystal
+// (SetResponse): each pixel's level then relaxes toward the level shown,
+// and Levels tells where it is at a given time.
 type Memory struct {
 	w, h int
 
 	mu     sync.Mutex
 	last   []uint8
 	frames int
+
+	// The first-order response: levels relax from from, where they were
+	// when the last frame was shown at shown, toward last with time
+	// constant tau. tau 0: the panel follows at once.
+	tau   time.Duration
+	now   func() time.Time
+	from  []float64
+	shown time.Time
 }
 
 // NewMemory returns a w×h display showing zeros.
-func NewMemory(w, h int) *Memory { return &Memory{w: w, h: h, last: make([]uint8, w*h)} }
+func NewMemory(w, h int) *Memory {
+	return &Memory{w: w, h: h, last: make([]uint8, w*h), now: time.Now}
+}
+
+// SetResponse makes the panel respond to each frame as a first-order
+// liquid crystal: a pixel shown level g at time t₀, from level s, is at
+// g + (s − g)·exp(−(t − t₀)/tau) at time t. now is the panel's clock (nil:
+// the wall clock; a dry run passes its simulated one). tau 0 makes the
+// panel follow at once, as it does by default.
+func (m *Memory) SetResponse(tau time.Duration, now func() time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now == nil {
+		now = time.Now
+	}
+	m.now, m.tau = now, tau
+	if tau > 0 && m.from == nil {
+		m.from = make([]float64, len(m.last))
+		for i, g := range m.last {
+			m.from[i] = float64(g)
+		}
+	}
+}
+
+// SetClock sets the panel's clock (nil: the wall clock), keeping its
+// response.
+func (m *Memory) SetClock(now func() time.Time) {
+	m.mu.Lock()
+	tau := m.tau
+	m.mu.Unlock()
+	m.SetResponse(tau, now)
+}
+
+// Response returns the panel's time constant (0: it follows at once).
+func (m *Memory) Response() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tau
+}
+
+// Now reads the panel's clock.
+func (m *Memory) Now() time.Time {
+	m.mu.Lock()
+	now := m.now
+	m.mu.Unlock()
+	return now()
+}
+
+// Levels writes into dst (w·h values) the level of every pixel at time
+// at: the last frame's for a panel that follows at once, where the liquid
+// crystal has got to for one with a response. A time before the last
+// frame was shown counts as the moment it was shown.
+func (m *Memory) Levels(at time.Time, dst []float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tau == 0 {
+		for i, g := range m.last {
+			dst[i] = float64(g)
+		}
+		return
+	}
+	k := math.Exp(-max(at.Sub(m.shown), 0).Seconds() / m.tau.Seconds())
+	for i, g := range m.last {
+		dst[i] = float64(g) + (m.from[i]-float64(g))*k
+	}
+}
+
+// settleLocked moves the response's starting point to now, before a new
+// frame replaces last; m.mu is held.
+func (m *Memory) settleLocked() {
+	if m.tau == 0 {
+		return
+	}
+	now := m.now()
+	k := math.Exp(-max(now.Sub(m.shown), 0).Seconds() / m.tau.Seconds())
+	for i, g := range m.last {
+		m.from[i] = float64(g) + (m.from[i]-float64(g))*k
+	}
+	m.shown = now
+}
 
 // String names the display.
 func (m *Memory) String() string { return fmt.Sprintf("memory %dx%d", m.w, m.h) }
@@ -52,6 +142,7 @@ func (m *Memory) Show(ctx context.Context, gray []uint8) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.settleLocked()
 	copy(m.last, gray)
 	m.frames++
 	return nil
@@ -64,6 +155,7 @@ func (m *Memory) Blank(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.settleLocked()
 	clear(m.last)
 	m.frames++
 	return nil
@@ -106,6 +198,11 @@ type DisplayConfig struct {
 	Output       string `mapstructure:"output" doc:"x11: the SLM's monitor by RandR monitor or output name, e.g. HDMI-1"`
 	Geometry     string `mapstructure:"geometry" doc:"x11: the SLM's monitor by geometry WxH+X+Y, instead of output"`
 	AllowPrimary bool   `mapstructure:"allow_primary" doc:"x11: allow the monitor that holds the desktop (refused otherwise)"`
+
+	// Response is a memory display's liquid-crystal time constant (see
+	// Memory.SetResponse), for a twin panel that takes time to settle;
+	// 0: it follows each frame at once.
+	Response time.Duration `mapstructure:"response" doc:"memory: the twin panel's liquid-crystal time constant (first-order response); 0: it follows each frame at once"`
 }
 
 // String names the display the config selects: "fbdev /dev/fb1",
@@ -160,6 +257,9 @@ func (c DisplayConfig) foreign() string {
 // (the device must agree, or a plain file is that size); otherwise it comes
 // from the kernel when the device is opened, and Size returns 0, 0.
 func (c DisplayConfig) Size() (w, h int, err error) {
+	if c.Response != 0 && (c.Type != "memory" || c.Response < 0) {
+		return 0, 0, fmt.Errorf("response %v: a memory display's liquid-crystal time constant, ≥ 0 (a real panel responds as it does)", c.Response)
+	}
 	if k := c.foreign(); k != "" {
 		return 0, 0, fmt.Errorf("%s display: %s is not a key of this display type", c.Type, k)
 	}
@@ -226,7 +326,9 @@ func OpenDisplay(ctx context.Context, c DisplayConfig) (Display, error) {
 	}
 	switch c.Type {
 	case "memory":
-		return NewMemory(c.Width, c.Height), nil
+		m := NewMemory(c.Width, c.Height)
+		m.SetResponse(c.Response, nil)
+		return m, nil
 	case "x11":
 		w, err := x11.Open(ctx, x11.Config{
 			Display:  c.X11Display,

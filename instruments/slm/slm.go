@@ -407,15 +407,37 @@ func (s *SLM) put(ctx context.Context) error {
 		if err := s.d.Show(ctx, s.frame); err != nil {
 			return fmt.Errorf("%s: show: %w", s.name, err)
 		}
-		written = time.Now()
+		written = s.now()
 		if err := s.sync(); err != nil {
 			return err
 		}
-		shown = time.Now()
+		shown = s.now()
 	}
 	insitu.MarkQuery(ctx, "", insitu.MarkWritten, written)
 	insitu.MarkQuery(ctx, "", insitu.MarkShown, shown)
 	return nil
+}
+
+// now reads the display's clock when it has one (a twin panel's may be a
+// dry run's simulated clock), the wall clock otherwise.
+func (s *SLM) now() time.Time {
+	if c, ok := s.d.(interface{ Now() time.Time }); ok {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Config returns the configuration the SLM was built with.
+func (s *SLM) Config() Config {
+	c := s.cfg
+	c.Correction = append([]float64(nil), c.Correction...)
+	c.Origin = append([]int(nil), c.Origin...)
+	if c.LUT != nil {
+		l := *c.LUT
+		l.Gray, l.Phase = append([]float64(nil), l.Gray...), append([]float64(nil), l.Phase...)
+		c.LUT = &l
+	}
+	return c
 }
 
 func (s *SLM) sync() error {

@@ -363,3 +363,52 @@ func TestDisplayConfigSize(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A memory panel with a response relaxes toward each frame as a
+// first-order system, from wherever the previous frame had left it.
+func TestMemoryResponse(t *testing.T) {
+	now := time.Unix(100, 0)
+	clock := func() time.Time { return now }
+	m := NewMemory(2, 1)
+	m.SetResponse(20*time.Millisecond, clock)
+	lv := make([]float64, 2)
+	m.Levels(now, lv)
+	if lv[0] != 0 || lv[1] != 0 {
+		t.Fatalf("levels before any frame: %v", lv)
+	}
+	if err := m.Show(context.Background(), []uint8{200, 100}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now
+	for _, d := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, time.Second} {
+		m.Levels(t0.Add(d), lv)
+		k := 1 - math.Exp(-d.Seconds()/0.02)
+		if math.Abs(lv[0]-200*k) > 1e-9 || math.Abs(lv[1]-100*k) > 1e-9 {
+			t.Errorf("after %v: %v, want %v", d, lv, []float64{200 * k, 100 * k})
+		}
+	}
+	// Back to 0 after 10 ms: from 200·(1 − e^−½), decaying.
+	now = t0.Add(10 * time.Millisecond)
+	s := 200 * (1 - math.Exp(-0.5))
+	if err := m.Blank(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m.Levels(now.Add(30*time.Millisecond), lv)
+	if want := s * math.Exp(-1.5); math.Abs(lv[0]-want) > 1e-9 {
+		t.Errorf("decay: %v, want %v", lv[0], want)
+	}
+	// Without a response the levels are the frame's.
+	m2 := NewMemory(1, 1)
+	_ = m2.Show(context.Background(), []uint8{7})
+	m2.Levels(time.Time{}, lv[:1])
+	if lv[0] != 7 {
+		t.Errorf("a panel without response: %v", lv[0])
+	}
+	if _, _, err := (DisplayConfig{Type: "fbdev", Path: "/dev/fb0", Response: time.Millisecond}).Size(); err == nil {
+		t.Error("a response on a framebuffer was accepted")
+	}
+	d, err := OpenDisplay(DisplayConfig{Type: "memory", Width: 1, Height: 1, Response: 3 * time.Millisecond})
+	if err != nil || d.(*Memory).Response() != 3*time.Millisecond {
+		t.Errorf("OpenDisplay: %v, %v", d, err)
+	}
+}
