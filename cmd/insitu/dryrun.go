@@ -136,7 +136,7 @@ func executeDry(ctx context.Context, cmd *cobra.Command, cfg runConfig, file, ou
 	}
 	defer con.close()
 	clock := &dryClock{}
-	r.SetTwinSleep(clock.Sleep)
+	r.SetTwinClock(clock)
 	start, wall := clock.Now(), time.Now()
 	var res *loop.Result
 	var evMu sync.Mutex

@@ -17,6 +17,8 @@ import (
 	"image"
 	"sync"
 	"time"
+
+	"github.com/insitu-lab/insitu"
 )
 
 // Image is a gray image, row-major, in the camera's units (ADU), after
@@ -361,6 +363,7 @@ type Memory struct {
 	mu  sync.Mutex
 	exp time.Duration
 	n   int
+	now func() time.Time
 }
 
 // NewMemory returns a w×h source whose frame function gives the image at
@@ -369,7 +372,18 @@ func NewMemory(w, h int, ref time.Duration, saturation float64, frame FrameFunc)
 	if w <= 0 || h <= 0 || ref <= 0 || frame == nil {
 		return nil, errors.New("camera: memory source needs a positive size and reference exposure, and a frame function")
 	}
-	return &Memory{w: w, h: h, frame: frame, ref: ref, exp: ref, saturation: saturation}, nil
+	return &Memory{w: w, h: h, frame: frame, ref: ref, exp: ref, saturation: saturation, now: time.Now}, nil
+}
+
+// SetClock sets the clock the source stamps its exposures with (nil: the
+// wall clock); a dry run passes its simulated one.
+func (m *Memory) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	m.mu.Lock()
+	m.now = now
+	m.mu.Unlock()
 }
 
 // String names the source.
@@ -408,6 +422,13 @@ func (m *Memory) Grab(ctx context.Context, dst []float64) error {
 	if len(dst) != m.w*m.h {
 		return fmt.Errorf("memory camera: frame buffer has %d pixels, want %d×%d", len(dst), m.w, m.h)
 	}
+	// The frame function renders the scene at the instant it is called:
+	// that is the exposure, start and end, however long it computes.
+	m.mu.Lock()
+	at := m.now()
+	m.mu.Unlock()
+	insitu.MarkQuery(ctx, "", insitu.MarkExposureStart, at)
+	insitu.MarkQuery(ctx, "", insitu.MarkExposureEnd, at)
 	if err := m.frame(ctx, dst); err != nil {
 		return err
 	}

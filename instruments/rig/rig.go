@@ -306,18 +306,41 @@ func (r *Rig) Query(ctx context.Context, x []float64) ([]float64, error) {
 			settle = max(settle, st.Settle())
 		}
 	}
+	settle += r.settle
+	if d, ok := settleOf(ctx); ok {
+		settle = d
+	}
 	// Apply returns once the device has confirmed (an SLM's frame is on
 	// screen), so the settle time starts from there.
-	if err := sleep.For(ctx, settle+r.settle); err != nil {
-		return nil, fmt.Errorf("rig %s: settle %v: %w", name, settle+r.settle, err)
+	if err := sleep.For(ctx, settle); err != nil {
+		return nil, fmt.Errorf("rig %s: settle %v: %w", name, settle, err)
 	}
-	now := time.Now()
+	r.markSettled(ctx, time.Now())
+	return r.measure(ctx, nil)
+}
+
+// markSettled marks the query settled, at, for every part that settles.
+func (r *Rig) markSettled(ctx context.Context, at time.Time) {
 	for _, s := range r.acts {
 		if _, ok := s.a.(Settler); ok {
-			insitu.MarkQuery(ctx, s.c.Name, insitu.MarkSettled, now)
+			insitu.MarkQuery(ctx, s.c.Name, insitu.MarkSettled, at)
 		}
 	}
-	return r.measure(ctx, nil)
+}
+
+type settleKey struct{}
+
+// WithSettle returns ctx asking the rig to wait d between applying a
+// query's input and measuring, in place of the parts' settle times and
+// the rig's: a settle calibration samples the response at chosen delays
+// after the frame is shown this way.
+func WithSettle(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, settleKey{}, d)
+}
+
+func settleOf(ctx context.Context) (time.Duration, bool) {
+	d, ok := ctx.Value(settleKey{}).(time.Duration)
+	return d, ok
 }
 
 // traced runs fn under a trace of its own and passes the marks it made on

@@ -413,3 +413,36 @@ func BenchmarkDAQRigQuery(b *testing.B) {
 		}
 	}
 }
+
+// A query's marks: the SLM part's written and shown, settled, then the
+// camera's exposure and its measurement, in that order and named by part;
+// WithSettle sets the wait between shown and the exposure.
+func TestQueryMarks(t *testing.T) {
+	registerTwin(t)
+	for _, twin := range []bool{false, true} {
+		src := owmsRig
+		if twin {
+			src += "twin: true\n"
+		}
+		r := build(t, src)
+		x := make([]float64, n*n)
+		tr := &insitu.QueryTrace{}
+		ctx := insitu.WithQueryTrace(context.Background(), tr)
+		if _, err := r.Query(WithSettle(ctx, 30*time.Millisecond), x); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		at := map[string]time.Time{}
+		for _, m := range tr.Marks() {
+			got = append(got, m.Part+"/"+m.Event)
+			at[m.Part+"/"+m.Event] = m.At
+		}
+		want := "slm/written slm/shown slm/settled cam/exposure_start cam/exposure_end"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("twin %v: marks %v, want %s", twin, got, want)
+		}
+		if d := at["cam/exposure_start"].Sub(at["slm/shown"]); d < 30*time.Millisecond || d > 200*time.Millisecond {
+			t.Errorf("twin %v: exposure %v after the frame was shown, want the 30ms settle", twin, d)
+		}
+	}
+}

@@ -59,6 +59,12 @@ type TwinInfo struct {
 	// Busy returns the bench time the part has spent so far beyond Settle
 	// and Acquire, such as the waits between the level sets of a ramp.
 	Busy func() time.Duration
+	// SetClock, when set, is given the twin rig's clock once the rig is
+	// built: the bench's time as the twins see it, which moves on by the
+	// settles, acquisitions and waits the rig accounts (see
+	// Rig.SetTwinClock), so a twin whose state depends on time (a panel's
+	// liquid-crystal response) sees them pass.
+	SetClock func(now func() time.Time)
 	// SafeState says what the part's safe state does from its present
 	// state; the rig asks right before running it. Nil: it does nothing
 	// (a sensor).
@@ -148,6 +154,11 @@ func buildTwin(ctx context.Context, p insitu.Params, rc rigConfig, secs []sectio
 		return nil, fmt.Errorf("twin of rig %s: the twins' spec\n%+v\ndiffers from the hardware rig's\n%+v", rc.Name, r.spec, want)
 	}
 	r.twin = &twinState{settle: rc.Settle, parts: infos}
+	for _, pt := range infos {
+		if pt.info.SetClock != nil {
+			pt.info.SetClock(r.twin.now)
+		}
+	}
 	return r, nil
 }
 
@@ -170,6 +181,8 @@ type twinState struct {
 	mu      sync.Mutex
 	parts   []partTwin
 	sleep   func(ctx context.Context, d time.Duration) error
+	clock   Clock         // the dry run's, when set; else the wall clock moved on by offset
+	offset  time.Duration // bench time accounted so far, without a clock
 	queries int
 	reads   int           // readings without an apply (a suspended run's polls)
 	device  time.Duration // bench time of all queries and readings
@@ -177,6 +190,39 @@ type twinState struct {
 	settled time.Duration // of which settling
 	acq     time.Duration // of which acquisition
 	busyAll time.Duration // of which the parts' other waits
+}
+
+// Clock is the time a twin rig's bench runs on: a dry run's simulated
+// clock, whose Sleep moves Now on.
+type Clock interface {
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// SetTwinClock makes a twin rig spend the bench time of each query
+// (settles, acquisitions, ramp waits) beyond the time the twins took on
+// c, and makes c the clock its twins see: a dry run passes its simulated
+// clock, so the guard's rate limit sees the bench's pace and a panel's
+// response sees the settle pass. Without one, the twin rig's clock is the
+// wall clock moved on by the bench time it accounts, which nobody waits.
+// It does nothing on a hardware rig.
+func (r *Rig) SetTwinClock(c Clock) {
+	if r.twin == nil {
+		return
+	}
+	r.twin.mu.Lock()
+	r.twin.clock, r.twin.sleep = c, c.Sleep
+	r.twin.mu.Unlock()
+}
+
+// now is the twin rig's clock.
+func (t *twinState) now() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.clock != nil {
+		return t.clock.Now()
+	}
+	return time.Now().Add(t.offset)
 }
 
 // SetTwinSleep sets what a twin rig does with the bench time each query
@@ -199,7 +245,7 @@ func (r *Rig) IsTwin() bool { return r.twin != nil }
 // queryTime accounts one query of a twin rig: the slowest settle of the
 // parts applied plus the rig's own, the acquisition of each part measured,
 // and what the parts spent beyond that; it returns the total.
-func (t *twinState) queryTime(applied, measured map[int]bool) time.Duration {
+func (t *twinState) queryTime(applied, measured map[int]bool, settle time.Duration) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(applied) > 0 {
@@ -207,12 +253,11 @@ func (t *twinState) queryTime(applied, measured map[int]bool) time.Duration {
 	} else {
 		t.reads++
 	}
-	var settle, acq, busy time.Duration
+	var acq, busy time.Duration
 	for i := range t.parts {
 		pt := &t.parts[i]
 		if applied[i] {
 			pt.applies++
-			settle = max(settle, pt.info.Settle)
 		}
 		if measured[i] {
 			pt.measures++
@@ -224,9 +269,6 @@ func (t *twinState) queryTime(applied, measured map[int]bool) time.Duration {
 			pt.busy = b
 		}
 	}
-	if len(applied) > 0 {
-		settle += t.settle
-	}
 	d := settle + acq + busy
 	t.device += d
 	t.maxOne = max(t.maxOne, d)
@@ -237,27 +279,56 @@ func (t *twinState) queryTime(applied, measured map[int]bool) time.Duration {
 }
 
 func (t *twinState) wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
 	t.mu.Lock()
 	sleep := t.sleep
+	if t.clock == nil {
+		t.offset += d
+	}
 	t.mu.Unlock()
-	if sleep == nil || d <= 0 {
+	if sleep == nil {
 		return nil
 	}
 	return sleep(ctx, d)
+}
+
+// settleTime is the settle of a query that applied the parts in applied:
+// the slowest part's plus the rig's, or what ctx asks (WithSettle).
+func (t *twinState) settleTime(ctx context.Context, applied map[int]bool) time.Duration {
+	if d, ok := settleOf(ctx); ok {
+		return d
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var settle time.Duration
+	for i := range t.parts {
+		if applied[i] {
+			settle = max(settle, t.parts[i].info.Settle)
+		}
+	}
+	return settle + t.settle
 }
 
 // twinQuery is Query on a twin rig (x checked, r.mu held): apply all,
 // measure all, and hand the twin sleep the bench time the query would
 // take, less the time the twins took (a driver's own waits, such as an
 // ADC's conversion time, are real on the twin too), instead of waiting it.
+//
+// The settle is spent on the twin clock between the apply and the
+// measurement, as on the bench, so a twin that depends on time sees it
+// pass; the rest of the bench time (acquisitions, ramp waits), less the
+// time the measurement took here, after it.
 func (r *Rig) twinQuery(ctx context.Context, x []float64) ([]float64, error) {
 	name := r.spec.Name
 	applied, measured := map[int]bool{}, map[int]bool{}
-	start := time.Now()
+	var settle time.Duration
+	var start time.Time
 	defer func() {
 		// A failed query is accounted as far as it got.
 		if len(applied) > 0 || len(measured) > 0 {
-			_ = r.twin.wait(ctx, r.twin.queryTime(applied, measured)-time.Since(start))
+			_ = r.twin.wait(ctx, r.twin.queryTime(applied, measured, settle)-settle-time.Since(start))
 		}
 	}()
 	for _, s := range r.acts {
@@ -265,10 +336,17 @@ func (r *Rig) twinQuery(ctx context.Context, x []float64) ([]float64, error) {
 			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
 		}
 		applied[s.i] = true
-		if err := s.a.Apply(ctx, x[s.off:s.off+s.n:s.off+s.n]); err != nil {
+		xs := x[s.off : s.off+s.n : s.off+s.n]
+		if err := traced(ctx, s.c.Name, func(ctx context.Context) error { return s.a.Apply(ctx, xs) }); err != nil {
 			return nil, fmt.Errorf("rig %s: apply %s: %w", name, s.c.Name, err)
 		}
 	}
+	settle = r.twin.settleTime(ctx, applied)
+	if err := r.twin.wait(ctx, settle); err != nil {
+		return nil, fmt.Errorf("rig %s: settle %v: %w", name, settle, err)
+	}
+	r.markSettled(ctx, r.twin.now())
+	start = time.Now()
 	return r.measure(ctx, func(i int) { measured[i] = true })
 }
 
@@ -279,7 +357,7 @@ func (r *Rig) twinRead(ctx context.Context) ([]float64, error) {
 	start := time.Now()
 	defer func() {
 		if len(measured) > 0 {
-			_ = r.twin.wait(ctx, r.twin.queryTime(nil, measured)-time.Since(start))
+			_ = r.twin.wait(ctx, r.twin.queryTime(nil, measured, 0)-time.Since(start))
 		}
 	}()
 	return r.measure(ctx, func(i int) { measured[i] = true })
@@ -416,6 +494,7 @@ func twinSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, TwinI
 	settle := c.Settle
 	c.Settle = 0
 	mem := slm.NewMemory(w, h)
+	mem.SetResponse(c.Display.Response, nil) // a memory display's liquid crystal, if it has one
 	s, err := slm.New(mem, c.Config)
 	if err != nil {
 		return nil, TwinInfo{}, err
@@ -424,6 +503,7 @@ func twinSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, TwinI
 		Device:    fmt.Sprintf("SLM driver on a %d×%d memory display", w, h),
 		Notes:     notes,
 		Settle:    settle,
+		SetClock:  mem.SetClock,
 		SafeState: func() string { return "blank: show an all-zero frame" },
 		Counts:    func() map[string]int { return map[string]int{"frames shown (blanks included)": mem.Frames()} },
 	}, nil
@@ -455,9 +535,10 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 			exp = max(c.Backend.Reference, time.Millisecond)
 		}
 		return part, TwinInfo{
-			Device:  fmt.Sprintf("camera driver on a %s (frame source %q), as configured", m, c.Backend.Source),
-			Acquire: time.Duration(avg) * exp,
-			Counts:  grabs(m),
+			Device:   fmt.Sprintf("camera driver on a %s (frame source %q), as configured", m, c.Backend.Source),
+			Acquire:  time.Duration(avg) * exp,
+			Counts:   grabs(m),
+			SetClock: m.SetClock,
 		}, nil
 	}
 	b := c.Backend
@@ -507,10 +588,11 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 		notes = append(notes, "exposure not set: the device keeps its own; the twin's is 1 ms")
 	}
 	return part, TwinInfo{
-		Device:  fmt.Sprintf("camera driver on a %s", m),
-		Notes:   notes,
-		Acquire: time.Duration(avg*(1+b.Skip)) * exp,
-		Counts:  grabs(m),
+		Device:   fmt.Sprintf("camera driver on a %s", m),
+		Notes:    notes,
+		Acquire:  time.Duration(avg*(1+b.Skip)) * exp,
+		Counts:   grabs(m),
+		SetClock: m.SetClock,
 	}, nil
 }
 
