@@ -115,18 +115,52 @@ type partSection struct {
 // built before it; w and h are the camera's size.
 type FrameSource func(built map[string]Part, w, h int) (camera.FrameFunc, error)
 
-var frames = insitu.NewRegistry[FrameSource]("frame source")
+// Scene is a frame source with settings: the keys of the memory
+// backend's scene section. Check decodes and checks them alone (a config
+// check, before anything is built); Open makes the frame function.
+type Scene struct {
+	Check func(p insitu.Params) error
+	Open  func(built map[string]Part, w, h int, p insitu.Params) (camera.FrameFunc, error)
+}
+
+var frames = insitu.NewRegistry[Scene]("frame source")
 
 // RegisterFrameSource names a frame source for memory cameras in configs
 // (`backend: {type: memory, source: NAME}`); twins register theirs.
 // It panics on an empty or duplicate name or a nil source.
-func RegisterFrameSource(name string, f FrameSource) { frames.Register(name, f) }
+func RegisterFrameSource(name string, f FrameSource) {
+	if f == nil {
+		panic("rig: RegisterFrameSource " + name + ": nil source")
+	}
+	none := func(p insitu.Params) error {
+		if len(p.Values) > 0 {
+			return p.Errorf("", "frame source %q has no settings", name)
+		}
+		return nil
+	}
+	frames.Register(name, Scene{Check: none, Open: func(built map[string]Part, w, h int, p insitu.Params) (camera.FrameFunc, error) {
+		if err := none(p); err != nil {
+			return nil, err
+		}
+		return f(built, w, h)
+	}})
+}
+
+// RegisterScene names a frame source with settings
+// (`backend: {type: memory, source: NAME, scene: {...}}`). It panics on an
+// empty or duplicate name or a scene without Check or Open.
+func RegisterScene(name string, s Scene) {
+	if s.Check == nil || s.Open == nil {
+		panic("rig: RegisterScene " + name + ": needs Check and Open")
+	}
+	frames.Register(name, s)
+}
 
 // frameSource returns the frame source a memory camera names.
-func frameSource(p insitu.Params, name string) (FrameSource, error) {
+func frameSource(p insitu.Params, name string) (Scene, error) {
 	fs, err := frames.Lookup(name)
 	if err != nil {
-		return nil, p.Errorf("backend.source", "%w", err)
+		return Scene{}, p.Errorf("backend.source", "%w", err)
 	}
 	return fs, nil
 }
@@ -544,9 +578,10 @@ type cameraBackend struct {
 	PacketSize   int           `mapstructure:"packet_size" unit:"B" doc:"genicam: GigE Vision stream packet size (at most the network's MTU); 0: Aravis' negotiation"`
 	PacketResend *bool         `mapstructure:"packet_resend" doc:"genicam: ask a GigE Vision camera to resend lost packets; unset: yes"`
 	// memory: frames from a registered source at a reference exposure
-	Source     string        `mapstructure:"source" doc:"memory: the registered frame source (a twin's)"`
-	Reference  time.Duration `mapstructure:"reference_exposure" doc:"memory: the exposure the source's frames are at"`
-	Saturation float64       `mapstructure:"saturation" doc:"memory: full-scale level of a pixel; 0: none"`
+	Source     string         `mapstructure:"source" doc:"memory: the registered frame source (a twin's)"`
+	Scene      map[string]any `mapstructure:"scene" doc:"memory: the frame source's settings, if it has any (the fourier source's geometry, beam, noise, aberration)"`
+	Reference  time.Duration  `mapstructure:"reference_exposure" doc:"memory: the exposure the source's frames are at"`
+	Saturation float64        `mapstructure:"saturation" doc:"memory: full-scale level of a pixel; 0: none"`
 	// all: requested (v4l2), camera-side region (genicam) or actual
 	// (memory) size
 	Width  int `mapstructure:"width" doc:"v4l2: requested width; genicam: camera-side region width (0: the largest from the offset); memory: the frame width, in pixels"`
@@ -607,8 +642,9 @@ type cameraConfig struct {
 // as it can be without opening it.
 type cameraSetup struct {
 	cameraConfig
-	source FrameSource // a memory backend's
-	name   string      // the backend's name as the camera reports it
+	source Scene // a memory backend's
+	scene  insitu.Params
+	name   string // the backend's name as the camera reports it
 	// The sensor size: a memory camera's; a GenICam camera's when its
 	// width and height are set; else 0×0 (a V4L2 driver may change the
 	// size asked for, a GenICam camera's sensor decides).
@@ -645,6 +681,9 @@ func decodeCamera(p insitu.Params) (cameraSetup, error) {
 		if b.Format == "y16" {
 			s.full = 65535
 		}
+		if len(b.Scene) > 0 {
+			return s, p.Errorf("backend.scene", "a memory camera's frame source settings; %s films the bench", s.name)
+		}
 	case "genicam":
 		o := b.genicamOpts(s.Exposure)
 		s.name = "genicam(" + b.Device + ")"
@@ -653,9 +692,16 @@ func decodeCamera(p insitu.Params) (cameraSetup, error) {
 		}
 		s.w, s.h = o.Size()
 		s.full = o.FullScale()
+		if len(b.Scene) > 0 {
+			return s, p.Errorf("backend.scene", "a memory camera's frame source settings; %s films the bench", s.name)
+		}
 	case "memory":
 		fs, err := frameSource(p, b.Source)
 		if err != nil {
+			return s, err
+		}
+		s.scene = insitu.Params{File: p.File, Prefix: prefixOf(p) + ".backend.scene", Kind: b.Source, Values: b.Scene}
+		if err := fs.Check(s.scene); err != nil {
 			return s, err
 		}
 		if b.Width <= 0 || b.Height <= 0 || b.Reference < 0 {
@@ -728,7 +774,7 @@ func openCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 // memory makes a memory backend's source from its frame source.
 func (c cameraSetup) memory(p insitu.Params, built map[string]Part) (*camera.Memory, error) {
 	b := c.Backend
-	ff, err := c.source(built, b.Width, b.Height)
+	ff, err := c.source.Open(built, b.Width, b.Height, c.scene)
 	if err != nil {
 		return nil, p.Errorf("backend.source", "%w", err)
 	}

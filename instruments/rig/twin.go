@@ -557,7 +557,7 @@ func twinCamera(ctx context.Context, p insitu.Params, built map[string]Part) (Pa
 	if err != nil {
 		return nil, TwinInfo{}, fmt.Errorf("no twin scene (simulators/bench registers it): %w", err)
 	}
-	scene, err := fs(built, roi.Dx(), roi.Dy())
+	scene, err := fs.Open(built, roi.Dx(), roi.Dy(), insitu.Params{File: p.File, Prefix: prefixOf(p) + ".backend.scene", Kind: TwinFrameSource})
 	if err != nil {
 		return nil, TwinInfo{}, p.Errorf("backend", "twin scene: %w", err)
 	}

@@ -259,25 +259,43 @@ func smuTwin(ctx context.Context, p insitu.Params, _ map[string]rig.Part) (rig.P
 
 // MemoryPattern returns a function reading the N×N phase pattern an SLM
 // part shows on its memory display, through the SLM's own LUT inverted
-// (GrayPhases), as OWMSFrames reads it.
+// (GrayPhases), as OWMSFrames reads it. A panel with a liquid-crystal
+// response (slm.Memory.SetResponse) is read where its levels have got to
+// on its clock, a fractional level taking the phase between its two
+// neighbours'.
 func MemoryPattern(s rig.SLM) (func() []float64, error) {
-	mem, ok := s.Display().(*slm.Memory)
-	if !ok {
-		return nil, fmt.Errorf("%v needs a memory display (display: {type: memory, ...})", s)
-	}
 	phaseOf, err := GrayPhases(s.SLM)
 	if err != nil {
 		return nil, err
 	}
+	return panelPattern(s, phaseOf)
+}
+
+// panelPattern reads the pattern of s's memory display through phaseOf.
+func panelPattern(s rig.SLM, phaseOf [256]float64) (func() []float64, error) {
+	mem, ok := s.Display().(*slm.Memory)
+	if !ok {
+		return nil, fmt.Errorf("%v needs a memory display (display: {type: memory, ...})", s)
+	}
 	n := s.Side() // display pixels: a macro-pixel is a block of them
-	dw, _ := mem.Size()
+	dw, dh := mem.Size()
 	x0, y0 := s.Origin()
+	levels := make([]float64, dw*dh)
+	var mu sync.Mutex
 	return func() []float64 {
-		frame := mem.Last()
+		mu.Lock()
+		defer mu.Unlock()
+		mem.Levels(mem.Now(), levels)
 		phase := make([]float64, n*n)
 		for r := range n {
 			for c := range n {
-				phase[r*n+c] = phaseOf[frame[(y0+r)*dw+x0+c]]
+				g := levels[(y0+r)*dw+x0+c]
+				k := int(g)
+				if f := g - float64(k); f == 0 || k >= 255 {
+					phase[r*n+c] = phaseOf[min(k, 255)] // a level: its phase exactly
+				} else {
+					phase[r*n+c] = phaseOf[k] + f*(phaseOf[k+1]-phaseOf[k])
+				}
 			}
 		}
 		return phase
