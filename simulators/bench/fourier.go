@@ -272,7 +272,9 @@ func NewFourier(c FourierConfig, s rig.SLM, w, h int) (*Fourier, error) {
 		sx, sy := sinc(k[0]), sinc(k[1])
 		f.env[i] = c.Power * sx * sx * sy * sy / math.Abs(det)
 	}
-	f.pool.New = func() any { return &work{t: make([]complex128, n*f.gx), d: make([]float64, f.gx*f.gy), u: make([]complex128, n*n)} }
+	f.pool.New = func() any {
+		return &work{t: make([]complex128, n*f.gx), d: make([]float64, f.gx*f.gy), u: make([]complex128, n*n)}
+	}
 	return f, nil
 }
 
