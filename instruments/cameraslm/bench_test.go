@@ -78,12 +78,17 @@ func (b *rigBench) Shoot(ctx context.Context, stage string, shots []cameraslm.Sh
 // fourierRig is a rig of an n×n SLM (macro-pixels mp) on a memory display
 // and a w×h camera in its Fourier plane with the given scene settings.
 func fourierRig(n, mp, w, h int, scene string, extra ...string) string {
-	camExtra, slmExtra := "", ""
+	// extra: more display keys, more camera backend keys, more slm part
+	// keys (a line each).
+	camExtra, slmExtra, partExtra := "", "", ""
 	if len(extra) > 0 {
 		slmExtra = extra[0]
 	}
 	if len(extra) > 1 {
 		camExtra = extra[1]
+	}
+	if len(extra) > 2 {
+		partExtra = "\n    " + extra[2]
 	}
 	side := n * max(mp, 1)
 	return fmt.Sprintf(`
@@ -94,12 +99,12 @@ parts:
     type: slm
     display: {type: memory, width: %d, height: %d%s}
     n: %d
-    macro_pixel: %d
+    macro_pixel: %d%s
   - name: cam
     type: camera
     backend: {type: memory, source: fourier, width: %d, height: %d, scene: %s%s}
     measure: image
-`, side, side, slmExtra, n, mp, w, h, scene, camExtra)
+`, side, side, slmExtra, n, mp, partExtra, w, h, scene, camExtra)
 }
 
 var _ = time.Second
