@@ -102,7 +102,7 @@ func detrend(v, x, y []float64) {
 	}
 }
 
-// The wavefront calibration recovers the Fourier twin's aberration (2.7 rad
+// The wavefront calibration recovers the Fourier twin's aberration (1.6 rad
 // RMS): its correction correlates with the truth, and applied to the SLM
 // through the correction file it brings a focused spot's peak back near
 // the unaberrated one's.
