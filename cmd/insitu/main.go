@@ -103,6 +103,6 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging on stderr")
 	root.PersistentFlags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the command to FILE (go tool pprof -top bin/insitu FILE)")
-	root.AddCommand(newStudyCmd(), newRunCmd(), newResumeCmd(), newTrainCmd(), newRunsCmd(), newExportCmd(), newPlotCmd(), newConfigCmd(), newTwinCmd(), newProbeCmd(), newShowCmd(), newReproduceCmd(), newSweepCmd())
+	root.AddCommand(newStudyCmd(), newRunCmd(), newResumeCmd(), newTrainCmd(), newRunsCmd(), newExportCmd(), newPlotCmd(), newConfigCmd(), newTwinCmd(), newProbeCmd(), newShowCmd(), newReproduceCmd(), newSweepCmd(), newCalibrateCmd())
 	return root
 }

@@ -130,6 +130,9 @@ there. With a seeded twin the finished run equals an uninterrupted one.`,
 			if isTraining(cmd, out) {
 				return resumeTrain(cmd, out, quiet)
 			}
+			if kind, ok := calibrationRun(cmd, out); ok {
+				return resumeCalibration(cmd, out, kind, quiet)
+			}
 			ctx := cmd.Context()
 			release, err := lockRun(out)
 			if err != nil {
@@ -529,4 +532,19 @@ func isTraining(cmd *cobra.Command, dir string) bool {
 	}
 	train, err := trainingDoc(data)
 	return err == nil && train
+}
+
+// calibrationRun reports whether dir holds an `insitu calibrate` run, and
+// which calibration.
+func calibrationRun(cmd *cobra.Command, dir string) (string, bool) {
+	j, err := journal.OpenReadOnly(dir)
+	if err != nil {
+		return "", false
+	}
+	defer j.Close()
+	m, err := j.Meta(cmd.Context())
+	if err != nil {
+		return "", false
+	}
+	return calibrationOf(m.Method)
 }

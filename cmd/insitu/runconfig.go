@@ -21,6 +21,9 @@ type runConfig struct {
 	Objective   loop.ObjectiveConfig `mapstructure:"objective" yaml:"objective" doc:"the scalar the run optimizes, computed from the outputs"`
 	Safety      safety.Config        `mapstructure:"safety" yaml:"safety" doc:"the guard every query passes: bounds, slew, rate, budget, watchdog, output checks, interlocks"`
 	Journal     journalConfig        `mapstructure:"journal" yaml:"journal" doc:"how results are committed to DIR/journal.db"`
+	// Calibration is how `insitu calibrate` works on the bench; a run
+	// ignores it.
+	Calibration calibrationConfig `mapstructure:"calibration" yaml:"calibration,omitempty" doc:"how insitu calibrate fourier, settle and wavefront work on the bench; a run ignores it"`
 }
 
 type journalConfig struct {
@@ -52,6 +55,9 @@ func (c runConfig) validate() error {
 		errs = append(errs, err)
 	}
 	if err := checkRunName(c.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Calibration.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if k, _ := c.BlackBox["kind"].(string); k == "" {

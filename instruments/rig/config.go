@@ -12,6 +12,7 @@ import (
 
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/camera"
+	"github.com/insitu-lab/insitu/instruments/cameraslm"
 	"github.com/insitu-lab/insitu/instruments/daq"
 	"github.com/insitu-lab/insitu/instruments/slm"
 )
@@ -491,6 +492,14 @@ func decodeSLM(p insitu.Params) (slmConfig, error) {
 	return c, nil
 }
 
+// SLMCorrection returns the correction an slm part's config gives it
+// (correction, or the file correction_file names, in radians), nil when
+// it has none.
+func SLMCorrection(p insitu.Params) ([]float64, error) {
+	c, err := decodeSLM(p)
+	return c.Correction, err
+}
+
 func openSLM(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
 	c, err := decodeSLM(p)
 	if err != nil {
@@ -629,8 +638,12 @@ func (b cameraBackend) foreignKeys(typ string) []string {
 
 type cameraConfig struct {
 	Backend cameraBackend `mapstructure:"backend" doc:"where frames come from"`
-	Measure string        `mapstructure:"measure" doc:"the outputs: sum (one, the ROI's sum), regions (one per region) or image (every ROI pixel, px_ROW_COL)"`
+	Measure string        `mapstructure:"measure" doc:"the outputs: sum (one, the ROI's sum), regions (one per region and spot) or image (every ROI pixel, px_ROW_COL)"`
 	Regions []Region      `mapstructure:"regions" doc:"named rectangles of the image, for measure regions"`
+	// Spots are regions placed in the SLM's spatial frequencies through
+	// the Fourier calibration file Calibration (insitu calibrate fourier).
+	Spots       []Spot `mapstructure:"spots" doc:"named discs in the SLM's spatial frequencies, for measure regions, placed on the camera through calibration"`
+	Calibration string `mapstructure:"calibration" doc:"the Fourier calibration file (insitu calibrate fourier) that places spots on the camera"`
 	// SaturatedOutput adds the output "saturated": the number of ROI
 	// pixels at the camera's full scale (the largest count in the frames
 	// averaged), for the guard's saturation flags and interlocks.
@@ -644,7 +657,8 @@ type cameraSetup struct {
 	cameraConfig
 	source Scene // a memory backend's
 	scene  insitu.Params
-	name   string // the backend's name as the camera reports it
+	spots  []spotArea // the spots on the ROI
+	name   string     // the backend's name as the camera reports it
 	// The sensor size: a memory camera's; a GenICam camera's when its
 	// width and height are set; else 0×0 (a V4L2 driver may change the
 	// size asked for, a GenICam camera's sensor decides).
@@ -717,6 +731,9 @@ func decodeCamera(p insitu.Params) (cameraSetup, error) {
 	if err := s.Config.Validate(s.w, s.h); err != nil {
 		return s, fmt.Errorf("camera(%s): %w", s.name, err)
 	}
+	if err := s.placeSpots(p); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -734,6 +751,35 @@ func requireCamera(p insitu.Params) error {
 	}
 	if c.Backend.Type == "genicam" && !camera.AravisBuiltIn() {
 		return p.Errorf("backend.type", "genicam: %w", camera.ErrNoAravis)
+	}
+	return nil
+}
+
+// placeSpots maps the spots onto the ROI through the calibration file (a
+// calibration, not a device: describing the part reads it too).
+func (s *cameraSetup) placeSpots(p insitu.Params) error {
+	if len(s.Spots) == 0 {
+		if s.Calibration != "" {
+			return p.Errorf("calibration", "a Fourier calibration places spots; this camera part has none")
+		}
+		return nil
+	}
+	if s.Calibration == "" {
+		return p.Errorf("spots", "spots are in the SLM's spatial frequencies: give calibration, the Fourier calibration file (insitu calibrate fourier)")
+	}
+	f, err := cameraslm.LoadFourier(s.Calibration)
+	if err != nil {
+		return p.Errorf("calibration", "%w", err)
+	}
+	x0, y0, w, h := 0, 0, s.w, s.h
+	if len(s.ROI) == 4 {
+		x0, y0, w, h = s.ROI[0], s.ROI[1], s.ROI[2], s.ROI[3]
+	}
+	if w == 0 || h == 0 {
+		return p.Errorf("roi", "spots need the camera window: give roi: [x, y, w, h] (%s tells the frame size only when it is opened)", s.name)
+	}
+	if s.spots, err = spotAreas(s.Spots, f.Map, x0, y0, w, h); err != nil {
+		return p.Errorf("spots", "%s: %w", s.Calibration, err)
 	}
 	return nil
 }
@@ -794,7 +840,7 @@ func newCameraPart(ctx context.Context, src camera.Source, c cameraSetup) (*Came
 	cam, err := camera.New(ctx, src, c.Config)
 	if err == nil {
 		var s *Camera
-		if s, err = NewCamera(cam, c.Measure, c.Regions); err == nil {
+		if s, err = newCamera(cam, c.Measure, c.Regions, c.spots); err == nil {
 			s.saturated = c.SaturatedOutput
 			if s.saturated {
 				s.names = append(s.names, SaturatedOutput)
@@ -828,7 +874,7 @@ func describeCamera(p insitu.Params) (PartSpec, error) {
 			"measure image without a roi: the outputs are the pixels of the full frame, whose size %s: give roi: [x, y, w, h], or use `insitu probe --config`, which opens the devices: %w",
 			why, insitu.ErrNeedsDevice)
 	}
-	_, _, names, err := measurement(c.Measure, c.Regions, w, h)
+	_, _, names, err := measurement(c.Measure, c.Regions, c.spots, w, h)
 	if err != nil {
 		return PartSpec{}, fmt.Errorf("camera camera(%s): %w", c.name, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/camera"
+	"github.com/insitu-lab/insitu/instruments/cameraslm"
 	"github.com/insitu-lab/insitu/instruments/daq"
 	"github.com/insitu-lab/insitu/instruments/slm"
 )
@@ -90,6 +91,17 @@ const (
 // the number of ROI pixels at full scale.
 const SaturatedOutput = "saturated"
 
+// Spot is a camera region placed in the SLM's spatial frequencies: the
+// disc of radius Radius around (Kx, Ky), in cycles per SLM display pixel,
+// as a Fourier calibration maps it onto the camera (an ellipse in camera
+// pixels). A camera part with spots names the calibration file.
+type Spot struct {
+	Name   string  `mapstructure:"name" doc:"the spot's output name"`
+	Kx     float64 `mapstructure:"kx" unit:"cycles/px" doc:"the spot's centre: horizontal spatial frequency on the SLM, in cycles per display pixel"`
+	Ky     float64 `mapstructure:"ky" unit:"cycles/px" doc:"the spot's centre: vertical spatial frequency on the SLM, in cycles per display pixel"`
+	Radius float64 `mapstructure:"radius" unit:"cycles/px" doc:"the spot's radius in spatial frequency"`
+}
+
 // Camera is a camera as a sensor. Its Measure reports the exposure's
 // start and end and the measurement's arrival to the query's trace
 // (insitu.MarkQuery; the rig files them under the part's name).
@@ -97,6 +109,7 @@ type Camera struct {
 	cam       camera.Camera
 	mode      string
 	regions   []image.Rectangle
+	spots     [][]int // each spot's pixels, as indices into the ROI's image
 	names     []string
 	saturated bool // the last output is the saturated-pixel count
 }
@@ -104,21 +117,75 @@ type Camera struct {
 // NewCamera makes a sensor of cam measuring in mode (MeasureSum when
 // empty); regions are used by MeasureRegions and must lie in the ROI.
 func NewCamera(cam camera.Camera, mode string, regions []Region) (*Camera, error) {
+	return newCamera(cam, mode, regions, nil)
+}
+
+// newCamera is NewCamera with spot areas too (spotAreas), measured after
+// the regions.
+func newCamera(cam camera.Camera, mode string, regions []Region, spots []spotArea) (*Camera, error) {
 	roi := cam.ROI()
-	mode, rects, names, err := measurement(mode, regions, roi.Dx(), roi.Dy())
+	mode, rects, names, err := measurement(mode, regions, spots, roi.Dx(), roi.Dy())
 	if err != nil {
 		return nil, fmt.Errorf("camera %v: %w", cam, err)
 	}
-	return &Camera{cam: cam, mode: mode, regions: rects, names: names}, nil
+	c := &Camera{cam: cam, mode: mode, regions: rects, names: names}
+	for _, s := range spots {
+		c.spots = append(c.spots, s.pix)
+	}
+	return c, nil
 }
 
-// measurement checks a measure mode and its regions for a w×h ROI and
-// returns the mode, the regions' rectangles and the output names. A ROI of
-// 0×0 is one whose size is not known yet: regions are then not checked
-// against it, and image mode, whose outputs are its pixels, is refused.
-func measurement(mode string, regions []Region, w, h int) (string, []image.Rectangle, []string, error) {
+// spotArea is a Spot on a camera window: its pixels (indices into the
+// window's image, row-major).
+type spotArea struct {
+	name string
+	pix  []int
+}
+
+// spotAreas maps spots onto the w×h window at sensor (x0, y0) through m:
+// a pixel belongs to a spot when its centre maps back inside the spot's
+// disc. A spot whose ellipse reaches past the window, or covers no pixel,
+// is an error.
+func spotAreas(spots []Spot, m cameraslm.Map, x0, y0, w, h int) ([]spotArea, error) {
+	var out []spotArea
+	for i, s := range spots {
+		if s.Name == "" || !(s.Radius > 0) || math.IsInf(s.Radius, 0) || math.IsNaN(s.Kx+s.Ky) || math.IsInf(s.Kx+s.Ky, 0) {
+			return nil, fmt.Errorf("spots[%d]: want a name, kx, ky and a radius > 0 (cycles per SLM pixel)", i)
+		}
+		cx, cy := m.Apply(s.Kx, s.Ky)
+		ex, ey := s.Radius*math.Hypot(m.A[0][0], m.A[0][1]), s.Radius*math.Hypot(m.A[1][0], m.A[1][1])
+		if cx-ex < float64(x0)-0.5 || cy-ey < float64(y0)-0.5 || cx+ex > float64(x0+w)-0.5 || cy+ey > float64(y0+h)-0.5 {
+			return nil, fmt.Errorf("spot %s (k = (%g, %g), radius %g) lands at sensor (%.1f, %.1f), ±(%.1f, %.1f) px: past the %d×%d camera window at (%d, %d)",
+				s.Name, s.Kx, s.Ky, s.Radius, cx, cy, ex, ey, w, h, x0, y0)
+		}
+		a := spotArea{name: s.Name}
+		for y := range h {
+			for x := range w {
+				kx, ky := m.Invert(float64(x0+x), float64(y0+y))
+				if math.Hypot(kx-s.Kx, ky-s.Ky) <= s.Radius {
+					a.pix = append(a.pix, y*w+x)
+				}
+			}
+		}
+		if len(a.pix) == 0 {
+			return nil, fmt.Errorf("spot %s (k = (%g, %g), radius %g) covers no camera pixel: make it larger", s.Name, s.Kx, s.Ky, s.Radius)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// measurement checks a measure mode and its regions and spots for a w×h
+// ROI and returns the mode, the regions' rectangles and the output names
+// (the regions', then the spots'). A ROI of 0×0 is one whose size is not
+// known yet: regions are then not checked against it, and image mode,
+// whose outputs are its pixels, is refused.
+func measurement(mode string, regions []Region, spots []spotArea, w, h int) (string, []image.Rectangle, []string, error) {
 	var rects []image.Rectangle
 	var names []string
+	if len(spots) > 0 && mode != MeasureRegions {
+		return "", nil, nil, fmt.Errorf("spots are measured as regions: measure regions, not %q", mode)
+	}
 	switch mode {
 	case "", MeasureSum:
 		return MeasureSum, nil, []string{"sum"}, nil
@@ -132,8 +199,8 @@ func measurement(mode string, regions []Region, w, h int) (string, []image.Recta
 			}
 		}
 	case MeasureRegions:
-		if len(regions) == 0 {
-			return "", nil, nil, errors.New("measure regions but no regions given")
+		if len(regions) == 0 && len(spots) == 0 {
+			return "", nil, nil, errors.New("measure regions but no regions or spots given")
 		}
 		for i, rg := range regions {
 			if len(rg.ROI) != 4 || rg.Name == "" {
@@ -144,6 +211,16 @@ func measurement(mode string, regions []Region, w, h int) (string, []image.Recta
 				return "", nil, nil, fmt.Errorf("region %s %v is empty or outside the %d×%d ROI", rg.Name, rg.ROI, w, h)
 			}
 			rects, names = append(rects, r), append(names, rg.Name)
+		}
+		for _, sp := range spots {
+			names = append(names, sp.name)
+		}
+		seen := map[string]bool{}
+		for _, n := range names {
+			if seen[n] {
+				return "", nil, nil, fmt.Errorf("region or spot name %q used twice", n)
+			}
+			seen[n] = true
 		}
 	default:
 		return "", nil, nil, fmt.Errorf("measure %q: want sum, regions or image", mode)
@@ -176,9 +253,16 @@ func (c *Camera) Measure(ctx context.Context) ([]float64, error) {
 		}
 		y = append(make([]float64, 0, len(c.names)), img.Pix...)
 	case MeasureRegions:
-		y = make([]float64, len(c.regions), len(c.names))
-		for i, r := range c.regions {
-			y[i] = img.Sum(r)
+		y = make([]float64, 0, len(c.names))
+		for _, r := range c.regions {
+			y = append(y, img.Sum(r))
+		}
+		for _, px := range c.spots {
+			var s float64
+			for _, i := range px {
+				s += img.Pix[i]
+			}
+			y = append(y, s)
 		}
 	default:
 		y = []float64{img.Sum(image.Rect(0, 0, img.Width, img.Height))}

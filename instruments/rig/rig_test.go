@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/drivers/i2c/i2cemu"
 	"github.com/insitu-lab/insitu/instruments/camera"
+	"github.com/insitu-lab/insitu/instruments/cameraslm"
 	"github.com/insitu-lab/insitu/instruments/slm"
 	"github.com/insitu-lab/insitu/simulators/optics"
 )
@@ -443,6 +445,82 @@ func TestQueryMarks(t *testing.T) {
 		}
 		if d := at["cam/exposure_start"].Sub(at["slm/shown"]); d < 30*time.Millisecond || d > 200*time.Millisecond {
 			t.Errorf("twin %v: exposure %v after the frame was shown, want the 30ms settle", twin, d)
+		}
+	}
+}
+
+// Spots placed in k-space through a Fourier calibration file measure the
+// pixels inside the ellipse the map makes of each disc: checked against
+// the ellipse's quadratic form (p − c)ᵀ(A·Aᵀ)⁻¹(p − c) ≤ r².
+func TestCameraSpots(t *testing.T) {
+	RegisterFrameSource("index-test", func(_ map[string]Part, w, h int) (camera.FrameFunc, error) {
+		return func(_ context.Context, dst []float64) error {
+			for i := range dst {
+				dst[i] = float64(i)
+			}
+			return nil
+		}, nil
+	})
+	m := cameraslm.Map{A: [2][2]float64{{120, -25}, {30, 110}}, B: [2]float64{40.3, 29.8}}
+	file := filepath.Join(t.TempDir(), "fourier.yaml")
+	if err := (cameraslm.FourierFile{Map: m}).Write(file); err != nil {
+		t.Fatal(err)
+	}
+	src := func(spots string) string {
+		return `
+kind: rig
+parts:
+  - {name: slm, type: slm, display: {type: memory, width: 8, height: 8}, n: 4}
+  - name: cam
+    type: camera
+    backend: {type: memory, source: index-test, width: 80, height: 60}
+    roi: [10, 5, 64, 50]
+    measure: regions
+    calibration: ` + file + `
+    regions: [{name: all, roi: [0, 0, 64, 50]}]
+    spots: ` + spots + "\n"
+	}
+	r := build(t, src("[{name: a, kx: 0.1, ky: 0.05, radius: 0.03}, {name: b, kx: -0.08, ky: 0, radius: 0.05}]"))
+	if got := strings.Join(r.Spec().Out, ","); got != "cam/all,cam/a,cam/b" {
+		t.Fatalf("outputs %s", got)
+	}
+	y, err := r.Query(context.Background(), make([]float64, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (A·Aᵀ)⁻¹ for the ellipse's quadratic form.
+	a, b, c := m.A[0][0]*m.A[0][0]+m.A[0][1]*m.A[0][1], m.A[0][0]*m.A[1][0]+m.A[0][1]*m.A[1][1], m.A[1][0]*m.A[1][0]+m.A[1][1]*m.A[1][1]
+	det := a*c - b*b
+	for i, s := range []struct{ kx, ky, r float64 }{{0.1, 0.05, 0.03}, {-0.08, 0, 0.05}} {
+		cx, cy := m.Apply(s.kx, s.ky)
+		var want float64
+		n := 0
+		for py := 5; py < 55; py++ {
+			for px := 10; px < 74; px++ {
+				dx, dy := float64(px)-cx, float64(py)-cy
+				if (c*dx*dx-2*b*dx*dy+a*dy*dy)/det <= s.r*s.r {
+					want += float64(py*80 + px) // the frame's value: its sensor index
+					n++
+				}
+			}
+		}
+		if n < 20 || math.Abs(y[1+i]-want) > 1e-6*want {
+			t.Errorf("spot %d: %v over the window, want %v over %d pixels", i, y[1+i], want, n)
+		}
+	}
+	for _, bad := range []struct{ spots, want string }{
+		{"[{name: far, kx: 0.3, ky: 0, radius: 0.02}]", "past the 64×50 camera window"},
+		{"[{name: a, kx: 0, ky: 0, radius: 0}]", "radius > 0"},
+		{"[{name: all, kx: 0, ky: 0, radius: 0.01}]", `"all" used twice`},
+	} {
+		var v map[string]any
+		if err := yaml.Unmarshal([]byte(src(bad.spots)), &v); err != nil {
+			t.Fatal(err)
+		}
+		delete(v, "kind")
+		_, err := insitu.New(context.Background(), insitu.Params{Kind: "rig", Values: v, File: "test.yaml"})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want %q", bad.spots, err, bad.want)
 		}
 	}
 }
