@@ -46,7 +46,8 @@ type fourierCalibration struct {
 
 // settleCalibration: see cameraslm.SettleOptions.
 type settleCalibration struct {
-	K        []float64     `mapstructure:"k" yaml:"k,omitempty"` // pattern B's grating, cycles per display pixel
+	K        []float64     `mapstructure:"k" yaml:"k,omitempty"`         // the grating, cycles per display pixel
+	Depth    []float64     `mapstructure:"depth" yaml:"depth,omitempty"` // its depths in patterns A and B (0.2, 0.8)
 	Levels   int           `mapstructure:"levels" yaml:"levels,omitempty"`
 	MinDelay time.Duration `mapstructure:"min_delay" yaml:"min_delay,omitempty"`
 	MaxDelay time.Duration `mapstructure:"max_delay" yaml:"max_delay,omitempty"`
@@ -110,6 +111,9 @@ func (c calibrationConfig) validate() error {
 	if len(s.K) != 0 && len(s.K) != 2 {
 		bad("settle.k", "%v: want [kx, ky] cycles per display pixel", s.K)
 	}
+	if len(s.Depth) != 0 && (len(s.Depth) != 2 || !(s.Depth[0] >= 0 && s.Depth[1] <= 1 && s.Depth[1]-s.Depth[0] >= 0.1)) {
+		bad("settle.depth", "%v: want [a, b], fractions of the grating's depth in [0, 1], b ≥ a + 0.1", s.Depth)
+	}
 	if s.Levels != 0 && s.Levels < 3 {
 		bad("settle.levels", "%d: want 3 or more", s.Levels)
 	}
@@ -154,7 +158,7 @@ func (c calibrationConfig) fourierOptions(grid cameraslm.Grid, saturation float6
 // settleOptions are the settle calibration's options on grid.
 func (c calibrationConfig) settleOptions(grid cameraslm.Grid) cameraslm.SettleOptions {
 	s := c.Settle
-	return cameraslm.SettleOptions{Grid: grid, K: pair(s.K), Levels: s.Levels, MinDelay: s.MinDelay, MaxDelay: s.MaxDelay,
+	return cameraslm.SettleOptions{Grid: grid, K: pair(s.K), Depth: pair(s.Depth), Levels: s.Levels, MinDelay: s.MinDelay, MaxDelay: s.MaxDelay,
 		Hold: s.Hold, Delays: s.Delays, Repeats: s.Repeats}
 }
 

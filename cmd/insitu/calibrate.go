@@ -640,7 +640,11 @@ func configHash(resolved []byte) string {
 func devices(r *rig.Rig) map[string]string {
 	d := map[string]string{}
 	for _, c := range r.Components() {
-		d[c.Name] = fmt.Sprint(c.Part)
+		if s, ok := c.Part.(fmt.Stringer); ok {
+			d[c.Name] = s.String()
+		} else {
+			d[c.Name] = fmt.Sprintf("%T", c.Part)
+		}
 	}
 	return d
 }
@@ -688,7 +692,7 @@ func writeCalibration(w io.Writer, c calRun, result any) error {
 		for _, d := range []struct {
 			name string
 			r    cameraslm.Response
-		}{{"rise (flat → grating)", res.Rise}, {"fall (grating → flat)", res.Fall}} {
+		}{{"rise (A → B)", res.Rise}, {"fall (B → A)", res.Fall}} {
 			fmt.Fprintf(tw, "%s\tτ %v, dead time %v: within 5 %% after %v, within 1 %% after %v (fit RMS %.3f of the step)\n",
 				d.name, d.r.Tau.Round(10*time.Microsecond), d.r.DeadTime.Round(10*time.Microsecond), d.r.Within5.Round(10*time.Microsecond), d.r.Within1.Round(10*time.Microsecond), d.r.RMS)
 		}
@@ -755,7 +759,7 @@ func rmsPhase(p []float64) float64 {
 
 // settleModel says what the settle calibration fits.
 const settleModel = "first order: the fraction of a step done t after the frame is shown is 1 − exp(−(t − dead time)/τ), " +
-	"read from the image against settled patterns between the two"
+	"read from the image against settled patterns between the two (a blazed grating at two depths)"
 
 type settleFile struct {
 	Kind       string                   `yaml:"kind"`

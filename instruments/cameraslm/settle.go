@@ -8,15 +8,22 @@ import (
 	"slices"
 	"time"
 
+	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/optimize"
 )
 
 // SettleOptions are the patterns and delays of a settle calibration.
 type SettleOptions struct {
 	Grid Grid
-	// K is pattern B's blazed grating (cycles per display pixel); pattern
-	// A is flat. Zero: a period of four controls along x.
-	K [2]float64
+	// K is the blazed grating (cycles per display pixel; zero: a period of
+	// four controls along x) whose depth the patterns scale: A is the
+	// grating at Depth[0] of its full 2π depth, B at Depth[1] (default 0.2
+	// and 0.8). A flat pattern and the full grating would leave the image
+	// stationary where a step starts and ends, so that the noise would
+	// hide its last percent; between them, the image moves at first order
+	// throughout.
+	K     [2]float64
+	Depth [2]float64
 	// Levels is how many settled patterns between A and B (both included)
 	// trace the image as the liquid crystal goes from one to the other
 	// (default 11).
@@ -37,6 +44,9 @@ func (o *SettleOptions) defaults() error {
 	if o.K == [2]float64{} {
 		o.K = [2]float64{o.Grid.MaxK(4), 0}
 	}
+	if o.Depth == [2]float64{} {
+		o.Depth = [2]float64{0.2, 0.8}
+	}
 	if o.Levels == 0 {
 		o.Levels = 11
 	}
@@ -56,6 +66,8 @@ func (o *SettleOptions) defaults() error {
 		o.Repeats = 1
 	}
 	switch {
+	case !(o.Depth[0] >= 0 && o.Depth[1] <= 1 && o.Depth[1]-o.Depth[0] >= 0.1):
+		return fmt.Errorf("depth %v: want two fractions of the grating's depth in [0, 1], at least 0.1 apart", o.Depth)
 	case o.Levels < 3:
 		return fmt.Errorf("levels: %d: want 3 or more", o.Levels)
 	case !(o.MinDelay > 0 && o.MinDelay < o.MaxDelay):
@@ -116,13 +128,13 @@ type SettleResult struct {
 }
 
 // CalibrateSettle measures how the panel settles after a frame. The
-// patterns are A (flat) and B (a blazed grating), and the settled
+// patterns are A and B (a blazed grating at two depths), and the settled
 // patterns between them, A + α·(B − A) for α from 0 to 1: a first-order
 // liquid crystal moves every pixel's level the same fraction of its way,
 // so the image a step shows after a delay is the settled image of one α
 // on that curve. Each sample's image is projected onto the curve (the
-// nearest point of its piecewise-linear interpolation, all pixels) to
-// read α, and the fraction done, α for a rise and 1 − α for a fall, is
+// nearest point of its piecewise-linear interpolation, in the space of the
+// settled images' principal components) to read α, and the fraction done, α for a rise and 1 − α for a fall, is
 // fitted with the first-order response (Response) by Nelder–Mead.
 //
 // The shots: the settled curve, then for each delay a fall (B → A, read
@@ -134,10 +146,11 @@ func CalibrateSettle(ctx context.Context, b Bench, o SettleOptions) (*SettleResu
 		return nil, err
 	}
 	pb := o.Grid.Blaze(o.K[0], o.K[1], 0)
-	level := func(a float64) []float64 {
+	level := func(a float64) []float64 { // a from 0 (A) to 1 (B)
+		d := o.Depth[0] + a*(o.Depth[1]-o.Depth[0])
 		x := make([]float64, len(pb))
 		for i, p := range pb {
-			x[i] = a * p
+			x[i] = d * p
 		}
 		return x
 	}
@@ -164,14 +177,22 @@ func CalibrateSettle(ctx context.Context, b Bench, o SettleOptions) (*SettleResu
 	if err != nil {
 		return nil, err
 	}
+	static := make([][]float64, o.Levels)
+	for j := range static {
+		static[j] = frames[j].Pix
+	}
+	proj, err := newProjector(static)
+	if err != nil {
+		return nil, fmt.Errorf("settle calibration: %w", err)
+	}
 	curve := make([][]float64, o.Levels)
 	for j := range curve {
-		curve[j] = frames[j].Pix
+		curve[j] = proj.coords(static[j])
 	}
 	res := &SettleResult{}
 	for _, s := range steps {
 		f := frames[s.shot]
-		alpha := onCurve(curve, f.Pix)
+		alpha := onCurve(curve, proj.coords(f.Pix))
 		done := alpha
 		if s.name == "fall" {
 			done = 1 - alpha
@@ -195,7 +216,7 @@ func CalibrateSettle(ctx context.Context, b Bench, o SettleOptions) (*SettleResu
 		}
 		r, err := fitResponse(ss)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s (%s): %w", dir.name, map[string]string{"rise": "flat to grating", "fall": "grating to flat"}[dir.name], err))
+			errs = append(errs, fmt.Errorf("%s (%s): %w", dir.name, map[string]string{"rise": "A to B", "fall": "B to A"}[dir.name], err))
 			continue
 		}
 		*dir.r = r
@@ -208,9 +229,101 @@ func CalibrateSettle(ctx context.Context, b Bench, o SettleOptions) (*SettleResu
 	return res, nil
 }
 
+// projector reduces images to their coordinates along the principal
+// components of the settled patterns' images: the few directions the
+// image moves in as the liquid crystal goes from A to B. Noise in the
+// thousands of other directions would otherwise pull every image toward
+// the middle of a segment of the curve.
+type projector struct {
+	pix  []int // the pixels that change
+	mean []float64
+	axes [][]float64 // unit vectors over pix
+}
+
+// newProjector keeps the pixels whose value changes along the settled
+// images by more than 8 times the noise (the background's, from the
+// differences of successive images), and of those the principal
+// components holding more than 10⁻³ of the variance, at most three: noise
+// in the settled images themselves would otherwise make some segments of
+// the curve look nearer than others.
+func newProjector(images [][]float64) (*projector, error) {
+	l, n := len(images), len(images[0])
+	for _, im := range images {
+		if len(im) != n {
+			return nil, fmt.Errorf("images of %d and %d pixels", n, len(im))
+		}
+	}
+	diff := make([]float64, 0, (l-1)*n)
+	for j := 1; j < l; j++ {
+		for i := range n {
+			diff = append(diff, images[j][i]-images[j-1][i])
+		}
+	}
+	_, sigma := background(diff)
+	sigma /= math.Sqrt2 // a difference has twice a pixel's noise variance
+	p := &projector{}
+	for i := range n {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, im := range images {
+			lo, hi = min(lo, im[i]), max(hi, im[i])
+		}
+		if hi-lo > 8*sigma {
+			p.pix = append(p.pix, i)
+		}
+	}
+	if len(p.pix) == 0 {
+		return nil, errors.New("the settled patterns between A and B all give the same image, within the noise: does the camera see the SLM's light?")
+	}
+	n = len(p.pix)
+	p.mean = make([]float64, n)
+	for _, im := range images {
+		for k, i := range p.pix {
+			p.mean[k] += im[i] / float64(l)
+		}
+	}
+	m := mat.NewDense(l, n, nil)
+	for j, im := range images {
+		for k, i := range p.pix {
+			m.Set(j, k, im[i]-p.mean[k])
+		}
+	}
+	var svd mat.SVD
+	if !svd.Factorize(m, mat.SVDThin) {
+		return nil, errors.New("the settled images' principal components did not converge")
+	}
+	sv := svd.Values(nil)
+	var v mat.Dense
+	svd.VTo(&v)
+	var total float64
+	for _, x := range sv {
+		total += x * x
+	}
+	if !(total > 0) {
+		return nil, errors.New("the settled patterns between A and B all give the same image: does the camera see the SLM's light?")
+	}
+	for k, x := range sv {
+		if k == 3 || x*x < 1e-3*total {
+			break
+		}
+		p.axes = append(p.axes, mat.Col(nil, k, &v))
+	}
+	return p, nil
+}
+
+// coords are img's coordinates along the axes.
+func (p *projector) coords(img []float64) []float64 {
+	c := make([]float64, len(p.axes))
+	for k, a := range p.axes {
+		for q, i := range p.pix {
+			c[k] += (img[i] - p.mean[q]) * a[q]
+		}
+	}
+	return c
+}
+
 // onCurve returns where img is nearest the piecewise-linear curve through
 // the images of curve, as a fraction of the way from the first to the
-// last.
+// last; the curve goes on straight past its ends.
 func onCurve(curve [][]float64, img []float64) float64 {
 	best, alpha := math.Inf(1), 0.0
 	for j := range len(curve) - 1 {
@@ -223,7 +336,16 @@ func onCurve(curve [][]float64, img []float64) float64 {
 		}
 		t := 0.0
 		if dd > 0 {
-			t = min(max(dv/dd, 0), 1)
+			t = dv / dd
+		}
+		// Inside a segment; past the ends of the curve along its end
+		// segments, so that noise does not push a settled image inward
+		// only.
+		if j > 0 {
+			t = max(t, 0)
+		}
+		if j < len(curve)-2 {
+			t = min(t, 1)
 		}
 		var r float64
 		for i := range img {

@@ -20,7 +20,9 @@ type WavefrontOptions struct {
 	// Point is the spatial frequency both superpixels of a measurement
 	// send their light to, where they interfere (default a period of four
 	// controls along x); Field the one the rest of the pattern sends its
-	// light to, out of the way (default −Point).
+	// light to, out of the way (default two superpixel spot widths, 2/s
+	// for superpixels of s display pixels, from the point toward the
+	// axis, where the light the rest diffracts has a zero).
 	Point, Field [2]float64
 	// Superpixel is the side of a superpixel in controls (default N/8, at
 	// least 2); superpixels at the far edges may be cut short.
@@ -50,11 +52,20 @@ func (o *WavefrontOptions) defaults() error {
 	if o.Point == [2]float64{} {
 		o.Point = [2]float64{o.Grid.MaxK(4), 0}
 	}
-	if o.Field == [2]float64{} {
-		o.Field = [2]float64{-o.Point[0], -o.Point[1]}
-	}
 	if o.Superpixel == 0 {
 		o.Superpixel = max(2, o.Grid.N/8)
+	}
+	if o.Field == [2]float64{} {
+		// The rest of the pattern has holes where the two superpixels are,
+		// and its light diffracts from them as a superpixel's does, centred
+		// on the field's frequency: two superpixel spot widths (2/s) from
+		// the point along an axis, that light falls on the sinc's zero.
+		d := 2 / float64(o.Superpixel*o.Grid.mp())
+		if math.Abs(o.Point[0]) >= math.Abs(o.Point[1]) {
+			o.Field = [2]float64{o.Point[0] - math.Copysign(d, o.Point[0]), o.Point[1]}
+		} else {
+			o.Field = [2]float64{o.Point[0], o.Point[1] - math.Copysign(d, o.Point[1])}
+		}
 	}
 	if o.Steps == 0 {
 		o.Steps = 8

@@ -228,6 +228,9 @@ func measurement(mode string, regions []Region, spots []spotArea, w, h int) (str
 	return mode, rects, names, nil
 }
 
+// String names the camera.
+func (c *Camera) String() string { return fmt.Sprint(c.cam) }
+
 // Camera returns the camera (for exposure changes and dark frames).
 func (c *Camera) Camera() camera.Camera { return c.cam }
 
