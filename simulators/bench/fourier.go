@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/cblas128"
+
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/camera"
 	"github.com/insitu-lab/insitu/instruments/rig"
@@ -159,7 +162,7 @@ func (c FourierConfig) Map(w, h int) (A [2][2]float64, b [2]float64) {
 // The far field F(k) = Σ U(x)·e^{−2πik·x} (unit power: Σ|U|² = 1, so
 // ∫|F|²dk = 1 over one period) is computed by a separable matrix DFT on a
 // grid of k aligned with the SLM's axes that covers what the camera sees,
-// at half a camera pixel and a quarter of the pattern's resolution 1/N,
+// at a camera pixel and a quarter of the pattern's resolution 1/N,
 // whichever is finer; each camera pixel interpolates |F|² there (bilinear).
 type Fourier struct {
 	cfg     FourierConfig
@@ -247,7 +250,7 @@ func NewFourier(c FourierConfig, s rig.SLM, w, h int) (*Fourier, error) {
 			}
 		}
 	}
-	step := min(1/(2*c.Scale()), 1/(4*float64(n)))
+	step := min(1/c.Scale(), 1/(4*float64(n)))
 	f.gx = int(math.Ceil((hi[0]-lo[0])/step)) + 2
 	f.gy = int(math.Ceil((hi[1]-lo[1])/step)) + 2
 	if f.gx > maxGrid || f.gy > maxGrid {
@@ -273,7 +276,7 @@ func NewFourier(c FourierConfig, s rig.SLM, w, h int) (*Fourier, error) {
 		f.env[i] = c.Power * sx * sx * sy * sy / math.Abs(det)
 	}
 	f.pool.New = func() any {
-		return &work{t: make([]complex128, n*f.gx), d: make([]float64, f.gx*f.gy), u: make([]complex128, n*n)}
+		return &work{t: make([]complex128, n*f.gx), f: make([]complex128, f.gx*f.gy), d: make([]float64, f.gx*f.gy), u: make([]complex128, n*n)}
 	}
 	return f, nil
 }
@@ -281,7 +284,8 @@ func NewFourier(c FourierConfig, s rig.SLM, w, h int) (*Fourier, error) {
 type work struct {
 	u []complex128 // the field on the pattern
 	t []complex128 // rows transformed along x: n × gx
-	d []float64    // |F|² on the grid: gy × gx
+	f []complex128 // the far field on the grid: gy × gx
+	d []float64    // |F|² on the grid
 }
 
 func sinc(x float64) float64 {
@@ -311,30 +315,17 @@ func (f *Fourier) Frame(ctx context.Context, dst []float64) error {
 		s, co := math.Sincos(ph)
 		wk.u[i] = complex(f.amp[i]*co, f.amp[i]*s)
 	}
-	for y := range n {
-		row := wk.u[y*n : (y+1)*n]
-		for i := range gx {
-			e := f.ex[i*n : (i+1)*n]
-			var acc complex128
-			for x, v := range row {
-				acc += v * e[x]
-			}
-			wk.t[y*gx+i] = acc
-		}
-	}
-	acc := make([]complex128, gx)
-	for j := range gy {
-		clear(acc)
-		e := f.ey[j*n : (j+1)*n]
-		for y, ey := range e {
-			t := wk.t[y*gx : (y+1)*gx]
-			for i, v := range t {
-				acc[i] += ey * v
-			}
-		}
-		for i, v := range acc {
-			wk.d[j*gx+i] = real(v)*real(v) + imag(v)*imag(v)
-		}
+	// T = U·Exᵀ (n × gx), then F = Ey·T (gy × gx).
+	cblas128.Gemm(blas.NoTrans, blas.Trans, 1,
+		cblas128.General{Rows: n, Cols: n, Stride: n, Data: wk.u},
+		cblas128.General{Rows: gx, Cols: n, Stride: n, Data: f.ex}, 0,
+		cblas128.General{Rows: n, Cols: gx, Stride: gx, Data: wk.t})
+	cblas128.Gemm(blas.NoTrans, blas.NoTrans, 1,
+		cblas128.General{Rows: gy, Cols: n, Stride: n, Data: f.ey},
+		cblas128.General{Rows: n, Cols: gx, Stride: gx, Data: wk.t}, 0,
+		cblas128.General{Rows: gy, Cols: gx, Stride: gx, Data: wk.f})
+	for i, v := range wk.f {
+		wk.d[i] = real(v)*real(v) + imag(v)*imag(v)
 	}
 	cfg := f.cfg
 	var rng *rand.Rand

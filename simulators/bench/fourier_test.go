@@ -43,7 +43,7 @@ func centroid(img []float64, w int, cx, cy, r float64) (float64, float64) {
 	return cx, cy
 }
 
-func fourierScene(t *testing.T, c FourierConfig, n, w, h int) (*Fourier, rig.SLM) {
+func fourierScene(t testing.TB, c FourierConfig, n, w, h int) (*Fourier, rig.SLM) {
 	t.Helper()
 	s, err := slm.New(slm.NewMemory(n, n), slm.Config{N: n})
 	if err != nil {
