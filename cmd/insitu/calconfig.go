@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/insitu-lab/insitu/instruments/cameraslm"
-	"github.com/insitu-lab/insitu/instruments/rig"
 	"github.com/insitu-lab/insitu/safety"
 )
 
@@ -221,5 +220,3 @@ func calibrationSafety(sc safety.Config, outs []string) (safety.Config, []string
 	out.ModelFidelity = nil
 	return out, notes
 }
-
-var _ = rig.Sep

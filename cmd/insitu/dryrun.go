@@ -381,8 +381,10 @@ type billInput struct {
 	measured      *BillMeasured
 }
 
-// tripKinds are the events that stop a run or follow a stop.
-var tripKinds = []safety.Kind{safety.KindInterlock, safety.KindWatchdog, safety.KindOutput, safety.KindPanic, safety.KindAbort, safety.KindSafeState}
+// tripKinds are the events that stop a run or follow a stop, and a
+// suspender's holds.
+var tripKinds = []safety.Kind{safety.KindInterlock, safety.KindWatchdog, safety.KindOutput, safety.KindPanic, safety.KindAbort, safety.KindSafeState,
+	safety.KindSuspend, safety.KindResume}
 
 func makeBill(ctx context.Context, in billInput) (*Bill, error) {
 	rep, ok := in.r.TwinReport()

@@ -361,6 +361,10 @@ func guardedWith(ctx context.Context, cmd *cobra.Command, box insitu.BlackBox, s
 		if setup.record != nil {
 			setup.record(e)
 		}
+		if e.Kind == safety.KindSuspend || e.Kind == safety.KindResume {
+			// A held run's progress stops: say why, and when it goes on.
+			fmt.Fprintf(cmd.ErrOrStderr(), "\ninsitu: %s\n", e.Detail)
+		}
 		log.record(journal.EventRecord{Time: e.Time, Kind: string(e.Kind), Detail: e.Detail, Name: e.Name, Value: e.Value})
 	}
 	used, err := deviceQueriesUsed(ctx, j)
