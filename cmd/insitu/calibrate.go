@@ -371,8 +371,14 @@ func describeCalibration(ctx context.Context, file string, cfg runConfig, p *cal
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: the calibration drives the slm part %s and holds the rig's other inputs: give calibration.hold (or safety.initial) for %v", file, p.slm, missing)
 	}
-	if got := spec.In.Dim() - len(missing); s.slmOff < 0 || got < p.grid.N*p.grid.N {
-		return nil, fmt.Errorf("%s: the slm part %s has no %d×%d inputs in the rig", file, p.slm, p.grid.N, p.grid.N)
+	slmIn := 0
+	for _, name := range spec.In.Names {
+		if strings.HasPrefix(name, prefix) {
+			slmIn++
+		}
+	}
+	if s.slmOff < 0 || slmIn != p.grid.N*p.grid.N {
+		return nil, fmt.Errorf("%s: the slm part %s has %d inputs in the rig, not its %d×%d controls", file, p.slm, slmIn, p.grid.N, p.grid.N)
 	}
 	camPrefix := p.cam + rig.Sep
 	for i, o := range spec.Out {
@@ -568,7 +574,6 @@ type guardBench struct {
 	w     io.Writer
 	quiet bool
 	bar   *progressbar.ProgressBar
-	done  int
 }
 
 func (b *guardBench) Shoot(ctx context.Context, stage string, shots []cameraslm.Shot) ([]cameraslm.Frame, error) {
@@ -619,7 +624,6 @@ func (b *guardBench) Shoot(ctx context.Context, stage string, shots []cameraslm.
 		}
 		frames[i] = f
 	}
-	b.done += len(shots)
 	return frames, nil
 }
 
@@ -704,9 +708,7 @@ func writeCalibration(w io.Writer, c calRun, result any) error {
 	case *cameraslm.WavefrontResult:
 		corr := res.Correction
 		side := plan.grid.Side()
-		if prev, err := currentCorrection(c.cfg.BlackBox, plan.slm, side); err != nil {
-			return err
-		} else if prev != nil {
+		if prev := currentCorrection(c.r, plan.slm); len(prev) == side*side {
 			// The SLM applied its correction throughout: what was measured
 			// is what it leaves.
 			corr = slices.Clone(corr)
@@ -847,31 +849,15 @@ func compareSettle(cur, rec time.Duration) string {
 	return fmt.Sprintf("%.2f times the recommended %v", r, rec)
 }
 
-// currentCorrection is the correction the slm part applies (display
-// pixels of the pattern), or nil.
-func currentCorrection(box map[string]any, slmName string, side int) ([]float64, error) {
-	p := params(box, "", "blackbox")
-	for i, raw := range asList(p.Values["parts"]) {
-		part, _ := raw.(map[string]any)
-		if part["name"] != slmName {
-			continue
+// currentCorrection is the correction the rig's slm part applies under
+// its pattern, or nil.
+func currentCorrection(r *rig.Rig, slmName string) []float64 {
+	for _, c := range r.Components() {
+		if s, ok := c.Part.(rig.SLM); ok && c.Name == slmName {
+			return s.PatternCorrection()
 		}
-		pp := insitu.Params{Kind: "slm", File: p.File, Prefix: fmt.Sprintf("blackbox.parts[%d]", i), Values: map[string]any{}}
-		for k, v := range part {
-			if k != "name" && k != "type" && k != "bounds" {
-				pp.Values[k] = v
-			}
-		}
-		s, err := rig.SLMCorrection(pp)
-		if err != nil || s == nil {
-			return nil, err
-		}
-		if len(s) != side*side {
-			return nil, fmt.Errorf("the slm part %s's correction has %d values; the calibration writes the pattern's %d×%d", slmName, len(s), side, side)
-		}
-		return s, nil
 	}
-	return nil, nil
+	return nil
 }
 
 // resumeCalibration continues the calibration run in dir.

@@ -367,3 +367,70 @@ func TestCalibrateErrors(t *testing.T) {
 		}
 	}
 }
+
+// A second wavefront calibration with the first one's correction applied
+// measures what the correction leaves, which is less, and writes the sum
+// of the two.
+func TestWavefrontIterates(t *testing.T) {
+	tmp := t.TempDir()
+	cfg := "../../configs/bench-slm-fourier-twin.yaml"
+	fourier := "../../configs/calibrations/bench-slm-fourier-twin.yaml"
+	pass := func(cfg, out string) (float64, string) {
+		t.Helper()
+		if _, stderr, err := run(t, "calibrate", "wavefront", cfg, "--fourier", fourier, "--dry-run", "--out", out, "-q",
+			"--set", "journal.sync=iteration", "--set", "calibration.wavefront.superpixel=4"); err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		var wf wavefrontSummary
+		data, err := os.ReadFile(filepath.Join(out+dryRunSuffix, "wavefront.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(data, &wf); err != nil {
+			t.Fatal(err)
+		}
+		var ss float64
+		n := 0
+		for _, s := range wf.Superpixels {
+			if s.Lit {
+				ss += s.Phase * s.Phase
+				n++
+			}
+		}
+		return math.Sqrt(ss / float64(n)), filepath.Join(out+dryRunSuffix, "wavefront-correction.png")
+	}
+	r1, c1 := pass(cfg, filepath.Join(tmp, "first"))
+	body, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = "      settle: 70ms"
+	if !strings.Contains(string(body), at) {
+		t.Fatal("the twin's slm part has no settle line to add the correction after")
+	}
+	corrected := writeFile(t, "corrected.yaml", strings.Replace(string(body), at, at+"\n      correction_file: "+c1, 1))
+	r2, c2 := pass(corrected, filepath.Join(tmp, "second"))
+	t.Logf("phase error RMS over the lit superpixels: %.3f rad, then %.3f rad with the first correction applied", r1, r2)
+	// What is left is the coarse 4×4 superpixels' sampling and the noise of
+	// the weakly lit ones: 2×2 superpixels (8×8, 504 patterns a pass) go
+	// from 1.54 to 0.70 rad.
+	if r2 > 0.7*r1 {
+		t.Errorf("with the correction applied the calibration measures %.3f rad RMS, without %.3f", r2, r1)
+	}
+	// The second file is the first plus what the second pass measured.
+	a, _, _, err := slm.LoadCorrection(c1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _, err := slm.LoadCorrection(c2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d complex128
+	for i := range a {
+		d += cmplx.Rect(1, b[i]-a[i])
+	}
+	if m := cmplx.Abs(d) / float64(len(a)); m < 0.8 {
+		t.Errorf("the second correction is not the first plus a small residual: mean phasor of their difference %.2f", m)
+	}
+}

@@ -150,9 +150,9 @@ type WavefrontResult struct {
 // window where the Fourier map puts the point. An error of the map only
 // tilts the result, and
 // the tilt is removed: the correction is φ
-// interpolated between superpixel centres (bilinearly, as phasors), with
-// the superpixels' mean tilt removed: a tilt only steers the beam, which
-// the Fourier map accounts for.
+// spread over each superpixel as a plane sloped toward its neighbours and
+// smoothed (upsample), with the superpixels' mean tilt removed: a tilt
+// only steers the beam, which the Fourier map accounts for.
 func CalibrateWavefront(ctx context.Context, b Bench, o WavefrontOptions) (*WavefrontResult, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -323,29 +323,78 @@ func removeTilt(phase []float64, lit []bool, n int, pitch float64) [2]float64 {
 	return [2]float64{tx / (2 * math.Pi * pitch), ty / (2 * math.Pi * pitch)}
 }
 
-// upsample interpolates the n×n superpixel phases (their centres pitch
-// display pixels apart) over a side×side pattern bilinearly as phasors,
-// clamped at the edges, into [0, 2π).
+// upsample spreads the n×n superpixel phases (their centres pitch display
+// pixels apart) over a side×side pattern, as slmsuite does: a plane in
+// each superpixel through its phase, of the slope between its neighbours
+// (central differences of the wrapped phases, one-sided at the edges), so
+// that each superpixel keeps its measured mean; then a Gaussian blur of
+// the phasors over a quarter of a superpixel smooths the joins. The result
+// is in [0, 2π).
 func upsample(phase []float64, n, side int, pitch float64) []float64 {
-	out := make([]float64, side*side)
-	z := make([]complex128, len(phase))
-	for i, p := range phase {
-		z[i] = cmplx.Rect(1, p)
-	}
-	pos := func(p float64) (int, float64) {
-		u := (p+0.5)/pitch - 0.5 // in superpixel units from the first centre
-		u = min(max(u, 0), float64(n-1))
-		i := min(int(u), n-2)
-		return i, u - float64(i)
-	}
-	for y := range side {
-		j, fy := pos(float64(y))
-		for x := range side {
-			i, fx := pos(float64(x))
-			v := complex(1-fy, 0)*(complex(1-fx, 0)*z[j*n+i]+complex(fx, 0)*z[j*n+i+1]) +
-				complex(fy, 0)*(complex(1-fx, 0)*z[(j+1)*n+i]+complex(fx, 0)*z[(j+1)*n+i+1])
-			out[y*side+x] = wrap(cmplx.Phase(v))
+	diff := func(a, b int) float64 { return math.Remainder(phase[b]-phase[a], 2*math.Pi) }
+	slope := func(c, r, dc, dr int) float64 {
+		i := r*n + c
+		lo, hi := i, i
+		steps := 0.0
+		if c-dc >= 0 && r-dr >= 0 {
+			lo, steps = i-dr*n-dc, steps+1
 		}
+		if c+dc < n && r+dr < n {
+			hi, steps = i+dr*n+dc, steps+1
+		}
+		if steps == 0 {
+			return 0
+		}
+		return diff(lo, hi) / steps / pitch
+	}
+	out := make([]float64, side*side)
+	for y := range side {
+		r := min(int(float64(y)/pitch), n-1)
+		for x := range side {
+			c := min(int(float64(x)/pitch), n-1)
+			cx, cy := (float64(c)+0.5)*pitch-0.5, (float64(r)+0.5)*pitch-0.5
+			out[y*side+x] = phase[r*n+c] + slope(c, r, 1, 0)*(float64(x)-cx) + slope(c, r, 0, 1)*(float64(y)-cy)
+		}
+	}
+	return blurPhase(out, side, pitch/4)
+}
+
+// blurPhase blurs a side×side phase map as phasors with a Gaussian of
+// standard deviation sigma pixels, into [0, 2π).
+func blurPhase(phase []float64, side int, sigma float64) []float64 {
+	re, im := make([]float64, len(phase)), make([]float64, len(phase))
+	for i, p := range phase {
+		im[i], re[i] = math.Sincos(p)
+	}
+	if sigma > 0.3 {
+		rad := int(math.Ceil(3 * sigma))
+		k := make([]float64, 2*rad+1)
+		for i := range k {
+			d := float64(i-rad) / sigma
+			k[i] = math.Exp(-d * d / 2)
+		}
+		pass := func(v []float64, dx, dy int) []float64 {
+			o := make([]float64, len(v))
+			for y := range side {
+				for x := range side {
+					var s, w float64
+					for i, kv := range k {
+						xx, yy := x+(i-rad)*dx, y+(i-rad)*dy
+						if xx < 0 || yy < 0 || xx >= side || yy >= side {
+							continue
+						}
+						s, w = s+kv*v[yy*side+xx], w+kv
+					}
+					o[y*side+x] = s / w
+				}
+			}
+			return o
+		}
+		re, im = pass(pass(re, 1, 0), 0, 1), pass(pass(im, 1, 0), 0, 1)
+	}
+	out := make([]float64, len(phase))
+	for i := range out {
+		out[i] = wrap(math.Atan2(im[i], re[i]))
 	}
 	return out
 }

@@ -492,14 +492,6 @@ func decodeSLM(p insitu.Params) (slmConfig, error) {
 	return c, nil
 }
 
-// SLMCorrection returns the correction an slm part's config gives it
-// (correction, or the file correction_file names, in radians), nil when
-// it has none.
-func SLMCorrection(p insitu.Params) ([]float64, error) {
-	c, err := decodeSLM(p)
-	return c.Correction, err
-}
-
 func openSLM(ctx context.Context, p insitu.Params, _ map[string]Part) (Part, error) {
 	c, err := decodeSLM(p)
 	if err != nil {

@@ -341,7 +341,10 @@ func onEmulators(t *testing.T, values map[string]any) map[string]any {
 // built on twins and emulators; and the names its objective and safety
 // sections use are all in that description.
 func TestDescribeBenchConfigs(t *testing.T) {
-	paths, err := filepath.Glob("../../configs/bench-*.yaml")
+	// Configs name files (a calibration) from the repository's root, as
+	// the command line is run from there.
+	t.Chdir("../..")
+	paths, err := filepath.Glob("configs/bench-*.yaml")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no bench configs: %v", err)
 	}

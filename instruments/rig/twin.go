@@ -460,7 +460,8 @@ func (t *twinState) safeState(ctx context.Context, r *Rig) error {
 // display when it is memory, otherwise one of the framebuffer's configured
 // size, or, when the kernel would give the size, the smallest holding the
 // pattern at its origin. The LC settle is reported, not waited; a flatness
-// correction is not applied (the twin's panel is flat).
+// correction is not applied to a hardware display's twin (its panel is
+// flat).
 func twinSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, TwinInfo, error) {
 	c, err := decodeSLM(p)
 	if err != nil {
@@ -483,7 +484,9 @@ func twinSLM(_ context.Context, p insitu.Params, _ map[string]Part) (Part, TwinI
 			notes = append(notes, fmt.Sprintf("display %s replaced by a %d×%d memory display (8-bit gray; the device's pixel format is not modelled)", c.Display, w, h))
 		}
 	}
-	if len(c.Correction) > 0 {
+	if len(c.Correction) > 0 && c.Display.Type != "memory" {
+		// A memory display's panel is the twin scene's, which says what a
+		// correction does to it (a scene with an aberration takes it).
 		c.Correction = nil
 		what := "correction"
 		if c.CorrectionFile != "" {

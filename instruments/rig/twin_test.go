@@ -37,7 +37,10 @@ func twinOf(t *testing.T, p insitu.Params) *rig.Rig {
 // device here), has the Spec its describer gives, answers a query at the
 // lower bounds with finite values, and records its safe state.
 func TestTwinOfEveryBenchConfig(t *testing.T) {
-	paths, err := filepath.Glob("../../configs/bench-*.yaml")
+	// Configs name files (a calibration) from the repository's root, as
+	// the command line is run from there.
+	t.Chdir("../..")
+	paths, err := filepath.Glob("configs/bench-*.yaml")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no bench configs: %v", err)
 	}

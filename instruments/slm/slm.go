@@ -427,6 +427,10 @@ func (s *SLM) now() time.Time {
 	return time.Now()
 }
 
+// PatternCorrection returns the correction the SLM adds under its pattern
+// ((N·MacroPixel)² display pixels, radians), nil when it has none.
+func (s *SLM) PatternCorrection() []float64 { return append([]float64(nil), s.corr...) }
+
 // Config returns the configuration the SLM was built with.
 func (s *SLM) Config() Config {
 	c := s.cfg
