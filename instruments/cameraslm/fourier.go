@@ -282,21 +282,31 @@ const FourierUnits = "k in cycles per SLM display pixel (x along columns, y alon
 
 // Write writes f as YAML to path.
 func (f FourierFile) Write(path string) error {
-	f.Kind, f.Units = FourierKind, FourierUnits
-	data, err := yaml.Marshal(f)
+	data, err := f.marshal()
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
 }
 
+func (f FourierFile) marshal() ([]byte, error) {
+	f.Kind, f.Units = FourierKind, FourierUnits
+	return yaml.Marshal(f)
+}
+
 // LoadFourier reads a Fourier calibration file and checks its map.
 func LoadFourier(path string) (FourierFile, error) {
-	var f FourierFile
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return f, err
+		return FourierFile{}, err
 	}
+	return ParseFourier(data, path)
+}
+
+// ParseFourier reads a Fourier calibration from data, path naming it in
+// errors, and checks its map.
+func ParseFourier(data []byte, path string) (FourierFile, error) {
+	var f FourierFile
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		return f, fmt.Errorf("%s: %w", path, err)
 	}
