@@ -16,6 +16,7 @@ import (
 	"github.com/insitu-lab/insitu/instruments/cameraslm"
 	"github.com/insitu-lab/insitu/instruments/slm"
 	"github.com/insitu-lab/insitu/loop/journal"
+	"github.com/insitu-lab/insitu/safety"
 	"github.com/insitu-lab/insitu/simulators/bench"
 	"github.com/insitu-lab/insitu/simulators/optics"
 )
@@ -432,5 +433,35 @@ func TestWavefrontIterates(t *testing.T) {
 	}
 	if m := cmplx.Abs(d) / float64(len(a)); m < 0.8 {
 		t.Errorf("the second correction is not the first plus a small residual: mean phasor of their difference %.2f", m)
+	}
+}
+
+// A calibration keeps the run's safety section but for what names the
+// camera's regions, which it measures as an image: an interlock on another
+// sensor, bounds, rate and budget hold.
+func TestCalibrationSafety(t *testing.T) {
+	budget, rate := 100, 5.0
+	sc := safety.Config{
+		Budget: &budget, Rate: &rate, MaxStep: safety.All(6.3),
+		OutputRanges: map[string]safety.Range{"cam/all": {Lo: 0, Hi: 1e6}, "pm/power": {Lo: 0, Hi: 1e-2}},
+		Saturation:   safety.PerName{"cam/right": 4000, "pm/power": 1e-2},
+		Interlocks: []safety.Interlock{
+			{Name: "overexposed", Output: "cam/right", Above: new(4000.0)},
+			{Name: "laser", Output: "pm/power", Below: new(1e-4), Action: safety.ActionSuspend},
+		},
+		ModelFidelity: &safety.FidelityConfig{MaxError: 1, Window: 5},
+	}
+	out, notes := calibrationSafety(sc, []string{"cam/px_0_0", "pm/power"})
+	if len(out.Interlocks) != 1 || out.Interlocks[0].Name != "laser" || out.Interlocks[0].Action != safety.ActionSuspend {
+		t.Errorf("interlocks %+v", out.Interlocks)
+	}
+	if _, ok := out.OutputRanges["pm/power"]; !ok || len(out.OutputRanges) != 1 || len(out.Saturation) != 1 || out.Saturation["pm/power"] != 1e-2 {
+		t.Errorf("ranges %v, saturation %v", out.OutputRanges, out.Saturation)
+	}
+	if out.Budget != &budget || out.Rate != &rate || out.MaxStep[safety.AnyKey] != 6.3 || out.ModelFidelity != nil {
+		t.Errorf("kept %+v", out)
+	}
+	if len(notes) != 3 || !strings.Contains(strings.Join(notes, "\n"), `"overexposed" on cam/right`) {
+		t.Errorf("notes %q", notes)
 	}
 }
