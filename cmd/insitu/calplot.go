@@ -23,19 +23,19 @@ var (
 	calGray = color.RGBA{R: 0x60, G: 0x60, B: 0x60, A: 0xff}
 )
 
-// image is a row-major image as a plotter.GridXYZ drawn the way images
+// imageGrid is a row-major image as a plotter.GridXYZ drawn the way images
 // are, row 0 at the top: the plot's y is minus the row, so the axes read
 // in pixels with negTicks. (x0, y0) is the position of pixel (0, 0).
-type image struct {
+type imageGrid struct {
 	w, h   int
 	x0, y0 float64
 	v      []float64
 }
 
-func (g image) Dims() (c, r int)   { return g.w, g.h }
-func (g image) Z(c, r int) float64 { return g.v[(g.h-1-r)*g.w+c] }
-func (g image) X(c int) float64    { return g.x0 + float64(c) }
-func (g image) Y(r int) float64    { return -(g.y0 + float64(g.h-1-r)) }
+func (g imageGrid) Dims() (c, r int)   { return g.w, g.h }
+func (g imageGrid) Z(c, r int) float64 { return g.v[(g.h-1-r)*g.w+c] }
+func (g imageGrid) X(c int) float64    { return g.x0 + float64(c) }
+func (g imageGrid) Y(r int) float64    { return -(g.y0 + float64(g.h-1-r)) }
 
 // writePanels draws plots side by side into a PNG.
 func writePanels(path string, width, height vg.Length, plots ...*plot.Plot) error {
@@ -76,7 +76,7 @@ func plotFourier(path string, res *cameraslm.FourierResult, plan *calPlan) error
 	a := plot.New()
 	a.Title.Text = fmt.Sprintf("Fourier calibration: %d spots, residual RMS %.3f px", len(res.Points), res.RMS)
 	a.X.Label.Text, a.Y.Label.Text = "camera x (px)", "camera y (px), down"
-	hm := plotter.NewHeatMap(image{w: im.W, h: im.H, x0: float64(im.X0), y0: float64(im.Y0), v: top}, moreland.ExtendedBlackBody().Palette(64))
+	hm := plotter.NewHeatMap(imageGrid{w: im.W, h: im.H, x0: float64(im.X0), y0: float64(im.Y0), v: top}, moreland.ExtendedBlackBody().Palette(64))
 	hm.Rasterized = true
 	a.Add(hm)
 	meas, fit := make(plotter.XYs, len(res.Points)), make(plotter.XYs, len(res.Points))
@@ -214,14 +214,14 @@ func plotWavefront(path string, res *cameraslm.WavefrontResult) error {
 	ph := plot.New()
 	ph.Title.Text = fmt.Sprintf("correction per superpixel (rad), %d×%d controls each", res.Superpixel, res.Superpixel)
 	ph.X.Label.Text, ph.Y.Label.Text = "superpixel column", "superpixel row, down"
-	phm := plotter.NewHeatMap(image{w: n, h: n, v: res.Phase}, moreland.SmoothBlueRed().Palette(64))
+	phm := plotter.NewHeatMap(imageGrid{w: n, h: n, v: res.Phase}, moreland.SmoothBlueRed().Palette(64))
 	phm.Rasterized = true
 	ph.Add(phm)
 	ph.Y.Tick.Marker = negTicks{}
 	mo := plot.New()
 	mo.Title.Text = "interference modulation (relative)"
 	mo.X.Label.Text, mo.Y.Label.Text = "superpixel column", "superpixel row, down"
-	mhm := plotter.NewHeatMap(image{w: n, h: n, v: res.Modulation}, moreland.ExtendedBlackBody().Palette(64))
+	mhm := plotter.NewHeatMap(imageGrid{w: n, h: n, v: res.Modulation}, moreland.ExtendedBlackBody().Palette(64))
 	mhm.Rasterized = true
 	mo.Add(mhm)
 	mo.Y.Tick.Marker = negTicks{}

@@ -407,7 +407,7 @@ func TestMemoryResponse(t *testing.T) {
 	if _, _, err := (DisplayConfig{Type: "fbdev", Path: "/dev/fb0", Response: time.Millisecond}).Size(); err == nil {
 		t.Error("a response on a framebuffer was accepted")
 	}
-	d, err := OpenDisplay(DisplayConfig{Type: "memory", Width: 1, Height: 1, Response: 3 * time.Millisecond})
+	d, err := OpenDisplay(context.Background(), DisplayConfig{Type: "memory", Width: 1, Height: 1, Response: 3 * time.Millisecond})
 	if err != nil || d.(*Memory).Response() != 3*time.Millisecond {
 		t.Errorf("OpenDisplay: %v, %v", d, err)
 	}
