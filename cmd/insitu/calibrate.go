@@ -380,7 +380,9 @@ func describeCalibration(ctx context.Context, file string, cfg runConfig, p *cal
 	if s.slmOff < 0 || slmIn != p.grid.N*p.grid.N {
 		return nil, fmt.Errorf("%s: the slm part %s has %d inputs in the rig, not its %d×%d controls", file, p.slm, slmIn, p.grid.N, p.grid.N)
 	}
-	camPrefix := p.cam + rig.Sep
+	// The image's pixels, px_<row>_<col>: a camera may report more (a
+	// count of saturated pixels).
+	camPrefix := p.cam + rig.Sep + "px_"
 	for i, o := range spec.Out {
 		if strings.HasPrefix(o, camPrefix) {
 			s.camIdx = append(s.camIdx, i)
