@@ -8,9 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/cblas128"
-
 	"github.com/insitu-lab/insitu"
 	"github.com/insitu-lab/insitu/instruments/camera"
 	"github.com/insitu-lab/insitu/instruments/rig"
@@ -276,7 +273,7 @@ func NewFourier(c FourierConfig, s rig.SLM, w, h int) (*Fourier, error) {
 		f.env[i] = c.Power * sx * sx * sy * sy / math.Abs(det)
 	}
 	f.pool.New = func() any {
-		return &work{t: make([]complex128, n*f.gx), f: make([]complex128, f.gx*f.gy), d: make([]float64, f.gx*f.gy), u: make([]complex128, n*n)}
+		return &work{t: make([]complex128, n*f.gx), f: make([]complex128, f.gx), d: make([]float64, f.gx*f.gy), u: make([]complex128, n*n)}
 	}
 	return f, nil
 }
@@ -284,7 +281,7 @@ func NewFourier(c FourierConfig, s rig.SLM, w, h int) (*Fourier, error) {
 type work struct {
 	u []complex128 // the field on the pattern
 	t []complex128 // rows transformed along x: n × gx
-	f []complex128 // the far field on the grid: gy × gx
+	f []complex128 // one row of the far field: gx
 	d []float64    // |F|² on the grid
 }
 
@@ -315,17 +312,32 @@ func (f *Fourier) Frame(ctx context.Context, dst []float64) error {
 		s, co := math.Sincos(ph)
 		wk.u[i] = complex(f.amp[i]*co, f.amp[i]*s)
 	}
-	// T = U·Exᵀ (n × gx), then F = Ey·T (gy × gx).
-	cblas128.Gemm(blas.NoTrans, blas.Trans, 1,
-		cblas128.General{Rows: n, Cols: n, Stride: n, Data: wk.u},
-		cblas128.General{Rows: gx, Cols: n, Stride: n, Data: f.ex}, 0,
-		cblas128.General{Rows: n, Cols: gx, Stride: gx, Data: wk.t})
-	cblas128.Gemm(blas.NoTrans, blas.NoTrans, 1,
-		cblas128.General{Rows: gy, Cols: n, Stride: n, Data: f.ey},
-		cblas128.General{Rows: n, Cols: gx, Stride: gx, Data: wk.t}, 0,
-		cblas128.General{Rows: gy, Cols: gx, Stride: gx, Data: wk.f})
-	for i, v := range wk.f {
-		wk.d[i] = real(v)*real(v) + imag(v)*imag(v)
+	// T = U·Exᵀ (n × gx), then |F|² = |Ey·T|² (gy × gx). Plain loops: gonum's
+	// complex GEMM is pure Go and measured slower here (BenchmarkFourierFrame).
+	for y := range n {
+		row := wk.u[y*n : (y+1)*n]
+		for i := range gx {
+			e := f.ex[i*n : (i+1)*n]
+			var acc complex128
+			for x, v := range row {
+				acc += v * e[x]
+			}
+			wk.t[y*gx+i] = acc
+		}
+	}
+	acc := wk.f
+	for j := range gy {
+		clear(acc)
+		e := f.ey[j*n : (j+1)*n]
+		for y, ey := range e {
+			t := wk.t[y*gx : (y+1)*gx]
+			for i, v := range t {
+				acc[i] += ey * v
+			}
+		}
+		for i, v := range acc {
+			wk.d[j*gx+i] = real(v)*real(v) + imag(v)*imag(v)
+		}
 	}
 	cfg := f.cfg
 	var rng *rand.Rand
