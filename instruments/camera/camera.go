@@ -17,8 +17,6 @@ import (
 	"image"
 	"sync"
 	"time"
-
-	"github.com/insitu-lab/insitu"
 )
 
 // Image is a gray image, row-major, in the camera's units (ADU), after
@@ -360,10 +358,11 @@ type Memory struct {
 	ref        time.Duration
 	saturation float64
 
-	mu  sync.Mutex
-	exp time.Duration
-	n   int
-	now func() time.Time
+	mu   sync.Mutex
+	exp  time.Duration
+	n    int
+	now  func() time.Time
+	last time.Time // the last frame's exposure
 }
 
 // NewMemory returns a w×h source whose frame function gives the image at
@@ -425,10 +424,8 @@ func (m *Memory) Grab(ctx context.Context, dst []float64) error {
 	// The frame function renders the scene at the instant it is called:
 	// that is the exposure, start and end, however long it computes.
 	m.mu.Lock()
-	at := m.now()
+	m.last = m.now()
 	m.mu.Unlock()
-	insitu.MarkQuery(ctx, "", insitu.MarkExposureStart, at)
-	insitu.MarkQuery(ctx, "", insitu.MarkExposureEnd, at)
 	if err := m.frame(ctx, dst); err != nil {
 		return err
 	}
@@ -444,6 +441,14 @@ func (m *Memory) Grab(ctx context.Context, dst []float64) error {
 		dst[i] = v
 	}
 	return nil
+}
+
+// LastExposure implements Timed: the instant the last frame was rendered,
+// on the source's clock (SetClock), as both start and end.
+func (m *Memory) LastExposure() (start, end time.Time, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last, m.last, !m.last.IsZero()
 }
 
 // FullScale implements FullScaler: the clipping level, 0 if none.

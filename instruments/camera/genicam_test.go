@@ -255,6 +255,10 @@ func TestSaturatedCount(t *testing.T) {
 		}
 		return most
 	}
+	// A memory source's exposure is the instant its clock reads at each
+	// grab: ticks 1 ms apart, so the two frames averaged span 1 ms.
+	t0, tick := time.Unix(1000, 0), 0
+	src.SetClock(func() time.Time { tick++; return t0.Add(time.Duration(tick) * time.Millisecond) })
 	for k0 := 0; k0 < 6; k0 += 2 {
 		img, err := cam.Capture(ctx)
 		if err != nil {
@@ -263,8 +267,8 @@ func TestSaturatedCount(t *testing.T) {
 		if img.Saturated != want(k0) {
 			t.Errorf("frames %d, %d: saturated = %d, want %d", k0, k0+1, img.Saturated, want(k0))
 		}
-		if !img.Start.IsZero() {
-			t.Errorf("a memory source has no exposure times, got %v", img.Start)
+		if first := t0.Add(time.Duration(k0+1) * time.Millisecond); !img.Start.Equal(first) || !img.End.Equal(first.Add(time.Millisecond)) {
+			t.Errorf("frames %d, %d: exposure %v to %v, want %v to 1ms later", k0, k0+1, img.Start, img.End, first)
 		}
 	}
 	if n := countAtLeast([]float64{1, 5, 5, 9}, 2, image.Rect(1, 0, 2, 2), 5); n != 2 {

@@ -69,8 +69,10 @@ parts:
 			marks = append(marks, m)
 		}
 	}
-	if len(marks) != 1 || marks[0].Event != insitu.MarkMeasured || marks[0].At.Before(before) {
-		t.Errorf("camera marks %+v, want measured only (a memory camera has no exposure times)", marks)
+	// A memory camera's exposure is the instant it renders the frame.
+	if len(marks) != 3 || marks[0].Event != insitu.MarkExposureStart || marks[1].Event != insitu.MarkExposureEnd ||
+		marks[2].Event != insitu.MarkMeasured || marks[0].At.Before(before) || !marks[1].At.Equal(marks[0].At) || marks[2].At.Before(marks[1].At) {
+		t.Errorf("camera marks %+v, want exposure_start = exposure_end, then measured", marks)
 	}
 
 	// Described as built, and as the twin builds it.

@@ -439,7 +439,7 @@ func TestQueryMarks(t *testing.T) {
 			got = append(got, m.Part+"/"+m.Event)
 			at[m.Part+"/"+m.Event] = m.At
 		}
-		want := "slm/written slm/shown slm/settled cam/exposure_start cam/exposure_end"
+		want := "slm/written slm/shown slm/settled cam/exposure_start cam/exposure_end cam/measured"
 		if strings.Join(got, " ") != want {
 			t.Fatalf("twin %v: marks %v, want %s", twin, got, want)
 		}
