@@ -16,60 +16,49 @@ import (
 // calibrate` draws on the rig's SLM part and reads its camera part. Every
 // key is optional; `insitu run` ignores the section.
 type calibrationConfig struct {
-	SLM    string `mapstructure:"slm" yaml:"slm,omitempty"`       // the SLM part (default: the only one)
-	Camera string `mapstructure:"camera" yaml:"camera,omitempty"` // the camera part (default: the only one)
-	// ROI is the camera window the calibrations read, [x, y, w, h] in
-	// sensor pixels (default: the camera part's roi, else its whole frame).
-	ROI []int `mapstructure:"roi" yaml:"roi,omitempty"`
-	// Saturation is what a saturated pixel reads, in ADU (default the
-	// camera backend's full scale when it has one: a memory camera's
-	// saturation, 255 for grey, 65535 for y16).
-	Saturation float64 `mapstructure:"saturation" yaml:"saturation,omitempty"`
-	// Hold gives the rig's other inputs during a calibration, by name
-	// (default: safety.initial).
-	Hold map[string]float64 `mapstructure:"hold" yaml:"hold,omitempty"`
+	SLM        string             `mapstructure:"slm" yaml:"slm,omitempty" doc:"the SLM part the calibrations draw on; default: the only one"`
+	Camera     string             `mapstructure:"camera" yaml:"camera,omitempty" doc:"the camera part the calibrations read; default: the only one"`
+	ROI        []int              `mapstructure:"roi" yaml:"roi,omitempty" unit:"px" doc:"the camera window the calibrations read, [x, y, w, h] in sensor pixels; default: the camera part's roi, else its whole frame"`
+	Saturation float64            `mapstructure:"saturation" yaml:"saturation,omitempty" unit:"ADU" doc:"what a saturated pixel reads; default: the camera backend's full scale (a memory camera's saturation, 255 for grey, 65535 for y16)"`
+	Hold       map[string]float64 `mapstructure:"hold" yaml:"hold,omitempty" doc:"the rig's other inputs during a calibration, by name; default: safety.initial"`
 
-	Fourier   fourierCalibration   `mapstructure:"fourier" yaml:"fourier,omitempty"`
-	Settle    settleCalibration    `mapstructure:"settle" yaml:"settle,omitempty"`
-	Wavefront wavefrontCalibration `mapstructure:"wavefront" yaml:"wavefront,omitempty"`
+	Fourier   fourierCalibration   `mapstructure:"fourier" yaml:"fourier,omitempty" doc:"insitu calibrate fourier: the gratings shown and how their spots are found"`
+	Settle    settleCalibration    `mapstructure:"settle" yaml:"settle,omitempty" doc:"insitu calibrate settle: the patterns stepped between and the delays sampled"`
+	Wavefront wavefrontCalibration `mapstructure:"wavefront" yaml:"wavefront,omitempty" doc:"insitu calibrate wavefront: the superpixels and where they interfere"`
 }
 
 // fourierCalibration: see cameraslm.FourierOptions.
 type fourierCalibration struct {
-	Periods          []float64 `mapstructure:"periods" yaml:"periods,omitempty"`       // controls per grating period (4, 8)
-	Directions       int       `mapstructure:"directions" yaml:"directions,omitempty"` // grating vectors per period (8)
-	MinSNR           float64   `mapstructure:"min_snr" yaml:"min_snr,omitempty"`       // a spot's least peak over the noise (10)
-	Window           float64   `mapstructure:"window" yaml:"window,omitempty"`         // centroid window radius, px (0: from the spot)
-	ExcludeZeroOrder bool      `mapstructure:"exclude_zero_order" yaml:"exclude_zero_order,omitempty"`
+	Periods          []float64 `mapstructure:"periods" yaml:"periods,omitempty" doc:"grating periods in controls (each ≥ 2); default [4, 8]"`
+	Directions       int       `mapstructure:"directions" yaml:"directions,omitempty" doc:"grating vectors per period, evenly spaced in angle (≥ 3); default 8: both signs of x, y and the diagonals"`
+	MinSNR           float64   `mapstructure:"min_snr" yaml:"min_snr,omitempty" doc:"a spot's least peak over the background noise, else it is missing; default 10"`
+	Window           float64   `mapstructure:"window" yaml:"window,omitempty" unit:"px" doc:"radius of the centroid window around a spot; 0: from the spot's size"`
+	ExcludeZeroOrder bool      `mapstructure:"exclude_zero_order" yaml:"exclude_zero_order,omitempty" doc:"leave the flat pattern's spot out of the search for each grating's (an SLM whose zero order outshines the first)"`
 }
 
 // settleCalibration: see cameraslm.SettleOptions.
 type settleCalibration struct {
-	K        []float64     `mapstructure:"k" yaml:"k,omitempty"`         // the grating, cycles per display pixel
-	Depth    []float64     `mapstructure:"depth" yaml:"depth,omitempty"` // its depths in patterns A and B (0.2, 0.8)
-	Levels   int           `mapstructure:"levels" yaml:"levels,omitempty"`
-	MinDelay time.Duration `mapstructure:"min_delay" yaml:"min_delay,omitempty"`
-	MaxDelay time.Duration `mapstructure:"max_delay" yaml:"max_delay,omitempty"`
-	Hold     time.Duration `mapstructure:"hold" yaml:"hold,omitempty"`
-	Delays   int           `mapstructure:"delays" yaml:"delays,omitempty"`
-	Repeats  int           `mapstructure:"repeats" yaml:"repeats,omitempty"`
+	K        []float64     `mapstructure:"k" yaml:"k,omitempty" unit:"cycles/px" doc:"the blazed grating [kx, ky] whose depth the two patterns scale; default a period of four controls along x"`
+	Depth    []float64     `mapstructure:"depth" yaml:"depth,omitempty" doc:"the grating's depths in patterns A and B, as fractions of 2π; default [0.2, 0.8]"`
+	Levels   int           `mapstructure:"levels" yaml:"levels,omitempty" doc:"settled patterns between A and B (both included) that trace the image curve; default 11"`
+	MinDelay time.Duration `mapstructure:"min_delay" yaml:"min_delay,omitempty" doc:"shortest delay after a step at which the camera is sampled; default max_delay/100"`
+	MaxDelay time.Duration `mapstructure:"max_delay" yaml:"max_delay,omitempty" doc:"longest delay after a step at which the camera is sampled; default 1s"`
+	Hold     time.Duration `mapstructure:"hold" yaml:"hold,omitempty" doc:"time the panel is left to settle before each step; default max_delay"`
+	Delays   int           `mapstructure:"delays" yaml:"delays,omitempty" doc:"delays sampled after each step, spaced geometrically from min_delay to max_delay; default 12"`
+	Repeats  int           `mapstructure:"repeats" yaml:"repeats,omitempty" doc:"passes through the delays; default 1"`
 }
 
 // wavefrontCalibration: see cameraslm.WavefrontOptions.
 type wavefrontCalibration struct {
-	// Fourier is the Fourier calibration file (insitu calibrate fourier);
-	// the --fourier flag overrides it.
-	Fourier       string    `mapstructure:"fourier" yaml:"fourier,omitempty"`
-	Point         []float64 `mapstructure:"point" yaml:"point,omitempty"`
-	Field         []float64 `mapstructure:"field" yaml:"field,omitempty"`
-	Superpixel    int       `mapstructure:"superpixel" yaml:"superpixel,omitempty"`
-	Reference     []int     `mapstructure:"reference" yaml:"reference,omitempty"`
-	Steps         int       `mapstructure:"steps" yaml:"steps,omitempty"`
-	Window        int       `mapstructure:"window" yaml:"window,omitempty"`
-	MinModulation float64   `mapstructure:"min_modulation" yaml:"min_modulation,omitempty"`
-	// ROI is the camera window the wavefront calibration reads (default: a
-	// 31 px square around the point).
-	ROI []int `mapstructure:"roi" yaml:"roi,omitempty"`
+	Fourier       string    `mapstructure:"fourier" yaml:"fourier,omitempty" doc:"the Fourier calibration file (insitu calibrate fourier) that places the point on the camera; the --fourier flag overrides it"`
+	Point         []float64 `mapstructure:"point" yaml:"point,omitempty" unit:"cycles/px" doc:"spatial frequency [kx, ky] where both superpixels of a measurement interfere; default a period of four controls along x"`
+	Field         []float64 `mapstructure:"field" yaml:"field,omitempty" unit:"cycles/px" doc:"spatial frequency the rest of the pattern sends its light to, out of the way; default two superpixel spot widths from the point toward the axis"`
+	Superpixel    int       `mapstructure:"superpixel" yaml:"superpixel,omitempty" doc:"side of a superpixel in controls; default N/8, at least 2"`
+	Reference     []int     `mapstructure:"reference" yaml:"reference,omitempty" doc:"the superpixel [column, row] every other one is measured against; default the centre one"`
+	Steps         int       `mapstructure:"steps" yaml:"steps,omitempty" doc:"phases each superpixel steps through (≥ 3); default 8"`
+	Window        int       `mapstructure:"window" yaml:"window,omitempty" unit:"px" doc:"half side of the square around the point whose sum is the interference signal; default 1 (3×3)"`
+	MinModulation float64   `mapstructure:"min_modulation" yaml:"min_modulation,omitempty" doc:"least interference modulation, as a fraction of the strongest superpixel's, for a superpixel to count as lit (dark ones take their neighbours' phase); default 0.1"`
+	ROI           []int     `mapstructure:"roi" yaml:"roi,omitempty" unit:"px" doc:"the camera window the wavefront calibration reads, [x, y, w, h]; default a 31 px square around the point"`
 }
 
 // validate reports the section's problems that need no rig, each naming

@@ -11,8 +11,8 @@ import (
 // disc), times Coefficient radians of phase. The mapstructure tags are the
 // keys of a config's aberration list.
 type Zernike struct {
-	Noll        int     `mapstructure:"noll"`
-	Coefficient float64 `mapstructure:"coefficient"`
+	Noll        int     `mapstructure:"noll" doc:"the term's Noll index (1 piston, 2–3 tilt, 4 defocus, 5–6 astigmatism, 7–8 coma, 11 spherical, …)"`
+	Coefficient float64 `mapstructure:"coefficient" unit:"rad" doc:"the term's RMS phase over the aberration's disc"`
 }
 
 // MaxNoll bounds the Noll index a config may name.
