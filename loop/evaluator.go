@@ -71,6 +71,9 @@ type evaluator struct {
 
 	iteration int
 	boxTime   time.Duration // total time inside box.Query
+	// marks are the last query's, made or served from the journal (nil
+	// when a journal older than version 3 holds none).
+	marks []journal.Mark
 
 	replayed, remeasured int
 	retried              int    // queries a device fault failed in an earlier session, tried again
@@ -226,6 +229,7 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 		id        int64
 		remeasure bool
 	)
+	e.marks = nil
 	if e.j != nil {
 		q, attempt, ok, err := e.lookup(ctx, key)
 		if err != nil {
@@ -239,6 +243,7 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 			attempt = 0
 		case q.Status == journal.StatusDone || q.Status == journal.StatusRemeasured:
 			e.served()
+			e.marks = q.Marks
 			return e.record(x, q.Y)
 		case q.Status == journal.StatusFailed && q.Rejected:
 			// The guard refused it before the device: it would again.
@@ -281,6 +286,7 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 	y, qerr := e.box.Query(qctx, x)
 	end := time.Now()
 	e.boxTime += end.Sub(start)
+	e.marks = queryMarks(start, end, trace)
 	rejected := qerr != nil && safety.IsRefusal(qerr)
 	f := math.NaN()
 	if qerr == nil {
@@ -295,7 +301,7 @@ func (e *evaluator) one(ctx context.Context, role journal.Role, slot int, x []fl
 			finish = e.j.RemeasureOutcome
 			e.remeasured++
 		}
-		o := journal.Outcome{Y: y, Objective: f, Err: qerr, Rejected: rejected, Marks: queryMarks(start, end, trace)}
+		o := journal.Outcome{Y: y, Objective: f, Err: qerr, Rejected: rejected, Marks: e.marks}
 		if err := finish(ctx, id, o); err != nil {
 			return 0, errors.Join(qerr, err)
 		}

@@ -32,16 +32,24 @@ func NewMeasurer(box insitu.BlackBox, j *journal.Journal, budget int) *Measurer 
 	return &Measurer{ev: newEvaluator(box, total{m: len(box.Spec().Out)}, Maximize, j, budget)}
 }
 
+// Measured is one query's outputs and the marks of its timing: the
+// device's (insitu.MarkQuery) between the loop's start and end, as the
+// journal keeps them, so that a resumed run serves the same ones.
+type Measured struct {
+	Y     []float64
+	Marks []journal.Mark
+}
+
 // Measure measures xs in order as the next iteration and returns their
-// outputs. Each query runs under the context decorate returns for its
-// index (decorate nil: ctx), which carries what the device should know of
-// it, such as how long to settle. A cancelled ctx starts no new query; the
-// one in flight finishes and is journaled.
-func (m *Measurer) Measure(ctx context.Context, xs [][]float64, decorate func(ctx context.Context, i int) context.Context) ([][]float64, error) {
+// outputs and marks. Each query runs under the context decorate returns
+// for its index (decorate nil: ctx), which carries what the device should
+// know of it, such as how long to settle. A cancelled ctx starts no new
+// query; the one in flight finishes and is journaled.
+func (m *Measurer) Measure(ctx context.Context, xs [][]float64, decorate func(ctx context.Context, i int) context.Context) ([]Measured, error) {
 	e := m.ev
 	e.iteration = m.it
 	start, box, replayed := time.Now(), e.boxTime, e.replayed
-	ys := make([][]float64, 0, len(xs))
+	ys := make([]Measured, 0, len(xs))
 	for i, x := range xs {
 		qctx := ctx
 		if decorate != nil {
@@ -49,7 +57,7 @@ func (m *Measurer) Measure(ctx context.Context, xs [][]float64, decorate func(ct
 		}
 		idx, err := e.eval(qctx, journal.RoleEval, journal.NoSlot, [][]float64{x})
 		for _, k := range idx {
-			ys = append(ys, e.samples[k].Y)
+			ys = append(ys, Measured{Y: e.samples[k].Y, Marks: e.marks})
 		}
 		if err != nil {
 			return ys, err

@@ -30,8 +30,13 @@ func TestMeasurerResumes(t *testing.T) {
 	dir := t.TempDir()
 	j := createJournal(t, dir, "calibrate")
 	m := NewMeasurer(p.Box, j, 0)
-	if _, err := m.Measure(context.Background(), xs[:3], nil); err != nil {
+	made, err := m.Measure(context.Background(), xs[:3], nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	var firstMarks [][]journal.Mark
+	for _, r := range made {
+		firstMarks = append(firstMarks, r.Marks)
 	}
 	// The next query's intent, as a crash would leave it.
 	if _, err := j.Begin(context.Background(), journal.Intent{Iteration: 1, Role: journal.RoleEval, Slot: journal.NoSlot, Key: "q0000003", X: xs[3]}); err != nil {
@@ -48,10 +53,19 @@ func TestMeasurerResumes(t *testing.T) {
 	}
 	got := append(first, rest...)
 	for i := range want {
-		for k := range want[i] {
-			if math.Float64bits(got[i][k]) != math.Float64bits(want[i][k]) {
-				t.Fatalf("query %d: %v, uninterrupted %v", i, got[i], want[i])
+		for k := range want[i].Y {
+			if math.Float64bits(got[i].Y[k]) != math.Float64bits(want[i].Y[k]) {
+				t.Fatalf("query %d: %v, uninterrupted %v", i, got[i].Y, want[i].Y)
 			}
+		}
+		// Served or measured, each query has its marks: the loop's start
+		// and end around the box's, the served ones as first journaled.
+		ms := got[i].Marks
+		if len(ms) < 2 || ms[0].Event != journal.MarkStart || ms[len(ms)-1].Event != journal.MarkEnd || ms[len(ms)-1].At.Before(ms[0].At) {
+			t.Errorf("query %d: marks %+v", i, ms)
+		}
+		if i < 3 && !ms[0].At.Equal(firstMarks[i][0].At) {
+			t.Errorf("query %d served with marks %+v, journaled %+v", i, ms, firstMarks[i])
 		}
 	}
 	if m.Replayed() != 3 || m.Remeasured() != 1 || len(seen) != 4 || seen[0] || seen[2] || !seen[3] || !seen[6] {

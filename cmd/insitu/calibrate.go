@@ -596,13 +596,10 @@ func (b *guardBench) Shoot(ctx context.Context, stage string, shots []cameraslm.
 			progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
-	traces := make([]*insitu.QueryTrace, len(shots))
-	ys, err := b.m.Measure(ctx, xs, func(ctx context.Context, i int) context.Context {
+	rs, err := b.m.Measure(ctx, xs, func(ctx context.Context, i int) context.Context {
 		if b.bar != nil {
 			_ = b.bar.Set(i)
 		}
-		traces[i] = &insitu.QueryTrace{}
-		ctx = insitu.WithQueryTrace(ctx, traces[i])
 		if d := shots[i].Settle; d != cameraslm.RigSettle {
 			ctx = rig.WithSettle(ctx, d)
 		}
@@ -612,17 +609,21 @@ func (b *guardBench) Shoot(ctx context.Context, stage string, shots []cameraslm.
 		return nil, err
 	}
 	roi := s.plan.roi
-	frames := make([]cameraslm.Frame, len(ys))
-	for i, y := range ys {
+	frames := make([]cameraslm.Frame, len(rs))
+	for i, r := range rs {
 		pix := make([]float64, len(s.camIdx))
 		for k, j := range s.camIdx {
-			pix[k] = y[j]
+			pix[k] = r.Y[j]
 		}
 		f := cameraslm.Frame{Image: cameraslm.Image{W: roi[2], H: roi[3], X0: roi[0], Y0: roi[1], Pix: pix}, Delay: max(shots[i].Settle, 0)}
-		if traces[i] != nil {
-			if d, e, ok := cameraslm.Delay(traces[i].Marks(), s.plan.slm, s.plan.cam); ok {
-				f.Delay, f.Exposure, f.Measured = d, e, true
-			}
+		// The delay between the frame shown and the exposure, from the
+		// query's marks as journaled (a resumed run's served ones too).
+		marks := make([]insitu.Mark, len(r.Marks))
+		for k, m := range r.Marks {
+			marks[k] = insitu.Mark{Part: m.Part, Event: m.Event, At: m.At}
+		}
+		if d, e, ok := cameraslm.Delay(marks, s.plan.slm, s.plan.cam); ok {
+			f.Delay, f.Exposure, f.Measured = d, e, true
 		}
 		frames[i] = f
 	}
