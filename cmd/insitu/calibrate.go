@@ -510,6 +510,12 @@ func executeCalibration(ctx context.Context, cmd *cobra.Command, c calRun) error
 	start, wall := clock.Now(), time.Now()
 	var result any
 	var m *loop.Measurer
+	setup.stop = func() string {
+		if result == nil {
+			return ""
+		}
+		return fmt.Sprintf("%s calibration fitted", plan.kind)
+	}
 	guard, err := guardedWith(ctx, cmd, c.r, c.sess.sc, c.j, "insitu resume "+c.out, setup, func(ctx context.Context, g *safety.Guard) error {
 		con.watch(g)
 		m = loop.NewMeasurer(con.wrap(g), c.j, 0)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"math/cmplx"
@@ -81,8 +82,28 @@ func TestCalibrateFourierBenchTwin(t *testing.T) {
 	if st := statuses(t, dir); st[journal.StatusDone] != 17 || len(st) != 1 {
 		t.Errorf("journal statuses %v", st)
 	}
-	if s := journalSummary(t, dir); s.Status != journal.RunFinished || s.Method != "calibrate-fourier" {
+	if s := journalSummary(t, dir); s.Status != journal.RunFinished || s.Method != "calibrate-fourier" || s.Stop != "fourier calibration fitted" {
 		t.Errorf("summary %+v", s)
+	}
+	// Every query journaled with its marks: the SLM part's frame shown and
+	// settled, the camera part's exposure, inside the loop's start and end.
+	j, err := journal.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	qs, err := j.Queries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		var got []string
+		for _, m := range q.Marks {
+			got = append(got, strings.TrimPrefix(m.Part+"/"+m.Event, "/"))
+		}
+		if want := "start slm/written slm/shown slm/settled cam/exposure_start cam/exposure_end cam/measured end"; strings.Join(got, " ") != want {
+			t.Fatalf("query %s: marks %v, want %s", q.Key, got, want)
+		}
 	}
 }
 
