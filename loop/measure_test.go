@@ -63,6 +63,7 @@ func TestMeasurerResumes(t *testing.T) {
 		ms := got[i].Marks
 		if len(ms) < 2 || ms[0].Event != journal.MarkStart || ms[len(ms)-1].Event != journal.MarkEnd || ms[len(ms)-1].At.Before(ms[0].At) {
 			t.Errorf("query %d: marks %+v", i, ms)
+			continue
 		}
 		if i < 3 && !ms[0].At.Equal(firstMarks[i][0].At) {
 			t.Errorf("query %d served with marks %+v, journaled %+v", i, ms, firstMarks[i])
