@@ -510,6 +510,9 @@ func executeCalibration(ctx context.Context, cmd *cobra.Command, c calRun) error
 	start, wall := clock.Now(), time.Now()
 	var result any
 	var m *loop.Measurer
+	// The journal describes what the calibration measures: the SLM's
+	// controls and the camera's image (not the run's regions).
+	setup.facts = &runFacts{kind: "rig", safety: c.sess.sc, objective: journal.Objective{Kind: "sum", Direction: journal.Maximize}}
 	setup.stop = func() string {
 		if result == nil {
 			return ""

@@ -96,6 +96,12 @@ func TestCalibrateFourierBenchTwin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Described as what it measured: the SLM's 100 controls and the
+	// camera's 60×60 image.
+	d, err := j.Describe(context.Background())
+	if err != nil || len(d.Inputs) != 100 || len(d.Outputs) != 3600 || d.Outputs[0].Name != "cam/px_0_0" || d.Objective.Kind != "sum" {
+		t.Errorf("description: %d inputs, %d outputs, objective %+v, %v", len(d.Inputs), len(d.Outputs), d.Objective, err)
+	}
 	for _, q := range qs {
 		var got []string
 		for _, m := range q.Marks {
