@@ -206,6 +206,7 @@ func compile(spec insitu.Spec, cfg Config, o options) (*Guard, error) {
 		}
 		c := interlock{label: il.label(), out: j, above: math.Inf(1), below: math.Inf(-1)}
 		if il.suspends() {
+			g.suspenders = true
 			c.suspend = &suspender{
 				safe: il.Hold == HoldSafe, poll: cmp.Or(il.Poll, DefaultPoll),
 				resumeAfter: il.ResumeAfter, giveUpAfter: il.GiveUpAfter,

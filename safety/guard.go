@@ -61,6 +61,7 @@ type Guard struct {
 	sat        []float64 // +Inf where there is no saturation level
 	saturation bool
 	interlocks []interlock
+	suspenders bool // an interlock suspends
 	funcs      []namedFunc
 	fid        *fidelity // nil: no model-fidelity interlock
 
@@ -176,13 +177,24 @@ func (g *Guard) Query(ctx context.Context, x []float64) (y []float64, err error)
 	defer g.mu.Unlock()
 	reason := ReasonPanic // kept if the device panics through us
 	defer func() { g.finish(reason) }()
-	for {
+	if !g.suspenders {
 		y, reason, err = g.query(ctx, x)
+		return y, err
+	}
+	// Each try marks a trace of its own: the query's trace gets the marks
+	// of the try that counts, not those of a held one or of the readings
+	// while suspended.
+	for {
+		try := new(insitu.QueryTrace)
+		y, reason, err = g.query(insitu.WithQueryTrace(ctx, try), x)
 		s, ok := err.(*suspension)
 		if !ok {
+			for _, m := range try.Marks() {
+				insitu.MarkQuery(ctx, m.Part, m.Event, m.At)
+			}
 			return y, err
 		}
-		if err = g.suspend(ctx, s); err != nil {
+		if err = g.suspend(insitu.WithQueryTrace(ctx, nil), s); err != nil {
 			reason = string(KindSuspend)
 			return nil, err
 		}

@@ -58,10 +58,11 @@ func (b *beam) lit(now time.Time) bool {
 	return false
 }
 
-func (b *beam) Query(_ context.Context, x []float64) ([]float64, error) {
+func (b *beam) Query(ctx context.Context, x []float64) ([]float64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.clock.Now()
+	insitu.MarkQuery(ctx, "", insitu.MarkMeasured, now)
 	if len(b.queries)+1 == b.offAt {
 		b.off = true
 	}
@@ -74,9 +75,10 @@ func (b *beam) Query(_ context.Context, x []float64) ([]float64, error) {
 	return []float64{y, map[bool]float64{true: 1, false: 0}[on]}, nil
 }
 
-func (b *beam) Read(context.Context) ([]float64, error) {
+func (b *beam) Read(ctx context.Context) ([]float64, error) {
 	b.mu.Lock()
 	now := b.clock.Now()
+	insitu.MarkQuery(ctx, "", insitu.MarkMeasured, now)
 	on := b.lit(now)
 	b.reads = append(b.reads, call{at: now, on: on})
 	n, f := len(b.reads), b.onRead
@@ -118,8 +120,9 @@ func TestSuspendHoldsAndResumes(t *testing.T) {
 	g := mustNew(t, dev, suspendConfig(Interlock{Name: "laser", Poll: 100 * time.Millisecond, ResumeAfter: 300 * time.Millisecond}),
 		WithClock(clock), WithEvents(ev.sink))
 	xs := points(10)
+	traces := make([]insitu.QueryTrace, len(xs))
 	for i, x := range xs {
-		y, err := g.Query(context.Background(), x)
+		y, err := g.Query(insitu.WithQueryTrace(context.Background(), &traces[i]), x)
 		if err != nil {
 			t.Fatalf("query %d: %v", i, err)
 		}
@@ -144,6 +147,14 @@ func TestSuspendHoldsAndResumes(t *testing.T) {
 	held, remade := dev.queries[4], dev.queries[5]
 	if held.on || !remade.on {
 		t.Fatalf("the held query saw the light %v, the remade one %v", held.on, remade.on)
+	}
+	// The held query's trace has the marks of the try that counted only:
+	// not the held one's, nor the readings'.
+	if ms := traces[4].Marks(); len(ms) != 1 || !ms[0].At.Equal(remade.at) {
+		t.Errorf("the held query's marks %+v, want the remade query's only (at %v)", ms, remade.at.Sub(t0))
+	}
+	if ms := traces[3].Marks(); len(ms) != 1 || !ms[0].At.Equal(dev.queries[3].at) {
+		t.Errorf("query 3's marks %+v", ms)
 	}
 	// Readings only while suspended, every poll; the resume only once the
 	// beam had been on for resume_after, at the first reading that says so.
