@@ -39,6 +39,23 @@ func replaceOnce(t *testing.T, dir string, old, new []byte) {
 	}
 }
 
+// replaceAll is replaceOnce for bytes that may also remain on free pages
+// of the file: every occurrence (at least one) is changed.
+func replaceAll(t *testing.T, dir string, old, new []byte) {
+	t.Helper()
+	path := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != len(new) || !bytes.Contains(b, old) {
+		t.Fatalf("replaceAll: %q not in the file, or lengths differ", old)
+	}
+	if err := os.WriteFile(path, bytes.ReplaceAll(b, old, new), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // wantCorrupt checks that Open refuses dir with ErrCorrupt naming want, and
 // returns the journal opened read-only.
 func wantCorrupt(t *testing.T, dir, want string) *Journal {
