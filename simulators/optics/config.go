@@ -7,6 +7,12 @@ import (
 	"github.com/insitu-lab/insitu"
 )
 
+// Target phases.
+const (
+	TargetFlat   = "flat"   // real, positive target field
+	TargetTilted = "tilted" // each spot tilted as a beam from the SLM's centre arrives
+)
+
 // Propagation methods.
 const (
 	MethodRS      = "rs"      // Rayleigh–Sommerfeld impulse response, linear convolution (default)
@@ -17,6 +23,7 @@ const (
 const (
 	OutputField     = "field"     // 2·N² reals: Re and Im of U_out·√dA, interleaved per pixel
 	OutputIntensity = "intensity" // N² reals: |U_out|²·dA, the power in each pixel (noiseless)
+	OutputAmplitude = "amplitude" // N² reals: |U_out|·√dA, the square root of each pixel's power (noiseless)
 	OutputCamera    = "camera"    // camera image in ADU: binned intensity with exposure, gain, noise, bit depth, saturation
 )
 
@@ -37,6 +44,11 @@ type Config struct {
 	// x = ±TargetOffset, summed and normalized to unit power on the grid.
 	TargetOffset float64 `mapstructure:"target_offset" unit:"m" doc:"the target's two Gaussians are at x = ±target_offset"`
 	TargetWaist  float64 `mapstructure:"target_waist" unit:"m" doc:"waist of the target's Gaussians"`
+	// TargetPhase is the target field's phase: flat (a real field), or
+	// tilted, each spot carrying the tilt k·x·(±TargetOffset)/Distance of
+	// a beam sent to it from the SLM's centre. Only the field loss sees
+	// it: intensity and amplitude outputs ignore phase.
+	TargetPhase string `mapstructure:"target_phase" doc:"the target field's phase: flat, or tilted as beams sent from the SLM's centre arrive (field output only)"`
 
 	// SLM realism, off by default. A commanded phase φ ∈ [0, 2π] becomes a
 	// gray level u = φ/2π ∈ [0, 1], rounded to 2^QuantizeBits levels when
@@ -61,7 +73,7 @@ type Config struct {
 	Aberration       []Zernike `mapstructure:"aberration" doc:"phase error of the SLM plane, Zernike terms added to the phase the SLM applies; none by default"`
 	AberrationRadius float64   `mapstructure:"aberration_radius" unit:"m" doc:"radius of the aberration's disc, centred on the optical axis; 0: half the grid's width"`
 
-	Output string       `mapstructure:"output" doc:"what the twin returns: field (complex, re_ and im_), intensity or camera (an image with noise)"`
+	Output string       `mapstructure:"output" doc:"what the twin returns: field (complex, re_ and im_), amplitude (|U|·√dA), intensity or camera (an image with noise)"`
 	Camera CameraConfig `mapstructure:"camera" doc:"the camera, when output is camera"`
 
 	Seed uint64 `mapstructure:"seed" doc:"draws the camera's noise streams"`
@@ -100,6 +112,7 @@ func DefaultConfig() Config {
 		Method:       MethodRS,
 		TargetOffset: 140e-6,
 		TargetWaist:  70e-6,
+		TargetPhase:  TargetFlat,
 		MacroPixel:   1,
 		Output:       OutputField,
 		Camera: CameraConfig{
@@ -153,6 +166,9 @@ func (c Config) problems() *insitu.Problems {
 	if !finite(c.TargetOffset) {
 		bad("target_offset", "must be finite (metres), got %v", c.TargetOffset)
 	}
+	if c.TargetPhase != TargetFlat && c.TargetPhase != TargetTilted {
+		bad("target_phase", "%q: want %s or %s", c.TargetPhase, TargetFlat, TargetTilted)
+	}
 	if c.Method != MethodRS && c.Method != MethodAngular {
 		bad("method", "%q: want %s or %s", c.Method, MethodRS, MethodAngular)
 	}
@@ -198,8 +214,10 @@ func (c Config) problems() *insitu.Problems {
 	if !finite(c.AberrationRadius) || c.AberrationRadius < 0 {
 		bad("aberration_radius", "must be ≥ 0 (metres; 0: half the grid), got %v", c.AberrationRadius)
 	}
-	if c.Output != OutputField && c.Output != OutputIntensity && c.Output != OutputCamera {
-		bad("output", "%q: want %s, %s or %s", c.Output, OutputField, OutputIntensity, OutputCamera)
+	switch c.Output {
+	case OutputField, OutputIntensity, OutputAmplitude, OutputCamera:
+	default:
+		bad("output", "%q: want %s, %s, %s or %s", c.Output, OutputField, OutputIntensity, OutputAmplitude, OutputCamera)
 	}
 	cam := c.Camera
 	if cam.Binning < 1 || (nOK && c.N%cam.Binning != 0) {

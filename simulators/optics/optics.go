@@ -23,12 +23,17 @@
 //     √(Σ|ΔU|²·dA), so the loop's "distance" objective is that loss.
 //   - intensity: N² reals |U_2|²·dA, the power in each pixel; "distance"
 //     is then the intensity L2 loss √(Σ(Δ|U|²)²)·dA.
+//   - amplitude: N² reals |U_2|·√dA, the square root of each pixel's
+//     power (what a camera's image gives, up to its scale); "distance" is
+//     then the amplitude L2 loss √(Σ(Δ|U|)²·dA), which leaves the output's
+//     phase free.
 //   - camera: the binned pixel powers as a camera sees them, in ADU, with
 //     exposure, gain, shot and read noise, bit depth and saturation. Noise
 //     of query k (counting from 0 over the twin's life, QueryBatch taking
 //     consecutive indices) depends only on the seed and k.
 //
-// VJP is exact for field and intensity output (up to rounding; with
+// VJP is exact for field, intensity and amplitude output (up to rounding;
+// for amplitude, where |U_2| = 0 its subgradient 0; with
 // quantize_bits > 0 the rounding of gray levels is passed straight through,
 // since its true derivative is zero almost everywhere). For camera output
 // it is the VJP of the expected image Gain·Exposure·P — noise, ADC rounding
@@ -137,6 +142,12 @@ func New(cfg Config) (*Twin, error) {
 
 	w0, wt := cfg.Waist, cfg.TargetWaist
 	amp := math.Sqrt(2 / (math.Pi * w0 * w0))
+	// A tilted spot at ±x0 has the phase ±k·x0·x/z of a beam that left the
+	// optical axis at the SLM towards it.
+	var kt float64
+	if cfg.TargetPhase == TargetTilted {
+		kt = 2 * math.Pi / cfg.Wavelength * cfg.TargetOffset / cfg.Distance
+	}
 	var pt float64
 	for r := range n {
 		y := t.coord(r)
@@ -144,9 +155,10 @@ func New(cfg Config) (*Twin, error) {
 			x := t.coord(c)
 			t.uin[r*n+c] = complex(amp*math.Exp(-(x*x+y*y)/(w0*w0)), 0)
 			a, b := x-cfg.TargetOffset, x+cfg.TargetOffset
-			v := math.Exp(-(a*a+y*y)/(wt*wt)) + math.Exp(-(b*b+y*y)/(wt*wt))
-			t.target[r*n+c] = complex(v, 0)
-			pt += v * v * t.dA
+			ea, eb := math.Exp(-(a*a+y*y)/(wt*wt)), math.Exp(-(b*b+y*y)/(wt*wt))
+			v := complex(ea, 0)*cmplx.Exp(complex(0, kt*x)) + complex(eb, 0)*cmplx.Exp(complex(0, -kt*x))
+			t.target[r*n+c] = v
+			pt += sq(v) * t.dA
 		}
 	}
 	var pin float64
@@ -188,6 +200,12 @@ func New(cfg Config) (*Twin, error) {
 		for r := range n {
 			for c := range n {
 				t.out = append(t.out, name("p", r, c))
+			}
+		}
+	case OutputAmplitude:
+		for r := range n {
+			for c := range n {
+				t.out = append(t.out, name("a", r, c))
 			}
 		}
 	case OutputCamera:
@@ -335,6 +353,11 @@ func (t *Twin) represent(u []complex128) []float64 {
 		for i, v := range u {
 			y[i] = sq(v) * t.dA
 		}
+	case OutputAmplitude:
+		s := math.Sqrt(t.dA)
+		for i, v := range u {
+			y[i] = cmplx.Abs(v) * s
+		}
 	case OutputCamera:
 		pw := make([]float64, len(u))
 		t.power(u, pw)
@@ -378,6 +401,16 @@ func (t *Twin) VJP(ctx context.Context, x, v []float64) ([]float64, error) {
 	case OutputIntensity:
 		for i, u := range w.u2 {
 			w.g[i] = complex(2*t.dA*v[i], 0) * u
+		}
+	case OutputAmplitude:
+		// ∂|U|/∂U along dU is Re(conj(U/|U|)·dU).
+		s := math.Sqrt(t.dA)
+		for i, u := range w.u2 {
+			if a := cmplx.Abs(u); a > 0 {
+				w.g[i] = complex(s*v[i]/a, 0) * u
+			} else {
+				w.g[i] = 0
+			}
 		}
 	case OutputCamera:
 		c := t.cam
@@ -433,7 +466,7 @@ func (t *Twin) TargetField() []complex128 { return append([]complex128(nil), t.t
 func (t *Twin) Target(seed uint64) (xRef, y []float64) { return nil, t.represent(t.target) }
 
 // Spots returns the outputs inside the target spots (insitu.Spotter): for
-// intensity and camera output, the pixels whose centre lies within
+// intensity, amplitude and camera output, the pixels whose centre lies within
 // target_waist of a spot's centre, where the target puts 1 − 1/e² ≈ 86 %
 // of each spot's power. Nil for field output, which no camera measures.
 func (t *Twin) Spots() []int {
@@ -441,7 +474,7 @@ func (t *Twin) Spots() []int {
 	switch t.cfg.Output {
 	case OutputCamera:
 		b, side = t.cam.b, t.cam.side
-	case OutputIntensity:
+	case OutputIntensity, OutputAmplitude:
 	default:
 		return nil
 	}

@@ -68,6 +68,7 @@ func TestVJPMatchesFiniteDifferences(t *testing.T) {
 		{"field", small},
 		{"angular", func(c *Config) { small(c); c.Method = MethodAngular; c.Distance = 0.005 }},
 		{"intensity", func(c *Config) { small(c); c.Output = OutputIntensity }},
+		{"amplitude", func(c *Config) { small(c); c.Output = OutputAmplitude }},
 		{"camera", func(c *Config) {
 			small(c)
 			c.Output = OutputCamera
@@ -528,6 +529,25 @@ func TestSpecAndTarget(t *testing.T) {
 	}
 	if got := obj.Value(mustQuery(t, ti, x)); math.Abs(got-il) > 1e-12*il {
 		t.Errorf("distance objective on intensity %v, intensity loss %v", got, il)
+	}
+	// On amplitude output it is the amplitude loss √(Σ(|U_2| − |U_t|)²·dA),
+	// computed here from the fields.
+	ta := newTwin(t, func(c *Config) { c.Output = OutputAmplitude })
+	obj, _, err = loop.NewObjective(context.Background(), loop.ObjectiveConfig{Kind: "distance"}, ta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var al float64
+	tf := ta.TargetField()
+	for i, v := range ta.Field(x) {
+		d := cabs(v) - cabs(tf[i])
+		al += d * d * 1e-10
+	}
+	if got, want := obj.Value(mustQuery(t, ta, x)), math.Sqrt(al); math.Abs(got-want) > 1e-12*want {
+		t.Errorf("distance objective on amplitude %v, amplitude loss %v", got, want)
+	}
+	if len(ta.Spec().Out) != 3600 || ta.Spec().Out[61] != "a_01_01" {
+		t.Errorf("amplitude outputs: %d, %q", len(ta.Spec().Out), ta.Spec().Out[61])
 	}
 	// The flat phase misses the target by a lot: the loss is not trivial.
 	if f0, _ := tw.Losses(make([]float64, 3600)); f0 < 0.5 {

@@ -2,6 +2,7 @@ package optics
 
 import (
 	"math"
+	"math/cmplx"
 	"math/rand/v2"
 	"testing"
 )
@@ -127,5 +128,53 @@ func TestGaussianBeamSpreadsAsTheory(t *testing.T) {
 			t.Errorf("%s z=%g: width %.4g µm, theory %.4g µm", tc.method, tc.z, w*1e6, want*1e6)
 		}
 		t.Logf("%s z=%g mm: power %.6f, width %.3f µm, theory %.3f µm (%.2g)", tc.method, tc.z*1e3, p, w*1e6, want*1e6, w/want-1)
+	}
+}
+
+// The unmodulated beam after z is the closed-form Gaussian beam, amplitude
+// and phase: U = √(2/(πw0²))·(w0/w)·exp(−ρ²/w²)·exp(i(kz + kρ²/(2R) − ψ)),
+// w = w0·√(1+(z/zR)²), R = z·(1+(zR/z)²), Gouy phase ψ = atan(z/zR). The
+// paraxial formula differs from the Rayleigh–Sommerfeld integral by
+// ≈ kρ⁴/(8z³) in phase (≈ 1e−5 rad where the beam is bright) and by
+// 1/(k·w0)² in amplitude.
+func TestGaussianBeamMatchesClosedForm(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		z      float64
+	}{{MethodRS, 0.02}, {MethodRS, 0.04}, {MethodAngular, 0.005}} {
+		c := DefaultConfig()
+		c.Method, c.Distance = tc.method, tc.z
+		tw, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := tw.Field(make([]float64, c.N*c.N))
+		k := 2 * math.Pi / c.Wavelength
+		zR := math.Pi * c.Waist * c.Waist / c.Wavelength
+		w := c.Waist * math.Sqrt(1+(tc.z/zR)*(tc.z/zR))
+		R := tc.z * (1 + (zR/tc.z)*(zR/tc.z))
+		gouy := math.Atan(tc.z / zR)
+		var num, den, worst float64
+		for r := range c.N {
+			y := tw.coord(r)
+			for col := range c.N {
+				x := tw.coord(col)
+				rho2 := x*x + y*y
+				a := math.Sqrt(2/(math.Pi*c.Waist*c.Waist)) * c.Waist / w * math.Exp(-rho2/(w*w))
+				want := complex(a, 0) * cmplx.Exp(complex(0, k*tc.z+k*rho2/(2*R)-gouy))
+				d := u[r*c.N+col] - want
+				num += sq(d)
+				den += sq(want)
+				if a > 1e-2*math.Sqrt(2/(math.Pi*c.Waist*c.Waist)) { // phase where the beam is bright
+					ph := math.Abs(cmplx.Phase(u[r*c.N+col] / want))
+					worst = max(worst, ph)
+				}
+			}
+		}
+		rel := math.Sqrt(num / den)
+		if rel > 1e-4 || worst > 1e-4 {
+			t.Errorf("%s z=%g: relative L2 error %.3g, worst phase error %.3g rad in the beam", tc.method, tc.z, rel, worst)
+		}
+		t.Logf("%s z=%g m: w(z) = %.2f µm, R = %.4g m, Gouy %.4f rad: relative L2 error %.2g, worst phase error %.2g rad", tc.method, tc.z, w*1e6, R, gouy, rel, worst)
 	}
 }
