@@ -43,16 +43,12 @@ func (r *runner) checkpoint(ctx context.Context, t int, tr *surrogate.Trainer, s
 	if r.ev.j == nil || tr == nil || every <= 0 || (t%every != 0 && t != r.cfg.Iterations) {
 		return nil
 	}
-	st := loopState{Iteration: t, Samples: r.ev.n(), Projected: r.projected, Stale: r.stale, LastBest: r.lastBest, Floor: r.floor, Restarts: r.restarts}
+	var st loopState
 	for i, a := range states {
 		st.Slots = append(st.Slots, slotRecord{Sample: i, M: a.m, V: a.v, T: a.t})
 	}
 	// Map order is random: sort so that identical states give identical bytes.
 	sortSlots(st.Slots)
-	js, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
 	var model bytes.Buffer
 	if err := tr.Model().Save(&model); err != nil {
 		return err
@@ -65,9 +61,7 @@ func (r *runner) checkpoint(ctx context.Context, t int, tr *surrogate.Trainer, s
 	if err != nil {
 		return err
 	}
-	return r.ev.j.SaveCheckpoint(ctx, t, map[string][]byte{
-		"loop": js, "model": model.Bytes(), "trainer": trainer, "rng-local": rng,
-	})
+	return r.saveState(ctx, t, st, map[string][]byte{"model": model.Bytes(), "trainer": trainer, "rng-local": rng})
 }
 
 func sortSlots(s []slotRecord) {
@@ -83,28 +77,71 @@ func sortSlots(s []slotRecord) {
 	copy(s, out)
 }
 
+// resume reads the journal's latest checkpoint, if any: it loads the
+// measured queries up to it and the iteration records, and restores the
+// loop's own counters. It returns the checkpoint's iteration (0 when there
+// is none) and its parts, for the method's own state.
+func (r *runner) resume(ctx context.Context) (int, map[string][]byte, loopState, error) {
+	var st loopState
+	if r.ev.j == nil {
+		return 0, nil, st, nil
+	}
+	it, parts, ok, err := r.ev.j.LatestCheckpoint(ctx)
+	if err != nil || !ok {
+		return 0, nil, st, err
+	}
+	if err := json.Unmarshal(parts["loop"], &st); err != nil {
+		return 0, nil, st, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
+	}
+	if st.Iteration != it || it < 1 || it > r.cfg.Iterations || st.Samples < r.ev.n() {
+		return 0, nil, st, fmt.Errorf("checkpoint of iteration %d does not fit this run (%d iterations, %d initial queries)", it, r.cfg.Iterations, r.ev.n())
+	}
+	if err := r.ev.preload(ctx, st.Samples); err != nil {
+		return 0, nil, st, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
+	}
+	its, err := r.ev.j.Iterations(ctx)
+	if err != nil {
+		return 0, nil, st, err
+	}
+	for _, rec := range its {
+		if rec.Iteration >= 1 && rec.Iteration <= it {
+			r.iters = append(r.iters, rec)
+		}
+	}
+	r.projected, r.stale, r.lastBest = st.Projected, st.Stale, st.LastBest
+	r.floor, r.restarts = st.Floor, st.Restarts
+	r.ev.iteration = it
+	r.restored = it
+	return it, parts, st, nil
+}
+
+// saveState saves the loop's counters and the method's parts as the
+// checkpoint of iteration t, when one is due (every CheckpointEvery
+// iterations and at the last).
+func (r *runner) saveState(ctx context.Context, t int, st loopState, parts map[string][]byte) error {
+	every := r.cfg.CheckpointEvery
+	if r.ev.j == nil || every <= 0 || (t%every != 0 && t != r.cfg.Iterations) {
+		return nil
+	}
+	st.Iteration, st.Samples, st.Projected, st.Stale, st.LastBest = t, r.ev.n(), r.projected, r.stale, r.lastBest
+	st.Floor, st.Restarts = r.floor, r.restarts
+	js, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	parts["loop"] = js
+	return r.ev.j.SaveCheckpoint(ctx, t, parts)
+}
+
 // restore continues from the journal's latest checkpoint, if any: it
 // reads the measured queries up to the checkpoint from the journal, and
 // replaces the surrogate, the trainer, the slots' Adam states and the
 // local-sample source with the saved ones. It returns the checkpoint's
 // iteration, 0 when there is none.
 func (r *runner) restore(ctx context.Context, tr **surrogate.Trainer, data **surrogate.Dataset, states map[int]*adamX, local *rand.PCG) (int, error) {
-	if r.ev.j == nil {
-		return 0, nil
-	}
-	it, parts, ok, err := r.ev.j.LatestCheckpoint(ctx)
-	if err != nil || !ok {
+	it, parts, st, err := r.resume(ctx)
+	if err != nil || it == 0 {
 		return 0, err
-	}
-	var st loopState
-	if err := json.Unmarshal(parts["loop"], &st); err != nil {
-		return 0, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
-	}
-	if st.Iteration != it || it < 1 || it > r.cfg.Iterations || st.Samples < r.ev.n() {
-		return 0, fmt.Errorf("checkpoint of iteration %d does not fit this run (%d iterations, %d initial queries)", it, r.cfg.Iterations, r.ev.n())
-	}
-	if err := r.ev.preload(ctx, st.Samples); err != nil {
-		return 0, fmt.Errorf("checkpoint of iteration %d: %w", it, err)
 	}
 	model, err := surrogate.Load(bytes.NewReader(parts["model"]))
 	if err != nil {
@@ -130,20 +167,7 @@ func (r *runner) restore(ctx context.Context, tr **surrogate.Trainer, data **sur
 	for _, sl := range st.Slots {
 		states[sl.Sample] = &adamX{m: sl.M, v: sl.V, t: sl.T}
 	}
-	its, err := r.ev.j.Iterations(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, rec := range its {
-		if rec.Iteration >= 1 && rec.Iteration <= it {
-			r.iters = append(r.iters, rec)
-		}
-	}
 	*tr, *data, r.model = t, d, model
-	r.projected, r.stale, r.lastBest = st.Projected, st.Stale, st.LastBest
-	r.floor, r.restarts = st.Floor, st.Restarts
-	r.ev.iteration = it
-	r.restored = it
 	return it, nil
 }
 

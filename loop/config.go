@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/insitu-lab/insitu"
+	"github.com/insitu-lab/insitu/loop/bayes"
 	"github.com/insitu-lab/insitu/surrogate"
 )
 
@@ -24,11 +25,13 @@ const (
 	MethodSPSA    = "spsa"    // simultaneous-perturbation stochastic approximation
 	MethodFD      = "fd"      // forward finite differences, Adam on x
 	MethodCMAES   = "cmaes"   // CMA-ES (gonum/optimize)
+	MethodBayOpt  = "bayopt"  // Gaussian-process Bayesian optimization by expected improvement
+	MethodTuRBO   = "turbo"   // TuRBO-1: Bayesian optimization in a trust region, for high dimensions
 )
 
 // Methods returns every method name, in a new slice.
 func Methods() []string {
-	return []string{MethodGradPIE, MethodMAE, MethodMSE, MethodExact, MethodRandom, MethodSPSA, MethodFD, MethodCMAES}
+	return []string{MethodGradPIE, MethodMAE, MethodMSE, MethodExact, MethodRandom, MethodSPSA, MethodFD, MethodCMAES, MethodBayOpt, MethodTuRBO}
 }
 
 // Modes of the surrogate methods.
@@ -66,7 +69,7 @@ const (
 // Config is everything an optimization run needs besides the black box.
 // Coordinates of steps and spreads are normalized: the box maps to [0,1]^d.
 type Config struct {
-	Method     string  `mapstructure:"method" yaml:"method" doc:"the optimizer: gradpie, mae, mse, exact (a twin's own gradient), random, spsa, fd or cmaes"`
+	Method     string  `mapstructure:"method" yaml:"method" doc:"the optimizer: gradpie, mae, mse, exact (a twin's own gradient), random, spsa, fd, cmaes, bayopt (a Gaussian process and expected improvement) or turbo (TuRBO-1)"`
 	Mode       string  `mapstructure:"mode" yaml:"mode" doc:"online (retrain the surrogate on everything measured every iteration) or offline (train once, then descend)"`
 	Seed       uint64  `mapstructure:"seed" yaml:"seed" doc:"the one seed of the run: initial points, local samples, surrogate initialization, baselines"`
 	Iterations int     `mapstructure:"iterations" yaml:"iterations" doc:"iterations T of the optimizer"`
@@ -74,10 +77,11 @@ type Config struct {
 	Patience   int     `mapstructure:"patience" yaml:"patience" doc:"stop after this many iterations without an improvement above tolerance; 0: never"`
 	Tolerance  float64 `mapstructure:"tolerance" yaml:"tolerance" doc:"the improvement of the best objective that counts for patience and restart"`
 	// CheckpointEvery saves the surrogate, its trainer, the slots' Adam
-	// states and the random sources every this many iterations (and at the
-	// last), so a resume starts there instead of replaying the training of
-	// every earlier iteration; 0: never (a resume then replays everything).
-	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every" doc:"save the surrogate, optimizer and random states every this many iterations (and at the last), so a resume starts there; 0: never (a resume replays every iteration)"`
+	// states and the random sources (bayopt, turbo: the GP's state) every
+	// this many iterations (and at the last), so a resume starts there
+	// instead of replaying the training of every earlier iteration; 0:
+	// never (a resume then replays everything).
+	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every" doc:"save the surrogate, optimizer and random states (bayopt, turbo: the GP's) every this many iterations (and at the last), so a resume starts there; 0: never (a resume replays every iteration)"`
 
 	Init    InitConfig    `mapstructure:"init" yaml:"init" doc:"the initial design"`
 	TopK    int           `mapstructure:"top_k" yaml:"top_k" doc:"K: the best points stepped per iteration"`
@@ -96,6 +100,7 @@ type Config struct {
 	SPSA      SPSAConfig      `mapstructure:"spsa" yaml:"spsa" doc:"settings of method spsa"`
 	FD        FDConfig        `mapstructure:"fd" yaml:"fd" doc:"settings of method fd"`
 	CMAES     CMAESConfig     `mapstructure:"cmaes" yaml:"cmaes" doc:"settings of method cmaes"`
+	Bayes     BayesConfig     `mapstructure:"bayes" yaml:"bayes" doc:"the Gaussian process of methods bayopt and turbo"`
 }
 
 // InitConfig is the initial design: N0 uniform random points, or given ones.
@@ -200,6 +205,58 @@ type CMAESConfig struct {
 	Population int     `mapstructure:"population" yaml:"population" doc:"population size; 0: gonum's default 4 + 3·ln d"`
 }
 
+// BayesConfig is the Gaussian process of bayopt and turbo (package
+// loop/bayes).
+type BayesConfig struct {
+	// ARD: "on" gives every input its own lengthscale, "off" one for all,
+	// "auto" ARD up to ARDMaxInputs inputs (fitting thousands of
+	// lengthscales costs O(n²d) per likelihood evaluation).
+	ARD        string  `mapstructure:"ard" yaml:"ard" doc:"on: one lengthscale per input; off: one for all; auto: on up to 50 inputs"`
+	Restarts   int     `mapstructure:"restarts" yaml:"restarts" doc:"L-BFGS starts of the marginal-likelihood fit"`
+	Refit      float64 `mapstructure:"refit" yaml:"refit" doc:"bayopt: refit the hyperparameters when the points have grown by this factor since the last fit"`
+	Candidates int     `mapstructure:"candidates" yaml:"candidates" doc:"random points EI screens (bayopt), Thompson candidates (turbo)"`
+	Starts     int     `mapstructure:"starts" yaml:"starts" doc:"bayopt: L-BFGS starts of the EI maximization"`
+
+	Turbo bayes.TurboConfig `mapstructure:"turbo" yaml:"turbo" doc:"TuRBO-1's trust region"`
+}
+
+// ARDMaxInputs is where ard: auto switches to one lengthscale.
+const ARDMaxInputs = 50
+
+// options returns the package's settings for a box of d inputs.
+func (b BayesConfig) options(d int) bayes.Config {
+	ard := b.ARD == "on" || b.ARD == "auto" && d <= ARDMaxInputs
+	return bayes.Config{ARD: ard, Restarts: b.Restarts, Refit: b.Refit, Candidates: b.Candidates, Starts: b.Starts}
+}
+
+func (b BayesConfig) problems() []error {
+	var errs []error
+	switch b.ARD {
+	case "auto", "on", "off":
+	default:
+		errs = append(errs, fmt.Errorf("bayes.ard: %q: want auto, on or off", b.ARD))
+	}
+	if err := b.options(1).Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("bayes.%w", e))
+		}
+	}
+	if err := b.Turbo.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("bayes.%w", e))
+		}
+	}
+	return errs
+}
+
+// unjoin splits an errors.Join.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
 // DefaultConfig is the paper's CNON setting scaled to a one-minute run.
 func DefaultConfig() Config {
 	return Config{
@@ -221,6 +278,7 @@ func DefaultConfig() Config {
 		SPSA:  SPSAConfig{A: 0.05, C: 0.02, Stability: 10},
 		FD:    FDConfig{Step: 1e-3},
 		CMAES: CMAESConfig{Sigma: 0.2},
+		Bayes: BayesConfig{ARD: "auto", Restarts: 3, Refit: 1.2, Candidates: 500, Starts: 5, Turbo: bayes.DefaultTurboConfig()},
 	}
 }
 
@@ -313,6 +371,13 @@ func absU(a int) uint64 {
 		return uint64(-(a + 1)) + 1
 	}
 	return uint64(a)
+}
+
+// Checkpoints reports whether the method saves checkpoints (the surrogate
+// methods, bayopt and turbo); the others resume by replaying their
+// journal.
+func (c Config) Checkpoints() bool {
+	return c.UsesSurrogate() || c.Method == MethodBayOpt || c.Method == MethodTuRBO
 }
 
 // UsesSurrogate reports whether the method trains a surrogate.
@@ -420,6 +485,7 @@ func (c Config) Validate() error {
 	if c.CMAES.Population < 0 || c.CMAES.Population == 1 || c.CMAES.Population > MaxPopulation {
 		bad("cmaes.population", "%d: want 0 (default) or 2 to %d", c.CMAES.Population, MaxPopulation)
 	}
+	errs = append(errs, c.Bayes.problems()...)
 	return errors.Join(errs...)
 }
 

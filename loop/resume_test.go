@@ -143,7 +143,7 @@ func checkResume(t *testing.T, cfg Config) {
 	if got.Replayed == 0 || got.Remeasured != 0 {
 		t.Errorf("final resume replayed %d, remeasured %d", got.Replayed, got.Remeasured)
 	}
-	if want := map[bool]int{true: 6, false: 0}[cfg.UsesSurrogate()]; got.Restored != want {
+	if want := map[bool]int{true: 6, false: 0}[cfg.Checkpoints()]; got.Restored != want {
 		t.Errorf("final resume restored the checkpoint of iteration %d, want %d", got.Restored, want)
 	}
 	gotXs := journaledXs(t, j)
@@ -304,4 +304,39 @@ func TestScheduleKeysReachTheTrainer(t *testing.T) {
 			t.Errorf("setting surrogate.%s did not change the run", name)
 		}
 	}
+}
+
+// TestResumeTurboAcrossRestarts: a trust region that collapses every
+// other iteration measures fresh designs, and a run stopped between them
+// resumes to the uninterrupted run.
+func TestResumeTurboAcrossRestarts(t *testing.T) {
+	cfg := smallConfig(MethodTuRBO)
+	cfg.CheckpointEvery = 3
+	cfg.Restart.Points = 5
+	cfg.Bayes.Turbo.Length, cfg.Bayes.Turbo.MinLength, cfg.Bayes.Turbo.FailTol = 0.8, 0.3, 1
+	j := createJournal(t, t.TempDir(), cfg.Method)
+	defer j.Close()
+	res, err := Run(context.Background(), cfg, cnonProblem(t, 4, 2), j, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := j.Queries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh int
+	for _, q := range qs[cfg.Init.Points:] {
+		if q.Role == journal.RoleInit {
+			fresh++
+		}
+	}
+	if fresh == 0 || fresh%cfg.Restart.Points != 0 {
+		t.Fatalf("%d fresh-design queries after the initial design, want a positive multiple of %d", fresh, cfg.Restart.Points)
+	}
+	// The fresh designs count against the budget, as the restart rule's do.
+	if res.Queries != cfg.EffectiveBudget() || res.Stop != "budget" {
+		t.Errorf("%d queries, stop %q: want the budget's %d", res.Queries, res.Stop, cfg.EffectiveBudget())
+	}
+	t.Logf("%d restarts in %d iterations", fresh/cfg.Restart.Points, cfg.Iterations)
+	checkResume(t, cfg)
 }

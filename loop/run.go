@@ -114,6 +114,10 @@ func Run(ctx context.Context, cfg Config, p Problem, j *journal.Journal, progres
 		err = r.fd(ctx)
 	case cfg.Method == MethodCMAES:
 		err = r.cmaes(ctx)
+	case cfg.Method == MethodBayOpt:
+		err = r.bayopt(ctx)
+	case cfg.Method == MethodTuRBO:
+		err = r.turbo(ctx)
 	}
 	res := &Result{
 		Queries: r.ev.n(), Iterations: r.iters, Stop: r.stop,
