@@ -20,10 +20,10 @@ import (
 
 func newReproduceCmd() *cobra.Command {
 	var (
-		scale, out, configs, shard, ngspice string
-		jobs, shards, iterations            int
-		quiet, list, only                   bool
-		tasks                               []string
+		scale, out, configs, shard, ngspice, seeds string
+		jobs, shards, iterations                   int
+		quiet, list, only                          bool
+		tasks                                      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "reproduce",
@@ -48,6 +48,13 @@ GradPIE against MAE in the report.
 paper's 200 iterations and 100 starting points, N = 10 and 20, the paper's
 OWMS network, the study at 100 epochs, PNN 5 seeds × 10 epochs (days on 2
 cores). --tasks runs some tasks only; the report still covers all of them.
+
+--seeds 101..110 adds a second block of seeds, drawn after the settings were
+fixed, to every optimization and training task (not the knob sweeps): the
+report sets each task's tuned seeds and this block side by side, and calls
+one method's lead a beat only when both blocks have at least 10 seeds and
+each gives |t| ≥ 2 and p < 0.05 (Welch's t test). A directory keeps every
+block it has run.
 
 On a cluster (docs/cluster.md): --shard I/N runs shard I of N only, the
 cells spread over the shards by their measured cost, the same on every
@@ -75,7 +82,13 @@ shard holds each cell that has not finished.`,
 			}
 			// The report and the listing cover the ngspice task when any
 			// run into the directory had it.
-			g, err := reproduceGrid(scale, configs, have || m.Ngspice(), iterations, nil)
+			var check []uint64
+			if seeds != "" {
+				if check, err = reproduce.ParseSeeds(seeds); err != nil {
+					return err
+				}
+			}
+			g, err := reproduceGrid(scale, configs, have || m.Ngspice(), iterations, nil, append(m.Check(), check...))
 			if err != nil {
 				return err
 			}
@@ -87,11 +100,11 @@ shard holds each cell that has not finished.`,
 				return err
 			}
 			if !only {
-				run, err := reproduceGrid(scale, configs, have, iterations, tasks)
+				run, err := reproduceGrid(scale, configs, have, iterations, tasks, check)
 				if err != nil {
 					return err
 				}
-				part := reproduce.Part{Ngspice: have, Shard: sh.Index, Shards: sh.Count}
+				part := reproduce.Part{Ngspice: have, Check: run.Check, Shard: sh.Index, Shards: sh.Count}
 				if len(tasks) > 0 {
 					for _, t := range run.Tasks {
 						part.Tasks = append(part.Tasks, t.Name)
@@ -150,6 +163,7 @@ shard holds each cell that has not finished.`,
 	f.BoolVar(&list, "list", false, "list the cells, their state, shard and commands, and exit")
 	f.BoolVar(&only, "report-only", false, "write the report from the journals already there, run nothing")
 	f.StringSliceVar(&tasks, "tasks", nil, "run only these tasks (comma-separated names, see --list)")
+	f.StringVar(&seeds, "seeds", "", "a second block of seeds for every optimization and training task: 101..110, 101,105 (the report sets it beside the tuned one)")
 	f.StringVar(&shard, "shard", "", "run only shard I of N (I/N, 0-based; default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)")
 	f.IntVar(&shards, "shards", 0, "the number of shards, with SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX as the index")
 	f.StringVar(&ngspice, "ngspice", "auto", "the ngspice op-amp task: auto (when ngspice is on PATH), on or off; every shard must have the same")
@@ -174,13 +188,14 @@ func ngspiceOn(v string) (bool, error) {
 }
 
 // reproduceGrid builds the grid of a scale, its run tasks' iterations
-// overridden when iterations > 0, restricted to tasks when given.
-func reproduceGrid(scale, configs string, ngspice bool, iterations int, tasks []string) (reproduce.Grid, error) {
+// overridden when iterations > 0, with a second block of seeds check,
+// restricted to tasks when given.
+func reproduceGrid(scale, configs string, ngspice bool, iterations int, tasks []string, check []uint64) (reproduce.Grid, error) {
 	g, err := reproduce.NewGrid(scale, configs, ngspice)
 	if err != nil {
 		return g, err
 	}
-	g = g.WithIterations(iterations)
+	g = g.WithIterations(iterations).WithCheck(check)
 	if len(tasks) > 0 {
 		return g.Only(tasks)
 	}
@@ -218,7 +233,7 @@ func outManifest(cmd *cobra.Command, out string, scale *string, iterations *int,
 // command, then a count by state and the shards that hold unfinished cells.
 func listGrid(ctx context.Context, cmd *cobra.Command, g reproduce.Grid, m reproduce.Manifest, out string) error {
 	owners, err := reproduce.Owners(m.Parts, func(p reproduce.Part) ([]reproduce.Cell, error) {
-		pg, err := reproduceGrid(g.Scale, m.Configs, p.Ngspice, m.Iterations, p.Tasks)
+		pg, err := reproduceGrid(g.Scale, m.Configs, p.Ngspice, m.Iterations, p.Tasks, p.Check)
 		return pg.Cells(), err
 	})
 	if err != nil {
@@ -323,7 +338,7 @@ reproduce --list --out OUT' shows every cell's state and shard.`,
 			if cmd.Flags().Changed("configs") || m.Configs == "" {
 				m.Configs = configs
 			}
-			g, err := reproduceGrid(m.Scale, m.Configs, m.Ngspice(), m.Iterations, nil)
+			g, err := reproduceGrid(m.Scale, m.Configs, m.Ngspice(), m.Iterations, nil, m.Check())
 			if err != nil {
 				return err
 			}
@@ -359,7 +374,7 @@ reproduce --list --out OUT' shows every cell's state and shard.`,
 // finished in out, with their shards, as an error (nil when none).
 func unfinished(ctx context.Context, m reproduce.Manifest, g reproduce.Grid, out string) error {
 	owners, err := reproduce.Owners(m.Parts, func(p reproduce.Part) ([]reproduce.Cell, error) {
-		pg, err := reproduceGrid(m.Scale, m.Configs, p.Ngspice, m.Iterations, p.Tasks)
+		pg, err := reproduceGrid(m.Scale, m.Configs, p.Ngspice, m.Iterations, p.Tasks, p.Check)
 		return pg.Cells(), err
 	})
 	if err != nil {

@@ -187,7 +187,7 @@ func sweepReport(ctx context.Context, cmd *cobra.Command, s reproduce.Sweep, out
 	for _, m := range marks {
 		fmt.Fprintf(tw, "best @ %d\t", m)
 	}
-	fmt.Fprintln(tw, "t\tcontroller\t")
+	fmt.Fprintln(tw, "t\tp\tcontroller\t")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%d\t", r.Setting.Label, r.Runs)
 		for i := range marks {
@@ -197,10 +197,13 @@ func sweepReport(ctx context.Context, cmd *cobra.Command, s reproduce.Sweep, out
 				fmt.Fprintf(tw, "%.4g ± %.2g\t", r.At[i], r.SD[i])
 			}
 		}
-		if math.IsNaN(r.T) {
-			fmt.Fprint(tw, "-\t")
-		} else {
-			fmt.Fprintf(tw, "%.2f\t", r.T)
+		switch {
+		case math.IsNaN(r.Test.T):
+			fmt.Fprint(tw, "-\t-\t")
+		case math.IsNaN(r.Test.P):
+			fmt.Fprintf(tw, "%.2f\t-\t", r.Test.T)
+		default:
+			fmt.Fprintf(tw, "%.2f\t%.2g\t", r.Test.T, r.Test.P)
 		}
 		fmt.Fprintf(tw, "%s\t\n", r.Controller.Round(100*time.Microsecond))
 	}

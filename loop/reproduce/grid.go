@@ -114,6 +114,42 @@ func (c Cell) ResumeArgs(dir string) []string {
 type Grid struct {
 	Scale string
 	Tasks []Task
+	// Check is the second block of seeds (e.g. 101..110), drawn after the
+	// settings were fixed: every optimization and training task that is
+	// not a knob sweep also runs these seeds, and the report sets them
+	// beside the task's own (the seeds rule, Claim).
+	Check []uint64
+}
+
+// WithCheck returns the grid with the second block of seeds added to
+// Check (each seed once, in order).
+func (g Grid) WithCheck(seeds []uint64) Grid {
+	out := g
+	out.Check = slices.Clone(g.Check)
+	for _, s := range seeds {
+		if !slices.Contains(out.Check, s) {
+			out.Check = append(out.Check, s)
+		}
+	}
+	slices.Sort(out.Check)
+	return out
+}
+
+// Blocks returns a task's tuned block of seeds (1..Seeds) and its second
+// block (Check minus those), empty for a sweep or a study.
+func (g Grid) Blocks(t Task) (tuned, check []uint64) {
+	for s := 1; s <= t.Seeds; s++ {
+		tuned = append(tuned, uint64(s))
+	}
+	if len(t.Variants) > 0 || t.Kind == KindStudy {
+		return tuned, nil
+	}
+	for _, s := range g.Check {
+		if !slices.Contains(tuned, s) {
+			check = append(check, s)
+		}
+	}
+	return tuned, check
 }
 
 // Cells lists the grid's cells task by task, method by method, seed by
@@ -127,6 +163,8 @@ func (g Grid) Cells() []Cell {
 		}
 		if len(t.Variants) == 0 {
 			cs = append(cs, t.cells(Variant{})...)
+			_, check := g.Blocks(t)
+			cs = append(cs, t.cellsOf(Variant{}, check)...)
 			continue
 		}
 		for _, v := range t.Variants {
@@ -151,6 +189,17 @@ func (g Grid) VariantCells(t Task, v Variant) []Cell {
 }
 
 func (t Task) cells(v Variant) []Cell {
+	var seeds []uint64
+	for s := 1; s <= t.Seeds; s++ {
+		seeds = append(seeds, uint64(s))
+	}
+	return t.cellsOf(v, seeds)
+}
+
+// BlockCells lists a task's cells of the given seeds.
+func (g Grid) BlockCells(t Task, seeds []uint64) []Cell { return t.cellsOf(Variant{}, seeds) }
+
+func (t Task) cellsOf(v Variant, seeds []uint64) []Cell {
 	methods := t.Methods
 	if v.Methods != nil {
 		methods = v.Methods
@@ -162,8 +211,8 @@ func (t Task) cells(v Variant) []Cell {
 	}
 	var cs []Cell
 	for _, m := range methods {
-		for s := 1; s <= t.Seeds; s++ {
-			cs = append(cs, Cell{Task: t.Name, Variant: v.Name, Kind: t.Kind, Config: t.Config, Sets: sets, Method: m, Seed: uint64(s), Iterations: iters})
+		for _, s := range seeds {
+			cs = append(cs, Cell{Task: t.Name, Variant: v.Name, Kind: t.Kind, Config: t.Config, Sets: sets, Method: m, Seed: s, Iterations: iters})
 		}
 	}
 	return cs
@@ -173,7 +222,7 @@ func (t Task) cells(v Variant) []Cell {
 // unknown name is an error that lists the known ones. A sweep's default
 // setting belongs to its base task: name both to run both.
 func (g Grid) Only(names []string) (Grid, error) {
-	out := Grid{Scale: g.Scale}
+	out := Grid{Scale: g.Scale, Check: g.Check}
 	var known []string
 	for _, t := range g.Tasks {
 		known = append(known, t.Name)
@@ -412,7 +461,7 @@ func (g Grid) WithIterations(n int) Grid {
 	if n <= 0 {
 		return g
 	}
-	out := Grid{Scale: g.Scale, Tasks: slices.Clone(g.Tasks)}
+	out := Grid{Scale: g.Scale, Tasks: slices.Clone(g.Tasks), Check: g.Check}
 	for i, t := range out.Tasks {
 		if t.Kind != KindRun {
 			continue

@@ -26,9 +26,9 @@ import (
 type Verdict int
 
 const (
-	Unclear    Verdict = iota // |t| < 2 (or too few runs)
-	LocBetter                 // GradPIE better, |t| ≥ 2
-	BaseBetter                // MAE better, |t| ≥ 2
+	Unclear    Verdict = iota // p ≥ Alpha (or too few runs)
+	LocBetter                 // GradPIE better, p < Alpha
+	BaseBetter                // MAE better, p < Alpha
 )
 
 func (v Verdict) String() string {
@@ -36,32 +36,18 @@ func (v Verdict) String() string {
 }
 
 // Compare judges GradPIE's final values loc against MAE's base with
-// Welch's t statistic: |t| ≥ 2 is called a difference, anything less is
-// not. With 2–3 seeds this is a coarse screen, and the report says so.
-// change is the relative difference of the means, (loc − base)/|base|.
-func Compare(loc, base []float64, dir journal.Direction) (v Verdict, change, t float64) {
-	if len(loc) == 0 || len(base) == 0 {
-		return Unclear, math.NaN(), math.NaN()
+// Welch's t test: a difference when the two-sided p < Alpha. With the
+// few seeds of a knob sweep this is a screen, not a claim (a claim needs
+// the seeds rule: Claim), and the report says so.
+func Compare(loc, base []float64, dir journal.Direction) (Verdict, Test) {
+	r := Welch(loc, base)
+	switch r.Favours(dir) {
+	case 1:
+		return LocBetter, r
+	case -1:
+		return BaseBetter, r
 	}
-	ml, vl := meanVar(loc)
-	mb, vb := meanVar(base)
-	change = (ml - mb) / math.Abs(mb)
-	se := math.Sqrt(vl/float64(len(loc)) + vb/float64(len(base)))
-	switch {
-	case se > 0:
-		t = (ml - mb) / se
-	case ml == mb:
-		t = 0
-	default:
-		t = math.Copysign(math.Inf(1), ml-mb)
-	}
-	if len(loc) < 2 || len(base) < 2 || math.Abs(t) < 2 {
-		return Unclear, change, t
-	}
-	if (dir == journal.Maximize) == (t > 0) {
-		return LocBetter, change, t
-	}
-	return BaseBetter, change, t
+	return Unclear, r
 }
 
 // meanVar is the mean and the unbiased variance (0 for one value).
@@ -124,7 +110,8 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 	}
 	fmt.Fprintf(w, "; %d seed(s) per method, %d %s unless the row says otherwise. "+
 		"Each row changes one knob and gives "+what+" at the row's last %s, mean ± std over seeds. "+
-		"Verdict: Welch's t of GradPIE against MAE, a difference when |t| ≥ 2 — a coarse screen with this few seeds. "+
+		"Verdict: Welch's t test of GradPIE against MAE, a difference when the two-sided p < 0.05 — a screen with this few seeds, "+
+		"not a claim (a claim needs the seeds rule: ≥ 10 seeds and a second block). "+
 		"A row that reruns GradPIE only compares it with the default's MAE.\n\n", t.Seeds, t.Iterations, unit, strings.TrimSuffix(unit, "s"))
 	loc, base := pair(t.Methods)
 	w.WriteString("| setting | overrides |")
@@ -191,8 +178,9 @@ func writeKnobTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out str
 			def = r.vals
 		}
 		if lv, bv := r.vals[loc], r.vals[base]; len(lv) > 0 && len(bv) > 0 {
-			verdict, change, tt := Compare(lv, bv, dir)
-			fmt.Fprintf(w, " %+.1f %% | %s (%.2g) |\n", 100*change, verdict, tt)
+			verdict, tt := Compare(lv, bv, dir)
+			change := tt.Change
+			fmt.Fprintf(w, " %+.1f %% | %s (%s) |\n", 100*change, verdict, tt)
 			o.Counts[verdict]++
 			o.Rows++
 			if (dir == journal.Maximize) == (change > 0) && change != 0 {

@@ -36,14 +36,15 @@ type Manifest struct {
 type Part struct {
 	Tasks   []string `json:"tasks,omitempty"`
 	Ngspice bool     `json:"ngspice,omitempty"`
+	Check   []uint64 `json:"check,omitempty"` // the second block of seeds it ran (Grid.Check)
 	Shard   int      `json:"shard"`
 	Shards  int      `json:"shards,omitempty"`
 }
 
-// group is the part's shard group: the parts with the same tasks, ngspice
-// and count are the shards of one assignment.
+// group is the part's shard group: the parts with the same tasks, ngspice,
+// second block and count are the shards of one assignment.
 func (p Part) group() string {
-	return fmt.Sprintf("%s|%v|%d", strings.Join(p.Tasks, ","), p.Ngspice, p.Shards)
+	return fmt.Sprintf("%s|%v|%s|%d", strings.Join(p.Tasks, ","), p.Ngspice, FormatSeeds(p.Check), p.Shards)
 }
 
 func (m Manifest) identity() string {
@@ -61,6 +62,20 @@ func (m Manifest) What() string {
 		s += fmt.Sprintf(" with --iterations %d", m.Iterations)
 	}
 	return s
+}
+
+// Check is the union of the parts' second blocks of seeds, sorted.
+func (m Manifest) Check() []uint64 {
+	var out []uint64
+	for _, p := range m.Parts {
+		for _, s := range p.Check {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Ngspice says whether any part ran the grid with the ngspice task.
@@ -113,7 +128,7 @@ func Combine(ms ...Manifest) (Manifest, error) {
 	}
 	for _, p := range out.Parts {
 		for _, q := range out.Parts {
-			if p.Shards > 0 && p.Shards == q.Shards && slices.Equal(p.Tasks, q.Tasks) && p.Ngspice != q.Ngspice {
+			if p.Shards > 0 && p.Shards == q.Shards && slices.Equal(p.Tasks, q.Tasks) && slices.Equal(p.Check, q.Check) && p.Ngspice != q.Ngspice {
 				return Manifest{}, fmt.Errorf("shards %d/%d and %d/%d of one assignment disagree on the ngspice task (on PATH for one, not the other): "+
 					"their cells were assigned from different lists; run every shard with the same --ngspice", p.Shard, p.Shards, q.Shard, q.Shards)
 			}

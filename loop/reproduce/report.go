@@ -26,7 +26,7 @@ type paperRow struct {
 var paperIters = [3]int{50, 100, 200}
 
 // paper holds the GradPIE paper's Table 1, keyed by block and our method
-// name; "bayopt" has no counterpart among our methods.
+// name (its BayOpt is our bayopt, and turbo on OWMS).
 var paper = map[string]map[string]paperRow{
 	"cnon-M0": {
 		"exact":   {mean: [3]float64{0.101, 0.057, 0.048}, sd: [3]float64{0.013, 0.003, 0.001}},
@@ -51,8 +51,12 @@ var paper = map[string]map[string]paperRow{
 	},
 }
 
-// paperAt returns the paper's row for method at iteration it.
+// paperAt returns the paper's row for method at iteration it (turbo,
+// the BayOpt of high dimensions, stands in the paper's BayOpt row).
 func paperAt(block, method string, it int) (r paperRow, i int, ok bool) {
+	if method == "turbo" {
+		method = "bayopt"
+	}
 	r, ok = paper[block][method]
 	if !ok {
 		return r, 0, false
@@ -209,19 +213,131 @@ func setting(w io.Writer, t Task, seeds int, missing int) {
 	fmt.Fprint(w, "\n\n")
 }
 
+// blockCurves loads a task's tuned block and its second block.
+func blockCurves(ctx context.Context, g Grid, t Task, out string) (tuned, check []report.Curve, missing, missing2 int, seeds, seeds2 []uint64) {
+	seeds, seeds2 = g.Blocks(t)
+	tuned, missing = loadCells(ctx, g.BlockCells(t, seeds), out)
+	if len(seeds2) > 0 {
+		check, missing2 = loadCells(ctx, g.BlockCells(t, seeds2), out)
+	}
+	return tuned, check, missing, missing2, seeds, seeds2
+}
+
+// secondBlock says which second block the task ran, under its setting.
+func secondBlock(w io.Writer, seeds2 []uint64, runs, missing int) {
+	if len(seeds2) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Second block: %s, drawn after the setting was fixed; its columns are marked ², %d runs", blockLabel(seeds2), runs)
+	if missing > 0 {
+		fmt.Fprintf(w, " (**%d not finished**)", missing)
+	}
+	fmt.Fprint(w, ".\n\n")
+}
+
+// valuesAt collects every method's per-seed values at iteration (epoch) it.
+func valuesAt(curves []report.Curve, methods []string, it int) map[string][]float64 {
+	vals := map[string][]float64{}
+	for _, m := range methods {
+		if _, _, v, ok := report.At(report.Group(curves, m), it); ok {
+			vals[m] = v
+		}
+	}
+	return vals
+}
+
+// locMethod is the task's locality-aware method: gradpie or its in-situ
+// training form.
+func locMethod(methods []string) string {
+	for _, m := range methods {
+		if strings.Contains(m, "gradpie") {
+			return m
+		}
+	}
+	return ""
+}
+
+// writeClaims states the comparisons at iteration it under the seeds rule:
+// GradPIE against every other method, then the ordering of the tuned
+// block's means with each adjacent pair's verdict.
+func writeClaims(w io.Writer, methods []string, tuned, check map[string][]float64, hasCheck bool, dir journal.Direction, what string, it int, seeds, seeds2 []uint64) {
+	loc := locMethod(methods)
+	claim := func(a, b string) Claim {
+		c := Claim{Tuned: Welch(tuned[a], tuned[b]), HasCheck: hasCheck}
+		if hasCheck {
+			c.Check = Welch(check[a], check[b])
+		}
+		return c
+	}
+	cell := func(r Test) string {
+		if math.IsNaN(r.T) {
+			return "–"
+		}
+		return fmt.Sprintf("%+.1f %%, %s", 100*r.Change, r)
+	}
+	fmt.Fprintf(w, "\n%s at %d (Welch's t test, two-sided p; a beat needs ≥ %d seeds a side and |t| ≥ 2, p < %.2g in both blocks):\n\n", what, it, MinSeeds, Alpha)
+	fmt.Fprintf(w, "| comparison | %s | %s | verdict |\n|---|---|---|---|\n", blockLabel(seeds), map[bool]string{true: blockLabel(seeds2) + " ²", false: "second block"}[hasCheck])
+	row := func(a, b string) {
+		if len(tuned[a]) == 0 || len(tuned[b]) == 0 {
+			return
+		}
+		c := claim(a, b)
+		chk := "not run"
+		if hasCheck {
+			chk = cell(c.Check)
+		}
+		fmt.Fprintf(w, "| %s vs %s | %s | %s | %s |\n", a, b, cell(c.Tuned), chk, c.Verdict(a, b, dir))
+	}
+	if loc != "" {
+		for _, m := range methods {
+			if m != loc {
+				row(loc, m)
+			}
+		}
+	}
+	// The ordering of the tuned block's means, best first, and each
+	// adjacent pair not already compared with GradPIE.
+	var order []string
+	for _, m := range methods {
+		if len(tuned[m]) > 0 {
+			order = append(order, m)
+		}
+	}
+	mean := func(m string) float64 { v, _ := meanVar(tuned[m]); return v }
+	sort.SliceStable(order, func(i, j int) bool {
+		if dir == journal.Maximize {
+			return mean(order[i]) > mean(order[j])
+		}
+		return mean(order[i]) < mean(order[j])
+	})
+	for i := 1; i < len(order); i++ {
+		if order[i-1] != loc && order[i] != loc {
+			row(order[i-1], order[i])
+		}
+	}
+	if len(order) > 1 {
+		fmt.Fprintf(w, "\nOrdering of the means on %s, best first: %s.\n", blockLabel(seeds), strings.Join(order, " → "))
+	}
+}
+
 func writeRunTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out string) error {
 	fmt.Fprintf(w, "## %s\n\n", t.Title)
-	curves, missing := loadTask(ctx, g, t, out)
-	setting(w, t, t.Seeds, missing)
+	curves, curves2, missing, missing2, seeds, seeds2 := blockCurves(ctx, g, t, out)
+	setting(w, t, len(seeds), missing)
+	secondBlock(w, seeds2, len(curves2), missing2)
 	if len(curves) == 0 {
 		w.WriteString("No runs yet.\n\n")
 		return nil
 	}
 	cps := Checkpoints(t.Iterations)
-	// mean ± std with the paper beside.
+	two := len(seeds2) > 0
+	// mean ± std, the second block and the paper beside.
 	w.WriteString("| method |")
 	for _, c := range cps {
 		fmt.Fprintf(w, " @ %d |", c)
+		if two {
+			fmt.Fprintf(w, " @ %d ² |", c)
+		}
 		if _, _, ok := paperAt(t.Paper, "mae", c); ok {
 			fmt.Fprintf(w, " paper @ %d |", c)
 		}
@@ -229,6 +345,9 @@ func writeRunTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out stri
 	w.WriteString(" controller ms/it | queries |\n|---|")
 	for _, c := range cps {
 		w.WriteString("---|")
+		if two {
+			w.WriteString("---|")
+		}
 		if _, _, ok := paperAt(t.Paper, "mae", c); ok {
 			w.WriteString("---|")
 		}
@@ -239,12 +358,20 @@ func writeRunTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out stri
 		if len(gr) == 0 {
 			continue
 		}
+		gr2 := report.Group(curves2, m)
 		fmt.Fprintf(w, "| %s |", m)
 		for _, c := range cps {
 			if mean, sd, _, ok := report.At(gr, c); ok {
 				fmt.Fprintf(w, " %s ± %s |", num(mean), num(sd))
 			} else {
 				w.WriteString(" – |")
+			}
+			if two {
+				if mean, sd, _, ok := report.At(gr2, c); ok {
+					fmt.Fprintf(w, " %s ± %s |", num(mean), num(sd))
+				} else {
+					w.WriteString(" – |")
+				}
 			}
 			if _, _, ok := paperAt(t.Paper, "mae", c); ok {
 				if r, i, ok := paperAt(t.Paper, m, c); ok {
@@ -256,7 +383,7 @@ func writeRunTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out stri
 		}
 		fmt.Fprintf(w, " %.1f | %d |\n", 1e3*report.ControllerPerIteration(gr), lastQueries(gr))
 	}
-	w.WriteString("\nMedian (25–75 %):\n\n| method |")
+	w.WriteString("\nMedian (25–75 %), " + blockLabel(seeds) + ":\n\n| method |")
 	for _, c := range cps {
 		fmt.Fprintf(w, " @ %d |", c)
 	}
@@ -276,6 +403,8 @@ func writeRunTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out stri
 		}
 		w.WriteString("\n")
 	}
+	last := cps[len(cps)-1]
+	writeClaims(w, t.Methods, valuesAt(curves, t.Methods, last), valuesAt(curves2, t.Methods, last), two, curves[0].Dir, "Best objective", last, seeds, seeds2)
 	bands := report.Summarize(curves)
 	band := func(l string) (report.Band, bool) {
 		i := slices.IndexFunc(bands, func(b report.Band) bool { return b.Label == l })
@@ -296,7 +425,7 @@ func writeRunTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out stri
 			}
 		}
 		if len(lines) > 0 {
-			w.WriteString("\nQuery reduction ratio of GradPIE (median curves, initial design included):\n\n" + strings.Join(lines, ""))
+			w.WriteString("\nQuery reduction ratio of GradPIE (median curves, initial design included, " + blockLabel(seeds) + "):\n\n" + strings.Join(lines, ""))
 		}
 	}
 	png := t.Name + ".png"
@@ -326,13 +455,19 @@ func lastQueries(gr []report.Curve) int {
 
 func writeTrainTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out string) error {
 	fmt.Fprintf(w, "## %s\n\n", t.Title)
-	curves, missing := loadTask(ctx, g, t, out)
-	setting(w, t, t.Seeds, missing)
+	curves, curves2, missing, missing2, seeds, seeds2 := blockCurves(ctx, g, t, out)
+	setting(w, t, len(seeds), missing)
+	secondBlock(w, seeds2, len(curves2), missing2)
 	if len(curves) == 0 {
 		w.WriteString("No trainings yet.\n\n")
 		return nil
 	}
-	fmt.Fprintf(w, "| method | test acc. @ epoch 0 | test acc. @ %d (mean ± std) | median (25–75 %%) | queries |\n|---|---|---|---|---|\n", t.Iterations)
+	two := len(seeds2) > 0
+	fmt.Fprintf(w, "| method | test acc. @ epoch 0 | test acc. @ %d (mean ± std) | median (25–75 %%) |", t.Iterations)
+	if two {
+		fmt.Fprintf(w, " @ %d ² (mean ± std) |", t.Iterations)
+	}
+	w.WriteString(" queries |\n|---|---|---|---|" + map[bool]string{true: "---|", false: ""}[two] + "---|\n")
 	for _, m := range t.Methods {
 		gr := report.Group(curves, m)
 		if len(gr) == 0 {
@@ -349,8 +484,16 @@ func writeTrainTask(ctx context.Context, w *bytes.Buffer, g Grid, t Task, out st
 		} else {
 			w.WriteString(" – | – |")
 		}
+		if two {
+			if mean, sd, _, ok := report.At(report.Group(curves2, m), t.Iterations); ok {
+				fmt.Fprintf(w, " %.3f ± %.3f |", mean, sd)
+			} else {
+				w.WriteString(" – |")
+			}
+		}
 		fmt.Fprintf(w, " %d |\n", lastQueries(gr))
 	}
+	writeClaims(w, t.Methods, valuesAt(curves, t.Methods, t.Iterations), valuesAt(curves2, t.Methods, t.Iterations), two, journal.Maximize, "Test accuracy", t.Iterations, seeds, seeds2)
 	png := t.Name + ".png"
 	if err := writePNG(filepath.Join(out, png), func(f io.Writer) error {
 		return report.PlotBands(f, t.Title, "test accuracy on the black box", report.SummarizeIterations(curves), false)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -302,29 +303,79 @@ func TestWriteReport(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
-	// Means 2 and 5, variances 1 and 1, three each: t = −3/√(2/3) = −3.674.
+	// Means 2 and 5, variances 1 and 1, three each: t = −3/√(2/3) = −3.674
+	// on 4 degrees of freedom, whose two-sided p is I_x(2, ½) at
+	// x = ν/(ν+t²): 1 − (3/2)·x·√(1−x) − (1−x)^{3/2} in closed form.
 	loc, base := []float64{1, 2, 3}, []float64{4, 5, 6}
-	v, change, tt := Compare(loc, base, journal.Minimize)
-	if v != LocBetter || math.Abs(change+0.6) > 1e-12 || math.Abs(tt+3/math.Sqrt(2.0/3)) > 1e-12 {
-		t.Errorf("minimize: %v %v %v", v, change, tt)
+	v, r := Compare(loc, base, journal.Minimize)
+	x := 4 / (4 + 13.5)
+	wantP := 1 - 1.5*x*math.Sqrt(1-x) - math.Pow(1-x, 1.5)
+	if v != LocBetter || math.Abs(r.Change+0.6) > 1e-12 || math.Abs(r.T+3/math.Sqrt(2.0/3)) > 1e-12 || math.Abs(r.DF-4) > 1e-12 || math.Abs(r.P-wantP) > 1e-9 {
+		t.Errorf("minimize: %v %+v, want p = %v", v, r, wantP)
 	}
-	if v, _, _ := Compare(loc, base, journal.Maximize); v != BaseBetter {
+	if v, _ := Compare(loc, base, journal.Maximize); v != BaseBetter {
 		t.Errorf("maximize: %v", v)
 	}
 	// Half a unit apart with the same spread: |t| = 0.61, no call.
-	if v, _, tt := Compare(loc, []float64{1.5, 2.5, 3.5}, journal.Minimize); v != Unclear || math.Abs(tt+0.5/math.Sqrt(2.0/3)) > 1e-12 {
-		t.Errorf("close: %v %v", v, tt)
+	if v, r := Compare(loc, []float64{1.5, 2.5, 3.5}, journal.Minimize); v != Unclear || math.Abs(r.T+0.5/math.Sqrt(2.0/3)) > 1e-12 || !(r.P > 0.5) {
+		t.Errorf("close: %v %+v", v, r)
+	}
+	// |t| = 2.5 on 2 + 2 seeds (ν = 2): p = 1 − t/√(t²+2) = 0.13, no call
+	// however large t looks.
+	if v, r := Compare([]float64{0, 2}, []float64{2.5 * math.Sqrt(2), 2.5*math.Sqrt(2) + 2}, journal.Minimize); v != Unclear || math.Abs(r.P-(1-math.Abs(r.T)/math.Sqrt(r.T*r.T+2))) > 1e-9 {
+		t.Errorf("two seeds: %v %+v", v, r)
 	}
 	// One seed each says nothing, however far apart.
-	if v, _, _ := Compare([]float64{1}, []float64{9}, journal.Minimize); v != Unclear {
+	if v, _ := Compare([]float64{1}, []float64{9}, journal.Minimize); v != Unclear {
 		t.Errorf("one seed: %v", v)
 	}
-	// No spread and different means: a difference.
-	if v, _, tt := Compare([]float64{2, 2}, []float64{1, 1}, journal.Minimize); v != BaseBetter || !math.IsInf(tt, 1) {
-		t.Errorf("no spread: %v %v", v, tt)
+	// No spread: no p-value, no call.
+	if v, r := Compare([]float64{2, 2}, []float64{1, 1}, journal.Minimize); v != Unclear || !math.IsInf(r.T, 1) || !math.IsNaN(r.P) {
+		t.Errorf("no spread: %v %+v", v, r)
 	}
-	if v, _, _ := Compare(nil, base, journal.Minimize); v != Unclear {
+	if v, _ := Compare(nil, base, journal.Minimize); v != Unclear {
 		t.Errorf("empty: %v", v)
+	}
+}
+
+// The seeds rule: a beat needs ten seeds a side and |t| ≥ 2, p < 0.05 in
+// both blocks.
+func TestClaimVerdict(t *testing.T) {
+	block := func(shift float64, n int, salt uint64) ([]float64, []float64) {
+		rng := rand.New(rand.NewPCG(salt, 1))
+		a, b := make([]float64, n), make([]float64, n)
+		for i := range a {
+			a[i], b[i] = rng.NormFloat64(), shift+rng.NormFloat64()
+		}
+		return a, b
+	}
+	claim := func(s1 float64, n1 int, s2 float64, n2 int) string {
+		a1, b1 := block(s1, n1, 1)
+		c := Claim{Tuned: Welch(a1, b1)}
+		if n2 > 0 {
+			a2, b2 := block(s2, n2, 2)
+			c.Check, c.HasCheck = Welch(a2, b2), true
+		}
+		return c.Verdict("gradpie", "mae", journal.Minimize)
+	}
+	for _, tc := range []struct {
+		s1     float64
+		n1     int
+		s2     float64
+		n2     int
+		prefix string
+	}{
+		{3, 10, 3, 10, "**gradpie beats mae**"},
+		{-3, 10, -3, 10, "**mae beats gradpie**"},
+		{3, 5, 3, 10, "no verdict: fewer than 10"},
+		{3, 10, 0, 0, "gradpie ahead on the tuned block; second block not run"},
+		{3, 10, 3, 5, "gradpie ahead on the tuned block; second block has fewer"},
+		{3, 10, 0, 10, "gradpie ahead on the tuned block only"},
+		{0, 10, 3, 10, "no clear difference"},
+	} {
+		if got := claim(tc.s1, tc.n1, tc.s2, tc.n2); !strings.HasPrefix(got, tc.prefix) {
+			t.Errorf("%+v: %q", tc, got)
+		}
 	}
 }
 
@@ -418,5 +469,71 @@ func TestOnly(t *testing.T) {
 	}
 	if _, err := g.Only([]string{"owms", "nope"}); err == nil || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "knobs-owms") {
 		t.Errorf("unknown task: %v", err)
+	}
+}
+
+// A second block of seeds adds cells to the run and training tasks (not
+// to a knob sweep), the report sets its columns beside the tuned block's
+// and states each comparison under the seeds rule; the directory's
+// manifest keeps the block.
+func TestSecondBlock(t *testing.T) {
+	ctx := context.Background()
+	out := t.TempDir()
+	g := tinyGrid(2).WithCheck([]uint64{102, 101, 2})
+	g.Tasks = append(g.Tasks, Task{
+		Name: "knobs-cnon-M0", Title: "tiny knobs", Kind: KindRun, Config: "cnon.yaml",
+		Methods: []string{"gradpie", "mae"}, Seeds: 2, Iterations: 4, Base: "cnon-M0",
+		Variants: []Variant{{Label: "defaults"}, {Name: "k1", Label: "k = 1", Sets: []string{"surrogate.k=1"}, Methods: []string{"gradpie"}}},
+	})
+	if !slices.Equal(g.Check, []uint64{2, 101, 102}) {
+		t.Fatalf("check block %v", g.Check)
+	}
+	tuned, check := g.Blocks(g.Tasks[0])
+	if !slices.Equal(tuned, []uint64{1, 2}) || !slices.Equal(check, []uint64{101, 102}) {
+		t.Fatalf("blocks %v %v: seed 2 belongs to the tuned block only", tuned, check)
+	}
+	if _, c := g.Blocks(g.Tasks[1]); c != nil {
+		t.Errorf("a knob sweep got a second block %v", c)
+	}
+	var dirs []string
+	for _, c := range g.Cells() {
+		dirs = append(dirs, c.Dir())
+	}
+	// 2 methods × (2 + 2) seeds, and the sweep's k1 variant's 2.
+	if len(dirs) != 10 || !slices.Contains(dirs, filepath.Join("cnon-M0", "mae-s101")) {
+		t.Fatalf("cells %v", dirs)
+	}
+	var f fakeExec
+	if _, err := Run(ctx, g, Options{Out: out, Exec: f.exec}); err != nil {
+		t.Fatal(err)
+	}
+	md := writeAndRead(t, g, out)
+	for _, want := range []string{
+		"Second block: seeds 101..102, drawn after the setting was fixed; its columns are marked ², 4 runs.",
+		"| method | @ 4 | @ 4 ² | controller ms/it | queries |",
+		"| comparison | seeds 1..2 | seeds 101..102 ² | verdict |",
+		"| gradpie vs mae | ", "no verdict: fewer than 10 seeds",
+		"Ordering of the means on seeds 1..2, best first:",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if err := Record(out, Manifest{Scale: "tiny"}, Part{Check: g.Check}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Record(out, Manifest{Scale: "tiny"}, Part{Check: []uint64{103}, Tasks: []string{"cnon-M0"}}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := ReadManifests(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Combine(ms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.Check(), []uint64{2, 101, 102, 103}) {
+		t.Errorf("manifest's second block %v", m.Check())
 	}
 }

@@ -228,7 +228,7 @@ type SweepRow struct {
 	At      []float64 // mean best objective at each mark (NaN: not every run got there)
 	SD      []float64
 	Final   []float64 // every run's best objective at its last iteration
-	T       float64   // Welch's t of Final against the first setting's (NaN for the first)
+	Test    Test      // Welch's t test of Final against the first setting's (T NaN for the first)
 	// Controller is the median controller time per iteration over every
 	// iteration of every run (wall time minus time in the black box).
 	Controller time.Duration
@@ -260,9 +260,9 @@ func SweepTable(ctx context.Context, s Sweep, out string, marks []int) (rows []S
 		}
 		last = max(last, r.LastIter)
 		r.Controller = medianController(r.Curves)
-		r.T = math.NaN()
+		r.Test = Test{T: math.NaN(), P: math.NaN()}
 		if len(rows) > 0 {
-			_, _, r.T = Compare(r.Final, rows[0].Final, dir)
+			_, r.Test = Compare(r.Final, rows[0].Final, dir)
 		}
 		rows = append(rows, r)
 	}
@@ -320,13 +320,13 @@ func WriteSweepReport(ctx context.Context, s Sweep, out string, marks []int, log
 		better = "higher is better"
 	}
 	fmt.Fprintf(&b, ". Best objective so far (%s) after each iteration shown, mean ± std over the finished runs of each setting; "+
-		"t is Welch's t of the final best against the first setting's (|t| ≥ 2: a difference; its sign follows the objective's, not better/worse); "+
+		"t and p are Welch's t test of the final best against the first setting's (two-sided; p < 0.05: a difference, a claim needs ≥ 10 seeds and a second block; t's sign follows the objective's, not better/worse); "+
 		"controller is the median time per iteration spent outside the black box.\n\n", better)
 	b.WriteString("| setting | runs |")
 	for _, m := range at {
 		fmt.Fprintf(&b, " @ %d |", m)
 	}
-	b.WriteString(" final best, median (25–75 %) | t | controller |\n|---|---|" + strings.Repeat("---|", len(at)) + "---|---|---|\n")
+	b.WriteString(" final best, median (25–75 %) | t | p | controller |\n|---|---|" + strings.Repeat("---|", len(at)) + "---|---|---|---|\n")
 	for _, r := range rows {
 		runs := strconv.Itoa(r.Runs)
 		if r.Missing > 0 {
@@ -345,10 +345,12 @@ func WriteSweepReport(ctx context.Context, s Sweep, out string, marks []int, log
 		} else {
 			b.WriteString(" – |")
 		}
-		if math.IsNaN(r.T) {
-			b.WriteString(" – |")
+		if math.IsNaN(r.Test.T) {
+			b.WriteString(" – | – |")
+		} else if math.IsNaN(r.Test.P) {
+			fmt.Fprintf(&b, " %.2f | – |", r.Test.T)
 		} else {
-			fmt.Fprintf(&b, " %.2f |", r.T)
+			fmt.Fprintf(&b, " %.2f | %s |", r.Test.T, pval(r.Test.P))
 		}
 		fmt.Fprintf(&b, " %s |\n", r.Controller.Round(100*time.Microsecond))
 	}

@@ -116,14 +116,14 @@ func TestSweepReport(t *testing.T) {
 	// Welch's t against the first setting, by hand: the second has one run.
 	m0 := (rows[0].Final[0] + rows[0].Final[1]) / 2
 	v0 := math.Pow(rows[0].Final[0]-m0, 2) + math.Pow(rows[0].Final[1]-m0, 2) // n − 1 = 1
-	if want := (rows[1].Final[0] - m0) / math.Sqrt(v0/2); !math.IsNaN(rows[0].T) || math.Abs(rows[1].T-want) > 1e-9*math.Abs(want) {
-		t.Errorf("t = %v, %v; want NaN, %v", rows[0].T, rows[1].T, want)
+	if want := (rows[1].Final[0] - m0) / math.Sqrt(v0/2); !math.IsNaN(rows[0].Test.T) || math.Abs(rows[1].Test.T-want) > 1e-9*math.Abs(want) || !math.IsNaN(rows[1].Test.P) {
+		t.Errorf("t = %v, %v (p %v); want NaN, %v (no p with one run)", rows[0].Test.T, rows[1].Test.T, rows[1].Test.P, want)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"# Sweep of `cnon.yaml`", "method ∈ {gradpie, random}; seeds 1..2; 4 iterations", "| setting | runs | @ 4 | final best, median (25–75 %) | t | controller |",
+	for _, want := range []string{"# Sweep of `cnon.yaml`", "method ∈ {gradpie, random}; seeds 1..2; 4 iterations", "| setting | runs | @ 4 | final best, median (25–75 %) | t | p | controller |",
 		"| method=gradpie | 2 | ", "| method=random | 1 (**1 not finished**) | ", "![best objective against queries per setting](sweep.png)"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
