@@ -91,7 +91,7 @@ func checkTrainConfig(cmd *cobra.Command, cf *configFile, sets []string) error {
 	if err := cfg.checkOffline(cmd.Context(), file); err != nil {
 		return err
 	}
-	if _, err := loop.NewDataset(cmd.Context(), cfg.Data); err != nil {
+	if _, err := loop.NewDataset(cmd.Context(), cfg.data()); err != nil {
 		return prefixFile(file, err)
 	}
 	b, err := yaml.Marshal(cfg)

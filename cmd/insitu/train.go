@@ -45,9 +45,21 @@ func defaultTrainConfig() trainConfig {
 	return trainConfig{
 		TrainConfig: loop.DefaultTrainConfig(),
 		BlackBox:    map[string]any{},
-		Data:        loop.DataConfig{N: 200, Noise: 0.1, TestFraction: 0.25, Seed: 1},
+		Data:        loop.DataConfig{N: 200, Noise: 0.1, TestFraction: 0.25}, // seed 0: the run's
 		Journal:     journalConfig{Sync: "iteration"},
 	}
+}
+
+// data is the data section with its seed resolved: data.seed 0 draws the
+// dataset (and its train/test split) from the run's seed, so that runs of
+// different seeds see different data, as repeated experiments do; a
+// nonzero data.seed fixes the dataset across runs.
+func (c trainConfig) data() loop.DataConfig {
+	d := c.Data
+	if d.Seed == 0 {
+		d.Seed = c.Seed
+	}
+	return d
 }
 
 // validate reports every problem of the config, each naming its key.
@@ -138,7 +150,7 @@ func (c trainConfig) build(ctx context.Context, file string) (trainParts, error)
 	if p.du == 0 {
 		return p, prefixFile(file, fmt.Errorf("du: missing, and %s does not say how many of its inputs are data", p.box.Spec().Name))
 	}
-	if p.data, err = loop.NewDataset(ctx, c.Data); err != nil {
+	if p.data, err = loop.NewDataset(ctx, c.data()); err != nil {
 		return p, prefixFile(file, err)
 	}
 	return p, nil

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,38 @@ func TestResumeHandsTrainingsToTrain(t *testing.T) {
 	interrupt(t, rdir)
 	if stdout, _, err := run(t, "resume", rdir, "-q"); err != nil || !strings.Contains(stdout, "best objective") {
 		t.Errorf("resume of an exact run: %v\n%s", err, stdout)
+	}
+}
+
+// data.seed left at 0 draws the dataset from the run's seed: two seeds see
+// two datasets, and a nonzero data.seed pins one for every run.
+func TestDataSeedFollowsTheRunSeed(t *testing.T) {
+	ctx := context.Background()
+	gen := func(runSeed, dataSeed uint64) insitu.TrainData {
+		c := defaultTrainConfig()
+		c.Seed = runSeed
+		c.Data.Kind, c.Data.Seed = "moons", dataSeed
+		d, err := loop.NewDataset(ctx, c.data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	same := func(a, b insitu.TrainData) bool {
+		for i := range a.Train.X {
+			if !slices.Equal(a.Train.X[i], b.Train.X[i]) {
+				return false
+			}
+		}
+		return len(a.Train.X) == len(b.Train.X)
+	}
+	if same(gen(1, 0), gen(2, 0)) {
+		t.Error("runs of seeds 1 and 2 with data.seed 0 got the same dataset")
+	}
+	if !same(gen(1, 0), gen(1, 1)) {
+		t.Error("data.seed 0 of run seed 1 is not data.seed 1")
+	}
+	if !same(gen(1, 7), gen(2, 7)) {
+		t.Error("data.seed 7 did not pin the dataset across run seeds")
 	}
 }
