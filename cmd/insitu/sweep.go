@@ -21,6 +21,7 @@ import (
 func newSweepCmd() *cobra.Command {
 	var (
 		out, seeds, shard string
+		second            string
 		params, sets      []string
 		jobs, shards, its int
 		quiet, list, only bool
@@ -38,6 +39,11 @@ OUT/KEY=V,.../sSEED. Then writes OUT/report.md, a table of the best
 objective at chosen iterations, mean ± std over the seeds of each setting,
 and OUT/sweep.png, the best objective against queries, median and 25–75 %
 band per setting; the table is printed too.
+
+--second 101..110 runs a second block of seeds, drawn after the settings
+were fixed: the report adds its final best beside the first block's and
+compares the settings under the seeds rule (a beat needs at least 10
+seeds a side and |t| ≥ 2 with p < 0.05, Welch's t test, in both blocks).
 
 Resumable like reproduce: finished runs are skipped, interrupted ones
 resumed. On a cluster, --shard I/N (or a Slurm array task, or an Indexed
@@ -61,6 +67,11 @@ flags may be left out: OUT remembers them.`,
 				var err error
 				if sw.Seeds, err = reproduce.ParseSeeds(seeds); err != nil {
 					return err
+				}
+				if second != "" {
+					if sw.Second, err = reproduce.ParseSeeds(second); err != nil {
+						return fmt.Errorf("--second: %w", err)
+					}
 				}
 				if err := sw.Check(); err != nil {
 					return err
@@ -131,6 +142,7 @@ flags may be left out: OUT remembers them.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&params, "param", nil, "a swept config key and its values: KEY=V1,V2,... (repeatable: every combination runs)")
 	f.StringVar(&seeds, "seeds", "1..5", "seeds of every setting: 1..20, 1,2,7 or 3..5,9")
+	f.StringVar(&second, "second", "", "a second block of seeds drawn after the settings were fixed (101..110): the report sets it beside --seeds and calls a beat only when both blocks agree")
 	f.StringArrayVar(&sets, "set", nil, "override a config key in every run: --set key=value (repeatable)")
 	f.IntVar(&its, "iterations", 0, "iterations of every run (default: the config's)")
 	f.StringVarP(&out, "out", "o", "", "output directory (default out/sweep-CONFIGNAME)")

@@ -148,3 +148,42 @@ func TestSweepTitleNamesKeysAndSeeds(t *testing.T) {
 		t.Errorf("title %q, want %q", got, want)
 	}
 }
+
+// A sweep with a second block runs its seeds too (not twice a seed of the
+// first), and the report sets its final best beside the first block's and
+// states the comparisons under the seeds rule.
+func TestSweepSecondBlock(t *testing.T) {
+	ctx := context.Background()
+	out := t.TempDir()
+	m, _ := ParseParam("method=gradpie,random")
+	s := Sweep{Config: "cnon.yaml", Params: []Param{m}, Seeds: []uint64{1, 2}, Second: []uint64{2, 11, 12}, Iterations: 3}
+	cs := s.Cells()
+	var dirs []string
+	for _, c := range cs {
+		dirs = append(dirs, c.Dir())
+	}
+	if len(cs) != 8 || !slices.Contains(dirs, filepath.Join("method=random", "s12")) {
+		t.Fatalf("cells %v", dirs)
+	}
+	var f fakeExec
+	if _, err := RunCells(ctx, "sweep", cs, Options{Out: out, Exec: f.exec}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _, err := WriteSweepReport(ctx, s, out, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows[0].Final) != 2 || len(rows[0].Final2) != 2 || rows[1].Runs2 != 2 {
+		t.Fatalf("rows %+v", rows)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a second block of seeds 11..12 drawn after the settings were fixed", "| runs ² | final best ² |",
+		"| comparison | seeds 1..2 | seeds 11..12 ² | verdict |", "| method=gradpie vs method=random |", "no verdict: fewer than 10 seeds"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
