@@ -39,7 +39,7 @@ func newRunCmd() *cobra.Command {
 		Use:   "run CONFIG.yaml",
 		Short: "Optimize a black box (instrument or twin) behind the safety guard, journaling every query",
 		Long: `Runs the configured method (gradpie, mae, mse, exact, random, spsa, fd,
-cmaes) against the configured black box. Every query passes the safety guard
+cmaes, bayopt, turbo) against the configured black box. Every query passes the safety guard
 and is journaled in DIR/journal.db before the device is touched; the run can
 be continued with 'insitu resume DIR' after a crash or Ctrl-C.
 
@@ -106,7 +106,7 @@ variables (INSITU_SURROGATE_K=10), then flags, then --set key=value.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run on the rig's twins, opening no device, into DIR-dryrun, and write the hardware bill DIR-dryrun/bill.json")
 	cmd.Flags().StringVar(&timing, "timing", "", "with --dry-run: the run directory of a run on the bench whose journaled query timing the bill uses for the device time")
 	cmd.Flags().Uint64("seed", 0, "the run's seed (overrides seed)")
-	cmd.Flags().String("method", "", "gradpie, mae, mse, exact, random, spsa, fd or cmaes (overrides method)")
+	cmd.Flags().String("method", "", "gradpie, mae, mse, exact, random, spsa, fd, cmaes, bayopt or turbo (overrides method)")
 	cmd.Flags().Int("iterations", 0, "iterations T (overrides iterations)")
 	addServeFlags(cmd)
 	return cmd

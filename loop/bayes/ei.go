@@ -98,18 +98,13 @@ func MaximizeEI(g *GP, best float64, rng *rand.Rand, candidates, starts int, inc
 		ei  float64
 		lcb float64
 	}
-	var cs []cand
-	add := func(u []float64) {
-		mu, sd := g.Predict(u, nil, nil)
-		ei, _, _ := EI(mu, sd, best)
-		cs = append(cs, cand{u, ei, mu - 2*sd})
-	}
+	var us [][]float64
 	for range candidates {
 		u := make([]float64, d)
 		for i := range u {
 			u[i] = rng.Float64()
 		}
-		add(u)
+		us = append(us, u)
 	}
 	for _, x := range incumbents {
 		for range 4 {
@@ -118,7 +113,15 @@ func MaximizeEI(g *GP, best float64, rng *rand.Rand, candidates, starts int, inc
 				u[i] = x[i] + 0.02*rng.NormFloat64()
 			}
 			project(u, g.periodic)
-			add(u)
+			us = append(us, u)
+		}
+	}
+	cs := make([]cand, len(us))
+	if len(us) > 0 {
+		mus, sds := g.PredictBatch(us)
+		for i, u := range us {
+			ei, _, _ := EI(mus[i], sds[i], best)
+			cs[i] = cand{u, ei, mus[i] - 2*sds[i]}
 		}
 	}
 	if len(cs) == 0 {

@@ -391,12 +391,12 @@ func (g *GP) logMarginal(v, z, grad []float64) float64 {
 	s, noise := math.Exp(h.LogSignal), math.Exp(h.LogNoise)
 	il2 := invL2(h.LogLength)
 	k := mat.NewSymDense(n, nil)
-	r2s := make([]float64, n*n)
+	// The kernel and its r²-derivative per pair, for the gradient.
+	kfs, drs := make([]float64, n*n), make([]float64, n*n)
 	for a := range n {
 		for b := a; b < n; b++ {
-			r2 := g.pairR2(a, b, il2)
-			r2s[a*n+b] = r2
-			kv, _ := matern(s, r2)
+			kv, dv := matern(s, g.pairR2(a, b, il2))
+			kfs[a*n+b], drs[a*n+b] = kv, dv
 			if a == b {
 				kv += noise
 			}
@@ -443,8 +443,7 @@ func (g *GP) logMarginal(v, z, grad []float64) float64 {
 			if a != b {
 				mult = 2
 			}
-			r2 := r2s[a*n+b]
-			kf, dr2 := matern(s, r2)
+			kf, dr2 := kfs[a*n+b], drs[a*n+b]
 			grad[0] += 0.5 * mult * w * kf
 			if a == b {
 				grad[last] += 0.5 * w * noise
@@ -453,7 +452,7 @@ func (g *GP) logMarginal(v, z, grad []float64) float64 {
 			// ∂K_ab/∂log ℓ_j = −2·dk/dr²·d2_j/ℓ_j².
 			c := 0.5 * mult * w * (-2 * dr2)
 			if g.nl == 1 {
-				grad[1] += c * r2
+				grad[1] += c * g.pairR2(a, b, il2)
 				continue
 			}
 			xa, xb := g.x[a], g.x[b]
@@ -533,6 +532,39 @@ func (g *GP) Predict(u []float64, dmu, dsd []float64) (mu, sd float64) {
 		}
 	}
 	return g.mean + g.scale*mu, g.scale * sdStd
+}
+
+// PredictBatch returns the posterior means and standard deviations at us,
+// as Predict does one at a time, with one triangular solve for all (a
+// matrix product, not len(us) vector ones).
+func (g *GP) PredictBatch(us [][]float64) (mu, sd []float64) {
+	n, m := len(g.x), len(us)
+	il2 := invL2(g.h.LogLength)
+	kxc := make([]float64, n*m)
+	col := make([]float64, n)
+	mu, sd = make([]float64, m), make([]float64, m)
+	for c, u := range us {
+		g.kvec(u, il2, col, nil)
+		var v float64
+		for a := range n {
+			kxc[a*m+c] = col[a]
+			v += col[a] * g.alpha[a]
+		}
+		mu[c] = g.mean + g.scale*v
+	}
+	blas64.Trsm(blas.Left, blas.Trans, 1, g.uRaw(), blas64.General{Rows: n, Cols: m, Stride: m, Data: kxc})
+	s := math.Exp(g.h.LogSignal)
+	vv := make([]float64, m)
+	for a := range n {
+		row := kxc[a*m : (a+1)*m]
+		for c, v := range row {
+			vv[c] += v * v
+		}
+	}
+	for c := range sd {
+		sd[c] = g.scale * math.Sqrt(max(s-vv[c], 1e-12))
+	}
+	return mu, sd
 }
 
 // Posterior returns the joint posterior of the latent objective at us:

@@ -84,6 +84,10 @@ func TestPosteriorMatchesDirectSolve(t *testing.T) {
 			if math.Abs(mu-wantMu) > 1e-10*(1+math.Abs(wantMu)) || math.Abs(sd*sd-wantVar) > 1e-10*(1+wantVar) {
 				t.Errorf("%d points, at %v: mean %.12g var %.12g, closed form %.12g %.12g", n, u, mu, sd*sd, wantMu, wantVar)
 			}
+			bm, bs := g.PredictBatch([][]float64{{0.6, 0.1}, u})
+			if math.Abs(bm[1]-wantMu) > 1e-10*(1+math.Abs(wantMu)) || math.Abs(bs[1]*bs[1]-wantVar) > 1e-10*(1+wantVar) {
+				t.Errorf("%d points, batch at %v: mean %.12g var %.12g, closed form %.12g %.12g", n, u, bm[1], bs[1]*bs[1], wantMu, wantVar)
+			}
 		}
 	}
 	check(xs, ys)

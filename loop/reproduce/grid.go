@@ -272,8 +272,10 @@ type sizes struct {
 }
 
 var (
-	cnonMethods = []string{"exact", "gradpie", "mae", "random", "cmaes"}
-	opMethods   = []string{"gradpie", "mae", "random", "cmaes"} // the op-amp twin has no VJP
+	cnonMethods = []string{"exact", "gradpie", "mae", "random", "cmaes", "bayopt"}
+	opMethods   = []string{"gradpie", "mae", "random", "cmaes", "bayopt"} // the op-amp twin has no VJP
+	// OWMS's thousands of phases: TuRBO is its BayOpt.
+	owmsMethods = []string{"exact", "gradpie", "mae", "random", "cmaes", "turbo"}
 	pnnMethods  = []string{"exact", "insitu-gradpie", "insitu-mae", "pat", "insilico"}
 )
 
@@ -282,12 +284,12 @@ func scaleSizes(scale string) (sizes, error) {
 	case "quick":
 		return sizes{seeds: 3, iters: 100, owmsSeeds: 3, owmsIters: 30, owmsSets: []string{"surrogate.hidden=[256,256]"},
 			studyEpochs: 30, pnnSeeds: 2, pnnEpochs: 5, cnonN: []int{10},
-			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: cnonMethods, pnn: pnnMethods,
+			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: owmsMethods, pnn: pnnMethods,
 			knobSeeds: 3, owmsKnobIters: 100}, nil
 	case "full":
 		return sizes{seeds: 100, iters: 200, owmsSeeds: 100, owmsIters: 200,
 			studyEpochs: 100, pnnSeeds: 5, pnnEpochs: 10, cnonN: []int{10, 20},
-			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: cnonMethods, pnn: pnnMethods,
+			cnonMethods: cnonMethods, opMethods: opMethods, owmsMethods: owmsMethods, pnn: pnnMethods,
 			knobSeeds: 10, owmsKnobIters: 200}, nil
 	case "test":
 		return sizes{seeds: 1, iters: 3, cnonN: []int{10},
@@ -328,9 +330,9 @@ func NewGrid(scale, configDir string, ngspice bool) (Grid, error) {
 			Kind: KindRun, Config: cfg("opamp-ngspice.yaml"), Methods: z.opMethods, Seeds: z.seeds, Iterations: z.iters, Paper: "opamp"})
 	}
 	if !z.noOWMS {
-		title := "OWMS (complex-field L2 loss, lower is better)"
+		title := "OWMS (amplitude L2 loss, lower is better)"
 		if len(z.owmsSets) > 0 {
-			title = "OWMS with a 256-256 surrogate (complex-field L2 loss, lower is better)"
+			title = "OWMS with a 256-256 surrogate (amplitude L2 loss, lower is better)"
 		}
 		g.Tasks = append(g.Tasks, Task{Name: "owms", Title: title, Kind: KindRun, Config: cfg("owms-field.yaml"), Sets: z.owmsSets,
 			Methods: z.owmsMethods, Seeds: z.owmsSeeds, Iterations: z.owmsIters, Paper: "owms"})

@@ -27,17 +27,17 @@ func TestGridSizes(t *testing.T) {
 		cells   int
 		tasks   int
 	}{
-		// CNON 2×5×3, op-amp 4×3 (+4×3), OWMS 5×3, study 1, PNN 2×5×2;
+		// CNON 2×6×3, op-amp 5×3 (+5×3), OWMS 6×3, study 1, PNN 2×5×2;
 		// knobs: CNON 9×2×3 + 2×3 (the default reuses cnon-N10-M1),
 		// OWMS 4×3, PNN 5×2×2 (the default reuses pnn-optical); the OWMS
-		// camera task 5×3 and its knobs 2×2×3 (the default reuses it).
-		{"quick", false, 30 + 12 + 15 + 1 + 20 + 60 + 12 + 20 + 15 + 12, 12},
-		{"quick", true, 30 + 12 + 12 + 15 + 1 + 20 + 60 + 12 + 20 + 15 + 12, 13},
-		// CNON 4×5×100, op-amp 4×100 (+4×100), OWMS 5×100, study 1, PNN 2×5×5;
+		// camera task 6×3 and its knobs 2×2×3 (the default reuses it).
+		{"quick", false, 36 + 15 + 18 + 1 + 20 + 60 + 12 + 20 + 18 + 12, 12},
+		{"quick", true, 36 + 15 + 15 + 18 + 1 + 20 + 60 + 12 + 20 + 18 + 12, 13},
+		// CNON 4×6×100, op-amp 5×100 (+5×100), OWMS 6×100, study 1, PNN 2×5×5;
 		// knobs with 10 seeds: CNON 10×2×10 + 2×10 (own default), OWMS 4×100, PNN 5×2×5;
-		// OWMS camera 5×100 and its knobs 3×2×10 (own default).
-		{"full", false, 2000 + 400 + 500 + 1 + 50 + 220 + 400 + 50 + 500 + 60, 14},
-		{"full", true, 2000 + 400 + 400 + 500 + 1 + 50 + 220 + 400 + 50 + 500 + 60, 15},
+		// OWMS camera 6×100 and its knobs 3×2×10 (own default).
+		{"full", false, 2400 + 500 + 600 + 1 + 50 + 220 + 400 + 50 + 600 + 60, 14},
+		{"full", true, 2400 + 500 + 500 + 600 + 1 + 50 + 220 + 400 + 50 + 600 + 60, 15},
 		{"test", true, 3 + 3 + 1, 3},
 	} {
 		g, err := NewGrid(tc.scale, "configs", tc.ngspice)
