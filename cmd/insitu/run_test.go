@@ -154,6 +154,14 @@ func TestRunShowExportPlot(t *testing.T) {
 		}
 		dirs = append(dirs, d)
 	}
+	// Seed 3 as a second block: its runs get their own column and the
+	// comparison table, with too few seeds for a verdict.
+	stdout, _, err = run(t, append([]string{"runs", "compare", "--at", "0,6", "--second", "3"}, dirs...)...)
+	for _, want := range []string{"runs ²", "best @ 6 ²", "| comparison | seeds 2 | seeds 3 ² | verdict |", "| gradpie vs random |", "no verdict: fewer than 10 seeds"} {
+		if err != nil || !strings.Contains(stdout, want) {
+			t.Errorf("runs compare --second lacks %q: %v\n%s", want, err, stdout)
+		}
+	}
 	img := filepath.Join(t.TempDir(), "cmp.png")
 	if _, stderr, err := run(t, append([]string{"plot", "-o", img}, dirs...)...); err != nil {
 		t.Fatalf("plot: %v\n%s", err, stderr)

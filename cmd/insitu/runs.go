@@ -21,6 +21,7 @@ import (
 	"github.com/insitu-lab/insitu/loop/export"
 	"github.com/insitu-lab/insitu/loop/journal"
 	"github.com/insitu-lab/insitu/loop/report"
+	"github.com/insitu-lab/insitu/loop/reproduce"
 )
 
 func newRunsCmd() *cobra.Command {
@@ -115,7 +116,10 @@ func newRunsCmd() *cobra.Command {
 		},
 	}
 	show.Flags().IntVar(&eventRows, "events", 20, "safety events to list (the last N; 0: only the counts, -1: all)")
-	var at []int
+	var (
+		at     []int
+		second string
+	)
 	compare := &cobra.Command{
 		Use:   "compare DIR...",
 		Short: "Per problem: best objective at chosen iterations (a training's final accuracy), mean ± std over the runs of each method",
@@ -124,9 +128,23 @@ direction) and prints one table per problem: runs of different problems
 are never averaged together. For an optimization, the best objective at
 the iterations of --at and at the end, mean ± std over the runs of each
 method, and the controller time per iteration; for a training, the final
-test and train accuracy and the queries it took.`,
+test and train accuracy and the queries it took.
+
+With --second SEEDS the runs of those seeds are a second block, drawn after
+the setting was fixed: the tables cover the others, a second table gives
+the second block's value (at the last --at mark; a training's final test
+accuracy), and a Markdown table compares the methods there under the seeds
+rule (a beat needs at least 10 seeds a side and |t| ≥ 2 with p < 0.05,
+Welch's t test, in both blocks).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var sec []uint64
+			if second != "" {
+				var err error
+				if sec, err = reproduce.ParseSeeds(second); err != nil {
+					return fmt.Errorf("--second: %w", err)
+				}
+			}
 			curves, err := loadCurves(cmd, args)
 			if err != nil {
 				return err
@@ -138,18 +156,96 @@ test and train accuracy and the queries it took.`,
 				}
 				g := report.OfProblem(curves, p)
 				fmt.Fprintf(w, "problem %s: %d run(s)\n", p, len(g))
+				var g1, g2 []report.Curve
+				for _, c := range g {
+					if slices.Contains(sec, c.Seed) {
+						g2 = append(g2, c)
+					} else {
+						g1 = append(g1, c)
+					}
+				}
 				if p.Training {
-					compareTraining(w, g)
+					compareTraining(w, g1)
 				} else {
-					compareRuns(w, g, at)
+					compareRuns(w, g1, at)
+				}
+				if sec != nil {
+					compareSecond(w, g1, g2, at, p.Training)
 				}
 			}
 			return nil
 		},
 	}
 	compare.Flags().IntSliceVar(&at, "at", []int{25, 50, 100}, "iterations to report")
+	compare.Flags().StringVar(&second, "second", "", "seeds of a second block (101..110): compared beside the others under the seeds rule")
 	cmd.AddCommand(list, show, compare)
 	return cmd
+}
+
+// compareSecond prints the second block's value per method (the best
+// objective at the last --at mark; a training's final test accuracy) and
+// the comparisons of the methods under the seeds rule, first block beside
+// second.
+func compareSecond(w io.Writer, g1, g2 []report.Curve, at []int, training bool) {
+	labels := report.Labels(append(slices.Clone(g1), g2...))
+	what, it := "Best objective", 0
+	if len(at) > 0 {
+		it = at[len(at)-1]
+	}
+	vals := func(cs []report.Curve) map[string][]float64 {
+		m := map[string][]float64{}
+		for _, l := range labels {
+			for _, c := range report.Group(cs, l) {
+				if !training {
+					if _, _, v, ok := report.At([]report.Curve{c}, it); ok {
+						m[l] = append(m[l], v...)
+					}
+				} else if e, ok := lastEvaluated(c.Iters); ok {
+					m[l] = append(m[l], e.Best)
+				}
+			}
+		}
+		return m
+	}
+	if training {
+		what, it = "Test accuracy", 0
+		for _, c := range append(slices.Clone(g1), g2...) {
+			if e, ok := lastEvaluated(c.Iters); ok {
+				it = max(it, e.Iteration)
+			}
+		}
+	}
+	v1, v2 := vals(g1), vals(g2)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	col := fmt.Sprintf("best @ %d ²", it)
+	if training {
+		col = "test accuracy ²"
+	}
+	fmt.Fprintf(tw, "\nmethod\truns ²\t%s\t\n", col)
+	for _, l := range labels {
+		v := v2[l]
+		text := "-"
+		if len(v) > 0 {
+			m, sd := stat.MeanStdDev(v, nil)
+			text = meanSD(m, sd, len(v))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", l, len(report.Group(g2, l)), text)
+	}
+	tw.Flush()
+	if len(g1) == 0 {
+		return
+	}
+	seedsOf := func(cs []report.Curve) []uint64 {
+		var s []uint64
+		for _, c := range cs {
+			if !slices.Contains(s, c.Seed) {
+				s = append(s, c.Seed)
+			}
+		}
+		slices.Sort(s)
+		return s
+	}
+	reproduce.WriteClaims(w, labels, v1, v2, true, g1[0].Dir, what, it, seedsOf(g1), seedsOf(g2))
 }
 
 // bestText is a run's best for runs list: the best objective, or for a

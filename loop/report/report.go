@@ -33,6 +33,7 @@ type Curve struct {
 	Dir     journal.Direction
 	Problem export.Problem // what the run optimizes: curves of different problems are never averaged
 	Path    string         // the run directory
+	Seed    uint64         // the run's seed
 }
 
 // Load reads a run directory's journal into a curve labelled with its
@@ -59,7 +60,7 @@ func Load(ctx context.Context, dir string) (Curve, error) {
 	if err != nil {
 		return Curve{}, err
 	}
-	c := Curve{Label: meta.Method, Iters: its, Dir: meta.Direction, Problem: export.ProblemOf(dir, meta, config), Path: dir}
+	c := Curve{Label: meta.Method, Iters: its, Dir: meta.Direction, Problem: export.ProblemOf(dir, meta, config), Path: dir, Seed: meta.Seed}
 	best := math.NaN()
 	for _, q := range qs {
 		if q.Status != journal.StatusDone && q.Status != journal.StatusRemeasured || math.IsNaN(q.Objective) {

@@ -2,6 +2,7 @@ package reproduce
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -257,9 +258,16 @@ func locMethod(methods []string) string {
 	return ""
 }
 
-// writeClaims states the comparisons at iteration it under the seeds rule:
-// GradPIE against every other method, then the ordering of the tuned
-// block's means with each adjacent pair's verdict.
+// WriteClaims states the comparisons of methods' values at iteration (or
+// epoch) it under the seeds rule, as a Markdown table: GradPIE against
+// every other method, then each adjacent pair of the ordering of the
+// tuned block's means not already compared. tuned and check map a method
+// to its per-seed values in the two blocks (seeds, seeds2); hasCheck says
+// whether the second block was run.
+func WriteClaims(w io.Writer, methods []string, tuned, check map[string][]float64, hasCheck bool, dir journal.Direction, what string, it int, seeds, seeds2 []uint64) {
+	writeClaims(w, methods, tuned, check, hasCheck, dir, what, it, seeds, seeds2)
+}
+
 func writeClaims(w io.Writer, methods []string, tuned, check map[string][]float64, hasCheck bool, dir journal.Direction, what string, it int, seeds, seeds2 []uint64) {
 	loc := locMethod(methods)
 	claim := func(a, b string) Claim {
@@ -304,11 +312,11 @@ func writeClaims(w io.Writer, methods []string, tuned, check map[string][]float6
 		}
 	}
 	mean := func(m string) float64 { v, _ := meanVar(tuned[m]); return v }
-	sort.SliceStable(order, func(i, j int) bool {
+	slices.SortStableFunc(order, func(a, b string) int {
 		if dir == journal.Maximize {
-			return mean(order[i]) > mean(order[j])
+			return cmp.Compare(mean(b), mean(a))
 		}
-		return mean(order[i]) < mean(order[j])
+		return cmp.Compare(mean(a), mean(b))
 	})
 	for i := 1; i < len(order); i++ {
 		if order[i-1] != loc && order[i] != loc {
