@@ -223,7 +223,7 @@ func (r *runner) cmaes(ctx context.Context) error {
 	for stopErr == nil {
 		_, err := optimize.Minimize(optimize.Problem{Func: f}, u0, &optimize.Settings{
 			FuncEvaluations: r.ev.remaining() + 1,
-			Converger:       &optimize.FunctionConverge{Absolute: 1e-12, Iterations: 50 * r.cfg.QueriesPerIteration()},
+			Converger:       stopOn{&optimize.FunctionConverge{Absolute: 1e-12, Iterations: 50 * r.cfg.QueriesPerIteration()}, &stopErr},
 		}, method)
 		if err != nil && stopErr == nil {
 			stopErr = err
@@ -239,6 +239,23 @@ func (r *runner) cmaes(ctx context.Context) error {
 		return r.finishPartial(ctx, stopErr, math.NaN(), math.NaN())
 	}
 	return stopErr
+}
+
+// stopOn ends a gonum run at its next generation once the loop has
+// stopped (budget, iterations, Ctrl-C): without it CMA-ES would go on
+// updating its distribution on the infinite values f returns until its
+// evaluation limit — minutes in thousands of dimensions, with the device
+// not yet in its safe state.
+type stopOn struct {
+	optimize.Converger
+	stop *error
+}
+
+func (s stopOn) Converged(l *optimize.Location) optimize.Status {
+	if *s.stop != nil {
+		return optimize.MethodConverge
+	}
+	return s.Converger.Converged(l)
 }
 
 // sortStable sorts idx by less, keeping equal elements in order.
