@@ -181,13 +181,13 @@ func TestPredictAndEIGradients(t *testing.T) {
 	if err := g.Fit(rng, 2); err != nil {
 		t.Fatal(err)
 	}
-	best := math.Inf(1)
-	for _, y := range g.y {
-		best = min(best, y)
-	}
 	const h = 1e-6
 	for trial := range 5 {
 		u := []float64{0.1 + 0.8*rng.Float64(), rng.Float64(), 0.1 + 0.8*rng.Float64()}
+		// An incumbent within a standard deviation of the mean, so that EI
+		// and both of its slopes are far from zero.
+		m0, s0 := g.Predict(u, nil, nil)
+		best := m0 + (float64(trial)-2)*0.5*s0
 		dmu, dsd, dei := make([]float64, d), make([]float64, d), make([]float64, d)
 		g.Predict(u, dmu, dsd)
 		eiAt(g, u, best, dei)
@@ -224,9 +224,17 @@ func TestEIClosedForm(t *testing.T) {
 			z := (y - c.mu) / c.sd
 			q += (c.best - y) * math.Exp(-z*z/2) / (c.sd * math.Sqrt(2*math.Pi)) * dy
 		}
-		ei, _, _ := EI(c.mu, c.sd, c.best)
+		ei, dmu, dsd := EI(c.mu, c.sd, c.best)
 		if math.Abs(ei-q) > 1e-7*(1+q) {
 			t.Errorf("EI(%v) = %.10g, quadrature %.10g", c, ei, q)
+		}
+		const h = 1e-6
+		fm := func(mu, sd float64) float64 { v, _, _ := EI(mu, sd, c.best); return v }
+		if fd := (fm(c.mu+h, c.sd) - fm(c.mu-h, c.sd)) / (2 * h); math.Abs(dmu-fd) > 1e-6 {
+			t.Errorf("EI(%v): ∂/∂μ = %.9g, finite difference %.9g", c, dmu, fd)
+		}
+		if fd := (fm(c.mu, c.sd+h) - fm(c.mu, c.sd-h)) / (2 * h); math.Abs(dsd-fd) > 1e-6 {
+			t.Errorf("EI(%v): ∂/∂σ = %.9g, finite difference %.9g", c, dsd, fd)
 		}
 	}
 }
