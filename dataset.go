@@ -60,7 +60,7 @@ type DataConfig struct {
 	N            int            `mapstructure:"n" yaml:"n" doc:"samples generated (iris: ignored, 150)"`
 	Noise        float64        `mapstructure:"noise" yaml:"noise" doc:"noise of the generated samples"`
 	TestFraction float64        `mapstructure:"test_fraction" yaml:"test_fraction" doc:"share of the samples held out as the test set"`
-	Seed         uint64         `mapstructure:"seed" yaml:"seed" doc:"draws the samples and the split"`
+	Seed         uint64         `mapstructure:"seed" yaml:"seed" doc:"draws the samples and the split; 0: the run's seed, so each seed of a comparison trains on its own dataset"`
 	Classes      int            `mapstructure:"classes" yaml:"classes,omitempty" doc:"blobs: the number of classes; 0: 3 (the other kinds have a fixed number)"`
 	Params       map[string]any `mapstructure:",remain" yaml:",inline"`
 }

@@ -15,20 +15,20 @@ import (
 // TurboConfig holds TuRBO-1's trust-region rule (Eriksson et al. 2019,
 // their defaults).
 type TurboConfig struct {
-	Length    float64 `mapstructure:"length" yaml:"length"`         // initial side of the region, in box widths (0.8)
-	MinLength float64 `mapstructure:"min_length" yaml:"min_length"` // a region smaller than this restarts (0.5⁷)
-	MaxLength float64 `mapstructure:"max_length" yaml:"max_length"` // the side never grows beyond (1.6)
-	SuccTol   int     `mapstructure:"succ_tol" yaml:"succ_tol"`     // successes in a row that double the side (3)
+	Length    float64 `mapstructure:"length" yaml:"length" doc:"initial side of the trust region, in box widths (0.8)"`
+	MinLength float64 `mapstructure:"min_length" yaml:"min_length" doc:"a region smaller than this restarts on a fresh design (0.5⁷)"`
+	MaxLength float64 `mapstructure:"max_length" yaml:"max_length" doc:"the side never grows beyond this (1.6)"`
+	SuccTol   int     `mapstructure:"succ_tol" yaml:"succ_tol" doc:"improving batches in a row that double the side (3)"`
 	// FailTol: failures in a row that halve it; 0: ⌈max(4, d)/q⌉ for
 	// batches of q points.
-	FailTol int `mapstructure:"fail_tol" yaml:"fail_tol"`
+	FailTol int `mapstructure:"fail_tol" yaml:"fail_tol" doc:"failing batches in a row that halve the side; 0: ⌈max(4, d)/q⌉ for batches of q points"`
 	// MaxPoints bounds the local GP: the points nearest the region's centre
 	// among those measured since the last restart.
-	MaxPoints int `mapstructure:"max_points" yaml:"max_points"`
+	MaxPoints int `mapstructure:"max_points" yaml:"max_points" doc:"the local GP's points at most: those nearest the region's centre since the last restart"`
 	// Perturb is how many coordinates a candidate changes on average
 	// (probability min(1, Perturb/d) each, at least one): in thousands of
 	// dimensions a candidate that moves every coordinate is never better.
-	Perturb float64 `mapstructure:"perturb" yaml:"perturb"`
+	Perturb float64 `mapstructure:"perturb" yaml:"perturb" doc:"coordinates a candidate moves on average (each with probability min(1, perturb/d), at least one)"`
 }
 
 // DefaultTurboConfig is the paper's rule with a local GP of at most 200
