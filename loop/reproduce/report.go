@@ -170,9 +170,9 @@ func WriteReport(ctx context.Context, g Grid, out string) error {
 	b.WriteString("Best objective so far after each checkpoint iteration; mean ± std and median (25–75 %) over seeds. " +
 		"The paper's Table 1 stands beside ours where it has that iteration; its absolute " +
 		"values are not comparable (twin constants differ), its ordering is the bar. Query reduction ratio: queries " +
-		"the other method's median curve needs to first reach its final value ÷ queries GradPIE's median curve needs for the same value. "+
-		"Seeds rule: a comparison is a claim only from ≥ 10 seeds, and one method beats another only when Welch's t test gives "+
-		"|t| ≥ 2 and p < 0.05 both on the block of seeds the setting was tuned on and on a second block drawn after it was fixed "+
+		"the other method's median curve needs to first reach its final value ÷ queries GradPIE's median curve needs for the same value. " +
+		"Seeds rule: a comparison is a claim only from ≥ 10 seeds, and one method beats another only when Welch's t test gives " +
+		"|t| ≥ 2 and p < 0.05 both on the block of seeds the setting was tuned on and on a second block drawn after it was fixed " +
 		"(`insitu reproduce --seeds 101..110`, columns marked ²); with fewer seeds a table is a screen.\n\n")
 	var sweeps []sweepOutcome
 	for _, t := range g.Tasks {
