@@ -4,8 +4,8 @@
 // no cgo), with the run's resolved config and metadata, every query made to
 // the black box, safety events and checkpoints. Vectors are stored as
 // little-endian float64 BLOBs, so Python reads them with
-// numpy.frombuffer(b, dtype='<f8'); ExportCSV and ExportNPY write the same
-// data for tools that do not speak SQLite.
+// numpy.frombuffer(b, dtype='<f8'); package loop/export writes the same data,
+// named, for tools that do not speak SQLite (CSV, NumPy, NetCDF, Bluesky).
 //
 // # What the loop may rely on
 //

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
@@ -767,49 +766,6 @@ func TestList(t *testing.T) {
 	}
 	if _, err := List(filepath.Join(root, "missing")); err == nil {
 		t.Error("List of a missing root succeeded")
-	}
-}
-
-func TestExportCSV(t *testing.T) {
-	ctx := context.Background()
-	j, _ := newJournal(t)
-	a := mustBegin(t, j, Intent{Iteration: 0, Slot: 0, Role: RoleInit, X: []float64{0.1, math.Copysign(0, -1)}})
-	j.Finish(ctx, a, []float64{1e-310, math.Inf(-1), 3}, 0.30000000000000004, nil)
-	b := mustBegin(t, j, Intent{Iteration: 1, Slot: NoSlot, Role: RoleEval, X: []float64{1, 2}})
-	j.Finish(ctx, b, nil, math.NaN(), errors.New("timeout"))
-	mustBegin(t, j, Intent{Iteration: 2, Slot: 3, Role: RoleStep, X: []float64{5, 6}})
-
-	var buf bytes.Buffer
-	if err := j.ExportCSV(ctx, &buf, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(&buf).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := [][]string{
-		{"id", "iteration", "slot", "role", "status", "objective", "x0", "x1", "y0", "y1", "y2"},
-		{"1", "0", "0", "init", "done", "0.30000000000000004", "0.1", "-0", "1e-310", "-Inf", "3"},
-		{"2", "1", "-1", "eval", "failed", "", "1", "2", "", "", ""},
-		{"3", "2", "3", "step", "started", "", "5", "6", "", "", ""},
-	}
-	if !reflect.DeepEqual(rows, want) {
-		t.Errorf("csv\n%q\nwant\n%q", rows, want)
-	}
-	buf.Reset()
-	if err := j.ExportCSV(ctx, &buf, []string{"smu/voltage", "dac/ch1"}, []string{"smu/voltage", "smu/current", "smu/compliance"}); err != nil {
-		t.Fatal(err)
-	}
-	if head, _, _ := strings.Cut(buf.String(), "\n"); head != "id,iteration,slot,role,status,objective,smu/voltage,dac/ch1,smu/voltage,smu/current,smu/compliance" {
-		t.Errorf("header with names: %s", head)
-	}
-	buf.Reset()
-	if err := j.ExportCSV(ctx, &buf, []string{"only-one"}, nil); err != nil || !strings.HasPrefix(buf.String(), "id,iteration,slot,role,status,objective,x0,x1,y0") {
-		t.Errorf("names of the wrong length are not used: %v\n%s", err, buf.String())
-	}
-	v, err := strconv.ParseFloat(rows[1][6], 64)
-	if err != nil || v != 0.1 {
-		t.Errorf("x0 %q does not parse back to 0.1", rows[1][6])
 	}
 }
 

@@ -2,14 +2,11 @@ package journal
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -117,67 +114,6 @@ func TestWriteNPY(t *testing.T) {
 	}
 	if err := WriteNPY(&buf, []int{-1}, nil); err == nil {
 		t.Error("WriteNPY accepted a negative dimension")
-	}
-}
-
-func TestExportNPY(t *testing.T) {
-	ctx := context.Background()
-	j, _ := newJournal(t)
-	rng := rand.New(rand.NewPCG(1, 2))
-	var wantX, wantY, wantObj []float64
-	for i := range 7 {
-		x := []float64{rng.NormFloat64(), special[i], rng.Float64()}
-		y := []float64{rng.NormFloat64(), special[len(special)-1-i]}
-		obj := rng.NormFloat64()
-		if i == 3 {
-			obj = math.NaN() // unknown objective, still part of the dataset
-		}
-		id := mustBegin(t, j, Intent{Iteration: i, Role: RoleStep, X: x})
-		if err := j.Finish(ctx, id, y, obj, nil); err != nil {
-			t.Fatal(err)
-		}
-		wantX, wantY, wantObj = append(wantX, x...), append(wantY, y...), append(wantObj, obj)
-		// Failed and unfinished queries are not data.
-		bad := mustBegin(t, j, Intent{Iteration: i, Role: RoleLocal, X: []float64{9, 9, 9}})
-		if i%2 == 0 {
-			j.Finish(ctx, bad, nil, math.NaN(), errors.New("no light"))
-		}
-	}
-	out := filepath.Join(t.TempDir(), "npy")
-	if err := j.ExportNPY(ctx, out); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct {
-		name  string
-		shape []int
-		data  []float64
-	}{
-		{"x.npy", []int{7, 3}, wantX},
-		{"y.npy", []int{7, 2}, wantY},
-		{"objective.npy", []int{7}, wantObj},
-	} {
-		b, err := os.ReadFile(filepath.Join(out, f.name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		shape, data, err := readNPY(b)
-		if err != nil {
-			t.Fatalf("%s: %v", f.name, err)
-		}
-		if !equalInts(shape, f.shape) || !sameBits(data, f.data) {
-			t.Errorf("%s: shape %v data %v, want %v %v", f.name, shape, data, f.shape, f.data)
-		}
-	}
-	entries, _ := os.ReadDir(out)
-	if len(entries) != 3 {
-		t.Errorf("%d files in the export directory, want 3 (no temporaries)", len(entries))
-	}
-
-	// Ragged rows are not one array.
-	id := mustBegin(t, j, Intent{Role: RoleStep, X: []float64{1}})
-	j.Finish(ctx, id, []float64{1, 2}, 0, nil)
-	if err := j.ExportNPY(ctx, out); err == nil || !strings.Contains(err.Error(), "not one array") {
-		t.Errorf("export of ragged rows: %v", err)
 	}
 }
 
