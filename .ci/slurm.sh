@@ -166,11 +166,11 @@ R="$WORK/merged/report.md"
 [ -s "$R" ] || fail "no report"
 grep -q '^## Op-amp, analytic backend' "$R" || fail "the report has no op-amp section"
 awk '/^## Op-amp, analytic backend/{on=1; next} /^## /{on=0} on' "$R" >"$WORK/opamp.md"
-for m in gradpie mae random cmaes; do
+for m in gradpie mae random cmaes bayopt; do
   grep -q "^| $m | " "$WORK/opamp.md" || fail "the op-amp table has no $m row"
 done
 grep -q '@ 20 |' "$WORK/opamp.md" || fail "the op-amp table has no column at iteration 20"
 N=$("$INSITU" reproduce --list --out "$WORK/merged" 2>/dev/null | grep -c '^finished .* opamp-analytic/')
-[ "$N" = 12 ] || fail "$N of 12 op-amp cells finished"
+[ "$N" = 15 ] || fail "$N of 15 op-amp cells finished (5 methods × 3 seeds)"
 sed -n '/^## Op-amp, analytic backend/,/^Median/p' "$R"
-ts "ok: 12 op-amp cells in 3 Slurm array tasks, merged, report checked"
+ts "ok: 15 op-amp cells in 3 Slurm array tasks, merged, report checked"
