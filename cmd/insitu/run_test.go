@@ -65,7 +65,13 @@ func (b *slowBox) Query(ctx context.Context, x []float64) ([]float64, error) {
 func (b *slowBox) SafeState(context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	f, err := os.OpenFile(b.safeFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	return recordSafeState(b.safeFile)
+}
+
+// recordSafeState appends "safe PID" to path: the test boxes' safe state,
+// which a test reads back to count the calls and the processes that made them.
+func recordSafeState(path string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}

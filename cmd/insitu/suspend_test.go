@@ -64,13 +64,7 @@ func (b *beamBox) Read(context.Context) ([]float64, error) {
 func (b *beamBox) SafeState(context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	f, err := os.OpenFile(b.safeFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = fmt.Fprintf(f, "safe %d\n", os.Getpid())
-	return err
+	return recordSafeState(b.safeFile)
 }
 
 func init() {
