@@ -537,3 +537,20 @@ func TestSecondBlock(t *testing.T) {
 		t.Errorf("manifest's second block %v", m.Check())
 	}
 }
+
+// A p-value below the printed precision reads "p < 0.0001", not "p = < 0.0001".
+func TestTestString(t *testing.T) {
+	for _, tc := range []struct {
+		r    Test
+		want string
+	}{
+		{Test{T: -8, P: 3e-9}, "t = -8.00, p < 0.0001"},
+		{Test{T: -2.31, P: 0.0333}, "t = -2.31, p = 0.033"},
+		{Test{T: 1.5, P: math.NaN()}, "t = 1.50, p –"},
+		{Test{T: math.NaN(), P: math.NaN()}, "–"},
+	} {
+		if got := tc.r.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}

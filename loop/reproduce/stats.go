@@ -87,7 +87,10 @@ func (r Test) String() string {
 		return "–"
 	}
 	p := "p –"
-	if !math.IsNaN(r.P) {
+	switch {
+	case r.P < 1e-4:
+		p = "p < 0.0001"
+	case !math.IsNaN(r.P):
 		p = "p = " + pval(r.P)
 	}
 	return fmt.Sprintf("t = %.2f, %s", r.T, p)
