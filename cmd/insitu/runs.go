@@ -28,7 +28,7 @@ func newRunsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "runs", Short: "List and inspect run directories"}
 	list := &cobra.Command{
 		Use:   "list [ROOT]",
-		Short: "One line per run directory under ROOT (default runs/)",
+		Short: "One line per run directory under ROOT (default runs/), or for ROOT itself when it is a run",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root := "runs"

@@ -767,6 +767,10 @@ func TestList(t *testing.T) {
 	if _, err := List(filepath.Join(root, "missing")); err == nil {
 		t.Error("List of a missing root succeeded")
 	}
+	// A run directory given as the root lists itself.
+	if one, err := List(filepath.Join(root, "a-min")); err != nil || len(one) != 1 || one[0].Dir != filepath.Join(root, "a-min") || one[0].Best != -2 {
+		t.Errorf("List of a run directory: %+v, %v; want that run", one, err)
+	}
 }
 
 func countQueries(t *testing.T, j *Journal) int {

@@ -61,9 +61,12 @@ func (j *Journal) Summary(ctx context.Context) (Summary, error) {
 }
 
 // List summarizes the journals in the run directories directly under root,
-// oldest first. A journal that cannot be read is listed with Err set rather
-// than hiding the others.
+// oldest first, or root's own when root is a run directory. A journal that
+// cannot be read is listed with Err set rather than hiding the others.
 func List(root string) ([]Summary, error) {
+	if fi, err := os.Stat(filepath.Join(root, FileName)); err == nil && fi.Mode().IsRegular() {
+		return []Summary{summarize(root)}, nil
+	}
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("journal: list %s: %w", root, err)
