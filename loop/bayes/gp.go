@@ -540,19 +540,7 @@ func (g *GP) Predict(u []float64, dmu, dsd []float64) (mu, sd float64) {
 func (g *GP) PredictBatch(us [][]float64) (mu, sd []float64) {
 	n, m := len(g.x), len(us)
 	il2 := invL2(g.h.LogLength)
-	kxc := make([]float64, n*m)
-	col := make([]float64, n)
-	mu, sd = make([]float64, m), make([]float64, m)
-	for c, u := range us {
-		g.kvec(u, il2, col, nil)
-		var v float64
-		for a := range n {
-			kxc[a*m+c] = col[a]
-			v += col[a] * g.alpha[a]
-		}
-		mu[c] = g.mean + g.scale*v
-	}
-	blas64.Trsm(blas.Left, blas.Trans, 1, g.uRaw(), blas64.General{Rows: n, Cols: m, Stride: m, Data: kxc})
+	mu, kxc := g.crossSolve(m, func(c int, col []float64) { g.kvec(us[c], il2, col, nil) })
 	s := math.Exp(g.h.LogSignal)
 	vv := make([]float64, m)
 	for a := range n {
@@ -561,10 +549,32 @@ func (g *GP) PredictBatch(us [][]float64) (mu, sd []float64) {
 			vv[c] += v * v
 		}
 	}
+	sd = make([]float64, m)
 	for c := range sd {
 		sd[c] = g.scale * math.Sqrt(max(s-vv[c], 1e-12))
 	}
 	return mu, sd
+}
+
+// crossSolve returns the posterior means at m points given by their
+// covariances with the GP's points (col fills column c), and V = U⁻ᵀ·Kxc,
+// n×m row-major, from which their variances and covariances follow.
+func (g *GP) crossSolve(m int, col func(c int, col []float64)) (mu, v []float64) {
+	n := len(g.x)
+	v = make([]float64, n*m) // n×m, row a: point a against every candidate
+	kc := make([]float64, n)
+	mu = make([]float64, m)
+	for c := range m {
+		col(c, kc)
+		var s float64
+		for a := range n {
+			v[a*m+c] = kc[a]
+			s += kc[a] * g.alpha[a]
+		}
+		mu[c] = g.mean + g.scale*s
+	}
+	blas64.Trsm(blas.Left, blas.Trans, 1, g.uRaw(), blas64.General{Rows: n, Cols: m, Stride: m, Data: v})
+	return mu, v
 }
 
 // Posterior returns the joint posterior of the latent objective at us:
@@ -581,20 +591,8 @@ func (g *GP) Posterior(us [][]float64) (mu []float64, cov *mat.SymDense) {
 func (g *GP) posterior(m int, col func(c int, col []float64), cross func(a, b int) float64) (mu []float64, cov *mat.SymDense) {
 	n := len(g.x)
 	s := math.Exp(g.h.LogSignal)
-	kxc := make([]float64, n*m) // n×m, row a: point a against every candidate
-	kc := make([]float64, n)
-	mu = make([]float64, m)
-	for c := range m {
-		col(c, kc)
-		var v float64
-		for a := range n {
-			kxc[a*m+c] = kc[a]
-			v += kc[a] * g.alpha[a]
-		}
-		mu[c] = g.mean + g.scale*v
-	}
 	// V = U⁻ᵀ·Kxc, Σ = Kcc − VᵀV.
-	blas64.Trsm(blas.Left, blas.Trans, 1, g.uRaw(), blas64.General{Rows: n, Cols: m, Stride: m, Data: kxc})
+	mu, kxc := g.crossSolve(m, col)
 	cov = mat.NewSymDense(m, nil)
 	for a := range m {
 		cov.SetSym(a, a, s)
